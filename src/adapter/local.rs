@@ -1,0 +1,175 @@
+//! The single-process adapter: publishes go straight to this node's hub, and presence and
+//! counts are this node's own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+
+use super::{Adapter, AdapterError, OccupiedChannel};
+use crate::hub::{Hub, PresenceJoin, PresenceRoster};
+use crate::protocol::{ChannelName, PresenceMember, SocketId};
+
+/// Serves one node from memory.
+#[derive(Debug)]
+pub struct LocalAdapter {
+    hub: Arc<Hub>,
+    rosters: RwLock<HashMap<String, Arc<PresenceRoster>>>,
+}
+
+impl LocalAdapter {
+    /// An adapter delivering through `hub`.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        LocalAdapter {
+            hub,
+            rosters: RwLock::default(),
+        }
+    }
+
+    fn roster(&self, app_id: &str) -> Arc<PresenceRoster> {
+        let existing = self
+            .rosters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app_id)
+            .cloned();
+        existing.unwrap_or_else(|| {
+            self.rosters
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(app_id.to_owned())
+                .or_default()
+                .clone()
+        })
+    }
+}
+
+#[async_trait]
+impl Adapter for LocalAdapter {
+    async fn publish(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        frame: ByteString,
+        except: Option<SocketId>,
+    ) -> Result<(), AdapterError> {
+        self.hub
+            .app(app_id)
+            .deliver(channel.as_str(), &frame, except);
+        Ok(())
+    }
+
+    async fn join_presence(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        socket: SocketId,
+        member: &PresenceMember,
+        max_members: usize,
+    ) -> Result<PresenceJoin, AdapterError> {
+        Ok(self
+            .roster(app_id)
+            .join(channel, socket, member, max_members))
+    }
+
+    async fn leave_presence(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        socket: SocketId,
+        user_key: &str,
+    ) -> Result<bool, AdapterError> {
+        Ok(self
+            .roster(app_id)
+            .leave(channel.as_str(), socket, user_key))
+    }
+
+    async fn presence_members(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<Vec<String>, AdapterError> {
+        Ok(self.roster(app_id).user_keys(channel.as_str()))
+    }
+
+    async fn subscription_count(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<usize, AdapterError> {
+        Ok(self.hub.app(app_id).subscriber_count(channel.as_str()))
+    }
+
+    async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError> {
+        Ok(self
+            .hub
+            .app(app_id)
+            .occupied_channels()
+            .into_iter()
+            .map(|(name, subscription_count)| OccupiedChannel {
+                name,
+                subscription_count,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::outbox;
+
+    #[tokio::test]
+    async fn publish_reaches_local_subscribers_and_counts_are_local() {
+        let hub = Arc::new(Hub::default());
+        let adapter = LocalAdapter::new(hub.clone());
+        let channel = ChannelName::parse("news", 164).unwrap();
+        let (tx, mut rx) = outbox(4);
+        hub.app("1").subscribe(&channel, SocketId::random(), tx);
+        adapter
+            .publish("1", &channel, ByteString::from_static("hi"), None)
+            .await
+            .unwrap();
+        assert_eq!(rx.try_recv().as_deref(), Some("hi"));
+        assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 1);
+        assert_eq!(adapter.subscription_count("2", &channel).await.unwrap(), 0);
+        let occupied = adapter.occupied_channels("1").await.unwrap();
+        assert_eq!(
+            occupied,
+            vec![OccupiedChannel {
+                name: channel,
+                subscription_count: 1
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn presence_is_kept_per_app() {
+        let adapter = LocalAdapter::new(Arc::new(Hub::default()));
+        let channel = ChannelName::parse("presence-x", 164).unwrap();
+        let member = PresenceMember::parse(r#"{"user_id":"u"}"#, 1024).unwrap();
+        let socket = SocketId::random();
+        adapter
+            .join_presence("1", &channel, socket, &member, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            adapter.presence_members("1", &channel).await.unwrap(),
+            vec!["u"]
+        );
+        assert!(
+            adapter
+                .presence_members("2", &channel)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            adapter
+                .leave_presence("1", &channel, socket, "u")
+                .await
+                .unwrap()
+        );
+    }
+}

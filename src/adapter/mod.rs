@@ -1,0 +1,84 @@
+//! How a publish reaches every node, and how cluster-wide questions are answered.
+//!
+//! Every publish and every question whose answer spans nodes (presence membership, channel
+//! counts) goes through the [`Adapter`] trait. [`LocalAdapter`] serves a single process from
+//! the [`Hub`](crate::hub::Hub); a Redis adapter (a later issue) will fan publishes out over
+//! pub/sub and keep presence and counts in shared state, without the WebSocket or HTTP layers
+//! changing.
+
+mod local;
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+
+use crate::hub::PresenceJoin;
+use crate::protocol::{ChannelName, PresenceMember, SocketId};
+
+pub use local::LocalAdapter;
+
+/// Why the adapter could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// The shared backend (e.g. Redis) could not be reached; the reason is for the log only.
+    #[error("cluster backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A channel with subscribers somewhere in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccupiedChannel {
+    /// The channel.
+    pub name: ChannelName,
+    /// Connections subscribed to it, cluster-wide.
+    pub subscription_count: usize,
+}
+
+/// Cluster fan-out and cluster-wide state.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    /// Delivers `frame` (serialized once) to every subscriber of `channel` on every node,
+    /// except the connection `except`.
+    async fn publish(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        frame: ByteString,
+        except: Option<SocketId>,
+    ) -> Result<(), AdapterError>;
+
+    /// Records `socket` as a connection of `member` in a presence channel, cluster-wide.
+    async fn join_presence(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        socket: SocketId,
+        member: &PresenceMember,
+        max_members: usize,
+    ) -> Result<PresenceJoin, AdapterError>;
+
+    /// Removes `socket` from `user_key`'s connections; true when the user has left entirely.
+    async fn leave_presence(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        socket: SocketId,
+        user_key: &str,
+    ) -> Result<bool, AdapterError>;
+
+    /// The distinct user ids in a presence channel, cluster-wide.
+    async fn presence_members(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<Vec<String>, AdapterError>;
+
+    /// Connections subscribed to `channel`, cluster-wide.
+    async fn subscription_count(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<usize, AdapterError>;
+
+    /// Every channel with at least one subscriber, cluster-wide.
+    async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
+}

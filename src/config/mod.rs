@@ -1,0 +1,93 @@
+//! The `config.toml` schema, its loading and its validation.
+//!
+//! The key names are a contract (see `docs/design.md`): users and outside test suites rely on
+//! them, so keys may be added but never renamed. Loading happens in three steps: TOML is parsed
+//! into the typed [`Config`] (unknown keys are errors, reported with their line), `${VAR}`
+//! references in string values are replaced from the environment while parsing
+//! ([`interpolate`]), and [`validate`] checks what types cannot (duplicates, empty secrets,
+//! ranges), reporting every problem on its own line.
+
+mod interpolate;
+mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use interpolate::ConfigString;
+pub use schema::{AppConfig, Config, Environment, ServerConfig};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for the schema (or names an unset environment variable).
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file parsed but describes an unusable configuration; one line per problem.
+    #[error("{}", problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            line: err.span().map_or(1, |span| line_of(text, span.start)),
+            message: err.message().trim().to_owned(),
+        })?;
+        let problems = validate::problems(&config);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Warnings about accepted keys that this build does not act on yet.
+    pub fn warnings(&self) -> Vec<String> {
+        validate::warnings(self)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests;

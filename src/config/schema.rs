@@ -1,0 +1,156 @@
+//! The typed shape of `config.toml`, with its defaults.
+
+use serde::Deserialize;
+
+use super::ConfigString;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `development` or `production` (stricter start-up checks).
+    #[serde(default)]
+    pub environment: Environment,
+    /// Where and how the server listens.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The apps this server hosts.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    /// `[metrics]`: accepted for the contract; not served by this build yet.
+    #[serde(default)]
+    pub metrics: Option<toml::Table>,
+    /// `[redis]`: multi-node scale-out; not supported by this build yet.
+    #[serde(default)]
+    pub redis: Option<toml::Table>,
+    /// `[geoip]`: accepted for the contract; unused until Geo-IP rules exist.
+    #[serde(default)]
+    pub geoip: Option<toml::Table>,
+}
+
+/// The deployment environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local development: the bundled example credentials are allowed.
+    #[default]
+    Development,
+    /// Production: weak or example secrets are refused at start-up.
+    Production,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: ConfigString,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// Worker threads; absent: one per core.
+    pub workers: Option<usize>,
+    /// Largest WebSocket message accepted from a client, in bytes; larger ones close with 1009.
+    pub max_frame_size: usize,
+    /// Seconds to wait for a pong after pinging an idle client, then close 4201.
+    pub pong_timeout: u64,
+    /// Seconds a graceful shutdown may take before remaining connections are dropped.
+    pub shutdown_timeout: u64,
+    /// Frames queued per connection before a slow client is closed with 4100.
+    pub outbound_queue_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: ConfigString::from("127.0.0.1"),
+            port: 6001,
+            workers: None,
+            max_frame_size: 64 * 1024,
+            pong_timeout: 30,
+            shutdown_timeout: 10,
+            outbound_queue_size: 1024,
+        }
+    }
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app id used by the HTTP API (digits, for the official Python SDK).
+    pub id: ConfigString,
+    /// The public key clients connect with.
+    pub key: ConfigString,
+    /// The signing secret; use `${VAR}` to keep it out of the file.
+    pub secret: ConfigString,
+    /// A disabled app refuses connections with 4003.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Whether clients may send `client-*` events.
+    #[serde(default)]
+    pub enable_client_messages: bool,
+    /// Connections must sign in; not supported by this build yet.
+    #[serde(default)]
+    pub enable_user_authentication: bool,
+    /// Subscription-count events; not supported by this build yet.
+    #[serde(default)]
+    pub enable_subscription_count: bool,
+    /// Watchlist events; not supported by this build yet.
+    #[serde(default)]
+    pub enable_watchlist_events: bool,
+    /// Connections allowed at once on this node; absent: unlimited.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Members (distinct users) allowed in one presence channel.
+    #[serde(default = "defaults::max_presence_members")]
+    pub max_presence_members: usize,
+    /// Largest `user_info` of a presence member, in bytes.
+    #[serde(default = "defaults::max_presence_member_size")]
+    pub max_presence_member_size: usize,
+    /// Largest event `data`, in bytes.
+    #[serde(default = "defaults::max_event_size")]
+    pub max_event_size: usize,
+    /// Longest channel name, in characters.
+    #[serde(default = "defaults::max_channel_name_length")]
+    pub max_channel_name_length: usize,
+    /// Seconds of client silence before the server pings; also sent in the handshake.
+    #[serde(default = "defaults::activity_timeout")]
+    pub activity_timeout: u64,
+    /// Client events one connection may send per second.
+    #[serde(default = "defaults::max_client_events_per_second")]
+    pub max_client_events_per_second: u32,
+    /// `[[apps.webhooks]]`: not supported by this build yet.
+    #[serde(default)]
+    pub webhooks: Option<Vec<toml::Table>>,
+    /// `[apps.security]`: not supported by this build yet.
+    #[serde(default)]
+    pub security: Option<toml::Table>,
+    /// `[[apps.tokens]]`: not supported by this build yet.
+    #[serde(default)]
+    pub tokens: Option<Vec<toml::Table>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+mod defaults {
+    pub fn max_presence_members() -> usize {
+        100
+    }
+    pub fn max_presence_member_size() -> usize {
+        1024
+    }
+    pub fn max_event_size() -> usize {
+        10 * 1024
+    }
+    pub fn max_channel_name_length() -> usize {
+        164
+    }
+    pub fn activity_timeout() -> u64 {
+        120
+    }
+    pub fn max_client_events_per_second() -> u32 {
+        10
+    }
+}

@@ -1,0 +1,114 @@
+use std::path::Path;
+
+use super::{Config, ConfigError};
+
+const APP: &str = r#"
+[[apps]]
+id = "123456"
+key = "app-key"
+secret = "app-secret"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("config.toml"))
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match load(text) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_minimal_app_gets_the_documented_defaults() {
+    let config = load(APP).unwrap();
+    assert_eq!(config.server.host.as_str(), "127.0.0.1");
+    assert_eq!(config.server.port, 6001);
+    assert_eq!(config.server.max_frame_size, 65536);
+    let app = &config.apps[0];
+    assert!(app.enabled);
+    assert!(!app.enable_client_messages);
+    assert_eq!(app.max_presence_members, 100);
+    assert_eq!(app.max_presence_member_size, 1024);
+    assert_eq!(app.max_event_size, 10240);
+    assert_eq!(app.max_channel_name_length, 164);
+    assert_eq!(app.activity_timeout, 120);
+    assert_eq!(app.max_connections, None);
+}
+
+#[test]
+fn unknown_fields_are_reported_with_their_line() {
+    let err = load(&format!("{APP}colour = \"red\"\n")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("config.toml:6: unknown field `colour`"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[test]
+fn bad_values_are_reported_with_their_line() {
+    let err = load(&format!("{APP}activity_timeout = \"soon\"\n")).unwrap_err();
+    assert!(err.to_string().starts_with("config.toml:6:"), "{err}");
+}
+
+#[test]
+fn duplicates_and_empty_secrets_are_each_one_line() {
+    let text = format!("{APP}{APP}\n[[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"\"\n");
+    let found = problems(&text);
+    assert_eq!(
+        found,
+        vec![
+            "apps[1]: duplicate app id \"123456\"",
+            "apps[1]: duplicate app key \"app-key\"",
+            "apps[2]: secret must not be empty",
+        ]
+    );
+    let err = load(&text).unwrap_err().to_string();
+    assert_eq!(err.lines().count(), 3);
+    assert!(err.lines().all(|l| l.starts_with("config.toml: apps[")));
+}
+
+#[test]
+fn environment_variables_fill_secrets() {
+    // SAFETY: only this test reads or writes this variable.
+    unsafe { std::env::set_var("RELAY_TEST_CONFIG_SECRET", "from-env") };
+    let text = APP.replace("app-secret", "${RELAY_TEST_CONFIG_SECRET}");
+    assert_eq!(load(&text).unwrap().apps[0].secret.as_str(), "from-env");
+}
+
+#[test]
+fn a_missing_environment_variable_names_the_variable_and_line() {
+    let text = APP.replace("app-secret", "${RELAY_TEST_UNSET_VARIABLE}");
+    let err = load(&text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "config.toml:5: environment variable RELAY_TEST_UNSET_VARIABLE is not set"
+    );
+}
+
+#[test]
+fn production_refuses_the_example_secret() {
+    let found = problems(&format!("environment = \"production\"\n{APP}"));
+    assert_eq!(found.len(), 1);
+    assert!(found[0].contains("example value"), "{found:?}");
+}
+
+#[test]
+fn features_not_built_yet_are_refused_not_ignored() {
+    let found = problems(&format!(
+        "{APP}enable_user_authentication = true\n[apps.security]\nip_allowlist = []\n[redis]\nurl = \"redis://x\"\n"
+    ));
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found.iter().all(|p| p.contains("not supported")));
+}
+
+#[test]
+fn no_apps_is_a_problem() {
+    assert_eq!(
+        problems(""),
+        vec!["no [[apps]] configured; add at least one"]
+    );
+}

@@ -1,0 +1,134 @@
+//! Checks that types cannot express: uniqueness, non-empty credentials, sane ranges, and
+//! features this build does not implement yet (refused rather than silently ignored when
+//! ignoring them would weaken security or lose events).
+
+use std::collections::HashSet;
+
+use super::{AppConfig, Config, Environment};
+
+/// The example secret shipped in the bundled `config.toml`.
+const EXAMPLE_SECRET: &str = "app-secret";
+/// Shortest secret accepted in production.
+const MIN_PRODUCTION_SECRET_LENGTH: usize = 16;
+
+/// Every problem that makes `config` unusable, one human line each.
+pub(super) fn problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let server = &config.server;
+    if server.host.is_empty() {
+        problems.push("server.host must not be empty".to_owned());
+    }
+    if server.max_frame_size < 1024 {
+        problems.push("server.max_frame_size must be at least 1024 bytes".to_owned());
+    }
+    if server.pong_timeout == 0 {
+        problems.push("server.pong_timeout must be at least 1 second".to_owned());
+    }
+    if server.outbound_queue_size == 0 {
+        problems.push("server.outbound_queue_size must be at least 1".to_owned());
+    }
+    if server.workers == Some(0) {
+        problems.push("server.workers must be at least 1".to_owned());
+    }
+    if config.redis.is_some() {
+        problems.push("[redis] is not supported by this version of Relay yet".to_owned());
+    }
+    if config.apps.is_empty() {
+        problems.push("no [[apps]] configured; add at least one".to_owned());
+    }
+    let mut ids = HashSet::new();
+    let mut keys = HashSet::new();
+    for (index, app) in config.apps.iter().enumerate() {
+        let at = format!("apps[{index}]");
+        if !ids.insert(app.id.as_str()) {
+            problems.push(format!("{at}: duplicate app id {:?}", app.id.as_str()));
+        }
+        if !keys.insert(app.key.as_str()) {
+            problems.push(format!("{at}: duplicate app key {:?}", app.key.as_str()));
+        }
+        app_problems(app, config, &at, &mut problems);
+    }
+    problems
+}
+
+fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<String>) {
+    let mut problem = |text: &str| problems.push(format!("{at}: {text}"));
+    if app.id.is_empty()
+        || !app
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        problem(
+            "id must be non-empty and use only letters, digits, - and _ (digits for the Python SDK)",
+        );
+    }
+    if app.key.is_empty() || app.key.contains([':', '/', '?', '#', ' ']) {
+        problem("key must be non-empty and contain no : / ? # or spaces");
+    }
+    if app.secret.is_empty() {
+        problem("secret must not be empty");
+    }
+    if config.environment == Environment::Production
+        && (app.secret.as_str() == EXAMPLE_SECRET
+            || app.secret.len() < MIN_PRODUCTION_SECRET_LENGTH)
+    {
+        problem(
+            "secret is the example value or shorter than 16 characters (environment = \"production\")",
+        );
+    }
+    if app.activity_timeout == 0 {
+        problem("activity_timeout must be at least 1 second");
+    }
+    if app.max_event_size == 0 || app.max_event_size > config.server.max_frame_size {
+        problem("max_event_size must be between 1 and server.max_frame_size");
+    }
+    if !(1..=200).contains(&app.max_channel_name_length) {
+        problem("max_channel_name_length must be between 1 and 200");
+    }
+    if app.max_presence_members == 0 {
+        problem("max_presence_members must be at least 1");
+    }
+    if app.max_client_events_per_second == 0 {
+        problem(
+            "max_client_events_per_second must be at least 1 (set enable_client_messages = false to turn them off)",
+        );
+    }
+    let unsupported = [
+        (
+            app.enable_user_authentication,
+            "enable_user_authentication = true",
+        ),
+        (
+            app.enable_subscription_count,
+            "enable_subscription_count = true",
+        ),
+        (
+            app.enable_watchlist_events,
+            "enable_watchlist_events = true",
+        ),
+        (app.webhooks.is_some(), "[[apps.webhooks]]"),
+        (app.security.is_some(), "[apps.security]"),
+        (app.tokens.is_some(), "[[apps.tokens]]"),
+    ];
+    for (set, what) in unsupported {
+        if set {
+            problem(&format!(
+                "{what} is not supported by this version of Relay yet"
+            ));
+        }
+    }
+}
+
+/// Accepted keys that this build does not act on yet.
+pub(super) fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.metrics.is_some() {
+        warnings
+            .push("[metrics] is accepted but not served by this version of Relay yet".to_owned());
+    }
+    if config.geoip.is_some() {
+        warnings.push("[geoip] is accepted but unused until Geo-IP rules are supported".to_owned());
+    }
+    warnings
+}

@@ -1,0 +1,180 @@
+//! The node-local registry of who is subscribed where, and delivery to them.
+//!
+//! The hub is the one place that knows which connections of *this node* are subscribed to
+//! which channel, and it owns the in-memory presence roster used by the single-node adapter.
+//! Delivery never blocks: a frame is pushed into each subscriber's bounded [`Outbox`] while a
+//! read lock is held, and the lock is never held across an `await`.
+
+mod outbox;
+mod presence;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytestring::ByteString;
+
+use crate::protocol::{ChannelName, SocketId};
+
+pub use outbox::{Outbox, OutboxReceiver, OverflowSignal, outbox};
+pub use presence::{PresenceJoin, PresenceRoster};
+
+/// Subscriptions of every app on this node.
+#[derive(Debug, Default)]
+pub struct Hub {
+    apps: RwLock<HashMap<String, Arc<AppChannels>>>,
+}
+
+impl Hub {
+    /// The channels of `app_id`, created on first use.
+    pub fn app(&self, app_id: &str) -> Arc<AppChannels> {
+        if let Some(app) = read(&self.apps).get(app_id) {
+            return app.clone();
+        }
+        write(&self.apps)
+            .entry(app_id.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+/// One app's channels and connection count on this node.
+#[derive(Debug, Default)]
+pub struct AppChannels {
+    channels: RwLock<HashMap<ChannelName, HashMap<SocketId, Outbox>>>,
+    connections: AtomicUsize,
+}
+
+/// A counted connection; dropping it frees the slot.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    app: Arc<AppChannels>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.app.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl AppChannels {
+    /// Counts a new connection unless `max` are already open.
+    pub fn try_open_connection(self: &Arc<Self>, max: Option<usize>) -> Option<ConnectionSlot> {
+        let limit = max.unwrap_or(usize::MAX);
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnectionSlot { app: self.clone() })
+    }
+
+    /// Connections currently open for this app on this node.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Adds a subscriber; returns the channel's local subscriber count afterwards.
+    pub fn subscribe(&self, channel: &ChannelName, socket: SocketId, outbox: Outbox) -> usize {
+        let mut channels = write(&self.channels);
+        let subscribers = channels.entry(channel.clone()).or_default();
+        subscribers.insert(socket, outbox);
+        subscribers.len()
+    }
+
+    /// Removes a subscriber; returns whether it was subscribed. Empty channels are dropped.
+    pub fn unsubscribe(&self, channel: &str, socket: SocketId) -> bool {
+        let mut channels = write(&self.channels);
+        let Some(subscribers) = channels.get_mut(channel) else {
+            return false;
+        };
+        let removed = subscribers.remove(&socket).is_some();
+        if subscribers.is_empty() {
+            channels.remove(channel);
+        }
+        removed
+    }
+
+    /// Pushes `frame` to every local subscriber of `channel` but `except`; returns how many
+    /// outboxes accepted it.
+    pub fn deliver(&self, channel: &str, frame: &ByteString, except: Option<SocketId>) -> usize {
+        let channels = read(&self.channels);
+        let Some(subscribers) = channels.get(channel) else {
+            return 0;
+        };
+        subscribers
+            .iter()
+            .filter(|(socket, _)| Some(**socket) != except)
+            .filter(|(_, outbox)| outbox.push(frame.clone()))
+            .count()
+    }
+
+    /// Local subscribers of `channel`.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        read(&self.channels).get(channel).map_or(0, HashMap::len)
+    }
+
+    /// Every channel with at least one local subscriber, with its subscriber count.
+    pub fn occupied_channels(&self) -> Vec<(ChannelName, usize)> {
+        read(&self.channels)
+            .iter()
+            .map(|(name, subscribers)| (name.clone(), subscribers.len()))
+            .collect()
+    }
+}
+
+/// Locks for reading; a poisoned lock only means another thread panicked mid-update of plain
+/// maps, which stay structurally valid, so the data is still used.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Locks for writing; see [`read`] on poisoning.
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> ChannelName {
+        ChannelName::parse(s, 164).unwrap()
+    }
+
+    #[test]
+    fn deliver_skips_the_excepted_socket() {
+        let app = Hub::default().app("1");
+        let (a, b) = (SocketId::random(), SocketId::random());
+        let (outbox_a, mut rx_a) = outbox(4);
+        let (outbox_b, mut rx_b) = outbox(4);
+        app.subscribe(&name("c"), a, outbox_a);
+        assert_eq!(app.subscribe(&name("c"), b, outbox_b), 2);
+        let frame = ByteString::from_static("x");
+        assert_eq!(app.deliver("c", &frame, Some(a)), 1);
+        assert!(rx_a.try_recv().is_none());
+        assert_eq!(rx_b.try_recv().as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn unsubscribing_the_last_subscriber_drops_the_channel() {
+        let app = Hub::default().app("1");
+        let a = SocketId::random();
+        let (outbox_a, _rx) = outbox(4);
+        app.subscribe(&name("c"), a, outbox_a);
+        assert!(app.unsubscribe("c", a));
+        assert!(!app.unsubscribe("c", a));
+        assert!(app.occupied_channels().is_empty());
+    }
+
+    #[test]
+    fn connection_slots_enforce_the_limit_and_free_on_drop() {
+        let app = Hub::default().app("1");
+        let first = app.try_open_connection(Some(1)).unwrap();
+        assert!(app.try_open_connection(Some(1)).is_none());
+        drop(first);
+        assert!(app.try_open_connection(Some(1)).is_some());
+        assert_eq!(app.connection_count(), 0);
+    }
+}

@@ -1,0 +1,26 @@
+//! Relay: a Pusher-compatible channels server.
+//!
+//! Existing Pusher clients (pusher-js, Laravel Echo, the mobile SDKs) connect to Relay by
+//! changing only host and port.
+//!
+//! # Layout
+//! - [`config`]: the `config.toml` schema, `${VAR}` interpolation, validation.
+//! - [`apps`]: the app registry and credential checks.
+//! - [`protocol`]: the Pusher wire format (frames, channel names, signatures, codes); no I/O.
+//! - [`hub`]: who is subscribed where on this node, presence rosters, bounded outbound queues.
+//! - [`adapter`]: how a publish reaches every node and how cluster-wide questions are answered.
+//! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
+//! - [`server`]: assembling and running the server, graceful shutdown.
+//!
+//! The path of a message: a publisher (a client event today, the HTTP API next) serializes the
+//! frame once and hands it to the [`adapter::Adapter`]; the adapter reaches every node's
+//! [`hub::Hub`], which pushes the same bytes into each subscriber's bounded queue; each
+//! connection's task writes its queue to the socket.
+
+pub mod adapter;
+pub mod apps;
+pub mod config;
+pub mod hub;
+pub mod protocol;
+pub mod server;
+pub mod ws;

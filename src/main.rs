@@ -1,0 +1,103 @@
+//! The `relay` command line: parses arguments and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use relay::config::{Config, ConfigString};
+
+/// A Pusher-compatible channels server.
+#[derive(Debug, Parser)]
+#[command(name = "relay", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Validate a configuration file without serving.
+    CheckConfig {
+        /// The file to check (default: $RELAY_CONFIG or ./config.toml).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Configuration file.
+    #[arg(long, env = "RELAY_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    /// Address to bind, overriding [server] host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to bind, overriding [server] port (0 picks a free port).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Some(Command::CheckConfig { path }) => {
+            let path = path
+                .or_else(|| std::env::var_os("RELAY_CONFIG").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("config.toml"));
+            match Config::load(&path) {
+                Ok(config) => {
+                    print_warnings(&config);
+                    println!("{}: ok ({} apps)", path.display(), config.apps.len());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            }
+        }
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    print_warnings(&config);
+    if let Some(host) = args.host {
+        config.server.host = ConfigString::from(host.as_str());
+    }
+    if let Some(port) = args.port {
+        config.server.port = port;
+    }
+    match actix_web::rt::System::new().block_on(relay::server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn print_warnings(config: &Config) {
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    for line in error.to_string().lines() {
+        eprintln!("relay: {line}");
+    }
+    ExitCode::FAILURE
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

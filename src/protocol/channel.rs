@@ -1,0 +1,189 @@
+//! Channel names: the naming rules, and the kind of channel a name denotes.
+//!
+//! A name is parsed once at the edge into a [`ChannelName`]; inner code never sees an invalid
+//! one. The kind is decided by *anchored* prefixes only (`private-`, `presence-`, …): peers that
+//! match prefixes anywhere in the name have let `private-cache-*` through without a signature.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+/// Prefix of private channels (HMAC-authorised).
+const PRIVATE_PREFIX: &str = "private-";
+/// Prefix of end-to-end encrypted private channels; the server only forwards their payloads.
+const ENCRYPTED_PREFIX: &str = "private-encrypted-";
+/// Prefix of presence channels (authorised, with member lists).
+const PRESENCE_PREFIX: &str = "presence-";
+/// Every cache-channel variant starts its base kind's prefix with this.
+const CACHE_MARKER: &str = "cache-";
+
+/// What a channel is, which decides how a subscription is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// No authorisation.
+    Public,
+    /// `private-*`: signature over `socket_id:channel`.
+    Private,
+    /// `private-encrypted-*`: authorised like private; payloads are opaque to the server.
+    PrivateEncrypted,
+    /// `presence-*`: signature over `socket_id:channel:channel_data`, with a member list.
+    Presence,
+}
+
+impl ChannelKind {
+    /// Whether subscribing needs a valid `auth` signature.
+    pub fn requires_auth(self) -> bool {
+        !matches!(self, ChannelKind::Public)
+    }
+}
+
+/// Why a string is not a valid channel name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelNameError {
+    /// The name is empty.
+    #[error("channel name is empty")]
+    Empty,
+    /// The name is longer than the app allows.
+    #[error("channel name is longer than {max} characters")]
+    TooLong {
+        /// The configured maximum length.
+        max: usize,
+    },
+    /// The name contains a character outside `[A-Za-z0-9_\-=@,.;]`.
+    #[error("channel name may contain only A-Z, a-z, 0-9 and _ - = @ , . ;")]
+    InvalidCharacter,
+    /// The name starts with `#`, which is reserved for server-side channels.
+    #[error("channel names starting with # are reserved")]
+    Reserved,
+}
+
+/// A validated channel name; cheap to clone (shared string).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelName(Arc<str>);
+
+impl ChannelName {
+    /// Parses a client- or API-supplied name, enforcing the charset and `max_len`.
+    pub fn parse(name: &str, max_len: usize) -> Result<Self, ChannelNameError> {
+        if name.is_empty() {
+            return Err(ChannelNameError::Empty);
+        }
+        if name.starts_with('#') {
+            return Err(ChannelNameError::Reserved);
+        }
+        if name.len() > max_len {
+            return Err(ChannelNameError::TooLong { max: max_len });
+        }
+        if !name.bytes().all(is_channel_name_byte) {
+            return Err(ChannelNameError::InvalidCharacter);
+        }
+        Ok(ChannelName(Arc::from(name)))
+    }
+
+    /// The name as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The kind of channel, from anchored prefixes.
+    pub fn kind(&self) -> ChannelKind {
+        let name = self.as_str();
+        if name.starts_with(ENCRYPTED_PREFIX) {
+            ChannelKind::PrivateEncrypted
+        } else if name.starts_with(PRIVATE_PREFIX) {
+            ChannelKind::Private
+        } else if name.starts_with(PRESENCE_PREFIX) {
+            ChannelKind::Presence
+        } else {
+            ChannelKind::Public
+        }
+    }
+
+    /// Whether this is a cache channel (`cache-`, `private-cache-`, `private-encrypted-cache-`,
+    /// `presence-cache-`).
+    pub fn is_cache(&self) -> bool {
+        let name = self.as_str();
+        ["", PRIVATE_PREFIX, ENCRYPTED_PREFIX, PRESENCE_PREFIX]
+            .iter()
+            .any(|base| {
+                name.strip_prefix(base)
+                    .is_some_and(|rest| rest.starts_with(CACHE_MARKER))
+            })
+    }
+}
+
+fn is_channel_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'=' | b'@' | b',' | b'.' | b';')
+}
+
+impl Borrow<str> for ChannelName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(name: &str) -> Result<ChannelName, ChannelNameError> {
+        ChannelName::parse(name, 164)
+    }
+
+    #[test]
+    fn kinds_come_from_anchored_prefixes() {
+        assert_eq!(parse("news").unwrap().kind(), ChannelKind::Public);
+        assert_eq!(parse("private-a").unwrap().kind(), ChannelKind::Private);
+        assert_eq!(
+            parse("private-encrypted-a").unwrap().kind(),
+            ChannelKind::PrivateEncrypted
+        );
+        assert_eq!(parse("presence-a").unwrap().kind(), ChannelKind::Presence);
+        assert_eq!(parse("my-private-a").unwrap().kind(), ChannelKind::Public);
+        assert_eq!(
+            parse("cache-private-a").unwrap().kind(),
+            ChannelKind::Public
+        );
+    }
+
+    #[test]
+    fn private_cache_channels_still_require_auth() {
+        let name = parse("private-cache-a").unwrap();
+        assert!(name.is_cache());
+        assert!(name.kind().requires_auth());
+        assert!(parse("presence-cache-a").unwrap().kind().requires_auth());
+    }
+
+    #[test]
+    fn cache_detection_is_anchored() {
+        assert!(parse("cache-a").unwrap().is_cache());
+        assert!(parse("private-encrypted-cache-a").unwrap().is_cache());
+        assert!(!parse("news-cache-a").unwrap().is_cache());
+        assert!(!parse("private-news-cache-a").unwrap().is_cache());
+    }
+
+    #[test]
+    fn names_follow_the_charset_and_length_rules() {
+        assert!(parse("a-Z_0=9@,.;").is_ok());
+        assert_eq!(parse(""), Err(ChannelNameError::Empty));
+        assert_eq!(parse("a b"), Err(ChannelNameError::InvalidCharacter));
+        assert_eq!(parse("é"), Err(ChannelNameError::InvalidCharacter));
+        assert_eq!(parse("#server-to-user-1"), Err(ChannelNameError::Reserved));
+        assert!(parse(&"a".repeat(164)).is_ok());
+        assert_eq!(
+            parse(&"a".repeat(165)),
+            Err(ChannelNameError::TooLong { max: 164 })
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Client events (`client-*`): sent by one member of a private or presence channel to the
+//! others, never echoed to the sender. On presence channels Relay sets `user_id` from the
+//! sender's authorised `channel_data`; whatever the client put there is not forwarded.
+
+use tokio::time::{Duration, Instant};
+
+use super::connection::{Connection, Ending};
+use crate::protocol::frames::{self, ClientEvent};
+use crate::protocol::{ChannelKind, CloseCode};
+
+/// Longest client event name (the limit the server SDKs enforce for API events).
+const MAX_EVENT_NAME_LENGTH: usize = 200;
+
+/// A per-connection budget of client events per second (a fixed one-second window).
+#[derive(Debug)]
+pub(super) struct ClientEventBudget {
+    per_second: u32,
+    window_start: Option<Instant>,
+    used: u32,
+}
+
+impl ClientEventBudget {
+    /// A budget of `per_second` events.
+    pub fn new(per_second: u32) -> Self {
+        ClientEventBudget {
+            per_second,
+            window_start: None,
+            used: 0,
+        }
+    }
+
+    /// Spends one event at `now`; false when the budget for this second is used up.
+    pub fn try_spend(&mut self, now: Instant) -> bool {
+        let window_over = self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1));
+        if window_over {
+            self.window_start = Some(now);
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            return false;
+        }
+        self.used += 1;
+        true
+    }
+}
+
+impl Connection {
+    /// Handles a `client-*` event: checks, then publishes to the channel's other subscribers.
+    pub(super) async fn client_event(&mut self, event: ClientEvent) -> Result<(), Ending> {
+        if let Err(message) = self.check_client_event(&event) {
+            return self.send_error(None, &message).await;
+        }
+        if !self.client_events.try_spend(Instant::now()) {
+            let code = CloseCode::ClientEventRateLimit;
+            return self.send_error(Some(code.as_u16()), code.message()).await;
+        }
+        let Some((channel, member)) = self.subscriptions.get_key_value(event.channel.as_str())
+        else {
+            return Ok(());
+        };
+        let user_id = member.as_ref().map(|member| member.user_key.as_str());
+        let frame = frames::client_event(&event.event, channel.as_str(), &event.data, user_id);
+        let channel = channel.clone();
+        self.publish(&channel, frame, Some(self.socket_id)).await;
+        Ok(())
+    }
+
+    fn check_client_event(&self, event: &ClientEvent) -> Result<(), String> {
+        if !self.app.enable_client_messages {
+            return Err("Client events are not enabled for this app".to_owned());
+        }
+        if event.event.len() > MAX_EVENT_NAME_LENGTH {
+            return Err(format!(
+                "Client event name is longer than {MAX_EVENT_NAME_LENGTH} characters"
+            ));
+        }
+        let Some((channel, _)) = self.subscriptions.get_key_value(event.channel.as_str()) else {
+            return Err(format!(
+                "Client event rejected: not subscribed to {}",
+                event.channel
+            ));
+        };
+        match channel.kind() {
+            ChannelKind::Private | ChannelKind::Presence => {}
+            ChannelKind::Public => {
+                return Err(
+                    "Client events are only allowed on private and presence channels".to_owned(),
+                );
+            }
+            ChannelKind::PrivateEncrypted => {
+                return Err("Client events are not supported on encrypted channels".to_owned());
+            }
+        }
+        let max = self.app.limits.max_event_size;
+        if event.data.get().len() > max {
+            return Err(format!("Client event data is larger than {max} bytes"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_refills_each_second() {
+        let start = Instant::now();
+        let mut budget = ClientEventBudget::new(2);
+        assert!(budget.try_spend(start));
+        assert!(budget.try_spend(start));
+        assert!(!budget.try_spend(start + Duration::from_millis(999)));
+        assert!(budget.try_spend(start + Duration::from_secs(1)));
+    }
+}

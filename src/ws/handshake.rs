@@ -1,0 +1,84 @@
+//! Admission of a new connection: app look-up, protocol version, connection quota.
+
+use std::sync::Arc;
+
+use crate::apps::App;
+use crate::hub::ConnectionSlot;
+use crate::protocol::CloseCode;
+use crate::server::ServerState;
+
+/// Protocol versions Relay speaks (5 and 6 differ from 7 only in close handling).
+const SUPPORTED_PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
+
+/// A connection that passed the handshake.
+#[derive(Debug)]
+pub(super) struct Admitted {
+    /// The app it connected to.
+    pub app: Arc<App>,
+    /// Its place in the app's connection quota, held for the connection's lifetime.
+    pub slot: ConnectionSlot,
+}
+
+/// Admits a connection to the app with `key`, or names the Pusher code to refuse it with.
+pub(super) fn admit(state: &ServerState, key: &str, query: &str) -> Result<Admitted, CloseCode> {
+    let app = state.apps.by_key(key).ok_or(CloseCode::AppNotFound)?;
+    if !app.enabled {
+        return Err(CloseCode::AppDisabled);
+    }
+    check_protocol(query)?;
+    let slot = state
+        .hub
+        .app(&app.id)
+        .try_open_connection(app.limits.max_connections)
+        .ok_or(CloseCode::OverConnectionQuota)?;
+    Ok(Admitted {
+        app: app.clone(),
+        slot,
+    })
+}
+
+/// Checks the `protocol` query parameter; other parameters are ignored.
+fn check_protocol(query: &str) -> Result<u32, CloseCode> {
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("protocol="))
+        .ok_or(CloseCode::NoProtocolVersion)?;
+    let version: u32 = value.parse().map_err(|_| CloseCode::InvalidVersionFormat)?;
+    if SUPPORTED_PROTOCOLS.contains(&version) {
+        Ok(version)
+    } else {
+        Err(CloseCode::UnsupportedProtocol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_versions() {
+        assert_eq!(check_protocol("protocol=7&client=js&flash=false"), Ok(7));
+        assert_eq!(check_protocol("client=js&protocol=5"), Ok(5));
+        assert_eq!(
+            check_protocol("client=js"),
+            Err(CloseCode::NoProtocolVersion)
+        );
+        assert_eq!(check_protocol(""), Err(CloseCode::NoProtocolVersion));
+        assert_eq!(
+            check_protocol("protocol=seven"),
+            Err(CloseCode::InvalidVersionFormat)
+        );
+        assert_eq!(
+            check_protocol("protocol="),
+            Err(CloseCode::InvalidVersionFormat)
+        );
+        assert_eq!(
+            check_protocol("protocol=4"),
+            Err(CloseCode::UnsupportedProtocol)
+        );
+        assert_eq!(
+            check_protocol("protocol=8"),
+            Err(CloseCode::UnsupportedProtocol)
+        );
+    }
+}

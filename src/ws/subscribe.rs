@@ -1,0 +1,184 @@
+//! `pusher:subscribe` and `pusher:unsubscribe`.
+//!
+//! Checks run in the reference's order: channel name, then signature (constant time), then
+//! `channel_data`, then limits, so nothing a client sends is parsed before it is authorised.
+//! Every refusal is a channel-scoped `pusher:subscription_error` plus a `pusher:error`, and the
+//! connection stays open.
+
+use super::connection::{Connection, Ending};
+use crate::apps::AuthError;
+use crate::hub::PresenceJoin;
+use crate::protocol::frames::{self, SubscribeRequest, SubscriptionErrorKind};
+use crate::protocol::signature::{channel_string_to_sign, presence_string_to_sign};
+use crate::protocol::{ChannelKind, ChannelName, PresenceMember, PresenceMemberError};
+
+/// Why a subscription is refused, as the client is told.
+struct Refusal {
+    kind: SubscriptionErrorKind,
+    message: String,
+}
+
+impl Refusal {
+    fn new(kind: SubscriptionErrorKind, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AuthError> for Refusal {
+    fn from(error: AuthError) -> Self {
+        Refusal::new(SubscriptionErrorKind::Auth, error.to_string())
+    }
+}
+
+impl From<PresenceMemberError> for Refusal {
+    fn from(error: PresenceMemberError) -> Self {
+        let kind = match error {
+            PresenceMemberError::UserInfoTooLarge { .. } => SubscriptionErrorKind::LimitReached,
+            _ => SubscriptionErrorKind::BadRequest,
+        };
+        Refusal::new(kind, error.to_string())
+    }
+}
+
+impl Connection {
+    /// Handles `pusher:subscribe`.
+    pub(super) async fn subscribe(&mut self, request: SubscribeRequest) -> Result<(), Ending> {
+        let max_len = self.app.limits.max_channel_name_length;
+        let channel = match ChannelName::parse(&request.channel, max_len) {
+            Ok(channel) => channel,
+            Err(error) => {
+                let refusal = Refusal::new(SubscriptionErrorKind::BadRequest, error.to_string());
+                return self.refuse(&request.channel, refusal).await;
+            }
+        };
+        let joined = match self.authorize(&channel, &request) {
+            Ok(None) => self.join(channel.clone()).await,
+            Ok(Some(member)) => self.join_presence(channel.clone(), member).await,
+            Err(refusal) => Err(refusal),
+        };
+        match joined {
+            Ok(subscription_data) => {
+                let frame = frames::subscription_succeeded(channel.as_str(), &subscription_data);
+                self.send(frame).await
+            }
+            Err(refusal) => self.refuse(channel.as_str(), refusal).await,
+        }
+    }
+
+    /// Handles `pusher:unsubscribe`; unknown channels are ignored, as Pusher does.
+    pub(super) async fn unsubscribe(&mut self, channel: &str) -> Result<(), Ending> {
+        if let Some((channel, member)) = self.subscriptions.remove_entry(channel) {
+            self.leave(channel, member).await;
+        }
+        Ok(())
+    }
+
+    /// Checks the signature for the channel's kind; for presence, returns the member.
+    fn authorize(
+        &self,
+        channel: &ChannelName,
+        request: &SubscribeRequest,
+    ) -> Result<Option<PresenceMember>, Refusal> {
+        let socket_id = self.socket_id.to_string();
+        let auth = request.auth.as_deref();
+        match channel.kind() {
+            ChannelKind::Public => Ok(None),
+            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
+                let signed = channel_string_to_sign(&socket_id, channel.as_str());
+                self.app.verify_auth(auth, &signed)?;
+                Ok(None)
+            }
+            ChannelKind::Presence => {
+                let channel_data = request.channel_data.as_deref().ok_or_else(|| {
+                    Refusal::new(
+                        SubscriptionErrorKind::BadRequest,
+                        "channel_data is required for presence channels",
+                    )
+                })?;
+                let signed = presence_string_to_sign(&socket_id, channel.as_str(), channel_data);
+                self.app.verify_auth(auth, &signed)?;
+                let max_info = self.app.limits.max_presence_member_size;
+                Ok(Some(PresenceMember::parse(channel_data, max_info)?))
+            }
+        }
+    }
+
+    /// Subscribes to a non-presence channel; re-subscribing is acknowledged again.
+    async fn join(&mut self, channel: ChannelName) -> Result<String, Refusal> {
+        if !self.subscriptions.contains_key(&channel) {
+            self.channels
+                .subscribe(&channel, self.socket_id, self.outbox.clone());
+            self.subscriptions.insert(channel, None);
+        }
+        Ok("{}".to_owned())
+    }
+
+    /// Joins a presence channel. The local subscription comes first, so that a member who
+    /// joins concurrently is either in our snapshot or announced to us afterwards.
+    async fn join_presence(
+        &mut self,
+        channel: ChannelName,
+        member: PresenceMember,
+    ) -> Result<String, Refusal> {
+        // A re-subscription keeps the identity the socket first joined with.
+        let (member, already_subscribed) = match self.subscriptions.get(&channel) {
+            Some(Some(existing)) => (existing.clone(), true),
+            _ => (member, false),
+        };
+        if !already_subscribed {
+            self.channels
+                .subscribe(&channel, self.socket_id, self.outbox.clone());
+        }
+        let max_members = self.app.limits.max_presence_members;
+        let outcome = self
+            .state
+            .adapter
+            .join_presence(&self.app.id, &channel, self.socket_id, &member, max_members)
+            .await;
+        let (first_connection, subscription_data) = match outcome {
+            Ok(PresenceJoin::Joined {
+                first_connection,
+                subscription_data,
+            }) => (first_connection, subscription_data),
+            Ok(PresenceJoin::Full) => {
+                self.channels.unsubscribe(channel.as_str(), self.socket_id);
+                let message = format!("presence channel is full ({max_members} members)");
+                return Err(Refusal::new(SubscriptionErrorKind::LimitReached, message));
+            }
+            Err(error) => {
+                tracing::warn!(app = %self.app.id, %channel, %error, "presence join failed");
+                if !already_subscribed {
+                    self.channels.unsubscribe(channel.as_str(), self.socket_id);
+                }
+                return Err(Refusal::new(
+                    SubscriptionErrorKind::Unavailable,
+                    "presence is temporarily unavailable",
+                ));
+            }
+        };
+        if first_connection {
+            let frame = frames::member_added(
+                channel.as_str(),
+                &member.user_id_json,
+                member.user_info.as_deref(),
+            );
+            self.publish(&channel, frame, Some(self.socket_id)).await;
+        }
+        self.subscriptions.insert(channel, Some(member));
+        Ok(subscription_data)
+    }
+
+    async fn refuse(&mut self, channel: &str, refusal: Refusal) -> Result<(), Ending> {
+        self.send(frames::subscription_error(
+            channel,
+            refusal.kind,
+            &refusal.message,
+        ))
+        .await?;
+        let message = format!("Subscription to {channel} refused: {}", refusal.message);
+        self.send_error(None, &message).await
+    }
+}
