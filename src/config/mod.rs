@@ -1,6 +1,6 @@
 //! The `config.toml` schema, its loading and its validation.
 //!
-//! The key names are a contract (see `docs/design.md`): users and outside test suites rely on
+//! The key names are a contract (the design notes' "config.toml contract"): users and outside test suites rely on
 //! them, so keys may be added but never renamed. Loading happens in three steps: TOML is parsed
 //! into the typed [`Config`] (unknown keys are errors, reported with their line), `${VAR}`
 //! references in string values are replaced from the environment while parsing

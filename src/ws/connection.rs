@@ -15,7 +15,7 @@ use crate::protocol::{ChannelName, CloseCode, PresenceMember, SocketId, frames};
 use crate::server::ServerState;
 
 /// How long the final error and close frames may take to go out before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a connection ends.
 #[derive(Debug)]

@@ -56,11 +56,13 @@ async fn drive(
             biased;
             () = shutdown.cancelled() => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
             () = overflow.wait() => Err(Ending::Pusher(CloseCode::OverCapacity)),
+            // Queued frames go out before the next client frame is read, so a reply never
+            // overtakes an event that was queued before the request arrived.
+            Some(frame) = inbox.recv() => connection.send(frame).await,
             message = stream.recv() => {
                 keepalive.saw_activity(Instant::now());
                 handle_message(connection, message).await
             }
-            Some(frame) = inbox.recv() => connection.send(frame).await,
             () = &mut timer => match keepalive.on_timer(Instant::now()) {
                 Tick::Wait(deadline) => {
                     timer.as_mut().reset(deadline);

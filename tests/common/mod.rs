@@ -1,0 +1,331 @@
+//! Shared test harness: starts the real `relay` binary on a random loopback port and drives it
+//! with a raw WebSocket client. Every wait is bounded (see `TIMEOUT`).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// Longest any single wait in a test may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The app every test config starts with.
+pub const APP_ID: &str = "123456";
+pub const APP_KEY: &str = "app-key";
+pub const APP_SECRET: &str = "app-secret";
+
+/// The default test config: one app with client events on and a generous client-event rate.
+pub fn default_config() -> String {
+    format!(
+        r#"
+[server]
+host = "127.0.0.1"
+
+[[apps]]
+id = "{APP_ID}"
+key = "{APP_KEY}"
+secret = "{APP_SECRET}"
+enable_client_messages = true
+"#
+    )
+}
+
+/// A running server process, killed on drop.
+pub struct TestServer {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts the server with the default config.
+    pub fn start() -> Self {
+        Self::start_with(&default_config())
+    }
+
+    /// Starts the server with `config` (TOML), on a free port.
+    pub fn start_with(config: &str) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Starts the server with `config` and extra environment variables.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        let stderr = if std::env::var_os("RELAY_TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--port")
+            .arg("0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn relay");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("relay: listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("server did not announce its address");
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        TestServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `ws://127.0.0.1:<port><path>`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; returns whether it exited successfully.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.success();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lowercase hex HMAC-SHA256, written independently of the server's own code.
+pub fn sign(secret: &str, message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `auth` for a private channel.
+pub fn private_auth(socket_id: &str, channel: &str) -> String {
+    format!(
+        "{APP_KEY}:{}",
+        sign(APP_SECRET, &format!("{socket_id}:{channel}"))
+    )
+}
+
+/// `auth` for a presence channel with the exact `channel_data` string.
+pub fn presence_auth(socket_id: &str, channel: &str, channel_data: &str) -> String {
+    let signature = sign(APP_SECRET, &format!("{socket_id}:{channel}:{channel_data}"));
+    format!("{APP_KEY}:{signature}")
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A raw Pusher-protocol client.
+pub struct Client {
+    ws: Socket,
+    pub socket_id: String,
+}
+
+/// Opens a WebSocket to `url` without reading anything.
+pub async fn open(url: &str) -> Socket {
+    let (ws, _) = tokio::time::timeout(TIMEOUT, connect_async(url))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    ws
+}
+
+impl Client {
+    /// Connects to the default app with protocol 7 and reads `connection_established`.
+    pub async fn connect(server: &TestServer) -> Self {
+        Self::connect_to(server, APP_KEY).await
+    }
+
+    /// Connects to the app with `key` and reads `connection_established`.
+    pub async fn connect_to(server: &TestServer, key: &str) -> Self {
+        let ws =
+            open(&server.ws_url(&format!("/app/{key}?protocol=7&client=js&version=8.4.0"))).await;
+        let mut client = Client {
+            ws,
+            socket_id: String::new(),
+        };
+        let established = client.recv().await;
+        assert_eq!(established["event"], "pusher:connection_established");
+        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        client
+    }
+
+    /// Wraps an already-open socket (nothing read yet).
+    pub fn from_socket(ws: Socket) -> Self {
+        Client {
+            ws,
+            socket_id: String::new(),
+        }
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// The next WebSocket message of any kind (bounded wait).
+    pub async fn next_message(&mut self) -> Message {
+        tokio::time::timeout(TIMEOUT, self.ws.next())
+            .await
+            .expect("no message within the timeout")
+            .expect("connection ended")
+            .expect("websocket error")
+    }
+
+    /// The next text frame as JSON (control frames skipped); panics on close.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            match self.next_message().await {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame, asserting its event name.
+    pub async fn recv_event(&mut self, event: &str) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["event"], event, "unexpected frame {frame}");
+        frame
+    }
+
+    /// Reads until the close frame (skipping text frames) and returns its code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.next_message().await {
+                Message::Close(Some(frame)) => return u16::from(frame.code),
+                Message::Close(None) => panic!("close frame without a code"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends `pusher:subscribe` and returns the server's reply.
+    pub async fn subscribe_with(
+        &mut self,
+        channel: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) -> Value {
+        let mut data = json!({ "channel": channel });
+        if let Some(auth) = auth {
+            data["auth"] = json!(auth);
+        }
+        if let Some(channel_data) = channel_data {
+            data["channel_data"] = json!(channel_data);
+        }
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        self.recv().await
+    }
+
+    /// Subscribes to a public or private channel (signing as needed) and asserts success.
+    pub async fn subscribe(&mut self, channel: &str) {
+        let auth = channel
+            .starts_with("private-")
+            .then(|| private_auth(&self.socket_id, channel));
+        let reply = self.subscribe_with(channel, auth.as_deref(), None).await;
+        assert_eq!(
+            reply["event"], "pusher_internal:subscription_succeeded",
+            "{reply}"
+        );
+        assert_eq!(reply["channel"], channel);
+    }
+
+    /// Joins a presence channel with `channel_data` and returns the decoded presence data.
+    pub async fn join_presence(&mut self, channel: &str, channel_data: &str) -> Value {
+        let auth = presence_auth(&self.socket_id, channel, channel_data);
+        let reply = self
+            .subscribe_with(channel, Some(&auth), Some(channel_data))
+            .await;
+        assert_eq!(
+            reply["event"], "pusher_internal:subscription_succeeded",
+            "{reply}"
+        );
+        decode_data(&reply)
+    }
+
+    /// Sends a client event.
+    pub async fn trigger(&mut self, channel: &str, event: &str, data: Value) {
+        self.send(json!({"event": event, "channel": channel, "data": data}))
+            .await;
+    }
+
+    /// Round-trips a `pusher:ping`: every frame sent to this client before the pong has
+    /// been read once this returns, so "nothing arrived" can be asserted without sleeping.
+    pub async fn assert_nothing_pending(&mut self) {
+        self.send(json!({"event": "pusher:ping", "data": {}})).await;
+        let frame = self.recv().await;
+        assert_eq!(frame["event"], "pusher:pong", "unexpected frame {frame}");
+    }
+
+    /// Closes the connection and waits for the server's close reply.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(TIMEOUT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Parses a frame's `data`, which is a JSON string for channel and internal events.
+pub fn decode_data(frame: &Value) -> Value {
+    serde_json::from_str(frame["data"].as_str().expect("data is a string")).expect("data is JSON")
+}
