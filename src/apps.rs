@@ -30,6 +30,12 @@ pub enum AuthError {
 pub struct AppLimits {
     /// Connections allowed at once on this node; `None`: unlimited.
     pub max_connections: Option<usize>,
+    /// Channels one HTTP trigger may name.
+    pub max_event_channels: usize,
+    /// Events one batch trigger may carry.
+    pub max_batch_size: usize,
+    /// Longest event name.
+    pub max_event_name_length: usize,
     /// Distinct users allowed in one presence channel.
     pub max_presence_members: usize,
     /// Largest presence `user_info`, in bytes.
@@ -82,6 +88,9 @@ impl App {
             activity_timeout: config.activity_timeout,
             limits: AppLimits {
                 max_connections: config.max_connections,
+                max_event_channels: config.max_event_channels,
+                max_batch_size: config.max_batch_size,
+                max_event_name_length: config.max_event_name_length,
                 max_presence_members: config.max_presence_members,
                 max_presence_member_size: config.max_presence_member_size,
                 max_event_size: config.max_event_size,
@@ -96,13 +105,24 @@ impl App {
         let token = auth
             .and_then(AuthToken::parse)
             .ok_or(AuthError::Malformed)?;
-        if token.key != self.key {
+        self.verify_signature(token.key, string_to_sign, token.signature)
+    }
+
+    /// Checks that `signature_hex` signs `string_to_sign` with the secret of `key`, which must
+    /// be this app's key. The one place credentials are compared (constant time).
+    pub fn verify_signature(
+        &self,
+        key: &str,
+        string_to_sign: &str,
+        signature_hex: &str,
+    ) -> Result<(), AuthError> {
+        if key != self.key {
             return Err(AuthError::WrongKey);
         }
         if signature::verify(
             self.secret.as_bytes(),
             string_to_sign.as_bytes(),
-            token.signature,
+            signature_hex,
         ) {
             Ok(())
         } else {

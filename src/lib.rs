@@ -10,9 +10,10 @@
 //! - [`hub`]: who is subscribed where on this node, presence rosters, bounded outbound queues.
 //! - [`adapter`]: how a publish reaches every node and how cluster-wide questions are answered.
 //! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
+//! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //!
-//! The path of a message: a publisher (a client event today, the HTTP API next) serializes the
+//! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
 //! frame once and hands it to the [`adapter::Adapter`]; the adapter reaches every node's
 //! [`hub::Hub`], which pushes the same bytes into each subscriber's bounded queue; each
 //! connection's task writes its queue to the socket.
@@ -20,6 +21,7 @@
 pub mod adapter;
 pub mod apps;
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod protocol;
 pub mod server;

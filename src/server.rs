@@ -17,11 +17,11 @@ use crate::adapter::{Adapter, LocalAdapter};
 use crate::apps::AppRegistry;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::ws;
+use crate::{http, ws};
 
-/// Per-connection settings from `[server]`.
+/// Settings from `[server]` that handlers need.
 #[derive(Debug, Clone)]
-pub struct ConnectionSettings {
+pub struct ServerSettings {
     /// Largest WebSocket message accepted, in bytes.
     pub max_frame_size: usize,
     /// How long to wait for any frame after pinging an idle client.
@@ -30,6 +30,8 @@ pub struct ConnectionSettings {
     pub outbound_queue_size: usize,
     /// How long one frame may wait for room in the socket before the client counts as stuck.
     pub send_timeout: Duration,
+    /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
+    pub max_auth_timestamp_skew: u64,
 }
 
 /// Everything the request handlers share.
@@ -40,8 +42,8 @@ pub struct ServerState {
     pub hub: Arc<Hub>,
     /// Cluster fan-out and cluster-wide state.
     pub adapter: Arc<dyn Adapter>,
-    /// Per-connection settings.
-    pub settings: ConnectionSettings,
+    /// Settings from `[server]`.
+    pub settings: ServerSettings,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
 }
@@ -55,11 +57,12 @@ impl ServerState {
             apps: AppRegistry::from_config(config),
             adapter: Arc::new(LocalAdapter::new(hub.clone())),
             hub,
-            settings: ConnectionSettings {
+            settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,
                 pong_timeout,
                 outbound_queue_size: config.server.outbound_queue_size,
                 send_timeout: pong_timeout,
+                max_auth_timestamp_skew: config.server.max_auth_timestamp_skew,
             },
             shutdown: CancellationToken::new(),
         }
@@ -70,10 +73,13 @@ impl ServerState {
 pub async fn serve(config: Config) -> io::Result<()> {
     let state = web::Data::new(ServerState::new(&config));
     let app_state = state.clone();
+    let max_request_size = config.server.max_request_size;
     let mut server = HttpServer::new(move || {
         ActixApp::new()
             .app_data(app_state.clone())
+            .app_data(web::PayloadConfig::new(max_request_size))
             .configure(ws::configure)
+            .configure(http::configure)
             .default_service(web::to(not_found))
     })
     .disable_signals()

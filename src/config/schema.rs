@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub shutdown_timeout: u64,
     /// Frames queued per connection before a slow client is closed with 4100.
     pub outbound_queue_size: usize,
+    /// Largest HTTP API request body, in bytes; larger ones get 413 before being read whole.
+    pub max_request_size: usize,
+    /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
+    pub max_auth_timestamp_skew: u64,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,8 @@ impl Default for ServerConfig {
             pong_timeout: 30,
             shutdown_timeout: 10,
             outbound_queue_size: 1024,
+            max_request_size: 1024 * 1024,
+            max_auth_timestamp_skew: 600,
         }
     }
 }
@@ -119,6 +125,15 @@ pub struct AppConfig {
     /// Client events one connection may send per second.
     #[serde(default = "defaults::max_client_events_per_second")]
     pub max_client_events_per_second: u32,
+    /// Channels one HTTP trigger may name.
+    #[serde(default = "defaults::max_event_channels")]
+    pub max_event_channels: usize,
+    /// Events one `batch_events` call may carry.
+    #[serde(default = "defaults::max_batch_size")]
+    pub max_batch_size: usize,
+    /// Longest event name, in characters.
+    #[serde(default = "defaults::max_event_name_length")]
+    pub max_event_name_length: usize,
     /// `[[apps.webhooks]]`: not supported by this build yet.
     #[serde(default)]
     pub webhooks: Option<Vec<toml::Table>>,
@@ -152,5 +167,14 @@ mod defaults {
     }
     pub fn max_client_events_per_second() -> u32 {
         10
+    }
+    pub fn max_event_channels() -> usize {
+        100
+    }
+    pub fn max_batch_size() -> usize {
+        10
+    }
+    pub fn max_event_name_length() -> usize {
+        200
     }
 }

@@ -27,6 +27,9 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     if server.outbound_queue_size == 0 {
         problems.push("server.outbound_queue_size must be at least 1".to_owned());
     }
+    if server.max_request_size < 1024 {
+        problems.push("server.max_request_size must be at least 1024 bytes".to_owned());
+    }
     if server.workers == Some(0) {
         problems.push("server.workers must be at least 1".to_owned());
     }
@@ -88,6 +91,9 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
     }
     if app.max_presence_members == 0 {
         problem("max_presence_members must be at least 1");
+    }
+    if app.max_event_channels == 0 || app.max_batch_size == 0 || app.max_event_name_length == 0 {
+        problem("max_event_channels, max_batch_size and max_event_name_length must be at least 1");
     }
     if app.max_client_events_per_second == 0 {
         problem(

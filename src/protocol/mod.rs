@@ -8,6 +8,7 @@
 pub mod channel;
 pub mod codes;
 pub mod frames;
+pub mod http_signature;
 pub mod presence;
 pub mod signature;
 pub mod socket_id;

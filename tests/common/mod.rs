@@ -2,6 +2,8 @@
 //! with a raw WebSocket client. Every wait is bounded (see `TIMEOUT`).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod http;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -1,0 +1,76 @@
+//! The HTTP API's errors: each is a status and a short `{"error": "…"}` body. Nothing
+//! internal (and never a secret, signature or string to sign) reaches the body.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// Why an API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No app has this id (or, on the short terminate path, this key).
+    #[error("Unknown app")]
+    AppNotFound,
+    /// The app is disabled.
+    #[error("App is disabled")]
+    AppDisabled,
+    /// Authentication failed; the message names what was wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The request is malformed; the message names the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body or an event's data is too large.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Cluster state could not be reached.
+    #[error("Temporarily unavailable")]
+    Unavailable,
+}
+
+impl ApiError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(message.into())
+    }
+
+    /// The same error with `context: ` before its message (e.g. `batch[2]: …`).
+    pub fn in_context(self, context: &str) -> Self {
+        match self {
+            ApiError::BadRequest(message) => ApiError::BadRequest(format!("{context}: {message}")),
+            ApiError::PayloadTooLarge(message) => {
+                ApiError::PayloadTooLarge(format!("{context}: {message}"))
+            }
+            other => other,
+        }
+    }
+
+    /// A 401 with `message`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(message.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::AppNotFound => StatusCode::NOT_FOUND,
+            ApiError::AppDisabled => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+impl From<crate::adapter::AdapterError> for ApiError {
+    fn from(error: crate::adapter::AdapterError) -> Self {
+        tracing::warn!(%error, "adapter query failed");
+        ApiError::Unavailable
+    }
+}

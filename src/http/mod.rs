@@ -1,0 +1,51 @@
+//! The Pusher HTTP API under `/apps/{app_id}/…` (and the same under `/api/v1/apps/{app_id}/…`),
+//! plus health endpoints.
+//!
+//! Every API handler takes a [`SignedRequest`], the one authentication extractor
+//! ([`auth`]); errors are [`ApiError`]s, each a status with a `{"error": "…"}` body.
+
+mod auth;
+mod body;
+mod channels;
+mod error;
+mod events;
+mod health;
+mod info;
+mod users;
+
+use actix_web::web;
+
+pub use auth::{API_PREFIX, SignedRequest};
+pub use error::ApiError;
+
+/// Registers the API and health routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    let path_errors = web::PathConfig::default()
+        .error_handler(|_, _| ApiError::bad_request("Invalid path parameter").into());
+    config
+        .app_data(path_errors)
+        .route("/", web::get().to(health::alive))
+        .route("/ready", web::get().to(health::ready))
+        .service(api_scope("/apps/{app_id}"))
+        .service(api_scope(&format!("{API_PREFIX}/apps/{{app_id}}")))
+        .route(
+            "/users/{user_id}/terminate_connections",
+            web::post().to(users::terminate),
+        );
+}
+
+fn api_scope(path: &str) -> actix_web::Scope {
+    web::scope(path)
+        .route("/events", web::post().to(events::trigger))
+        .route("/batch_events", web::post().to(events::trigger_batch))
+        .route("/channels", web::get().to(channels::list))
+        .route("/channels/{channel_name}", web::get().to(channels::show))
+        .route(
+            "/channels/{channel_name}/users",
+            web::get().to(channels::users),
+        )
+        .route(
+            "/users/{user_id}/terminate_connections",
+            web::post().to(users::terminate),
+        )
+}
