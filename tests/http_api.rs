@@ -390,3 +390,22 @@ async fn an_oversized_body_is_413_before_it_is_read() {
         raw_request_with_headers(&server, "POST", "/apps/123456/events", "{}", headers).await;
     assert_eq!(small.status, 401, "a small body goes on to authentication");
 }
+
+#[tokio::test]
+async fn triggers_never_wait_for_a_stalled_subscriber() {
+    let config =
+        common::default_config().replace("[server]\n", "[server]\noutbound_queue_size = 4\n");
+    let server = TestServer::start_with(&config);
+    let _stalled = subscribed(&server, &["firehose"]).await; // never reads again
+    let mut healthy = subscribed(&server, &["firehose"]).await;
+    let data = "d".repeat(10_000);
+    // About 4 MB: more than the stalled client's socket buffers and queue can hold.
+    for n in 0..400 {
+        let body = json!({"name": "blob", "channel": "firehose", "data": data});
+        let response = tokio::time::timeout(common::TIMEOUT, trigger(&server, body))
+            .await
+            .expect("a trigger waited on the stalled subscriber");
+        assert_eq!(response.status, 200, "trigger {n}");
+        healthy.recv_event("blob").await;
+    }
+}
