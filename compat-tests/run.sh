@@ -27,4 +27,4 @@ if ! cmp -s python/requirements.txt "$stamp"; then
 fi
 export RELAY_COMPAT_PYTHON="$PWD/$venv/bin/python"
 
-exec node --test --test-reporter=spec tests/
+exec node --test --test-reporter=spec tests/*.test.js

@@ -133,7 +133,7 @@ async fn the_rate_limit_answers_4301_without_closing() {
 #[tokio::test]
 async fn the_default_rate_limit_is_ten_per_second() {
     let server = TestServer::start();
-    let (mut sender, _receiver) = pair_on(&server, "private-chat").await;
+    let (mut sender, mut receiver) = pair_on(&server, "private-chat").await;
     for n in 0..11 {
         sender
             .trigger("private-chat", "client-n", json!({"n": n}))
@@ -141,4 +141,9 @@ async fn the_default_rate_limit_is_ten_per_second() {
     }
     let error = sender.recv_event("pusher:error").await;
     assert_eq!(error["data"]["code"], 4301);
+    for n in 0..10 {
+        let frame = receiver.recv_event("client-n").await;
+        assert_eq!(frame["data"]["n"], n);
+    }
+    receiver.assert_nothing_pending().await;
 }

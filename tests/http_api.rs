@@ -85,6 +85,20 @@ async fn socket_id_excludes_that_connection() {
 }
 
 #[tokio::test]
+async fn a_channel_named_twice_gets_the_event_once() {
+    let server = TestServer::start();
+    let mut client = subscribed(&server, &["news"]).await;
+    let response = trigger(
+        &server,
+        json!({"name": "e", "channels": ["news", "news"], "data": "x"}),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    client.recv_event("e").await;
+    client.assert_nothing_pending().await;
+}
+
+#[tokio::test]
 async fn trigger_info_reports_counts_per_unique_channel() {
     let server = TestServer::start();
     let _alice = presence_member(&server, "presence-room", "alice").await;

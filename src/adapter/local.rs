@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 
 use super::{Adapter, AdapterError, OccupiedChannel};
-use crate::hub::{Hub, PresenceJoin, PresenceRoster};
+use crate::hub::{Hub, Outbox, PresenceJoin, PresenceRoster};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
 /// Serves one node from memory.
@@ -65,12 +65,14 @@ impl Adapter for LocalAdapter {
         app_id: &str,
         channel: &ChannelName,
         socket: SocketId,
+        outbox: &Outbox,
         member: &PresenceMember,
         max_members: usize,
     ) -> Result<PresenceJoin, AdapterError> {
+        let subscriptions = self.hub.app(app_id);
         Ok(self
             .roster(app_id)
-            .join(channel, socket, member, max_members))
+            .join(&subscriptions, channel, socket, outbox, member, max_members))
     }
 
     async fn leave_presence(
@@ -79,10 +81,11 @@ impl Adapter for LocalAdapter {
         channel: &ChannelName,
         socket: SocketId,
         user_key: &str,
-    ) -> Result<bool, AdapterError> {
-        Ok(self
-            .roster(app_id)
-            .leave(channel.as_str(), socket, user_key))
+    ) -> Result<(), AdapterError> {
+        let subscriptions = self.hub.app(app_id);
+        self.roster(app_id)
+            .leave(&subscriptions, channel.as_str(), socket, user_key);
+        Ok(())
     }
 
     async fn presence_members(
@@ -150,14 +153,16 @@ mod tests {
         let channel = ChannelName::parse("presence-x", 164).unwrap();
         let member = PresenceMember::parse(r#"{"user_id":"u"}"#, 1024).unwrap();
         let socket = SocketId::random();
+        let (tx, _rx) = outbox(4);
         adapter
-            .join_presence("1", &channel, socket, &member, 10)
+            .join_presence("1", &channel, socket, &tx, &member, 10)
             .await
             .unwrap();
         assert_eq!(
             adapter.presence_members("1", &channel).await.unwrap(),
             vec!["u"]
         );
+        assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 1);
         assert!(
             adapter
                 .presence_members("2", &channel)
@@ -165,11 +170,17 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        adapter
+            .leave_presence("1", &channel, socket, "u")
+            .await
+            .unwrap();
         assert!(
             adapter
-                .leave_presence("1", &channel, socket, "u")
+                .presence_members("1", &channel)
                 .await
                 .unwrap()
+                .is_empty()
         );
+        assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 0);
     }
 }

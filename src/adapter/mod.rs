@@ -11,7 +11,7 @@ mod local;
 use async_trait::async_trait;
 use bytestring::ByteString;
 
-use crate::hub::PresenceJoin;
+use crate::hub::{Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
 pub use local::LocalAdapter;
@@ -46,24 +46,30 @@ pub trait Adapter: Send + Sync + 'static {
         except: Option<SocketId>,
     ) -> Result<(), AdapterError>;
 
-    /// Records `socket` as a connection of `member` in a presence channel, cluster-wide.
+    /// Subscribes `socket` (delivering to `outbox`) to a presence channel as `member`, and
+    /// announces `member_added` to everyone else in the channel, cluster-wide, when this is the
+    /// user's first connection. Joins and leaves of one channel are ordered: every other
+    /// member is either in the returned snapshot or announced to `socket` afterwards, never
+    /// both.
     async fn join_presence(
         &self,
         app_id: &str,
         channel: &ChannelName,
         socket: SocketId,
+        outbox: &Outbox,
         member: &PresenceMember,
         max_members: usize,
     ) -> Result<PresenceJoin, AdapterError>;
 
-    /// Removes `socket` from `user_key`'s connections; true when the user has left entirely.
+    /// Unsubscribes `socket` from a presence channel, announcing `member_removed` when it was
+    /// `user_key`'s last connection there.
     async fn leave_presence(
         &self,
         app_id: &str,
         channel: &ChannelName,
         socket: SocketId,
         user_key: &str,
-    ) -> Result<bool, AdapterError>;
+    ) -> Result<(), AdapterError>;
 
     /// The distinct user ids in a presence channel, cluster-wide.
     async fn presence_members(

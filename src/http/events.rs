@@ -23,7 +23,7 @@ enum ChannelField {
     One,
 }
 
-/// A validated event, ready to publish.
+/// A validated event, ready to publish (each channel named once).
 #[derive(Debug)]
 struct ApiEvent {
     name: String,
@@ -101,8 +101,10 @@ fn channels(
             "At most {max} channels per event"
         )));
     }
+    let mut seen = HashSet::new();
     let channels = names
         .into_iter()
+        .filter(|name| seen.insert(*name))
         .map(|name| {
             ChannelName::parse(name, app.limits.max_channel_name_length).map_err(|error| {
                 ApiError::bad_request(format!("Invalid channel \"{name}\": {error}"))
@@ -132,8 +134,7 @@ pub async fn trigger(
         return Ok(HttpResponse::Ok().json(json!({})));
     }
     let mut channels = Map::new();
-    let mut seen = HashSet::new();
-    for channel in event.channels.iter().filter(|c| seen.insert(*c)) {
+    for channel in &event.channels {
         let values = event.info.values(&state, &request.app.id, channel).await?;
         channels.insert(channel.to_string(), Value::Object(values));
     }

@@ -1,6 +1,11 @@
 //! The in-memory presence roster: which users are in which presence channel, through which
 //! sockets. A user is a member while at least one of their sockets is subscribed, so
 //! `member_added` and `member_removed` fire per user, not per connection (the multi-tab rule).
+//!
+//! A join subscribes the socket, takes the member snapshot and announces the newcomer in one
+//! step under the roster's lock (a leave likewise), so every other member is either in a
+//! joiner's `subscription_succeeded` or announced to it afterwards, never both and never
+//! neither. Announcing is only a non-blocking push into outboxes, so the lock stays short.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,7 +13,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::protocol::{ChannelName, PresenceMember, SocketId};
+use super::{AppChannels, Outbox};
+use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
 
 /// The outcome of a presence join.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +44,15 @@ pub struct PresenceRoster {
 }
 
 impl PresenceRoster {
-    /// Adds `socket` as a connection of `member`; idempotent for a socket already joined.
+    /// Subscribes `socket` (delivering to `outbox`) as a connection of `member`, and
+    /// announces `member_added` to the channel's other subscribers on the user's first
+    /// connection. Idempotent for a socket already joined.
     pub fn join(
         &self,
+        subscriptions: &AppChannels,
         channel: &ChannelName,
         socket: SocketId,
+        outbox: &Outbox,
         member: &PresenceMember,
         max_members: usize,
     ) -> PresenceJoin {
@@ -68,16 +78,32 @@ impl PresenceRoster {
             );
             true
         };
+        subscriptions.subscribe(channel, socket, outbox.clone());
+        if first_connection {
+            let frame = frames::member_added(
+                channel.as_str(),
+                &member.user_id_json,
+                member.user_info.as_deref(),
+            );
+            subscriptions.deliver(channel.as_str(), &frame, Some(socket));
+        }
         PresenceJoin::Joined {
             first_connection,
             subscription_data: subscription_data(users),
         }
     }
 
-    /// Removes `socket` from `user_key`'s connections; true when that was the user's last one
-    /// (so `member_removed` is due).
-    pub fn leave(&self, channel: &str, socket: SocketId, user_key: &str) -> bool {
+    /// Unsubscribes `socket` from `user_key`'s connections; when that was the user's last one,
+    /// announces `member_removed` and returns true.
+    pub fn leave(
+        &self,
+        subscriptions: &AppChannels,
+        channel: &str,
+        socket: SocketId,
+        user_key: &str,
+    ) -> bool {
         let mut channels = self.lock();
+        subscriptions.unsubscribe(channel, socket);
         let Some(users) = channels.get_mut(channel) else {
             return false;
         };
@@ -85,14 +111,17 @@ impl PresenceRoster {
             return false;
         };
         member.sockets.retain(|s| *s != socket);
-        let gone = member.sockets.is_empty();
-        if gone {
-            users.remove(user_key);
-            if users.is_empty() {
-                channels.remove(channel);
-            }
+        if !member.sockets.is_empty() {
+            return false;
         }
-        gone
+        if let Some(gone) = users.remove(user_key) {
+            let frame = frames::member_removed(channel, &gone.member.user_id_json);
+            subscriptions.deliver(channel, &frame, None);
+        }
+        if users.is_empty() {
+            channels.remove(channel);
+        }
+        true
     }
 
     /// The user ids (string form) present in `channel`.
@@ -140,6 +169,7 @@ fn subscription_data(users: &HashMap<String, Member>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::{OutboxReceiver, outbox};
     use serde_json::{Value, json};
 
     fn member(channel_data: &str) -> PresenceMember {
@@ -163,47 +193,99 @@ mod tests {
         }
     }
 
+    /// A roster with its app's subscriptions, and helpers to join as a fresh socket.
+    #[derive(Default)]
+    struct Room {
+        roster: PresenceRoster,
+        subscriptions: AppChannels,
+    }
+
+    impl Room {
+        fn join(
+            &self,
+            who: &PresenceMember,
+            max: usize,
+        ) -> (SocketId, OutboxReceiver, PresenceJoin) {
+            let socket = SocketId::random();
+            let (tx, rx) = outbox(16);
+            let outcome = self
+                .roster
+                .join(&self.subscriptions, &channel(), socket, &tx, who, max);
+            (socket, rx, outcome)
+        }
+
+        fn leave(&self, socket: SocketId, user_key: &str) -> bool {
+            self.roster
+                .leave(&self.subscriptions, "presence-room", socket, user_key)
+        }
+    }
+
+    fn next_event(rx: &mut OutboxReceiver) -> Option<Value> {
+        rx.try_recv()
+            .map(|frame| serde_json::from_str(&frame).unwrap())
+    }
+
     #[test]
     fn second_tab_of_a_user_is_not_a_new_member() {
-        let roster = PresenceRoster::default();
+        let room = Room::default();
         let alice = member(r#"{"user_id":"a","user_info":{"n":1}}"#);
-        let (s1, s2) = (SocketId::random(), SocketId::random());
-        let (first, data) = joined(roster.join(&channel(), s1, &alice, 100));
+        let (_observer, mut seen, _) = room.join(&member(r#"{"user_id":"o"}"#), 100);
+        let (s1, _rx1, outcome) = room.join(&alice, 100);
+        let (first, data) = joined(outcome);
         assert!(first);
+        assert_eq!(data["presence"]["hash"]["a"], json!({"n":1}));
+        assert_eq!(data["presence"]["count"], 2);
         assert_eq!(
-            data,
-            json!({"presence":{"ids":["a"],"hash":{"a":{"n":1}},"count":1}})
+            next_event(&mut seen).unwrap()["event"],
+            "pusher_internal:member_added"
         );
-        let (first, data) = joined(roster.join(&channel(), s2, &alice, 100));
+        let (s2, _rx2, outcome) = room.join(&alice, 100);
+        let (first, data) = joined(outcome);
         assert!(!first);
-        assert_eq!(data["presence"]["count"], 1);
-        assert!(!roster.leave("presence-room", s1, "a"));
-        assert!(roster.leave("presence-room", s2, "a"));
-        assert!(roster.user_keys("presence-room").is_empty());
+        assert_eq!(data["presence"]["count"], 2);
+        assert!(
+            next_event(&mut seen).is_none(),
+            "a second tab is not announced"
+        );
+        assert!(!room.leave(s1, "a"));
+        assert!(next_event(&mut seen).is_none(), "the user is still there");
+        assert!(room.leave(s2, "a"));
+        assert_eq!(
+            next_event(&mut seen).unwrap()["event"],
+            "pusher_internal:member_removed"
+        );
+        assert_eq!(room.roster.user_keys("presence-room"), vec!["o"]);
+    }
+
+    #[test]
+    fn a_joiner_is_not_announced_to_itself_and_sees_itself_in_the_snapshot() {
+        let room = Room::default();
+        let (_, mut rx, outcome) = room.join(&member(r#"{"user_id":"a"}"#), 100);
+        let (_, data) = joined(outcome);
+        assert_eq!(data["presence"]["ids"], json!(["a"]));
+        assert!(next_event(&mut rx).is_none());
+        assert_eq!(room.subscriptions.subscriber_count("presence-room"), 1);
     }
 
     #[test]
     fn the_member_limit_counts_users_not_sockets() {
-        let roster = PresenceRoster::default();
+        let room = Room::default();
         let alice = member(r#"{"user_id":1}"#);
         let bob = member(r#"{"user_id":2}"#);
-        joined(roster.join(&channel(), SocketId::random(), &alice, 1));
-        joined(roster.join(&channel(), SocketId::random(), &alice, 1));
+        joined(room.join(&alice, 1).2);
+        joined(room.join(&alice, 1).2);
+        assert_eq!(room.join(&bob, 1).2, PresenceJoin::Full);
         assert_eq!(
-            roster.join(&channel(), SocketId::random(), &bob, 1),
-            PresenceJoin::Full
+            room.subscriptions.subscriber_count("presence-room"),
+            2,
+            "a refused join does not subscribe"
         );
     }
 
     #[test]
     fn numeric_ids_stay_numbers_and_missing_info_is_null() {
-        let roster = PresenceRoster::default();
-        let (_, data) = joined(roster.join(
-            &channel(),
-            SocketId::random(),
-            &member(r#"{"user_id":10}"#),
-            100,
-        ));
+        let room = Room::default();
+        let (_, data) = joined(room.join(&member(r#"{"user_id":10}"#), 100).2);
         assert_eq!(
             data,
             json!({"presence":{"ids":[10],"hash":{"10":null},"count":1}})

@@ -106,11 +106,11 @@ impl Connection {
         }
     }
 
-    /// Leaves one channel: local unsubscription, then presence bookkeeping and
-    /// `member_removed` when this was the user's last connection.
+    /// Leaves one channel; on presence channels the adapter also announces `member_removed`
+    /// when this was the user's last connection.
     pub async fn leave(&mut self, channel: ChannelName, member: Option<PresenceMember>) {
-        self.channels.unsubscribe(channel.as_str(), self.socket_id);
         let Some(member) = member else {
+            self.channels.unsubscribe(channel.as_str(), self.socket_id);
             return;
         };
         let left = self
@@ -118,13 +118,10 @@ impl Connection {
             .adapter
             .leave_presence(&self.app.id, &channel, self.socket_id, &member.user_key)
             .await;
-        match left {
-            Ok(true) => {
-                let frame = frames::member_removed(channel.as_str(), &member.user_id_json);
-                self.publish(&channel, frame, None).await;
-            }
-            Ok(false) => {}
-            Err(err) => warn!(app = %self.app.id, %channel, %err, "presence leave failed"),
+        if let Err(err) = left {
+            warn!(app = %self.app.id, %channel, %err, "presence leave failed");
+            // Whatever the cluster state, this node stops delivering to the socket.
+            self.channels.unsubscribe(channel.as_str(), self.socket_id);
         }
     }
 

@@ -116,59 +116,50 @@ impl Connection {
         Ok("{}".to_owned())
     }
 
-    /// Joins a presence channel. The local subscription comes first, so that a member who
-    /// joins concurrently is either in our snapshot or announced to us afterwards.
+    /// Joins a presence channel through the adapter, which subscribes the socket and
+    /// announces the member to the others in one ordered step.
     async fn join_presence(
         &mut self,
         channel: ChannelName,
         member: PresenceMember,
     ) -> Result<String, Refusal> {
         // A re-subscription keeps the identity the socket first joined with.
-        let (member, already_subscribed) = match self.subscriptions.get(&channel) {
-            Some(Some(existing)) => (existing.clone(), true),
-            _ => (member, false),
+        let member = match self.subscriptions.get(&channel) {
+            Some(Some(existing)) => existing.clone(),
+            _ => member,
         };
-        if !already_subscribed {
-            self.channels
-                .subscribe(&channel, self.socket_id, self.outbox.clone());
-        }
         let max_members = self.app.limits.max_presence_members;
         let outcome = self
             .state
             .adapter
-            .join_presence(&self.app.id, &channel, self.socket_id, &member, max_members)
+            .join_presence(
+                &self.app.id,
+                &channel,
+                self.socket_id,
+                &self.outbox,
+                &member,
+                max_members,
+            )
             .await;
-        let (first_connection, subscription_data) = match outcome {
+        match outcome {
             Ok(PresenceJoin::Joined {
-                first_connection,
-                subscription_data,
-            }) => (first_connection, subscription_data),
+                subscription_data, ..
+            }) => {
+                self.subscriptions.insert(channel, Some(member));
+                Ok(subscription_data)
+            }
             Ok(PresenceJoin::Full) => {
-                self.channels.unsubscribe(channel.as_str(), self.socket_id);
                 let message = format!("presence channel is full ({max_members} members)");
-                return Err(Refusal::new(SubscriptionErrorKind::LimitReached, message));
+                Err(Refusal::new(SubscriptionErrorKind::LimitReached, message))
             }
             Err(error) => {
                 tracing::warn!(app = %self.app.id, %channel, %error, "presence join failed");
-                if !already_subscribed {
-                    self.channels.unsubscribe(channel.as_str(), self.socket_id);
-                }
-                return Err(Refusal::new(
+                Err(Refusal::new(
                     SubscriptionErrorKind::Unavailable,
                     "presence is temporarily unavailable",
-                ));
+                ))
             }
-        };
-        if first_connection {
-            let frame = frames::member_added(
-                channel.as_str(),
-                &member.user_id_json,
-                member.user_info.as_deref(),
-            );
-            self.publish(&channel, frame, Some(self.socket_id)).await;
         }
-        self.subscriptions.insert(channel, Some(member));
-        Ok(subscription_data)
     }
 
     async fn refuse(&mut self, channel: &str, refusal: Refusal) -> Result<(), Ending> {
