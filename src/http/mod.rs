@@ -15,7 +15,9 @@ mod users;
 
 use actix_web::web;
 
-pub use auth::{API_PREFIX, SignedRequest};
+pub use auth::{
+    API_PREFIX, SignedRequest, UnverifiedRequest, decode_query, verify_query_signature,
+};
 pub use error::ApiError;
 
 /// Registers the API and health routes.

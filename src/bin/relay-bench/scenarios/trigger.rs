@@ -1,0 +1,107 @@
+//! `trigger`: K concurrent keep-alive clients post signed events to a channel nobody
+//! subscribes to, for D seconds; requests per second, latency and the server's CPU per request.
+
+use std::time::Duration;
+
+use clap::Args;
+use tokio::time::Instant;
+
+use super::collect;
+use crate::api::ApiClient;
+use crate::error::BenchError;
+use crate::report::{Latencies, Report};
+use crate::target::Target;
+use crate::usage::{ServerProcess, sample};
+
+/// Options of the `trigger` scenario.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds to post for.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+}
+
+/// What one posting connection saw.
+struct Posted {
+    requests: usize,
+    failures: usize,
+    first_failure: Option<String>,
+    latencies: Latencies,
+}
+
+/// Runs the scenario.
+pub async fn run(
+    target: &Target,
+    server: Option<ServerProcess>,
+    args: &TriggerArgs,
+) -> Result<Report, BenchError> {
+    let mut clients = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        clients.push(ApiClient::connect(target).await?);
+    }
+    let before = sample(server)?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.duration);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| tokio::spawn(post_until(client, deadline)))
+        .collect();
+    let results = collect(tasks).await?;
+    let elapsed = started.elapsed();
+    let after = sample(server)?;
+
+    let requests: usize = results.iter().map(|r| r.requests).sum();
+    let failures: usize = results.iter().map(|r| r.failures).sum();
+    if requests > 0 && failures == requests {
+        let reason = results.into_iter().find_map(|r| r.first_failure);
+        return Err(BenchError::Http(format!(
+            "every trigger failed, e.g. {}",
+            reason.unwrap_or_default()
+        )));
+    }
+    let mut latencies = Latencies::with_capacity(requests);
+    for result in results {
+        latencies.extend(result.latencies);
+    }
+    let mut report = Report::new("trigger");
+    report
+        .add("clients", args.clients)
+        .add("requests", requests)
+        .add("non_2xx", failures)
+        .add_f64("requests_per_sec", requests as f64 / elapsed.as_secs_f64())
+        .add_latencies("latency_", &latencies)
+        .add_server_usage(
+            before
+                .zip(after)
+                .map(|(before, after)| before.until(&after)),
+            "request",
+            requests,
+        );
+    Ok(report)
+}
+
+async fn post_until(mut api: ApiClient, deadline: Instant) -> Result<Posted, BenchError> {
+    let channels = ["bench-trigger-empty".to_owned()];
+    let mut posted = Posted {
+        requests: 0,
+        failures: 0,
+        first_failure: None,
+        latencies: Latencies::default(),
+    };
+    while Instant::now() < deadline {
+        let sent = Instant::now();
+        let response = api.trigger(&channels, "bench-event", "{}").await?;
+        posted.latencies.record(sent.elapsed());
+        posted.requests += 1;
+        if !(200..300).contains(&response.status) {
+            posted.failures += 1;
+            posted
+                .first_failure
+                .get_or_insert_with(|| format!("{} {}", response.status, response.body));
+        }
+    }
+    Ok(posted)
+}
