@@ -9,10 +9,11 @@ use std::process::Command;
 use common::TestServer;
 use serde_json::Value;
 
-/// Runs one scenario with `--json` and returns its report.
-fn bench(server: &TestServer, scenario: &[&str]) -> Value {
+/// Runs one scenario (`"fanout --events 10"`) with `--json` and returns its report.
+fn bench(server: &TestServer, command: &str) -> Value {
+    let scenario: Vec<&str> = command.split_whitespace().collect();
     let output = Command::new(env!("CARGO_BIN_EXE_relay-bench"))
-        .args(scenario)
+        .args(&scenario)
         .args(["--port", &server.port.to_string()])
         .args(["--server-pid", &server.pid().to_string()])
         .args(["--timeout", "30", "--json"])
@@ -36,18 +37,7 @@ fn bench(server: &TestServer, scenario: &[&str]) -> Value {
 #[test]
 fn connect_opens_and_subscribes_every_socket() {
     let server = TestServer::start();
-    let report = bench(
-        &server,
-        &[
-            "connect",
-            "--connections",
-            "20",
-            "--channels",
-            "4",
-            "--hold",
-            "0",
-        ],
-    );
+    let report = bench(&server, "connect --connections 20 --channels 4 --hold 0");
     assert_eq!(report["connections"], 20);
     assert!(
         report["server_rss_kib_per_connection"].is_number(),
@@ -60,17 +50,7 @@ fn fanout_delivers_every_event_to_every_subscriber() {
     let server = TestServer::start();
     let report = bench(
         &server,
-        &[
-            "fanout",
-            "--subscribers",
-            "20",
-            "--channels",
-            "2",
-            "--events",
-            "10",
-            "--rate",
-            "200",
-        ],
+        "fanout --subscribers 20 --channels 2 --events 10 --rate 200",
     );
     assert_eq!(report["deliveries"], 200);
     assert_eq!(report["delivered_share"], 1.0);
@@ -80,25 +60,14 @@ fn fanout_delivers_every_event_to_every_subscriber() {
 #[test]
 fn fanout_as_fast_as_possible_delivers_everything() {
     let server = TestServer::start();
-    let report = bench(
-        &server,
-        &[
-            "fanout",
-            "--subscribers",
-            "20",
-            "--events",
-            "20",
-            "--posters",
-            "2",
-        ],
-    );
+    let report = bench(&server, "fanout --subscribers 20 --events 20 --posters 2");
     assert_eq!(report["deliveries"], 400);
 }
 
 #[test]
 fn trigger_counts_requests_and_failures() {
     let server = TestServer::start();
-    let report = bench(&server, &["trigger", "--clients", "2", "--duration", "0.3"]);
+    let report = bench(&server, "trigger --clients 2 --duration 0.3");
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["non_2xx"], 0);
 }
@@ -106,7 +75,7 @@ fn trigger_counts_requests_and_failures() {
 #[test]
 fn presence_members_all_see_the_full_count() {
     let server = TestServer::start();
-    let report = bench(&server, &["presence", "--members", "20"]);
+    let report = bench(&server, "presence --members 20");
     assert_eq!(report["final_member_count"], 20);
 }
 
@@ -115,15 +84,7 @@ fn client_events_round_trip_between_pairs() {
     let server = TestServer::start();
     let report = bench(
         &server,
-        &[
-            "client-events",
-            "--pairs",
-            "3",
-            "--round-trips",
-            "3",
-            "--interval-ms",
-            "10",
-        ],
+        "client-events --pairs 3 --round-trips 3 --interval-ms 10",
     );
     assert_eq!(report["round_trips"], 9);
 }

@@ -179,21 +179,24 @@ async fn concurrent_joiners_each_learn_of_every_member_exactly_once() {
         clients.push(Client::connect(&server).await);
     }
     // Everyone joins at once, so joins interleave across the server's worker threads.
-    let joins = clients.iter_mut().enumerate().map(|(i, client)| async move {
-        let data = client.join_presence(ROOM, &user(&i.to_string(), "x")).await;
-        let mut known: Vec<String> = data["presence"]["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|id| id.as_str().unwrap().to_owned())
-            .collect();
-        while known.len() < MEMBERS {
-            let added = decode_data(&client.recv_event("pusher_internal:member_added").await);
-            let id = added["user_id"].as_str().unwrap().to_owned();
-            assert!(!known.contains(&id), "member {id} was announced twice");
-            known.push(id);
-        }
-        client.assert_nothing_pending().await;
-    });
+    let joins = clients
+        .iter_mut()
+        .enumerate()
+        .map(|(i, client)| async move {
+            let data = client.join_presence(ROOM, &user(&i.to_string(), "x")).await;
+            let mut known: Vec<String> = data["presence"]["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|id| id.as_str().unwrap().to_owned())
+                .collect();
+            while known.len() < MEMBERS {
+                let added = decode_data(&client.recv_event("pusher_internal:member_added").await);
+                let id = added["user_id"].as_str().unwrap().to_owned();
+                assert!(!known.contains(&id), "member {id} was announced twice");
+                known.push(id);
+            }
+            client.assert_nothing_pending().await;
+        });
     futures_util::future::join_all(joins).await;
 }

@@ -42,8 +42,14 @@ async fn drive(
     stream: &mut AggregatedMessageStream,
     inbox: &mut OutboxReceiver,
 ) -> Ending {
+    // Both waits are created once and polled across iterations, so a loop turn does not
+    // register and deregister two waiters.
     let shutdown = connection.state.shutdown.clone();
+    let shutdown = shutdown.cancelled();
+    tokio::pin!(shutdown);
     let overflow = inbox.overflow_signal();
+    let overflow = overflow.wait();
+    tokio::pin!(overflow);
     let mut keepalive = KeepAlive::new(
         Duration::from_secs(connection.app.activity_timeout),
         connection.state.settings.pong_timeout,
@@ -54,11 +60,11 @@ async fn drive(
     loop {
         let step = tokio::select! {
             biased;
-            () = shutdown.cancelled() => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
-            () = overflow.wait() => Err(Ending::Pusher(CloseCode::OverCapacity)),
+            () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
+            () = &mut overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
             // Queued frames go out before the next client frame is read, so a reply never
             // overtakes an event that was queued before the request arrived.
-            Some(frame) = inbox.recv() => connection.send(frame).await,
+            Some(frame) = inbox.recv() => send_queued(connection, frame, inbox).await,
             message = stream.recv() => {
                 keepalive.saw_activity(Instant::now());
                 handle_message(connection, message).await
@@ -79,6 +85,26 @@ async fn drive(
             return ending;
         }
     }
+}
+
+/// Frames sent per wake-up before the loop looks at the client and timers again.
+const MAX_FRAMES_PER_WAKE: usize = 64;
+
+/// Sends `first` and whatever else is already queued (up to a bound), so one wake-up of the
+/// task moves a burst of frames.
+async fn send_queued(
+    connection: &mut Connection,
+    first: bytestring::ByteString,
+    inbox: &mut OutboxReceiver,
+) -> Result<(), Ending> {
+    connection.send(first).await?;
+    for _ in 1..MAX_FRAMES_PER_WAKE {
+        let Some(frame) = inbox.try_recv() else {
+            break;
+        };
+        connection.send(frame).await?;
+    }
+    Ok(())
 }
 
 async fn handle_message(

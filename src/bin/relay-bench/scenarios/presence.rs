@@ -68,15 +68,22 @@ pub async fn run(
     }
     let join_time = started.elapsed();
     let after = sample(server)?;
+    // Every client reports its count before any socket closes: a close would be a leave.
     stop.cancel();
-    let counts = collect(tasks).await?;
-    let wrong = counts
-        .iter()
-        .filter(|count| **count != members as i64)
-        .count();
-    if wrong > 0 {
+    let finished = collect(tasks).await?;
+    let mut wrong = Vec::new();
+    for (count, socket) in finished {
+        if count != members as i64 {
+            wrong.push(count);
+        }
+        if let Some(socket) = socket {
+            socket.close().await;
+        }
+    }
+    if let (Some(low), Some(high)) = (wrong.iter().min(), wrong.iter().max()) {
         return Err(BenchError::Incomplete(format!(
-            "{wrong} of {members} clients did not end with {members} members"
+            "{} of {members} clients did not end with {members} members (they counted {low} to {high})",
+            wrong.len()
         )));
     }
     let mut report = Report::new("presence");
@@ -105,13 +112,18 @@ struct Member {
 }
 
 impl Member {
-    /// Connects, joins on the go signal, and returns the member count it ended with.
-    async fn run(mut self, target: Target, launch: Launch) -> Result<i64, BenchError> {
+    /// Connects, joins on the go signal, and on the stop signal returns the member count it
+    /// ended with and its still-open socket.
+    async fn run(
+        mut self,
+        target: Target,
+        launch: Launch,
+    ) -> Result<(i64, Option<PusherSocket>), BenchError> {
         let Some(mut socket) = launch.setup(PusherSocket::connect(&target)).await else {
-            return Ok(0);
+            return Ok((0, None));
         };
         if self.go.wait_for(|go| *go).await.is_err() {
-            return Ok(0);
+            return Ok((0, Some(socket)));
         }
         let channel_data = json!({"user_id": format!("bench-{}", self.index)}).to_string();
         let auth = target.presence_auth(socket.socket_id(), &self.channel, &channel_data);
@@ -122,6 +134,7 @@ impl Member {
         let mut reported = false;
         loop {
             let text = tokio::select! {
+                biased;
                 () = self.stop.cancelled() => break,
                 text = socket.next_text() => text?,
             };
@@ -131,8 +144,7 @@ impl Member {
                 let _ = self.complete.send(());
             }
         }
-        socket.close().await;
-        Ok(count)
+        Ok((count, Some(socket)))
     }
 
     /// How a frame changes the member count; member events are recognised without a parse.
