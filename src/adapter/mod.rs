@@ -5,6 +5,11 @@
 //! the [`Hub`](crate::hub::Hub); a Redis adapter (a later issue) will fan publishes out over
 //! pub/sub and keep presence and counts in shared state, without the WebSocket or HTTP layers
 //! changing.
+//!
+//! A presence join or leave is one adapter call that subscribes (or unsubscribes) the socket,
+//! updates membership and announces `member_added`/`member_removed`, because only the adapter
+//! can order those steps against other nodes' joins: a joiner must see each other member
+//! exactly once, in its snapshot or as an announcement.
 
 mod local;
 
