@@ -80,7 +80,7 @@ pub struct UsageDelta {
 
 impl Usage {
     /// What was used from `self` to `later`.
-    pub fn until(&self, later: &Usage) -> UsageDelta {
+    fn until(&self, later: &Usage) -> UsageDelta {
         UsageDelta {
             cpu: later.cpu.saturating_sub(self.cpu),
             rss_bytes: later.rss_bytes,
@@ -89,9 +89,28 @@ impl Usage {
     }
 }
 
-/// Samples `server` if one was given.
-pub fn sample(server: Option<ServerProcess>) -> Result<Option<Usage>, BenchError> {
-    server.map(|s| s.sample()).transpose()
+/// Measures the server's resource use from the moment it was started; reads nothing when no
+/// server PID was given.
+#[derive(Debug)]
+pub struct Meter {
+    server: Option<ServerProcess>,
+    start: Option<Usage>,
+}
+
+impl Meter {
+    /// Takes the starting sample.
+    pub fn start(server: Option<ServerProcess>) -> Result<Self, BenchError> {
+        let start = server.map(|s| s.sample()).transpose()?;
+        Ok(Meter { server, start })
+    }
+
+    /// What the server has used since the start.
+    pub fn read(&self) -> Result<Option<UsageDelta>, BenchError> {
+        let (Some(server), Some(start)) = (self.server, self.start) else {
+            return Ok(None);
+        };
+        Ok(Some(start.until(&server.sample()?)))
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::error::BenchError;
 use crate::report::{Latencies, Report};
 use crate::socket::PusherSocket;
 use crate::target::Target;
-use crate::usage::{ServerProcess, sample};
+use crate::usage::{Meter, ServerProcess};
 
 /// Options of the `client-events` scenario.
 #[derive(Debug, Args)]
@@ -53,12 +53,12 @@ pub async fn run(
     drop(launch);
     ready.wait(args.pairs).await?;
 
-    let before = sample(server)?;
+    let meter = Meter::start(server)?;
     let started = Instant::now();
     let _ = go.send(true);
     let results = collect(tasks).await?;
     let elapsed = started.elapsed();
-    let after = sample(server)?;
+    let usage = meter.read()?;
 
     let mut latencies = Latencies::default();
     for result in results {
@@ -74,13 +74,7 @@ pub async fn run(
             round_trips as f64 / elapsed.as_secs_f64(),
         )
         .add_latencies("round_trip_", &latencies)
-        .add_server_usage(
-            before
-                .zip(after)
-                .map(|(before, after)| before.until(&after)),
-            "client_event",
-            round_trips * 2,
-        );
+        .add_server_usage(usage, "client_event", round_trips * 2);
     Ok(report)
 }
 

@@ -12,7 +12,7 @@ use crate::error::BenchError;
 use crate::report::Report;
 use crate::socket::PusherSocket;
 use crate::target::Target;
-use crate::usage::{ServerProcess, sample};
+use crate::usage::{Meter, ServerProcess};
 
 /// Options of the `connect` scenario.
 #[derive(Debug, Args)]
@@ -38,7 +38,7 @@ pub async fn run(
     args: &ConnectArgs,
 ) -> Result<Report, BenchError> {
     let count = args.connections;
-    let before = sample(server)?;
+    let meter = Meter::start(server)?;
     let started = Instant::now();
     let (launch, mut ready) = Launch::new(args.concurrency);
     let stop = CancellationToken::new();
@@ -56,9 +56,9 @@ pub async fn run(
     drop(launch);
     ready.wait(count).await?;
     let subscribe_time = started.elapsed();
-    let subscribed = sample(server)?;
+    let subscribed = meter.read()?;
     tokio::time::sleep(Duration::from_secs(args.hold)).await;
-    let held = sample(server)?;
+    let held = meter.read()?;
     stop.cancel();
     collect(tasks).await?;
 
@@ -73,14 +73,13 @@ pub async fn run(
             "connections_per_sec",
             count as f64 / subscribe_time.as_secs_f64(),
         );
-    if let (Some(before), Some(subscribed), Some(held)) = (before, subscribed, held) {
-        report.add_server_usage(Some(before.until(&subscribed)), "connection", count);
-        let growth = before.until(&held).rss_growth;
+    report.add_server_usage(subscribed, "connection", count);
+    if let Some(held) = held {
         report
             .add_f64("server_rss_held_mib", held.rss_bytes as f64 / 1048576.0)
             .add_f64(
                 "server_rss_kib_per_connection",
-                growth as f64 / 1024.0 / count as f64,
+                held.rss_growth as f64 / 1024.0 / count as f64,
             );
     }
     Ok(report)

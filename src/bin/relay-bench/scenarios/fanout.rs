@@ -15,7 +15,7 @@ use crate::error::BenchError;
 use crate::report::{Latencies, Report};
 use crate::socket::PusherSocket;
 use crate::target::Target;
-use crate::usage::{ServerProcess, UsageDelta, sample};
+use crate::usage::{Meter, ServerProcess, UsageDelta};
 
 /// The marker in each event's data, followed by the send time in µs since the epoch.
 const MARKER: &[u8] = b"bench:";
@@ -85,7 +85,7 @@ pub async fn run(
     drop(launch);
     ready.wait(args.subscribers).await?;
 
-    let before = sample(server)?;
+    let meter = Meter::start(server)?;
     let started = Instant::now();
     post_all(target, args, &channels, epoch, started).await?;
     let posted = started.elapsed();
@@ -98,10 +98,7 @@ pub async fn run(
             collecting.await?
         }
     };
-    let after = sample(server)?;
-    let usage = before
-        .zip(after)
-        .map(|(before, after)| before.until(&after));
+    let usage = meter.read()?;
     summarize(args, results, started, posted, usage)
 }
 

@@ -15,7 +15,7 @@ use crate::error::BenchError;
 use crate::report::Report;
 use crate::socket::PusherSocket;
 use crate::target::Target;
-use crate::usage::{ServerProcess, sample};
+use crate::usage::{Meter, ServerProcess};
 
 /// Options of the `presence` scenario.
 #[derive(Debug, Args)]
@@ -58,7 +58,7 @@ pub async fn run(
     drop((launch, complete));
     ready.wait(members).await?;
 
-    let before = sample(server)?;
+    let meter = Meter::start(server)?;
     let started = Instant::now();
     let _ = go.send(true);
     for _ in 0..members {
@@ -67,7 +67,7 @@ pub async fn run(
         }
     }
     let join_time = started.elapsed();
-    let after = sample(server)?;
+    let usage = meter.read()?;
     // Every client reports its count before any socket closes: a close would be a leave.
     stop.cancel();
     let finished = collect(tasks).await?;
@@ -91,13 +91,7 @@ pub async fn run(
         .add("members", members)
         .add_f64("join_time_ms", join_time.as_secs_f64() * 1e3)
         .add("final_member_count", members)
-        .add_server_usage(
-            before
-                .zip(after)
-                .map(|(before, after)| before.until(&after)),
-            "member",
-            members,
-        );
+        .add_server_usage(usage, "member", members);
     Ok(report)
 }
 

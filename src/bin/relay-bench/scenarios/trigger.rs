@@ -11,7 +11,7 @@ use crate::api::ApiClient;
 use crate::error::BenchError;
 use crate::report::{Latencies, Report};
 use crate::target::Target;
-use crate::usage::{ServerProcess, sample};
+use crate::usage::{Meter, ServerProcess};
 
 /// Options of the `trigger` scenario.
 #[derive(Debug, Args)]
@@ -42,7 +42,7 @@ pub async fn run(
     for _ in 0..args.clients {
         clients.push(ApiClient::connect(target).await?);
     }
-    let before = sample(server)?;
+    let meter = Meter::start(server)?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration);
     let tasks: Vec<_> = clients
@@ -51,7 +51,7 @@ pub async fn run(
         .collect();
     let results = collect(tasks).await?;
     let elapsed = started.elapsed();
-    let after = sample(server)?;
+    let usage = meter.read()?;
 
     let requests: usize = results.iter().map(|r| r.requests).sum();
     let failures: usize = results.iter().map(|r| r.failures).sum();
@@ -73,13 +73,7 @@ pub async fn run(
         .add("non_2xx", failures)
         .add_f64("requests_per_sec", requests as f64 / elapsed.as_secs_f64())
         .add_latencies("latency_", &latencies)
-        .add_server_usage(
-            before
-                .zip(after)
-                .map(|(before, after)| before.until(&after)),
-            "request",
-            requests,
-        );
+        .add_server_usage(usage, "request", requests);
     Ok(report)
 }
 
