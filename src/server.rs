@@ -126,14 +126,14 @@ async fn wait_for_signal() {
 }
 
 /// Unknown paths: a WebSocket upgrade is closed with 4005, anything else gets a JSON 404.
-async fn not_found(req: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
+async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
     if is_upgrade {
-        ws::path_not_found(req, body).await
+        ws::path_not_found(req).await
     } else {
         Ok(HttpResponse::NotFound().json(serde_json::json!({"error": "Not found"})))
     }

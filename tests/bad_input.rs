@@ -1,11 +1,21 @@
 //! Malformed input gets a clear error and the connection stays open; only a WebSocket-level
-//! violation (an oversized message) closes it, with 1009.
+//! violation closes it, with the RFC 6455 code: 1009 for an oversized message, 1007 for text
+//! that is not UTF-8.
 
 mod common;
 
 use common::{Client, TestServer};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, Utf8Bytes};
+
+/// A raw frame: `first` says whether it opens a message (text) or continues one.
+fn fragment(payload: &[u8], first: bool, last: bool) -> Message {
+    let opcode = if first { Data::Text } else { Data::Continue };
+    Message::Frame(Frame::message(payload.to_vec(), OpCode::Data(opcode), last))
+}
 
 async fn error_then_still_served(client: &mut Client, needle: &str) {
     let error = client.recv_event("pusher:error").await;
@@ -121,4 +131,78 @@ async fn the_default_frame_limit_is_64_kib() {
         ))
         .await;
     assert_eq!(client.expect_close().await, 1009);
+}
+
+#[tokio::test]
+async fn a_fragmented_message_is_joined_and_served() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    let text = br#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#;
+    let (a, rest) = text.split_at(10);
+    let (b, c) = rest.split_at(20);
+    client.send_message(fragment(a, true, false)).await;
+    client.send_message(fragment(b, false, false)).await;
+    client.send_message(fragment(c, false, true)).await;
+    let reply = client
+        .recv_event("pusher_internal:subscription_succeeded")
+        .await;
+    assert_eq!(reply["channel"], "news");
+}
+
+#[tokio::test]
+async fn a_fragmented_message_over_the_limit_closes_with_1009() {
+    let config = common::default_config()
+        .replace("[server]\n", "[server]\nmax_frame_size = 2048\n")
+        + "max_event_size = 1024\n";
+    let server = TestServer::start_with(&config);
+    let mut client = Client::connect(&server).await;
+    // Each fragment is under the limit; together they are not.
+    let chunk = vec![b'y'; 1500];
+    client
+        .send_message(fragment(b"{\"event\":\"x\",\"data\":\"", true, false))
+        .await;
+    client.send_message(fragment(&chunk, false, false)).await;
+    client.send_message(fragment(&chunk, false, true)).await;
+    let error = client.recv_event("pusher:error").await;
+    assert_eq!(error["data"]["message"], "Message too large");
+    assert_eq!(client.expect_close().await, 1009);
+}
+
+#[tokio::test]
+async fn text_that_is_not_utf8_closes_with_1007() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    client
+        .send_message(fragment(b"{\"event\":\"\xff\"}", true, true))
+        .await;
+    client.recv_event("pusher:error").await;
+    assert_eq!(client.expect_close().await, 1007);
+    client.expect_disconnect().await;
+}
+
+#[tokio::test]
+async fn a_websocket_ping_is_answered_with_its_payload() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    client
+        .send_message(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    match client.next_message().await {
+        Message::Pong(payload) => assert_eq!(&payload[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_clients_close_frame_is_echoed() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    client
+        .send_message(Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: Utf8Bytes::from_static("bye"),
+        })))
+        .await;
+    assert_eq!(client.expect_close().await, 1001);
+    client.expect_disconnect().await;
 }

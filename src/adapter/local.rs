@@ -121,20 +121,21 @@ impl Adapter for LocalAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::outbox;
+    use crate::hub::TestOutbox;
 
     #[tokio::test]
     async fn publish_reaches_local_subscribers_and_counts_are_local() {
         let hub = Arc::new(Hub::default());
         let adapter = LocalAdapter::new(hub.clone());
         let channel = ChannelName::parse("news", 164).unwrap();
-        let (tx, mut rx) = outbox(4);
-        hub.app("1").subscribe(&channel, SocketId::random(), tx);
+        let queue = TestOutbox::new(4);
+        hub.app("1")
+            .subscribe(&channel, SocketId::random(), queue.outbox().clone());
         adapter
             .publish("1", &channel, ByteString::from_static("hi"), None)
             .await
             .unwrap();
-        assert_eq!(rx.try_recv().as_deref(), Some("hi"));
+        assert_eq!(queue.next_text().as_deref(), Some("hi"));
         assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 1);
         assert_eq!(adapter.subscription_count("2", &channel).await.unwrap(), 0);
         let occupied = adapter.occupied_channels("1").await.unwrap();
@@ -153,9 +154,9 @@ mod tests {
         let channel = ChannelName::parse("presence-x", 164).unwrap();
         let member = PresenceMember::parse(r#"{"user_id":"u"}"#, 1024).unwrap();
         let socket = SocketId::random();
-        let (tx, _rx) = outbox(4);
+        let queue = TestOutbox::new(4);
         adapter
-            .join_presence("1", &channel, socket, &tx, &member, 10)
+            .join_presence("1", &channel, socket, queue.outbox(), &member, 10)
             .await
             .unwrap();
         assert_eq!(

@@ -16,7 +16,11 @@ use bytestring::ByteString;
 
 use crate::protocol::{ChannelName, SocketId};
 
-pub use outbox::{Outbox, OutboxReceiver, OverflowSignal, outbox};
+#[cfg(test)]
+pub(crate) use outbox::TestOutbox;
+pub use outbox::{
+    CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, OutboxWriter, Refused, outbox,
+};
 pub use presence::{PresenceJoin, PresenceRoster};
 
 /// Subscriptions of every app on this node.
@@ -147,22 +151,21 @@ mod tests {
     fn deliver_skips_the_excepted_socket() {
         let app = Hub::default().app("1");
         let (a, b) = (SocketId::random(), SocketId::random());
-        let (outbox_a, mut rx_a) = outbox(4);
-        let (outbox_b, mut rx_b) = outbox(4);
-        app.subscribe(&name("c"), a, outbox_a);
-        assert_eq!(app.subscribe(&name("c"), b, outbox_b), 2);
+        let (queue_a, queue_b) = (TestOutbox::new(4), TestOutbox::new(4));
+        app.subscribe(&name("c"), a, queue_a.outbox().clone());
+        assert_eq!(app.subscribe(&name("c"), b, queue_b.outbox().clone()), 2);
         let frame = ByteString::from_static("x");
         assert_eq!(app.deliver("c", &frame, Some(a)), 1);
-        assert!(rx_a.try_recv().is_none());
-        assert_eq!(rx_b.try_recv().as_deref(), Some("x"));
+        assert!(queue_a.next_text().is_none());
+        assert_eq!(queue_b.next_text().as_deref(), Some("x"));
     }
 
     #[test]
     fn unsubscribing_the_last_subscriber_drops_the_channel() {
         let app = Hub::default().app("1");
         let a = SocketId::random();
-        let (outbox_a, _rx) = outbox(4);
-        app.subscribe(&name("c"), a, outbox_a);
+        let queue = TestOutbox::new(4);
+        app.subscribe(&name("c"), a, queue.outbox().clone());
         assert!(app.unsubscribe("c", a));
         assert!(!app.unsubscribe("c", a));
         assert!(app.occupied_channels().is_empty());

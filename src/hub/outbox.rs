@@ -1,97 +1,383 @@
-//! A connection's bounded outbound queue.
+//! A connection's bounded outbound queue, drained directly by the connection's socket writer.
 //!
-//! Publishers push without waiting. When the queue is full the client is not keeping up: the
-//! frame is dropped and the connection's task is told (through `overflow`) to close the client
-//! with a reconnectable code, so one slow client never slows anybody else.
+//! Publishers push without waiting and without waking the connection's task: the socket
+//! writer (the WebSocket response body, see `ws::outbound`) is woken instead, at most once per
+//! burst, and takes every queued frame in one go, so a burst becomes one write. When the queue
+//! is full the client is not keeping up: the frame is refused and the connection's task is told
+//! (through [`OutboxOwner::overflowed`]) to close the client with a reconnectable code, so one
+//! slow client never slows anybody else. Closing frames bypass the bound.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use bytestring::ByteString;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
-/// The sending side, held by the hub for each subscription of a connection.
+/// One frame waiting to be written to a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundFrame {
+    /// A text message (every Pusher frame).
+    Text(ByteString),
+    /// The answer to a WebSocket-level ping, with its payload.
+    Pong(Bytes),
+    /// The closing handshake; nothing is written after it.
+    Close(Option<CloseFrame>),
+}
+
+/// The code and reason of a WebSocket close frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// A WebSocket (1000–1015) or Pusher (4000–4999) close code.
+    pub code: u16,
+    /// A short human-readable reason.
+    pub reason: String,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full; the connection has been told to close.
+    Full,
+    /// The connection is closing or its socket is gone.
+    Closed,
+}
+
+/// The sending side: held by the hub for each subscription of a connection, and by the
+/// connection itself for its replies.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    frames: mpsc::Sender<ByteString>,
-    overflow: Arc<Notify>,
+    shared: Arc<Shared>,
 }
 
-/// The receiving side, owned by the connection's task.
+/// The connection task's handle: sends like an [`Outbox`], and closes the queue. Dropping it
+/// ends the stream of frames, so the socket is closed even if the task ends abruptly.
 #[derive(Debug)]
-pub struct OutboxReceiver {
-    frames: mpsc::Receiver<ByteString>,
-    overflow: Arc<Notify>,
+pub struct OutboxOwner {
+    outbox: Outbox,
 }
 
-/// A queue holding at most `capacity` frames.
-pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let overflow = Arc::new(Notify::new());
+/// The socket writer's side: takes queued frames. Dropping it tells the connection's task
+/// that nothing more can be written.
+#[derive(Debug)]
+pub struct OutboxWriter {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    overflow: Notify,
+    writer_gone: Notify,
+}
+
+#[derive(Debug)]
+struct Queue {
+    frames: VecDeque<OutboundFrame>,
+    /// The writer to wake when the first frame of a burst arrives.
+    writer: Option<Waker>,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Frames are accepted.
+    Open,
+    /// The last frames are queued; the writer ends once they are written.
+    Closing,
+    /// The writer is gone; frames are discarded.
+    WriterGone,
+}
+
+/// A queue holding at most `capacity` frames (closing frames excepted).
+pub fn outbox(capacity: usize) -> (OutboxOwner, OutboxWriter) {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            frames: VecDeque::new(),
+            writer: None,
+            state: State::Open,
+        }),
+        capacity,
+        overflow: Notify::new(),
+        writer_gone: Notify::new(),
+    });
     (
-        Outbox {
-            frames: tx,
-            overflow: overflow.clone(),
+        OutboxOwner {
+            outbox: Outbox {
+                shared: shared.clone(),
+            },
         },
-        OutboxReceiver {
-            frames: rx,
-            overflow,
-        },
+        OutboxWriter { shared },
     )
 }
 
+impl Shared {
+    /// The queue, even if a thread panicked while holding it (its data stays consistent: every
+    /// critical section is a single push, drain or state change).
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Outbox {
-    /// Queues a frame; `false` when the connection is gone or its queue is full (in which
+    /// Queues a text frame; `false` when the connection is gone or its queue is full (in which
     /// case the connection is told to close).
     pub fn push(&self, frame: ByteString) -> bool {
-        match self.frames.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        self.push_frame(OutboundFrame::Text(frame)).is_ok()
+    }
+
+    /// Queues any frame within the bound.
+    pub fn push_frame(&self, frame: OutboundFrame) -> Result<(), Refused> {
+        let mut queue = self.shared.lock();
+        if queue.state != State::Open {
+            return Err(Refused::Closed);
+        }
+        if queue.frames.len() >= self.shared.capacity {
+            drop(queue);
+            self.shared.overflow.notify_one();
+            return Err(Refused::Full);
+        }
+        queue.frames.push_back(frame);
+        let writer = queue.writer.take();
+        drop(queue);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+        Ok(())
+    }
+}
+
+impl OutboxOwner {
+    /// A sending handle for the hub.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Queues the last frames (past the bound) and ends the stream after them. With
+    /// `discard_pending`, frames still waiting are dropped first, so a client that cannot keep
+    /// up learns at once why it is closed.
+    pub fn close(&self, last: impl IntoIterator<Item = OutboundFrame>, discard_pending: bool) {
+        let shared = &self.outbox.shared;
+        let mut queue = shared.lock();
+        if queue.state != State::Open {
+            return;
+        }
+        queue.state = State::Closing;
+        if discard_pending {
+            queue.frames.clear();
+        }
+        queue.frames.extend(last);
+        let writer = queue.writer.take();
+        drop(queue);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+    }
+
+    /// What the connection's task waits for besides its client.
+    pub fn signals(&self) -> OutboxSignals {
+        OutboxSignals {
+            shared: self.outbox.shared.clone(),
         }
     }
 }
 
-impl OutboxReceiver {
-    /// The next queued frame.
-    pub async fn recv(&mut self) -> Option<ByteString> {
-        self.frames.recv().await
+/// The events of a queue that end its connection.
+#[derive(Debug)]
+pub struct OutboxSignals {
+    shared: Arc<Shared>,
+}
+
+impl OutboxSignals {
+    /// Resolves once a push found the queue full (at once if that already happened).
+    pub async fn overflowed(&self) {
+        self.shared.overflow.notified().await;
     }
 
-    /// The next queued frame if one is ready.
-    pub fn try_recv(&mut self) -> Option<ByteString> {
-        self.frames.try_recv().ok()
-    }
-
-    /// A handle that resolves once a publisher finds the queue full.
-    pub fn overflow_signal(&self) -> OverflowSignal {
-        OverflowSignal(self.overflow.clone())
+    /// Resolves once the socket writer is gone (at once if it already is).
+    pub async fn writer_gone(&self) {
+        self.shared.writer_gone.notified().await;
     }
 }
 
-/// Tells a connection's task that its queue overflowed.
-#[derive(Debug)]
-pub struct OverflowSignal(Arc<Notify>);
+impl Drop for OutboxOwner {
+    fn drop(&mut self) {
+        self.close([], false);
+    }
+}
 
-impl OverflowSignal {
-    /// Resolves once a publisher found the queue full (immediately if that already happened).
-    pub async fn wait(&self) {
-        self.0.notified().await;
+impl OutboxWriter {
+    /// Hands every queued frame to `write`, in order. `Ready(true)` when frames were taken,
+    /// `Ready(false)` when the stream has ended (the close frame, if any, was taken earlier),
+    /// `Pending` when there is nothing yet (the writer is woken by the next push).
+    pub fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(OutboundFrame),
+    ) -> Poll<bool> {
+        let mut queue = self.shared.lock();
+        if queue.frames.is_empty() {
+            if queue.state != State::Open {
+                return Poll::Ready(false);
+            }
+            match &queue.writer {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => queue.writer = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        for frame in queue.frames.drain(..) {
+            write(frame);
+        }
+        Poll::Ready(true)
+    }
+}
+
+impl Drop for OutboxWriter {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.state = State::WriterGone;
+        queue.frames = VecDeque::new();
+        drop(queue);
+        self.shared.writer_gone.notify_one();
+    }
+}
+
+/// Both ends of a queue, for tests elsewhere in the crate that watch what a subscriber gets.
+#[cfg(test)]
+pub(crate) struct TestOutbox {
+    owner: OutboxOwner,
+    writer: OutboxWriter,
+}
+
+#[cfg(test)]
+impl TestOutbox {
+    /// An open queue of `capacity` frames.
+    pub fn new(capacity: usize) -> Self {
+        let (owner, writer) = outbox(capacity);
+        TestOutbox { owner, writer }
+    }
+
+    /// The handle a publisher delivers through.
+    pub fn outbox(&self) -> &Outbox {
+        self.owner.outbox()
+    }
+
+    /// The oldest queued text frame, if any.
+    pub fn next_text(&self) -> Option<ByteString> {
+        match self.writer.shared.lock().frames.pop_front()? {
+            OutboundFrame::Text(text) => Some(text),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::task::Waker;
+
     use super::*;
+
+    fn text(s: &'static str) -> OutboundFrame {
+        OutboundFrame::Text(ByteString::from_static(s))
+    }
+
+    fn take(writer: &OutboxWriter) -> Poll<Vec<OutboundFrame>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut taken = Vec::new();
+        writer
+            .poll_take(&mut cx, |frame| taken.push(frame))
+            .map(|_| taken)
+    }
 
     #[tokio::test]
     async fn a_full_queue_signals_overflow_instead_of_waiting() {
-        let (tx, rx) = outbox(1);
-        assert!(tx.push(ByteString::from_static("a")));
-        assert!(!tx.push(ByteString::from_static("b")));
+        let (owner, _writer) = outbox(1);
+        assert!(owner.outbox().push(ByteString::from_static("a")));
+        assert_eq!(owner.outbox().push_frame(text("b")), Err(Refused::Full));
         // The permit stored by notify_one makes this resolve at once.
-        rx.overflow_signal().wait().await;
+        owner.signals().overflowed().await;
+    }
+
+    #[test]
+    fn the_writer_takes_a_burst_in_order() {
+        let (owner, writer) = outbox(8);
+        assert_eq!(take(&writer), Poll::Pending);
+        owner.outbox().push_frame(text("a")).unwrap();
+        owner
+            .outbox()
+            .push_frame(OutboundFrame::Pong(Bytes::from_static(b"p")))
+            .unwrap();
+        owner.outbox().push_frame(text("b")).unwrap();
+        assert_eq!(
+            take(&writer),
+            Poll::Ready(vec![
+                text("a"),
+                OutboundFrame::Pong(Bytes::from_static(b"p")),
+                text("b")
+            ])
+        );
+        assert_eq!(take(&writer), Poll::Pending);
+    }
+
+    #[test]
+    fn closing_frames_bypass_the_bound_and_end_the_stream() {
+        let (owner, writer) = outbox(1);
+        owner.outbox().push_frame(text("queued")).unwrap();
+        let close = OutboundFrame::Close(Some(CloseFrame {
+            code: 4100,
+            reason: "Over capacity".into(),
+        }));
+        owner.close([text("error"), close.clone()], true);
+        assert_eq!(
+            owner.outbox().push_frame(text("late")),
+            Err(Refused::Closed)
+        );
+        assert_eq!(take(&writer), Poll::Ready(vec![text("error"), close]));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(writer.poll_take(&mut cx, |_| {}), Poll::Ready(false));
+    }
+
+    #[test]
+    fn dropping_the_owner_ends_the_stream_after_pending_frames() {
+        let (owner, writer) = outbox(4);
+        owner.outbox().push_frame(text("a")).unwrap();
+        drop(owner);
+        assert_eq!(take(&writer), Poll::Ready(vec![text("a")]));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(writer.poll_take(&mut cx, |_| {}), Poll::Ready(false));
+    }
+
+    #[tokio::test]
+    async fn a_gone_writer_refuses_frames_and_tells_the_owner() {
+        let (owner, writer) = outbox(4);
+        drop(writer);
+        assert_eq!(owner.outbox().push_frame(text("a")), Err(Refused::Closed));
+        owner.signals().writer_gone().await;
+    }
+
+    #[test]
+    fn a_push_wakes_the_waiting_writer_once_per_burst() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (owner, writer) = outbox(8);
+        assert_eq!(writer.poll_take(&mut cx, |_| {}), Poll::Pending);
+        owner.outbox().push_frame(text("a")).unwrap();
+        owner.outbox().push_frame(text("b")).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }

@@ -169,7 +169,7 @@ fn subscription_data(users: &HashMap<String, Member>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{OutboxReceiver, outbox};
+    use crate::hub::TestOutbox;
     use serde_json::{Value, json};
 
     fn member(channel_data: &str) -> PresenceMember {
@@ -201,17 +201,18 @@ mod tests {
     }
 
     impl Room {
-        fn join(
-            &self,
-            who: &PresenceMember,
-            max: usize,
-        ) -> (SocketId, OutboxReceiver, PresenceJoin) {
+        fn join(&self, who: &PresenceMember, max: usize) -> (SocketId, TestOutbox, PresenceJoin) {
             let socket = SocketId::random();
-            let (tx, rx) = outbox(16);
-            let outcome = self
-                .roster
-                .join(&self.subscriptions, &channel(), socket, &tx, who, max);
-            (socket, rx, outcome)
+            let queue = TestOutbox::new(16);
+            let outcome = self.roster.join(
+                &self.subscriptions,
+                &channel(),
+                socket,
+                queue.outbox(),
+                who,
+                max,
+            );
+            (socket, queue, outcome)
         }
 
         fn leave(&self, socket: SocketId, user_key: &str) -> bool {
@@ -220,8 +221,9 @@ mod tests {
         }
     }
 
-    fn next_event(rx: &mut OutboxReceiver) -> Option<Value> {
-        rx.try_recv()
+    fn next_event(queue: &TestOutbox) -> Option<Value> {
+        queue
+            .next_text()
             .map(|frame| serde_json::from_str(&frame).unwrap())
     }
 
@@ -229,29 +231,26 @@ mod tests {
     fn second_tab_of_a_user_is_not_a_new_member() {
         let room = Room::default();
         let alice = member(r#"{"user_id":"a","user_info":{"n":1}}"#);
-        let (_observer, mut seen, _) = room.join(&member(r#"{"user_id":"o"}"#), 100);
+        let (_observer, seen, _) = room.join(&member(r#"{"user_id":"o"}"#), 100);
         let (s1, _rx1, outcome) = room.join(&alice, 100);
         let (first, data) = joined(outcome);
         assert!(first);
         assert_eq!(data["presence"]["hash"]["a"], json!({"n":1}));
         assert_eq!(data["presence"]["count"], 2);
         assert_eq!(
-            next_event(&mut seen).unwrap()["event"],
+            next_event(&seen).unwrap()["event"],
             "pusher_internal:member_added"
         );
         let (s2, _rx2, outcome) = room.join(&alice, 100);
         let (first, data) = joined(outcome);
         assert!(!first);
         assert_eq!(data["presence"]["count"], 2);
-        assert!(
-            next_event(&mut seen).is_none(),
-            "a second tab is not announced"
-        );
+        assert!(next_event(&seen).is_none(), "a second tab is not announced");
         assert!(!room.leave(s1, "a"));
-        assert!(next_event(&mut seen).is_none(), "the user is still there");
+        assert!(next_event(&seen).is_none(), "the user is still there");
         assert!(room.leave(s2, "a"));
         assert_eq!(
-            next_event(&mut seen).unwrap()["event"],
+            next_event(&seen).unwrap()["event"],
             "pusher_internal:member_removed"
         );
         assert_eq!(room.roster.user_keys("presence-room"), vec!["o"]);
@@ -260,10 +259,10 @@ mod tests {
     #[test]
     fn a_joiner_is_not_announced_to_itself_and_sees_itself_in_the_snapshot() {
         let room = Room::default();
-        let (_, mut rx, outcome) = room.join(&member(r#"{"user_id":"a"}"#), 100);
+        let (_, rx, outcome) = room.join(&member(r#"{"user_id":"a"}"#), 100);
         let (_, data) = joined(outcome);
         assert_eq!(data["presence"]["ids"], json!(["a"]));
-        assert!(next_event(&mut rx).is_none());
+        assert!(next_event(&rx).is_none());
         assert_eq!(room.subscriptions.subscriber_count("presence-room"), 1);
     }
 

@@ -50,11 +50,11 @@ impl Connection {
     /// Handles a `client-*` event: checks, then publishes to the channel's other subscribers.
     pub(super) async fn client_event(&mut self, event: ClientEvent) -> Result<(), Ending> {
         if let Err(message) = self.check_client_event(&event) {
-            return self.send_error(None, &message).await;
+            return self.send_error(None, &message);
         }
         if !self.client_events.try_spend(Instant::now()) {
             let code = CloseCode::ClientEventRateLimit;
-            return self.send_error(Some(code.as_u16()), code.message()).await;
+            return self.send_error(Some(code.as_u16()), code.message());
         }
         let Some((channel, member)) = self.subscriptions.get_key_value(event.channel.as_str())
         else {

@@ -2,20 +2,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_ws::CloseReason;
 use bytestring::ByteString;
 use tracing::{debug, warn};
 
 use super::client_event::ClientEventBudget;
+use super::inbound::CloseReason;
 use crate::apps::App;
-use crate::hub::{AppChannels, Outbox};
+use crate::hub::{
+    AppChannels, CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused,
+};
 use crate::protocol::{ChannelName, CloseCode, PresenceMember, SocketId, frames};
 use crate::server::ServerState;
-
-/// How long the final error and close frames may take to go out before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -27,7 +25,7 @@ pub(super) enum Ending {
     /// Relay closes with a Pusher code (after a `pusher:error` with the same code).
     Pusher(CloseCode),
     /// Relay closes with a WebSocket code (e.g. 1009 for an oversized message).
-    WebSocket(actix_ws::CloseCode, &'static str),
+    WebSocket(u16, &'static str),
 }
 
 /// One client connection, owned by its task.
@@ -36,21 +34,15 @@ pub(super) struct Connection {
     pub app: Arc<App>,
     pub channels: Arc<AppChannels>,
     pub socket_id: SocketId,
-    pub outbox: Outbox,
     /// Subscribed channels, with the member this socket joined as on presence channels.
     pub subscriptions: HashMap<ChannelName, Option<PresenceMember>>,
     pub client_events: ClientEventBudget,
-    ws: actix_ws::Session,
+    outbox: OutboxOwner,
 }
 
 impl Connection {
-    /// A connection with no subscriptions yet.
-    pub fn new(
-        state: Arc<ServerState>,
-        app: Arc<App>,
-        ws: actix_ws::Session,
-        outbox: Outbox,
-    ) -> Self {
+    /// A connection with no subscriptions yet, writing through `outbox`.
+    pub fn new(state: Arc<ServerState>, app: Arc<App>, outbox: OutboxOwner) -> Self {
         let channels = state.hub.app(&app.id);
         let client_events = ClientEventBudget::new(app.limits.max_client_events_per_second);
         Connection {
@@ -58,35 +50,44 @@ impl Connection {
             app,
             channels,
             socket_id: SocketId::random(),
-            outbox,
             subscriptions: HashMap::new(),
             client_events,
-            ws,
+            outbox,
         }
     }
 
-    /// Sends one frame; a client that has not drained its socket within the send timeout is
-    /// treated as unable to keep up.
-    pub async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
-        let timeout = self.state.settings.send_timeout;
-        match tokio::time::timeout(timeout, self.ws.text(frame)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(Ending::ClientGone),
-            Err(_elapsed) => Err(Ending::Pusher(CloseCode::OverCapacity)),
-        }
+    /// The handle publishers deliver to this connection through.
+    pub fn outbox(&self) -> &Outbox {
+        self.outbox.outbox()
     }
 
-    /// Sends `pusher:error`; the connection stays open.
-    pub async fn send_error(&mut self, code: Option<u16>, message: &str) -> Result<(), Ending> {
-        self.send(frames::error(code, message)).await
+    /// The queue's overflow and writer-gone signals, which end the connection.
+    pub fn outbox_signals(&self) -> OutboxSignals {
+        self.outbox.signals()
+    }
+
+    /// Queues one frame behind everything already queued; a full queue means the client is
+    /// not keeping up.
+    pub fn send(&self, frame: ByteString) -> Result<(), Ending> {
+        self.queue(OutboundFrame::Text(frame))
+    }
+
+    /// Queues `pusher:error`; the connection stays open.
+    pub fn send_error(&self, code: Option<u16>, message: &str) -> Result<(), Ending> {
+        self.send(frames::error(code, message))
     }
 
     /// Answers a WebSocket-level ping.
-    pub async fn send_pong(&mut self, payload: &[u8]) -> Result<(), Ending> {
-        self.ws
-            .pong(payload)
-            .await
-            .map_err(|_closed| Ending::ClientGone)
+    pub fn send_pong(&self, payload: actix_web::web::Bytes) -> Result<(), Ending> {
+        self.queue(OutboundFrame::Pong(payload))
+    }
+
+    fn queue(&self, frame: OutboundFrame) -> Result<(), Ending> {
+        match self.outbox().push_frame(frame) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full) => Err(Ending::Pusher(CloseCode::OverCapacity)),
+            Err(Refused::Closed) => Err(Ending::ClientGone),
+        }
     }
 
     /// Publishes through the adapter; a cluster failure is logged, never sent to the client.
@@ -133,33 +134,34 @@ impl Connection {
         }
     }
 
-    /// Sends the closing frames that `ending` calls for.
-    pub async fn finish(self, ending: Ending) {
+    /// Queues the closing frames that `ending` calls for; the socket writer sends them after
+    /// what is already queued (or instead of it, for a client that cannot keep up) and then
+    /// closes the socket.
+    pub fn finish(self, ending: Ending) {
         debug!(app = %self.app.id, socket_id = %self.socket_id, ?ending, "connection closed");
-        let mut ws = self.ws;
-        let (error, reason) = match ending {
-            Ending::ClientGone => return,
-            Ending::ClientClosed(reason) => (None, reason),
-            Ending::Pusher(code) => (
-                Some(frames::error(Some(code.as_u16()), code.message())),
-                Some(super::close_reason(code)),
-            ),
-            Ending::WebSocket(code, message) => (
-                Some(frames::error(None, message)),
-                Some(CloseReason {
-                    code,
-                    description: Some(message.to_owned()),
-                }),
-            ),
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async move {
-            if let Some(error) = error
-                && ws.text(error).await.is_err()
-            {
-                return;
+        match ending {
+            Ending::ClientGone => {}
+            Ending::ClientClosed(reason) => {
+                let echo = reason.map(|reason| CloseFrame {
+                    code: reason.code.into(),
+                    reason: reason.description.unwrap_or_default(),
+                });
+                self.outbox.close([OutboundFrame::Close(echo)], false);
             }
-            let _ = ws.close(reason).await;
-        })
-        .await;
+            Ending::Pusher(code) => {
+                let slow = code == CloseCode::OverCapacity;
+                self.outbox.close(super::closing_frames(code), slow);
+            }
+            Ending::WebSocket(code, message) => self.outbox.close(
+                [
+                    OutboundFrame::Text(frames::error(None, message)),
+                    OutboundFrame::Close(Some(CloseFrame {
+                        code,
+                        reason: message.to_owned(),
+                    })),
+                ],
+                false,
+            ),
+        }
     }
 }

@@ -1,18 +1,18 @@
-//! The task that drives one connection: it reads the client's frames, drains the connection's
-//! outbound queue into the socket, keeps the connection alive, and reacts to shutdown and
-//! overflow. Everything it does for a frame finishes before the next frame is read, so a
-//! client's own requests are answered in order.
+//! The task that drives one connection: it reads the client's messages, keeps the connection
+//! alive, and reacts to shutdown and overflow. Replies are queued in the connection's outbox
+//! behind any event queued before the request arrived, and everything done for a message
+//! finishes before the next one is read, so a client's own requests are answered in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
 use tokio::time::{Instant, sleep_until};
 
 use super::connection::{Connection, Ending};
 use super::handshake::Admitted;
+use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
-use crate::hub::{OutboxReceiver, outbox};
+use crate::hub::OutboxOwner;
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::server::ServerState;
@@ -21,38 +21,35 @@ use crate::server::ServerState;
 pub(super) async fn run(
     state: Arc<ServerState>,
     admitted: Admitted,
-    ws: actix_ws::Session,
-    mut stream: AggregatedMessageStream,
+    outbox: OutboxOwner,
+    mut inbound: InboundMessages,
 ) {
-    let (outbox, mut inbox) = outbox(state.settings.outbound_queue_size);
-    let mut connection = Connection::new(state, admitted.app, ws, outbox);
+    let mut connection = Connection::new(state, admitted.app, outbox);
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
-    let ending = match connection.send(established).await {
-        Ok(()) => drive(&mut connection, &mut stream, &mut inbox).await,
+    let ending = match connection.send(established) {
+        Ok(()) => drive(&mut connection, &mut inbound).await,
         Err(ending) => ending,
     };
     connection.leave_all().await;
-    connection.finish(ending).await;
+    connection.finish(ending);
     drop(admitted.slot);
 }
 
-async fn drive(
-    connection: &mut Connection,
-    stream: &mut AggregatedMessageStream,
-    inbox: &mut OutboxReceiver,
-) -> Ending {
-    // Both waits are created once and polled across iterations, so a loop turn does not
-    // register and deregister two waiters.
-    let shutdown = connection.state.shutdown.clone();
-    let shutdown = shutdown.cancelled();
+async fn drive(connection: &mut Connection, inbound: &mut InboundMessages) -> Ending {
+    // The waits are created once and polled across iterations, so a loop turn does not
+    // register and deregister waiters.
+    let state = connection.state.clone();
+    let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
-    let overflow = inbox.overflow_signal();
-    let overflow = overflow.wait();
+    let outbox = connection.outbox_signals();
+    let overflow = outbox.overflowed();
     tokio::pin!(overflow);
+    let writer_gone = outbox.writer_gone();
+    tokio::pin!(writer_gone);
     let mut keepalive = KeepAlive::new(
         Duration::from_secs(connection.app.activity_timeout),
-        connection.state.settings.pong_timeout,
+        state.settings.pong_timeout,
         Instant::now(),
     );
     let timer = sleep_until(keepalive.first_deadline());
@@ -62,10 +59,8 @@ async fn drive(
             biased;
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
             () = &mut overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
-            // Queued frames go out before the next client frame is read, so a reply never
-            // overtakes an event that was queued before the request arrived.
-            Some(frame) = inbox.recv() => send_queued(connection, frame, inbox).await,
-            message = stream.recv() => {
+            () = &mut writer_gone => Err(Ending::ClientGone),
+            message = inbound.next() => {
                 keepalive.saw_activity(Instant::now());
                 handle_message(connection, message).await
             }
@@ -76,7 +71,7 @@ async fn drive(
                 }
                 Tick::Ping(deadline) => {
                     timer.as_mut().reset(deadline);
-                    connection.send(frames::ping()).await
+                    connection.send(frames::ping())
                 }
                 Tick::TimedOut => Err(Ending::Pusher(CloseCode::PongNotReceived)),
             },
@@ -87,70 +82,40 @@ async fn drive(
     }
 }
 
-/// Frames sent per wake-up before the loop looks at the client and timers again.
-const MAX_FRAMES_PER_WAKE: usize = 64;
-
-/// Sends `first` and whatever else is already queued (up to a bound), so one wake-up of the
-/// task moves a burst of frames.
-async fn send_queued(
-    connection: &mut Connection,
-    first: bytestring::ByteString,
-    inbox: &mut OutboxReceiver,
-) -> Result<(), Ending> {
-    connection.send(first).await?;
-    for _ in 1..MAX_FRAMES_PER_WAKE {
-        let Some(frame) = inbox.try_recv() else {
-            break;
-        };
-        connection.send(frame).await?;
-    }
-    Ok(())
-}
-
 async fn handle_message(
     connection: &mut Connection,
-    message: Option<Result<AggregatedMessage, ProtocolError>>,
+    message: Option<Result<Inbound, InboundError>>,
 ) -> Result<(), Ending> {
     match message {
         None => Err(Ending::ClientGone),
         Some(Err(error)) => Err(ending_for(error)),
-        Some(Ok(AggregatedMessage::Text(text))) => handle_text(connection, &text).await,
-        Some(Ok(AggregatedMessage::Binary(_))) => {
-            connection
-                .send_error(
-                    None,
-                    "Binary frames are not supported; send JSON text frames",
-                )
-                .await
-        }
-        Some(Ok(AggregatedMessage::Ping(payload))) => connection.send_pong(&payload).await,
-        Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
-        Some(Ok(AggregatedMessage::Close(reason))) => Err(Ending::ClientClosed(reason)),
+        Some(Ok(Inbound::Text(text))) => handle_text(connection, &text).await,
+        Some(Ok(Inbound::Binary)) => connection.send_error(
+            None,
+            "Binary frames are not supported; send JSON text frames",
+        ),
+        Some(Ok(Inbound::Ping(payload))) => connection.send_pong(payload),
+        Some(Ok(Inbound::Pong)) => Ok(()),
+        Some(Ok(Inbound::Close(reason))) => Err(Ending::ClientClosed(reason)),
     }
 }
 
 async fn handle_text(connection: &mut Connection, text: &str) -> Result<(), Ending> {
     match ClientMessage::parse(text) {
-        Ok(ClientMessage::Ping) => connection.send(frames::pong()).await,
+        Ok(ClientMessage::Ping) => connection.send(frames::pong()),
         Ok(ClientMessage::Pong) => Ok(()),
         Ok(ClientMessage::Subscribe(request)) => connection.subscribe(request).await,
         Ok(ClientMessage::Unsubscribe { channel }) => connection.unsubscribe(&channel).await,
         Ok(ClientMessage::ClientEvent(event)) => connection.client_event(event).await,
-        Err(error) => connection.send_error(None, &error.to_string()).await,
+        Err(error) => connection.send_error(None, &error.to_string()),
     }
 }
 
-/// A WebSocket protocol violation ends the connection; an oversized message with 1009.
-fn ending_for(error: ProtocolError) -> Ending {
-    let oversized = match &error {
-        ProtocolError::Overflow => true,
-        // actix-ws reports an oversized fragmented message as an I/O error.
-        ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
-        _ => false,
-    };
-    if oversized {
-        Ending::WebSocket(actix_ws::CloseCode::Size, "Message too large")
-    } else {
-        Ending::WebSocket(actix_ws::CloseCode::Protocol, "WebSocket protocol error")
+/// A WebSocket protocol violation ends the connection with the RFC 6455 code for it.
+fn ending_for(error: InboundError) -> Ending {
+    match error {
+        InboundError::TooLarge => Ending::WebSocket(1009, "Message too large"),
+        InboundError::InvalidText => Ending::WebSocket(1007, "Text message is not valid UTF-8"),
+        InboundError::Protocol => Ending::WebSocket(1002, "WebSocket protocol error"),
     }
 }

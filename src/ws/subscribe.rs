@@ -51,7 +51,7 @@ impl Connection {
             Ok(channel) => channel,
             Err(error) => {
                 let refusal = Refusal::new(SubscriptionErrorKind::BadRequest, error.to_string());
-                return self.refuse(&request.channel, refusal).await;
+                return self.refuse(&request.channel, refusal);
             }
         };
         let joined = match self.authorize(&channel, &request) {
@@ -62,9 +62,9 @@ impl Connection {
         match joined {
             Ok(subscription_data) => {
                 let frame = frames::subscription_succeeded(channel.as_str(), &subscription_data);
-                self.send(frame).await
+                self.send(frame)
             }
-            Err(refusal) => self.refuse(channel.as_str(), refusal).await,
+            Err(refusal) => self.refuse(channel.as_str(), refusal),
         }
     }
 
@@ -110,7 +110,7 @@ impl Connection {
     async fn join(&mut self, channel: ChannelName) -> Result<String, Refusal> {
         if !self.subscriptions.contains_key(&channel) {
             self.channels
-                .subscribe(&channel, self.socket_id, self.outbox.clone());
+                .subscribe(&channel, self.socket_id, self.outbox().clone());
             self.subscriptions.insert(channel, None);
         }
         Ok("{}".to_owned())
@@ -136,7 +136,7 @@ impl Connection {
                 &self.app.id,
                 &channel,
                 self.socket_id,
-                &self.outbox,
+                self.outbox(),
                 &member,
                 max_members,
             )
@@ -162,14 +162,13 @@ impl Connection {
         }
     }
 
-    async fn refuse(&mut self, channel: &str, refusal: Refusal) -> Result<(), Ending> {
+    fn refuse(&self, channel: &str, refusal: Refusal) -> Result<(), Ending> {
         self.send(frames::subscription_error(
             channel,
             refusal.kind,
             &refusal.message,
-        ))
-        .await?;
+        ))?;
         let message = format!("Subscription to {channel} refused: {}", refusal.message);
-        self.send_error(None, &message).await
+        self.send_error(None, &message)
     }
 }

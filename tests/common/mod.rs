@@ -263,6 +263,21 @@ impl Client {
         }
     }
 
+    /// Asserts that the server ends the TCP connection after its close frame (actix-http lingers
+    /// for the client's disconnect first, up to `client_disconnect_timeout`, 1 s by default).
+    pub async fn expect_disconnect(&mut self) {
+        let ended = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                match self.ws.next().await {
+                    None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the server kept the connection open");
+    }
+
     /// Sends `pusher:subscribe` and returns the server's reply.
     pub async fn subscribe_with(
         &mut self,

@@ -1,0 +1,147 @@
+//! Reads a client's WebSocket messages from the upgraded request's payload.
+//!
+//! Frames are decoded with actix-http's WebSocket codec (which checks masking, opcodes and
+//! the per-frame size limit); fragmented messages are joined here up to the same limit. The
+//! read buffer is released whenever it is empty, so an idle connection holds no buffer.
+
+use actix_http::ws::{Codec, Frame, Item, ProtocolError};
+use actix_web::dev::Payload;
+use actix_web::web::{Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::StreamExt;
+use tokio_util::codec::Decoder;
+
+pub(super) use actix_http::ws::CloseReason;
+
+/// One complete message from the client.
+#[derive(Debug)]
+pub(super) enum Inbound {
+    /// A text message (valid UTF-8).
+    Text(ByteString),
+    /// A binary message; its content is not needed.
+    Binary,
+    /// A WebSocket ping, with its payload.
+    Ping(Bytes),
+    /// A WebSocket pong.
+    Pong,
+    /// The client's close frame.
+    Close(Option<CloseReason>),
+}
+
+/// Why the client's stream cannot be read further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InboundError {
+    /// A frame or a fragmented message exceeds the size limit (close code 1009).
+    TooLarge,
+    /// A text message is not valid UTF-8 (close code 1007).
+    InvalidText,
+    /// Any other violation of RFC 6455 (close code 1002).
+    Protocol,
+}
+
+/// The client's side of a WebSocket connection.
+pub(super) struct InboundMessages {
+    payload: Payload,
+    buf: BytesMut,
+    codec: Codec,
+    /// A fragmented message being joined: whether it is text, and its bytes so far.
+    fragments: Option<(bool, BytesMut)>,
+    max_message_size: usize,
+}
+
+impl InboundMessages {
+    /// Reads messages of at most `max_message_size` bytes from `payload`.
+    pub fn new(payload: Payload, max_message_size: usize) -> Self {
+        InboundMessages {
+            payload,
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(max_message_size),
+            fragments: None,
+            max_message_size,
+        }
+    }
+
+    /// The next message; `None` once the transport is closed. Cancel-safe: everything read
+    /// so far is kept in `self`.
+    pub async fn next(&mut self) -> Option<Result<Inbound, InboundError>> {
+        loop {
+            match self.decode() {
+                Ok(Some(message)) => return Some(Ok(message)),
+                Ok(None) => {}
+                Err(error) => return Some(Err(error)),
+            }
+            match self.payload.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Decodes the next complete message from the buffer, if there is one.
+    fn decode(&mut self) -> Result<Option<Inbound>, InboundError> {
+        let result = self.decode_frames();
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+        result
+    }
+
+    fn decode_frames(&mut self) -> Result<Option<Inbound>, InboundError> {
+        while let Some(frame) = self.codec.decode(&mut self.buf).map_err(classify)? {
+            let message = match frame {
+                Frame::Text(bytes) => Some(text(bytes)?),
+                Frame::Binary(_) => Some(Inbound::Binary),
+                Frame::Ping(payload) => Some(Inbound::Ping(payload)),
+                Frame::Pong(_) => Some(Inbound::Pong),
+                Frame::Close(reason) => Some(Inbound::Close(reason)),
+                Frame::Continuation(item) => self.join(item)?,
+            };
+            if message.is_some() {
+                return Ok(message);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds a fragment; the message once its last fragment arrived.
+    fn join(&mut self, item: Item) -> Result<Option<Inbound>, InboundError> {
+        let (is_text, bytes, last) = match item {
+            Item::FirstText(bytes) => (true, bytes, false),
+            Item::FirstBinary(bytes) => (false, bytes, false),
+            Item::Continue(bytes) => (false, bytes, false),
+            Item::Last(bytes) => (false, bytes, true),
+        };
+        let (text_message, data) = self
+            .fragments
+            .get_or_insert_with(|| (is_text, BytesMut::new()));
+        if data.len() + bytes.len() > self.max_message_size {
+            self.fragments = None;
+            return Err(InboundError::TooLarge);
+        }
+        data.extend_from_slice(&bytes);
+        if !last {
+            return Ok(None);
+        }
+        let is_text = *text_message;
+        let data = std::mem::take(data).freeze();
+        self.fragments = None;
+        Ok(Some(if is_text {
+            text(data)?
+        } else {
+            Inbound::Binary
+        }))
+    }
+}
+
+fn text(bytes: Bytes) -> Result<Inbound, InboundError> {
+    ByteString::try_from(bytes)
+        .map(Inbound::Text)
+        .map_err(|_| InboundError::InvalidText)
+}
+
+fn classify(error: ProtocolError) -> InboundError {
+    match error {
+        ProtocolError::Overflow => InboundError::TooLarge,
+        _ => InboundError::Protocol,
+    }
+}
