@@ -6,9 +6,6 @@ pub enum BenchError {
     /// A socket or runtime error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// The WebSocket could not be opened or broke.
-    #[error("WebSocket error: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
     /// The server said something a Pusher server must not, or refused a request.
     #[error("protocol error: {0}")]
     Protocol(String),

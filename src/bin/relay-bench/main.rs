@@ -22,6 +22,7 @@ mod scenarios;
 mod socket;
 mod target;
 mod usage;
+mod wire;
 
 use std::process::ExitCode;
 use std::time::Duration;

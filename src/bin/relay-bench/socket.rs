@@ -1,19 +1,16 @@
 //! A lean Pusher WebSocket client.
 //!
 //! Setup frames (handshake, subscription replies, member events) are parsed as JSON; the
-//! measured hot path ([`PusherSocket::next_text`]) hands back the raw text so that a scenario
-//! can find its marker with a substring search instead of a full parse per message.
+//! measured hot path ([`PusherSocket::next_text`]) hands back the raw bytes of each message,
+//! sliced from the read buffer, so that a scenario can find its marker with a substring search
+//! instead of a full parse per message.
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::error::BenchError;
 use crate::target::Target;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::wire::WireSocket;
 
 /// One Pusher protocol event received from the server.
 #[derive(Debug)]
@@ -28,12 +25,13 @@ pub struct Event {
 
 impl Event {
     /// Parses a frame; `data` that is a JSON string holding JSON is decoded too.
-    pub fn parse(text: &str) -> Result<Self, BenchError> {
-        let mut frame: Value = serde_json::from_str(text)
-            .map_err(|_| BenchError::Protocol(format!("frame is not JSON: {text}")))?;
+    pub fn parse(text: &[u8]) -> Result<Self, BenchError> {
+        let shown = || String::from_utf8_lossy(text).into_owned();
+        let mut frame: Value = serde_json::from_slice(text)
+            .map_err(|_| BenchError::Protocol(format!("frame is not JSON: {}", shown())))?;
         let event = frame["event"]
             .as_str()
-            .ok_or_else(|| BenchError::Protocol(format!("frame without event: {text}")))?
+            .ok_or_else(|| BenchError::Protocol(format!("frame without event: {}", shown())))?
             .to_owned();
         let channel = frame["channel"].as_str().map(str::to_owned);
         let data = match frame["data"].take() {
@@ -50,14 +48,14 @@ impl Event {
 
 /// A connected Pusher client.
 pub struct PusherSocket {
-    ws: Stream,
+    ws: WireSocket,
     socket_id: String,
 }
 
 impl PusherSocket {
     /// Opens `/app/{key}?protocol=7` and waits for `pusher:connection_established`.
     pub async fn connect(target: &Target) -> Result<Self, BenchError> {
-        let (ws, _response) = connect_async(target.ws_url()).await?;
+        let ws = WireSocket::connect(&target.host, target.port, &target.ws_path()).await?;
         let mut socket = PusherSocket {
             ws,
             socket_id: String::new(),
@@ -128,28 +126,9 @@ impl PusherSocket {
             .await
     }
 
-    /// The next text frame, raw. WebSocket pings are answered by the library.
-    pub async fn next_text(&mut self) -> Result<Utf8Bytes, BenchError> {
-        loop {
-            let message =
-                self.ws.next().await.ok_or_else(|| {
-                    BenchError::Protocol("server closed the TCP connection".into())
-                })??;
-            match message {
-                Message::Text(text) => return Ok(text),
-                Message::Close(frame) => {
-                    let reason = frame.map_or_else(
-                        || "no close frame".to_owned(),
-                        |f| format!("{} {}", u16::from(f.code), f.reason),
-                    );
-                    return Err(BenchError::Protocol(format!("server closed: {reason}")));
-                }
-                Message::Binary(_) => {
-                    return Err(BenchError::Protocol("server sent a binary frame".into()));
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            }
-        }
+    /// The next text message, raw. WebSocket pings are answered by the wire layer.
+    pub async fn next_text(&mut self) -> Result<Bytes, BenchError> {
+        self.ws.next_text().await
     }
 
     /// The next protocol event: answers `pusher:ping`, fails on `pusher:error` and
@@ -164,7 +143,7 @@ impl PusherSocket {
     }
 
     /// Handles a frame the hot path did not recognise: `None` for a ping it answered.
-    pub async fn handle(&mut self, text: &str) -> Result<Option<Event>, BenchError> {
+    pub async fn handle(&mut self, text: &[u8]) -> Result<Option<Event>, BenchError> {
         let event = Event::parse(text)?;
         match event.event.as_str() {
             "pusher:ping" => {
@@ -172,20 +151,20 @@ impl PusherSocket {
                     .await?;
                 Ok(None)
             }
-            "pusher:error" | "pusher:subscription_error" => {
-                Err(BenchError::Protocol(format!("server sent {text}")))
-            }
+            "pusher:error" | "pusher:subscription_error" => Err(BenchError::Protocol(format!(
+                "server sent {}",
+                String::from_utf8_lossy(text)
+            ))),
             _ => Ok(Some(event)),
         }
     }
 
     /// Closes the connection politely (errors are irrelevant at this point).
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+    pub async fn close(self) {
+        self.ws.close().await;
     }
 
     async fn send_json(&mut self, frame: &Value) -> Result<(), BenchError> {
-        self.ws.send(Message::text(frame.to_string())).await?;
-        Ok(())
+        self.ws.send_text(&frame.to_string()).await
     }
 }

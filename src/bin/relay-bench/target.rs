@@ -30,12 +30,9 @@ pub struct Target {
 }
 
 impl Target {
-    /// The WebSocket URL a pusher-js client would open.
-    pub fn ws_url(&self) -> String {
-        format!(
-            "ws://{}:{}/app/{}?protocol=7&client=relay-bench&version=1",
-            self.host, self.port, self.key
-        )
+    /// The WebSocket path and query a pusher-js client would open.
+    pub fn ws_path(&self) -> String {
+        format!("/app/{}?protocol=7&client=relay-bench&version=1", self.key)
     }
 
     /// `host:port`, for the HTTP API connection.

@@ -8,7 +8,7 @@ use clap::Args;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Launch, collect};
+use super::{Launch, collect, contains};
 use crate::error::BenchError;
 use crate::report::{Latencies, Report};
 use crate::socket::PusherSocket;
@@ -161,7 +161,7 @@ async fn wait_for(socket: &mut PusherSocket, name: &str) -> Result<(), BenchErro
     let quoted = format!("\"{name}\"");
     loop {
         let text = socket.next_text().await?;
-        if text.contains(&quoted) {
+        if contains(&text, &quoted) {
             return Ok(());
         }
         socket.handle(&text).await?;

@@ -252,7 +252,7 @@ impl Subscriber {
                 text = socket.next_text() => text?,
             };
             // The hot path: a substring search, no JSON parse.
-            if let Some(sent_us) = number_after(text.as_bytes(), MARKER) {
+            if let Some(sent_us) = number_after(&text, MARKER) {
                 let now = Instant::now();
                 received
                     .latencies

@@ -95,6 +95,11 @@ pub async fn collect<T>(
     Ok(results)
 }
 
+/// Whether `needle` occurs in `text`.
+pub fn contains(text: &[u8], needle: &str) -> bool {
+    memchr::memmem::find(text, needle.as_bytes()).is_some()
+}
+
 /// Finds the decimal number that follows `marker` in `text`.
 pub fn number_after(text: &[u8], marker: &[u8]) -> Option<u64> {
     let start = memchr::memmem::find(text, marker)? + marker.len();

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Launch, collect};
+use super::{Launch, collect, contains};
 use crate::error::BenchError;
 use crate::report::Report;
 use crate::socket::PusherSocket;
@@ -142,11 +142,15 @@ impl Member {
     }
 
     /// How a frame changes the member count; member events are recognised without a parse.
-    async fn count_change(&self, socket: &mut PusherSocket, text: &str) -> Result<i64, BenchError> {
-        if text.contains("pusher_internal:member_added") {
+    async fn count_change(
+        &self,
+        socket: &mut PusherSocket,
+        text: &[u8],
+    ) -> Result<i64, BenchError> {
+        if contains(text, "pusher_internal:member_added") {
             return Ok(1);
         }
-        if text.contains("pusher_internal:member_removed") {
+        if contains(text, "pusher_internal:member_removed") {
             return Ok(-1);
         }
         match socket.handle(text).await? {
