@@ -9,7 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, http::header, web};
+use actix_codec::Framed;
+use actix_http::{HttpService, Request, h1};
+use actix_server::Server;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{App as ActixApp, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -69,35 +76,70 @@ impl ServerState {
     }
 }
 
+/// How long an HTTP client may take to close its side after a response that ends the
+/// connection (actix-web's default), so that the response is not lost to a reset.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Serves until a shutdown signal, printing `relay: listening on <addr>` to stdout once bound.
+///
+/// The HTTP API runs as an actix-web app; WebSocket upgrades are handed, socket and all, to
+/// [`ws::serve`] through actix-http's upgrade hook, which is why the server is assembled from
+/// actix-server and actix-http here rather than with `actix_web::HttpServer`.
 pub async fn serve(config: Config) -> io::Result<()> {
     let state = web::Data::new(ServerState::new(&config));
+    let listener = std::net::TcpListener::bind((config.server.host.as_str(), config.server.port))?;
+    let addr = listener.local_addr()?;
     let app_state = state.clone();
     let max_request_size = config.server.max_request_size;
-    let mut server = HttpServer::new(move || {
-        ActixApp::new()
-            .app_data(app_state.clone())
-            .app_data(web::PayloadConfig::new(max_request_size))
-            .configure(ws::configure)
-            .configure(http::configure)
-            .default_service(web::to(not_found))
-    })
-    .disable_signals()
-    .shutdown_timeout(config.server.shutdown_timeout);
+    let mut builder = Server::build()
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_timeout);
     if let Some(workers) = config.server.workers {
-        server = server.workers(workers);
+        builder = builder.workers(workers);
     }
-    let server = server.bind((config.server.host.as_str(), config.server.port))?;
-    announce(&server.addrs());
-    let running = server.run();
-    let handle = running.handle();
+    let server = builder
+        .listen("relay", listener, move || {
+            let api = ActixApp::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(max_request_size))
+                .configure(http::configure)
+                .default_service(web::to(not_found))
+                .into_factory()
+                .map_err(|error| error.error_response());
+            let ws_state = app_state.clone().into_inner();
+            HttpService::build()
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                .tcp_nodelay(true)
+                .local_addr(addr)
+                .upgrade(fn_service(move |(req, framed)| {
+                    upgrade(ws_state.clone(), req, framed)
+                }))
+                .finish(map_config(api, |()| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
+    announce(&[addr]);
+    let handle = server.handle();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: closing connections with 4200");
         state.shutdown.cancel();
         handle.stop(true).await;
     });
-    running.await
+    server.await
+}
+
+/// The upgrade hook: the whole WebSocket connection runs inside this (boxed) future, so
+/// actix-server counts it as an open connection until it ends.
+fn upgrade(
+    state: Arc<ServerState>,
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> LocalBoxFuture<'static, Result<(), std::convert::Infallible>> {
+    Box::pin(async move {
+        ws::serve(state, req, framed).await;
+        Ok(())
+    })
 }
 
 fn announce(addrs: &[SocketAddr]) {
@@ -125,16 +167,7 @@ async fn wait_for_signal() {
     }
 }
 
-/// Unknown paths: a WebSocket upgrade is closed with 4005, anything else gets a JSON 404.
-async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
-    let is_upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
-    if is_upgrade {
-        ws::path_not_found(req).await
-    } else {
-        Ok(HttpResponse::NotFound().json(serde_json::json!({"error": "Not found"})))
-    }
+/// Unknown paths get a JSON 404 (WebSocket upgrades never get here: see [`ws::serve`]).
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({"error": "Not found"}))
 }

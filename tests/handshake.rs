@@ -3,6 +3,8 @@
 mod common;
 
 use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, decode_data, open};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Connects to `path` and returns the `pusher:error` code and the close code.
 async fn refused(server: &TestServer, path: &str) -> (u64, u16) {
@@ -156,4 +158,75 @@ async fn plain_http_to_an_unknown_path_is_a_json_404() {
         .unwrap();
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     assert!(response.ends_with(r#"{"error":"Not found"}"#), "{response}");
+}
+
+/// Sends `request` bytes on a fresh TCP connection and reads until the server closes it.
+async fn raw_exchange(server: &TestServer, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(common::TIMEOUT, stream.read_to_end(&mut response))
+        .await
+        .expect("the server did not close the connection")
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_upgrade_gets_a_json_http_error() {
+    let server = TestServer::start();
+    let missing_key = b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                        Connection: Upgrade\r\n\r\n";
+    let response = raw_exchange(&server, missing_key).await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains(r#"{"error":"#), "{response}");
+    let post = b"POST /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let response = raw_exchange(&server, post).await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+}
+
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_not_lost() {
+    let server = TestServer::start();
+    let mut request = b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                        Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        .to_vec();
+    // A masked text frame right behind the request, in the same write.
+    let ping = br#"{"event":"pusher:ping","data":{}}"#;
+    let mask = [1u8, 2, 3, 4];
+    request.extend_from_slice(&[0x81, 0x80 | ping.len() as u8]);
+    request.extend_from_slice(&mask);
+    request.extend(ping.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut received = Vec::new();
+    let found = tokio::time::timeout(common::TIMEOUT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed early");
+            received.extend_from_slice(&chunk[..n]);
+            if contains_bytes(&received, b"pusher:pong") {
+                return;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(found.is_ok(), "no pong; received {text}");
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.contains("pusher:connection_established"), "{text}");
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }

@@ -1,8 +1,8 @@
 //! A connection's bounded outbound queue, drained directly by the connection's socket writer.
 //!
-//! Publishers push without waiting and without waking the connection's task: the socket
-//! writer (the WebSocket response body, see `ws::outbound`) is woken instead, at most once per
-//! burst, and takes every queued frame in one go, so a burst becomes one write. When the queue
+//! Publishers push without waiting; the connection's socket writer (`ws::outbound`) is woken
+//! at most once per burst and takes every queued frame in one go, so a burst becomes one
+//! write. When the queue
 //! is full the client is not keeping up: the frame is refused and the connection's task is told
 //! (through [`OutboxOwner::overflowed`]) to close the client with a reconnectable code, so one
 //! slow client never slows anybody else. Closing frames bypass the bound.
@@ -58,8 +58,7 @@ pub struct OutboxOwner {
     outbox: Outbox,
 }
 
-/// The socket writer's side: takes queued frames. Dropping it tells the connection's task
-/// that nothing more can be written.
+/// The socket writer's side: takes queued frames. Once it is dropped, pushes are refused.
 #[derive(Debug)]
 pub struct OutboxWriter {
     shared: Arc<Shared>,
@@ -70,7 +69,6 @@ struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
     overflow: Notify,
-    writer_gone: Notify,
 }
 
 #[derive(Debug)]
@@ -101,7 +99,6 @@ pub fn outbox(capacity: usize) -> (OutboxOwner, OutboxWriter) {
         }),
         capacity,
         overflow: Notify::new(),
-        writer_gone: Notify::new(),
     });
     (
         OutboxOwner {
@@ -186,7 +183,7 @@ impl OutboxOwner {
     }
 }
 
-/// The events of a queue that end its connection.
+/// The event of a queue that ends its connection.
 #[derive(Debug)]
 pub struct OutboxSignals {
     shared: Arc<Shared>,
@@ -196,11 +193,6 @@ impl OutboxSignals {
     /// Resolves once a push found the queue full (at once if that already happened).
     pub async fn overflowed(&self) {
         self.shared.overflow.notified().await;
-    }
-
-    /// Resolves once the socket writer is gone (at once if it already is).
-    pub async fn writer_gone(&self) {
-        self.shared.writer_gone.notified().await;
     }
 }
 
@@ -242,8 +234,6 @@ impl Drop for OutboxWriter {
         let mut queue = self.shared.lock();
         queue.state = State::WriterGone;
         queue.frames = VecDeque::new();
-        drop(queue);
-        self.shared.writer_gone.notify_one();
     }
 }
 
@@ -352,12 +342,11 @@ mod tests {
         assert_eq!(writer.poll_take(&mut cx, |_| {}), Poll::Ready(false));
     }
 
-    #[tokio::test]
-    async fn a_gone_writer_refuses_frames_and_tells_the_owner() {
+    #[test]
+    fn a_gone_writer_refuses_frames() {
         let (owner, writer) = outbox(4);
         drop(writer);
         assert_eq!(owner.outbox().push_frame(text("a")), Err(Refused::Closed));
-        owner.signals().writer_gone().await;
     }
 
     #[test]

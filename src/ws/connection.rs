@@ -61,7 +61,7 @@ impl Connection {
         self.outbox.outbox()
     }
 
-    /// The queue's overflow and writer-gone signals, which end the connection.
+    /// The queue's overflow signal, which ends the connection.
     pub fn outbox_signals(&self) -> OutboxSignals {
         self.outbox.signals()
     }
@@ -134,9 +134,8 @@ impl Connection {
         }
     }
 
-    /// Queues the closing frames that `ending` calls for; the socket writer sends them after
-    /// what is already queued (or instead of it, for a client that cannot keep up) and then
-    /// closes the socket.
+    /// Queues the closing frames that `ending` calls for, after what is already queued (or
+    /// instead of it, for a client that cannot keep up), and ends the stream of frames.
     pub fn finish(self, ending: Ending) {
         debug!(app = %self.app.id, socket_id = %self.socket_id, ?ending, "connection closed");
         match ending {

@@ -1,14 +1,16 @@
-//! Reads a client's WebSocket messages from the upgraded request's payload.
+//! Reads a client's WebSocket messages from its socket.
 //!
 //! Frames are decoded with actix-http's WebSocket codec (which checks masking, opcodes and
 //! the per-frame size limit); fragmented messages are joined here up to the same limit. The
-//! read buffer is released whenever it is empty, so an idle connection holds no buffer.
+//! socket is read only once it is readable, into a buffer that is released whenever it is
+//! empty, so an idle connection holds no buffer.
+
+use std::io;
 
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
-use actix_web::dev::Payload;
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
-use futures_util::StreamExt;
+use tokio::net::tcp::ReadHalf;
 use tokio_util::codec::Decoder;
 
 pub(super) use actix_http::ws::CloseReason;
@@ -39,9 +41,12 @@ pub(super) enum InboundError {
     Protocol,
 }
 
-/// The client's side of a WebSocket connection.
-pub(super) struct InboundMessages {
-    payload: Payload,
+/// Room made in the read buffer for each read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The client-to-server half of a WebSocket connection.
+pub(super) struct InboundMessages<'a> {
+    socket: ReadHalf<'a>,
     buf: BytesMut,
     codec: Codec,
     /// A fragmented message being joined: whether it is text, and its bytes so far.
@@ -49,12 +54,13 @@ pub(super) struct InboundMessages {
     max_message_size: usize,
 }
 
-impl InboundMessages {
-    /// Reads messages of at most `max_message_size` bytes from `payload`.
-    pub fn new(payload: Payload, max_message_size: usize) -> Self {
+impl<'a> InboundMessages<'a> {
+    /// Reads messages of at most `max_message_size` bytes from `socket`, starting with
+    /// `early_bytes` (what the client sent right after its upgrade request).
+    pub fn new(socket: ReadHalf<'a>, early_bytes: BytesMut, max_message_size: usize) -> Self {
         InboundMessages {
-            payload,
-            buf: BytesMut::new(),
+            socket,
+            buf: early_bytes,
             codec: Codec::new().max_size(max_message_size),
             fragments: None,
             max_message_size,
@@ -70,19 +76,46 @@ impl InboundMessages {
                 Ok(None) => {}
                 Err(error) => return Some(Err(error)),
             }
-            match self.payload.next().await {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                Some(Err(_)) | None => return None,
+            if !self.read_more().await {
+                return None;
             }
+        }
+    }
+
+    /// Waits until the socket is readable and reads what is there; `false` once the client
+    /// has closed the connection or it failed.
+    async fn read_more(&mut self) -> bool {
+        loop {
+            if self.socket.readable().await.is_err() {
+                return false;
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.socket.try_read_buf(&mut self.buf) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.release_if_empty(),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Reads and discards until the client closes the connection (used while closing).
+    pub async fn drain(&mut self) {
+        while self.read_more().await {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
         }
     }
 
     /// Decodes the next complete message from the buffer, if there is one.
     fn decode(&mut self) -> Result<Option<Inbound>, InboundError> {
         let result = self.decode_frames();
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
-            self.buf = BytesMut::new();
-        }
+        self.release_if_empty();
         result
     }
 

@@ -1,17 +1,20 @@
-//! WebSocket connections: the `/app/{key}` endpoint and one task per connection.
+//! WebSocket connections: every `Upgrade: websocket` request, and one task per connection.
 //!
-//! The route admits or refuses a connection ([`handshake`]) and answers `101 Switching
-//! Protocols` with an [`outbound`] body that writes the connection's queued frames straight to
-//! the socket. A spawned [`session`] task reads the client's messages ([`inbound`]) and owns
-//! everything else about the connection: its subscriptions ([`subscribe`]), client events
-//! ([`client_event`]), keep-alive, and closing. Publishers never wake that task: they queue
-//! into the connection's outbox, which the body drains. Refusals are sent over the upgraded
-//! socket (a `pusher:error`, then a close frame with the Pusher code), because that is where
-//! Pusher clients look for them.
+//! actix-http hands each upgrade request over with its socket ([`serve`], registered as the
+//! HTTP service's upgrade handler). [`upgrade`] routes it and answers the handshake; after
+//! the `101`, the socket belongs to the connection alone, without actix-http's buffers.
+//! [`handshake`] admits or refuses the connection; refusals are sent over the upgraded socket
+//! (a `pusher:error`, then a close frame with the Pusher code), because that is where Pusher
+//! clients look for them. The [`session`] task then reads the client's messages
+//! ([`inbound`]), writes what is queued for it ([`outbound`]), and owns everything else about
+//! the connection: its subscriptions ([`subscribe`]), client events ([`client_event`]),
+//! keep-alive and closing. Publishers queue into the connection's outbox and wake that task
+//! at most once per burst.
 //!
-//! actix-ws's `Session` was replaced by this body because it puts a channel and a task
-//! wake-up between every message and the socket; the frames are still encoded and decoded
-//! by actix-http's WebSocket codec, which actix-ws itself wraps.
+//! This replaced actix-ws, which put a channel and an extra task wake-up between every message
+//! and the socket, and kept actix-http's 16 KiB of buffers per idle connection (see
+//! docs/benchmarks.md); frames are still encoded and decoded by actix-http's WebSocket codec,
+//! the one actix-ws wraps.
 
 mod client_event;
 mod connection;
@@ -21,59 +24,46 @@ mod keepalive;
 mod outbound;
 mod session;
 mod subscribe;
+mod upgrade;
 
-use actix_web::body::MessageBody;
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
 
-use crate::hub::{CloseFrame, OutboundFrame, OutboxOwner, outbox};
+use actix_codec::Framed;
+use actix_http::{Request, h1};
+use tokio::net::TcpStream;
+
+use crate::hub::{CloseFrame, OutboundFrame, OutboxOwner};
 use crate::protocol::{CloseCode, frames};
 use crate::server::ServerState;
-use inbound::InboundMessages;
-use outbound::OutboundBody;
+use upgrade::{Route, Upgraded};
 
-/// Registers the WebSocket endpoint.
-pub fn configure(config: &mut web::ServiceConfig) {
-    config.route("/app/{key}", web::get().to(connect));
-}
-
-async fn connect(
-    req: HttpRequest,
-    body: web::Payload,
-    key: web::Path<String>,
-    state: web::Data<ServerState>,
-) -> actix_web::Result<HttpResponse> {
-    let admission = handshake::admit(&state, &key, req.query_string());
-    let (owner, response) = upgrade(&req, state.settings.outbound_queue_size)?;
-    match admission {
-        Ok(admitted) => {
-            let inbound = InboundMessages::new(body.into_inner(), state.settings.max_frame_size);
-            let state = state.into_inner();
-            actix_web::rt::spawn(session::run(state, admitted, owner, inbound));
-        }
-        Err(code) => refuse(&owner, code),
+/// Serves one WebSocket upgrade request on its socket, until the connection ends.
+pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
+    let admission = match upgrade::route(req.path()) {
+        Route::App(key) => handshake::admit(&state, key, req.uri().query().unwrap_or_default()),
+        Route::Unknown => Err(CloseCode::PathNotFound),
+    };
+    let Some(upgraded) = upgrade::accept(&req, framed).await else {
+        return;
+    };
+    // The request's headers share actix-http's 8 KiB read buffer: drop them now, not when the
+    // connection ends.
+    drop(req);
+    if let Err(err) = upgraded.socket.set_nodelay(true) {
+        tracing::debug!(%err, "cannot disable Nagle's algorithm on a WebSocket");
     }
-    Ok(response)
-}
-
-/// Answers a WebSocket upgrade on any other path with close code 4005.
-pub async fn path_not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
-    let (owner, response) = upgrade(&req, 2)?;
-    refuse(&owner, CloseCode::PathNotFound);
-    Ok(response)
-}
-
-/// Checks the upgrade request and builds the `101` response whose body writes what is queued
-/// through the returned owner. A request that is not a valid upgrade gets a `400`.
-fn upgrade(req: &HttpRequest, queue_size: usize) -> actix_web::Result<(OutboxOwner, HttpResponse)> {
-    let mut response = actix_http::ws::handshake(req.head())?;
-    let (owner, writer) = outbox(queue_size);
-    let response = response.message_body(OutboundBody::new(writer).boxed())?;
-    Ok((owner, HttpResponse::from(response)))
+    match admission {
+        Ok(admitted) => session::run(state, admitted, upgraded).await,
+        Err(code) => refuse(upgraded, code).await,
+    }
 }
 
 /// Sends `pusher:error` with `code`, then closes with the same code.
-fn refuse(owner: &OutboxOwner, code: CloseCode) {
-    owner.close(closing_frames(code), false);
+async fn refuse(upgraded: Upgraded, code: CloseCode) {
+    session::refuse(upgraded.socket, |owner: &OutboxOwner| {
+        owner.close(closing_frames(code), false);
+    })
+    .await;
 }
 
 /// The `pusher:error` and close frame that end a connection with a Pusher code.

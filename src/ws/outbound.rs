@@ -1,17 +1,18 @@
-//! The WebSocket response body: writes a connection's queued frames to its socket.
+//! Writes a connection's queued frames to its socket.
 //!
-//! actix-web's HTTP/1 dispatcher owns the socket and polls this body whenever it can write.
-//! Each poll takes every frame queued in the connection's outbox and encodes them into one
-//! buffer, so a burst of deliveries costs one wake-up of the dispatcher and one write, and no
-//! task of Relay's runs between a publish and the socket.
+//! Publishers queue frames in the connection's outbox and wake the connection's task at most
+//! once per burst; [`OutboundWriter::write_queued`] then takes every queued frame, encodes
+//! them into one buffer and writes it with one call, so a burst of deliveries costs one
+//! wake-up and one write. The buffer is released once written, so an idle connection holds
+//! none.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::future::poll_fn;
+use std::io;
 
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
-use actix_web::body::{BodySize, MessageBody};
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::{Buf, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::WriteHalf;
 
 use crate::hub::{CloseFrame, OutboundFrame, OutboxWriter};
 
@@ -20,53 +21,77 @@ use crate::hub::{CloseFrame, OutboundFrame, OutboxWriter};
 const MAX_CONTROL_PAYLOAD: usize = 125;
 const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 
-/// The body of a `101 Switching Protocols` response: the server-to-client WebSocket stream.
-pub(super) struct OutboundBody {
-    writer: OutboxWriter,
-    /// The close frame has been written; the stream ends.
-    closed: bool,
+/// Whether more frames may follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// The stream is open.
+    Open,
+    /// The close frame (or the end of the stream) has been written.
+    Ended,
 }
 
-impl OutboundBody {
-    /// A body that writes what `writer` takes from the outbox.
-    pub fn new(writer: OutboxWriter) -> Self {
-        OutboundBody {
-            writer,
-            closed: false,
-        }
-    }
+/// The server-to-client half of a WebSocket connection.
+pub(super) struct OutboundWriter<'a> {
+    socket: WriteHalf<'a>,
+    outbox: OutboxWriter,
+    /// Encoded bytes the socket has not accepted yet.
+    pending: BytesMut,
+    /// The stream has ended; nothing more is taken from the outbox.
+    ended: bool,
 }
 
-impl MessageBody for OutboundBody {
-    type Error = Infallible;
-
-    fn size(&self) -> BodySize {
-        BodySize::Stream
+impl<'a> OutboundWriter<'a> {
+    /// Writes what `outbox` queues to `socket`.
+    pub fn new(socket: WriteHalf<'a>, outbox: OutboxWriter) -> Self {
+        OutboundWriter {
+            socket,
+            outbox,
+            pending: BytesMut::new(),
+            ended: false,
+        }
     }
 
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let this = self.get_mut();
-        if this.closed {
-            return Poll::Ready(None);
-        }
-        let mut buf = BytesMut::new();
-        let mut closed = false;
-        let taken = this.writer.poll_take(cx, |frame| {
-            if !closed {
-                closed = encode(frame, &mut buf);
+    /// Waits for queued frames (unless bytes are still pending) and writes as much as the
+    /// socket accepts. Cancel-safe: frames are taken only when they can be encoded at once,
+    /// and unwritten bytes stay pending.
+    pub async fn write_queued(&mut self) -> io::Result<Flow> {
+        if self.pending.is_empty() {
+            if self.ended {
+                return Ok(Flow::Ended);
             }
-        });
-        match taken {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(false) => Poll::Ready(None),
-            Poll::Ready(true) => {
-                this.closed = closed;
-                Poll::Ready(Some(Ok(buf.freeze())))
+            let (outbox, pending, ended) = (&self.outbox, &mut self.pending, &mut self.ended);
+            let more = poll_fn(|cx| {
+                outbox.poll_take(cx, |frame| {
+                    if !*ended {
+                        *ended = encode(frame, pending);
+                    }
+                })
+            })
+            .await;
+            if !more {
+                self.ended = true;
             }
         }
+        while !self.pending.is_empty() {
+            let written = self.socket.write(&self.pending).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.pending.advance(written);
+        }
+        self.pending = BytesMut::new();
+        Ok(if self.ended { Flow::Ended } else { Flow::Open })
+    }
+
+    /// Writes everything queued up to the end of the stream.
+    pub async fn write_to_end(&mut self) -> io::Result<()> {
+        while self.write_queued().await? == Flow::Open {}
+        Ok(())
+    }
+
+    /// Ends the server's side of the TCP connection.
+    pub async fn shutdown(&mut self) {
+        let _ = self.socket.shutdown().await;
     }
 }
 
@@ -106,48 +131,36 @@ fn close_reason(frame: CloseFrame) -> CloseReason {
 
 #[cfg(test)]
 mod tests {
-    use std::task::Waker;
-
+    use actix_web::web::Bytes;
     use bytestring::ByteString;
 
     use super::*;
-    use crate::hub::outbox;
-
-    fn poll(body: &mut OutboundBody) -> Poll<Option<Bytes>> {
-        let mut cx = Context::from_waker(Waker::noop());
-        Pin::new(body)
-            .poll_next(&mut cx)
-            .map(|item| item.map(|bytes| bytes.unwrap_or_else(|never| match never {})))
-    }
 
     #[test]
-    fn a_burst_is_encoded_into_one_buffer_and_the_close_ends_the_stream() {
-        let (owner, writer) = outbox(8);
-        let mut body = OutboundBody::new(writer);
-        assert_eq!(poll(&mut body), Poll::Pending);
-        assert!(owner.outbox().push(ByteString::from_static("hi")));
-        owner
-            .outbox()
-            .push_frame(OutboundFrame::Pong(Bytes::from_static(b"p")))
-            .unwrap();
-        owner.close(
-            [OutboundFrame::Close(Some(CloseFrame {
+    fn frames_are_encoded_unmasked_and_a_close_reason_is_cut_to_fit() {
+        let mut buf = BytesMut::new();
+        assert!(!encode(
+            OutboundFrame::Text(ByteString::from_static("hi")),
+            &mut buf
+        ));
+        assert!(!encode(
+            OutboundFrame::Pong(Bytes::from_static(b"p")),
+            &mut buf
+        ));
+        assert!(encode(
+            OutboundFrame::Close(Some(CloseFrame {
                 code: 4200,
                 reason: "é".repeat(100),
-            }))],
-            false,
-        );
-        let Poll::Ready(Some(bytes)) = poll(&mut body) else {
-            panic!("expected one buffer");
-        };
-        // Unmasked text "hi", pong "p", then a close frame of 125 bytes: code 4200 and the
-        // reason cut to 123 bytes on a character boundary (61 two-byte characters).
-        assert_eq!(&bytes[..4], b"\x81\x02hi");
-        assert_eq!(&bytes[4..7], b"\x8a\x01p");
-        assert_eq!(bytes[7], 0x88);
-        assert_eq!(usize::from(bytes[8]), 2 + 122);
-        assert_eq!(u16::from_be_bytes([bytes[9], bytes[10]]), 4200);
-        assert_eq!(bytes.len(), 9 + 2 + 122);
-        assert_eq!(poll(&mut body), Poll::Ready(None));
+            })),
+            &mut buf
+        ));
+        // Text "hi", pong "p", then a close frame: code 4200 and the reason cut to 122 bytes,
+        // the longest run of whole two-byte characters within 123.
+        assert_eq!(&buf[..4], b"\x81\x02hi");
+        assert_eq!(&buf[4..7], b"\x8a\x01p");
+        assert_eq!(buf[7], 0x88);
+        assert_eq!(usize::from(buf[8]), 2 + 122);
+        assert_eq!(u16::from_be_bytes([buf[9], buf[10]]), 4200);
+        assert_eq!(buf.len(), 9 + 2 + 122);
     }
 }

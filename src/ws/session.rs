@@ -1,52 +1,93 @@
-//! The task that drives one connection: it reads the client's messages, keeps the connection
-//! alive, and reacts to shutdown and overflow. Replies are queued in the connection's outbox
-//! behind any event queued before the request arrived, and everything done for a message
-//! finishes before the next one is read, so a client's own requests are answered in order.
+//! The task that drives one connection: it reads the client's messages, writes what is
+//! queued for it, keeps the connection alive, reacts to shutdown and overflow, and closes the
+//! connection properly. Replies are queued in the connection's outbox behind any event queued
+//! before the request arrived, and everything done for a message finishes before the next one
+//! is read, so a client's own requests are answered in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 
 use super::connection::{Connection, Ending};
 use super::handshake::Admitted;
 use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
-use crate::hub::OutboxOwner;
+use super::outbound::{Flow, OutboundWriter};
+use super::upgrade::Upgraded;
+use crate::hub::{OutboxOwner, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::server::ServerState;
 
+/// How long the last frames may take to be written before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the client then has to close its side (it should once it reads the close frame).
+const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Serves an admitted connection until it ends, then cleans up after it.
-pub(super) async fn run(
-    state: Arc<ServerState>,
-    admitted: Admitted,
-    outbox: OutboxOwner,
-    mut inbound: InboundMessages,
-) {
-    let mut connection = Connection::new(state, admitted.app, outbox);
+pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: Upgraded) {
+    let Upgraded {
+        mut socket,
+        early_bytes,
+    } = upgraded;
+    let max_message_size = state.settings.max_frame_size;
+    let (owner, writer) = outbox(state.settings.outbound_queue_size);
+    let (read_half, write_half) = socket.split();
+    let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
+    let mut outbound = OutboundWriter::new(write_half, writer);
+    let mut connection = Connection::new(state, admitted.app, owner);
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
     let ending = match connection.send(established) {
-        Ok(()) => drive(&mut connection, &mut inbound).await,
+        Ok(()) => drive(&mut connection, &mut inbound, &mut outbound).await,
         Err(ending) => ending,
     };
     connection.leave_all().await;
+    let client_gone = matches!(ending, Ending::ClientGone);
     connection.finish(ending);
     drop(admitted.slot);
+    if !client_gone {
+        close(&mut inbound, &mut outbound).await;
+    }
 }
 
-async fn drive(connection: &mut Connection, inbound: &mut InboundMessages) -> Ending {
+/// Closes a connection that was refused right after the handshake: `closing` queues the
+/// frames that say why.
+pub(super) async fn refuse(mut socket: TcpStream, closing: impl FnOnce(&OutboxOwner)) {
+    let (owner, writer) = outbox(1);
+    closing(&owner);
+    drop(owner);
+    let (read_half, write_half) = socket.split();
+    let mut inbound = InboundMessages::new(read_half, Default::default(), 0);
+    let mut outbound = OutboundWriter::new(write_half, writer);
+    close(&mut inbound, &mut outbound).await;
+}
+
+/// Writes the queued closing frames, ends the server's side of the connection and waits
+/// (boundedly) for the client to end its side, so the close frame is not lost to a reset.
+async fn close(inbound: &mut InboundMessages<'_>, outbound: &mut OutboundWriter<'_>) {
+    let written = tokio::time::timeout(CLOSE_TIMEOUT, outbound.write_to_end()).await;
+    if let Ok(Ok(())) = written {
+        outbound.shutdown().await;
+        let _ = tokio::time::timeout(LINGER_TIMEOUT, inbound.drain()).await;
+    }
+}
+
+async fn drive(
+    connection: &mut Connection,
+    inbound: &mut InboundMessages<'_>,
+    outbound: &mut OutboundWriter<'_>,
+) -> Ending {
     // The waits are created once and polled across iterations, so a loop turn does not
     // register and deregister waiters.
     let state = connection.state.clone();
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
-    let outbox = connection.outbox_signals();
-    let overflow = outbox.overflowed();
+    let signals = connection.outbox_signals();
+    let overflow = signals.overflowed();
     tokio::pin!(overflow);
-    let writer_gone = outbox.writer_gone();
-    tokio::pin!(writer_gone);
     let mut keepalive = KeepAlive::new(
         Duration::from_secs(connection.app.activity_timeout),
         state.settings.pong_timeout,
@@ -55,11 +96,15 @@ async fn drive(connection: &mut Connection, inbound: &mut InboundMessages) -> En
     let timer = sleep_until(keepalive.first_deadline());
     tokio::pin!(timer);
     loop {
+        // Not biased: a client that keeps sending cannot starve its own deliveries, nor a
+        // busy channel the client's requests.
         let step = tokio::select! {
-            biased;
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
             () = &mut overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
-            () = &mut writer_gone => Err(Ending::ClientGone),
+            written = outbound.write_queued() => match written {
+                Ok(Flow::Open) => Ok(()),
+                Ok(Flow::Ended) | Err(_) => Err(Ending::ClientGone),
+            },
             message = inbound.next() => {
                 keepalive.saw_activity(Instant::now());
                 handle_message(connection, message).await
