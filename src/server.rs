@@ -35,8 +35,6 @@ pub struct ServerSettings {
     pub pong_timeout: Duration,
     /// Frames queued per connection before it is closed as too slow.
     pub outbound_queue_size: usize,
-    /// How long one frame may wait for room in the socket before the client counts as stuck.
-    pub send_timeout: Duration,
     /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
     pub max_auth_timestamp_skew: u64,
 }
@@ -68,7 +66,6 @@ impl ServerState {
                 max_frame_size: config.server.max_frame_size,
                 pong_timeout,
                 outbound_queue_size: config.server.outbound_queue_size,
-                send_timeout: pong_timeout,
                 max_auth_timestamp_skew: config.server.max_auth_timestamp_skew,
             },
             shutdown: CancellationToken::new(),

@@ -16,17 +16,24 @@ pub fn string_to_sign(method: &str, path: &str, params: &[(String, String)]) -> 
         .map(|(key, value)| (key.to_ascii_lowercase(), value.as_str()))
         .collect();
     pairs.sort();
-    let query = pairs
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    format!("{}\n{path}\n{query}", method.to_ascii_uppercase())
+    let mut signed = method.to_ascii_uppercase();
+    signed.push('\n');
+    signed.push_str(path);
+    signed.push('\n');
+    for (index, (key, value)) in pairs.iter().enumerate() {
+        if index > 0 {
+            signed.push('&');
+        }
+        signed.push_str(key);
+        signed.push('=');
+        signed.push_str(value);
+    }
+    signed
 }
 
 /// Lowercase hex MD5 of a request body, as `body_md5` carries it.
 pub fn body_md5(body: &[u8]) -> String {
-    format!("{:x}", md5::compute(body))
+    hex::encode(md5::compute(body).0)
 }
 
 #[cfg(test)]

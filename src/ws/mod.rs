@@ -60,7 +60,7 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
 
 /// Sends `pusher:error` with `code`, then closes with the same code.
 async fn refuse(upgraded: Upgraded, code: CloseCode) {
-    session::refuse(upgraded.socket, |owner: &OutboxOwner| {
+    session::refuse(upgraded, |owner: &OutboxOwner| {
         owner.close(closing_frames(code), false);
     })
     .await;

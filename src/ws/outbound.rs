@@ -8,6 +8,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::task::Poll;
 
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
 use actix_web::web::{Buf, BytesMut};
@@ -41,36 +42,40 @@ pub(super) struct OutboundWriter<'a> {
 }
 
 impl<'a> OutboundWriter<'a> {
-    /// Writes what `outbox` queues to `socket`.
-    pub fn new(socket: WriteHalf<'a>, outbox: OutboxWriter) -> Self {
+    /// Writes `first` (the handshake response), then what `outbox` queues, to `socket`.
+    pub fn new(socket: WriteHalf<'a>, outbox: OutboxWriter, first: BytesMut) -> Self {
         OutboundWriter {
             socket,
             outbox,
-            pending: BytesMut::new(),
+            pending: first,
             ended: false,
         }
     }
 
-    /// Waits for queued frames (unless bytes are still pending) and writes as much as the
-    /// socket accepts. Cancel-safe: frames are taken only when they can be encoded at once,
-    /// and unwritten bytes stay pending.
+    /// Writes pending bytes together with every frame queued so far; with nothing pending,
+    /// first waits for a frame. Writes as much as the socket accepts. Cancel-safe: frames are
+    /// taken only when they can be encoded at once, and unwritten bytes stay pending.
     pub async fn write_queued(&mut self) -> io::Result<Flow> {
-        if self.pending.is_empty() {
-            if self.ended {
-                return Ok(Flow::Ended);
-            }
+        if !self.ended {
+            let wait = self.pending.is_empty();
             let (outbox, pending, ended) = (&self.outbox, &mut self.pending, &mut self.ended);
-            let more = poll_fn(|cx| {
-                outbox.poll_take(cx, |frame| {
+            poll_fn(|cx| {
+                let taken = outbox.poll_take(cx, |frame| {
                     if !*ended {
                         *ended = encode(frame, pending);
                     }
-                })
+                });
+                match taken {
+                    Poll::Ready(false) => {
+                        *ended = true;
+                        Poll::Ready(())
+                    }
+                    Poll::Ready(true) => Poll::Ready(()),
+                    Poll::Pending if wait => Poll::Pending,
+                    Poll::Pending => Poll::Ready(()),
+                }
             })
             .await;
-            if !more {
-                self.ended = true;
-            }
         }
         while !self.pending.is_empty() {
             let written = self.socket.write(&self.pending).await?;

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 
 use super::connection::{Connection, Ending};
@@ -30,13 +29,14 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
 pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: Upgraded) {
     let Upgraded {
         mut socket,
+        response_head,
         early_bytes,
     } = upgraded;
     let max_message_size = state.settings.max_frame_size;
     let (owner, writer) = outbox(state.settings.outbound_queue_size);
     let (read_half, write_half) = socket.split();
     let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
-    let mut outbound = OutboundWriter::new(write_half, writer);
+    let mut outbound = OutboundWriter::new(write_half, writer, response_head);
     let mut connection = Connection::new(state, admitted.app, owner);
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
@@ -55,13 +55,18 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
 
 /// Closes a connection that was refused right after the handshake: `closing` queues the
 /// frames that say why.
-pub(super) async fn refuse(mut socket: TcpStream, closing: impl FnOnce(&OutboxOwner)) {
+pub(super) async fn refuse(upgraded: Upgraded, closing: impl FnOnce(&OutboxOwner)) {
+    let Upgraded {
+        mut socket,
+        response_head,
+        ..
+    } = upgraded;
     let (owner, writer) = outbox(1);
     closing(&owner);
     drop(owner);
     let (read_half, write_half) = socket.split();
     let mut inbound = InboundMessages::new(read_half, Default::default(), 0);
-    let mut outbound = OutboundWriter::new(write_half, writer);
+    let mut outbound = OutboundWriter::new(write_half, writer, response_head);
     close(&mut inbound, &mut outbound).await;
 }
 

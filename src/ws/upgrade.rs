@@ -29,14 +29,18 @@ pub(super) fn route(path: &str) -> Route<'_> {
     }
 }
 
-/// An accepted WebSocket: its socket, and whatever the client sent after its request.
+/// An accepted WebSocket: its socket, the encoded `101` response (not yet written, so that it
+/// goes out in one write with the first frames), and whatever the client sent after its
+/// request.
 pub(super) struct Upgraded {
     pub socket: TcpStream,
+    pub response_head: BytesMut,
     pub early_bytes: BytesMut,
 }
 
-/// Answers the handshake: `101` and the socket on success; on a malformed handshake, a JSON
-/// error response (405 for a method other than GET, 400 otherwise) and `None`.
+/// Answers the handshake: the encoded `101` and the socket on success; on a malformed
+/// handshake, a JSON error response (405 for a method other than GET, 400 otherwise) and
+/// `None`.
 pub(super) async fn accept(
     req: &Request,
     mut framed: Framed<TcpStream, Codec>,
@@ -60,7 +64,7 @@ pub(super) async fn accept(
     }
     let response = handshake_response(req.head()).finish().drop_body();
     framed
-        .send(Message::Item((response, BodySize::None)))
+        .feed(Message::Item((response, BodySize::None)))
         .await
         .ok()?;
     let parts = framed.into_parts();
@@ -72,6 +76,7 @@ pub(super) async fn accept(
     };
     Some(Upgraded {
         socket: parts.io,
+        response_head: parts.write_buf,
         early_bytes,
     })
 }
