@@ -74,9 +74,19 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(port) = args.port {
         config.server.port = port;
     }
+    raise_open_file_limit();
     match actix_web::rt::System::new().block_on(relay::server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
+    }
+}
+
+/// Every connection is a file descriptor: raise the soft limit to the hard one, as servers
+/// that hold many sockets do (the hard limit is the administrator's to set).
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!("open-file limit: {limit}"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
 }
 

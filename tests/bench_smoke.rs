@@ -90,6 +90,16 @@ fn client_events_round_trip_between_pairs() {
 }
 
 #[test]
+fn churn_cycles_through_every_channel_kind_and_samples_rss() {
+    let server = TestServer::start();
+    let report = bench(&server, "churn --clients 6 --duration 2 --sample-every 1");
+    // Six slots each cycle public, private and presence subscriptions for two seconds.
+    assert!(report["cycles"].as_u64().unwrap() >= 18, "{report}");
+    assert_eq!(report["rss_samples"], 2, "{report}");
+    assert!(report["rss_drift_pct"].is_number(), "{report}");
+}
+
+#[test]
 fn a_protocol_error_fails_the_run_loudly() {
     // The server refuses client events for this app, so the scenario must fail, not hang.
     let config = common::default_config().replace("enable_client_messages = true", "");

@@ -32,8 +32,8 @@ use clap::{Parser, Subcommand};
 use error::BenchError;
 use report::Report;
 use scenarios::{
-    ClientEventsArgs, ConnectArgs, FanoutArgs, PresenceArgs, TriggerArgs, client_events, connect,
-    fanout, presence, trigger,
+    ChurnArgs, ClientEventsArgs, ConnectArgs, FanoutArgs, PresenceArgs, TriggerArgs, churn,
+    client_events, connect, fanout, presence, trigger,
 };
 use target::Target;
 use usage::ServerProcess;
@@ -69,6 +69,8 @@ enum Scenario {
     Presence(PresenceArgs),
     /// Pairs of clients exchange client events on private channels.
     ClientEvents(ClientEventsArgs),
+    /// Clients connect, subscribe and disconnect over and over; the server's RSS is sampled.
+    Churn(ChurnArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +114,7 @@ async fn run(cli: &Cli) -> Result<Report, BenchError> {
         Scenario::Trigger(args) => trigger::run(target, server, args).await,
         Scenario::Presence(args) => presence::run(target, server, args).await,
         Scenario::ClientEvents(args) => client_events::run(target, server, args).await,
+        Scenario::Churn(args) => churn::run(target, server, args).await,
     }
 }
 
@@ -122,6 +125,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Trigger(_) => "trigger",
         Scenario::Presence(_) => "presence",
         Scenario::ClientEvents(_) => "client-events",
+        Scenario::Churn(_) => "churn",
     }
 }
 

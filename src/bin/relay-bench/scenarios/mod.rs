@@ -5,6 +5,7 @@
 //! fails on the first that could not be), measures its phase, and then collects what each
 //! task returns; a task that hit a protocol error fails the scenario.
 
+pub mod churn;
 pub mod client_events;
 pub mod connect;
 pub mod fanout;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::BenchError;
 
+pub use churn::ChurnArgs;
 pub use client_events::ClientEventsArgs;
 pub use connect::ConnectArgs;
 pub use fanout::FanoutArgs;
