@@ -73,6 +73,10 @@ impl ServerState {
     }
 }
 
+/// Connections the kernel may queue before Relay accepts them (actix-web's default; Rust's
+/// standard `TcpListener::bind` would use 128, which a burst of reconnecting clients overflows).
+const LISTEN_BACKLOG: i32 = 2048;
+
 /// How long an HTTP client may take to close its side after a response that ends the
 /// connection (actix-web's default), so that the response is not lost to a reset.
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -84,7 +88,7 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// actix-server and actix-http here rather than with `actix_web::HttpServer`.
 pub async fn serve(config: Config) -> io::Result<()> {
     let state = web::Data::new(ServerState::new(&config));
-    let listener = std::net::TcpListener::bind((config.server.host.as_str(), config.server.port))?;
+    let listener = listen(config.server.host.as_str(), config.server.port)?;
     let addr = listener.local_addr()?;
     let app_state = state.clone();
     let max_request_size = config.server.max_request_size;
@@ -137,6 +141,27 @@ fn upgrade(
         ws::serve(state, req, framed).await;
         Ok(())
     })
+}
+
+/// Binds the first address `host` resolves to, with address reuse and [`LISTEN_BACKLOG`].
+fn listen(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last_error = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let bound = Socket::new(Domain::for_address(addr), Type::STREAM, None).and_then(|socket| {
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(socket)
+        });
+        match bound {
+            Ok(socket) => return Ok(socket.into()),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
 }
 
 fn announce(addrs: &[SocketAddr]) {
