@@ -46,12 +46,17 @@ async fn a_client_that_cannot_keep_up_is_closed_with_4100_and_nobody_else_waits(
     for client in [&mut sender, &mut healthy, &mut stalled] {
         client.subscribe(channel).await;
     }
-    // `stalled` reads nothing while a few megabytes are sent.
+    // `stalled` reads nothing while a few megabytes are sent, though it keeps sending pings.
+    // (That its requests cannot move its backlog out of the bounded queue is proven by
+    // ws::outbound's unit test.)
     let payload = "z".repeat(50_000);
     const EVENTS: usize = 400;
     for n in 0..EVENTS {
         sender
             .trigger(channel, "client-blob", json!({"n": n, "p": payload}))
+            .await;
+        stalled
+            .send(json!({"event": "pusher:ping", "data": {}}))
             .await;
         let frame = healthy.recv_event("client-blob").await;
         assert_eq!(
@@ -62,7 +67,9 @@ async fn a_client_that_cannot_keep_up_is_closed_with_4100_and_nobody_else_waits(
     let mut received = 0;
     let code = loop {
         match stalled.next_message().await {
-            tokio_tungstenite::tungstenite::Message::Text(_) => received += 1,
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                received += usize::from(text.contains("client-blob"));
+            }
             tokio_tungstenite::tungstenite::Message::Close(Some(frame)) => {
                 break u16::from(frame.code);
             }

@@ -32,10 +32,10 @@ use actix_codec::Framed;
 use actix_http::{Request, h1};
 use tokio::net::TcpStream;
 
-use crate::hub::{CloseFrame, OutboundFrame, OutboxOwner};
+use crate::hub::{CloseFrame, OutboundFrame};
 use crate::protocol::{CloseCode, frames};
 use crate::server::ServerState;
-use upgrade::{Route, Upgraded};
+use upgrade::Route;
 
 /// Serves one WebSocket upgrade request on its socket, until the connection ends.
 pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
@@ -54,16 +54,9 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
     }
     match admission {
         Ok(admitted) => session::run(state, admitted, upgraded).await,
-        Err(code) => refuse(upgraded, code).await,
+        // A refusal is a `pusher:error` with the code, then a close frame with the same code.
+        Err(code) => session::refuse(upgraded, closing_frames(code)).await,
     }
-}
-
-/// Sends `pusher:error` with `code`, then closes with the same code.
-async fn refuse(upgraded: Upgraded, code: CloseCode) {
-    session::refuse(upgraded, |owner: &OutboxOwner| {
-        owner.close(closing_frames(code), false);
-    })
-    .await;
 }
 
 /// The `pusher:error` and close frame that end a connection with a Pusher code.

@@ -35,47 +35,38 @@ pub(super) enum Flow {
 pub(super) struct OutboundWriter<'a> {
     socket: WriteHalf<'a>,
     outbox: OutboxWriter,
-    /// Encoded bytes the socket has not accepted yet.
+    /// The handshake response, until it goes out with the first frames.
+    response_head: Option<BytesMut>,
+    /// Encoded bytes the socket has not accepted yet. Frames are taken from the outbox only
+    /// when this is empty, so a client that stops reading leaves them in the bounded outbox
+    /// (which then overflows) instead of here.
     pending: BytesMut,
     /// The stream has ended; nothing more is taken from the outbox.
     ended: bool,
 }
 
 impl<'a> OutboundWriter<'a> {
-    /// Writes `first` (the handshake response), then what `outbox` queues, to `socket`.
-    pub fn new(socket: WriteHalf<'a>, outbox: OutboxWriter, first: BytesMut) -> Self {
+    /// Writes `response_head`, then what `outbox` queues, to `socket`.
+    pub fn new(socket: WriteHalf<'a>, outbox: OutboxWriter, response_head: BytesMut) -> Self {
         OutboundWriter {
             socket,
             outbox,
-            pending: first,
+            response_head: Some(response_head),
+            pending: BytesMut::new(),
             ended: false,
         }
     }
 
-    /// Writes pending bytes together with every frame queued so far; with nothing pending,
-    /// first waits for a frame. Writes as much as the socket accepts. Cancel-safe: frames are
-    /// taken only when they can be encoded at once, and unwritten bytes stay pending.
+    /// Finishes writing pending bytes; with none pending, waits for queued frames and writes
+    /// them all at once. The first time, the handshake response goes out together with
+    /// whatever is already queued, without waiting. Cancel-safe: frames are taken only when
+    /// they can be encoded at once, and unwritten bytes stay pending.
     pub async fn write_queued(&mut self) -> io::Result<Flow> {
-        if !self.ended {
-            let wait = self.pending.is_empty();
-            let (outbox, pending, ended) = (&self.outbox, &mut self.pending, &mut self.ended);
-            poll_fn(|cx| {
-                let taken = outbox.poll_take(cx, |frame| {
-                    if !*ended {
-                        *ended = encode(frame, pending);
-                    }
-                });
-                match taken {
-                    Poll::Ready(false) => {
-                        *ended = true;
-                        Poll::Ready(())
-                    }
-                    Poll::Ready(true) => Poll::Ready(()),
-                    Poll::Pending if wait => Poll::Pending,
-                    Poll::Pending => Poll::Ready(()),
-                }
-            })
-            .await;
+        if let Some(head) = self.response_head.take() {
+            self.pending = head;
+            self.take_frames(false).await;
+        } else if self.pending.is_empty() {
+            self.take_frames(true).await;
         }
         while !self.pending.is_empty() {
             let written = self.socket.write(&self.pending).await?;
@@ -86,6 +77,31 @@ impl<'a> OutboundWriter<'a> {
         }
         self.pending = BytesMut::new();
         Ok(if self.ended { Flow::Ended } else { Flow::Open })
+    }
+
+    /// Encodes every queued frame into `pending`; with `wait`, first waits for one (or for the
+    /// end of the stream).
+    async fn take_frames(&mut self, wait: bool) {
+        let (outbox, pending, ended) = (&self.outbox, &mut self.pending, &mut self.ended);
+        poll_fn(|cx| {
+            if *ended {
+                return Poll::Ready(());
+            }
+            let taken = outbox.poll_take(cx, |frame| {
+                if !*ended {
+                    *ended = encode(frame, pending);
+                }
+            });
+            match taken {
+                Poll::Ready(more) => {
+                    *ended |= !more;
+                    Poll::Ready(())
+                }
+                Poll::Pending if wait => Poll::Pending,
+                Poll::Pending => Poll::Ready(()),
+            }
+        })
+        .await;
     }
 
     /// Writes everything queued up to the end of the stream.
@@ -136,10 +152,40 @@ fn close_reason(frame: CloseFrame) -> CloseReason {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use actix_web::web::Bytes;
     use bytestring::ByteString;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::hub::outbox;
+
+    /// A connected pair of loopback sockets.
+    async fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_overflows_the_outbox_instead_of_the_writer() {
+        let (mut server, _peer_never_reads) = socket_pair().await;
+        let (owner, writer) = outbox(4);
+        let (_, write_half) = server.split();
+        let mut outbound = OutboundWriter::new(write_half, writer, BytesMut::new());
+        let frame = ByteString::from("x".repeat(1 << 20));
+        // The session re-creates `write_queued` whenever another event wakes it; model that
+        // with short timeouts. Once the socket is full, frames must stay in the bounded outbox.
+        for _ in 0..200 {
+            if !owner.outbox().push(frame.clone()) {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(5), outbound.write_queued()).await;
+        }
+        panic!("200 MiB were accepted for a peer that reads nothing");
+    }
 
     #[test]
     fn frames_are_encoded_unmasked_and_a_close_reason_is_cut_to_fit() {

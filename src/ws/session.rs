@@ -15,7 +15,7 @@ use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
 use super::outbound::{Flow, OutboundWriter};
 use super::upgrade::Upgraded;
-use crate::hub::{OutboxOwner, outbox};
+use crate::hub::{OutboundFrame, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::server::ServerState;
@@ -53,16 +53,16 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
     }
 }
 
-/// Closes a connection that was refused right after the handshake: `closing` queues the
-/// frames that say why.
-pub(super) async fn refuse(upgraded: Upgraded, closing: impl FnOnce(&OutboxOwner)) {
+/// Closes a connection that was refused right after the handshake, with `last` (the frames
+/// that say why).
+pub(super) async fn refuse(upgraded: Upgraded, last: impl IntoIterator<Item = OutboundFrame>) {
     let Upgraded {
         mut socket,
         response_head,
         ..
     } = upgraded;
     let (owner, writer) = outbox(1);
-    closing(&owner);
+    owner.close(last, false);
     drop(owner);
     let (read_half, write_half) = socket.split();
     let mut inbound = InboundMessages::new(read_half, Default::default(), 0);
