@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{AppConfig, Config};
 use crate::protocol::signature::{self, AuthToken};
@@ -46,6 +47,8 @@ pub struct AppLimits {
     pub max_channel_name_length: usize,
     /// Client events per connection per second.
     pub max_client_events_per_second: u32,
+    /// How long a cache channel keeps its last event.
+    pub cache_ttl: Duration,
 }
 
 /// One hosted app.
@@ -96,6 +99,7 @@ impl App {
                 max_event_size: config.max_event_size,
                 max_channel_name_length: config.max_channel_name_length,
                 max_client_events_per_second: config.max_client_events_per_second,
+                cache_ttl: Duration::from_secs(config.cache_ttl),
             },
         }
     }

@@ -6,9 +6,10 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use bytestring::ByteString;
+use tokio::time::Instant;
 
 use super::{Adapter, AdapterError, OccupiedChannel};
-use crate::hub::{Hub, Outbox, PresenceJoin, PresenceRoster};
+use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin, PresenceRoster};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
 /// Serves one node from memory.
@@ -115,6 +116,31 @@ impl Adapter for LocalAdapter {
                 subscription_count,
             })
             .collect())
+    }
+
+    async fn store_cached_event(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        event: CachedEvent,
+    ) -> Result<(), AdapterError> {
+        self.hub
+            .app(app_id)
+            .cache()
+            .store(channel, event, Instant::now());
+        Ok(())
+    }
+
+    async fn cached_event(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<Option<CachedEvent>, AdapterError> {
+        Ok(self
+            .hub
+            .app(app_id)
+            .cache()
+            .get(channel.as_str(), Instant::now()))
     }
 }
 

@@ -16,7 +16,7 @@ mod local;
 use async_trait::async_trait;
 use bytestring::ByteString;
 
-use crate::hub::{Outbox, PresenceJoin};
+use crate::hub::{CachedEvent, Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
 pub use local::LocalAdapter;
@@ -92,4 +92,19 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Every channel with at least one subscriber, cluster-wide.
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
+
+    /// Stores `event` as the last event of the cache channel `channel`, cluster-wide.
+    async fn store_cached_event(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        event: CachedEvent,
+    ) -> Result<(), AdapterError>;
+
+    /// The last unexpired event of the cache channel `channel`, cluster-wide.
+    async fn cached_event(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<Option<CachedEvent>, AdapterError>;
 }

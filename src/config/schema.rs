@@ -134,6 +134,9 @@ pub struct AppConfig {
     /// Longest event name, in characters.
     #[serde(default = "defaults::max_event_name_length")]
     pub max_event_name_length: usize,
+    /// Seconds a cache channel keeps its last event.
+    #[serde(default = "defaults::cache_ttl")]
+    pub cache_ttl: u64,
     /// `[[apps.webhooks]]`: not supported by this build yet.
     #[serde(default)]
     pub webhooks: Option<Vec<toml::Table>>,
@@ -176,5 +179,8 @@ mod defaults {
     }
     pub fn max_event_name_length() -> usize {
         200
+    }
+    pub fn cache_ttl() -> u64 {
+        30 * 60
     }
 }

@@ -95,6 +95,9 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
     if app.max_event_channels == 0 || app.max_batch_size == 0 || app.max_event_name_length == 0 {
         problem("max_event_channels, max_batch_size and max_event_name_length must be at least 1");
     }
+    if app.cache_ttl == 0 {
+        problem("cache_ttl must be at least 1 second");
+    }
     if app.max_client_events_per_second == 0 {
         problem(
             "max_client_events_per_second must be at least 1 (set enable_client_messages = false to turn them off)",

@@ -52,12 +52,10 @@ pub async fn show(
             "info=subscription_count applies to non-presence channels only",
         ));
     }
-    if attributes.cache {
-        return Err(ApiError::bad_request(if channel.is_cache() {
-            "info=cache is not supported by this version of Relay yet"
-        } else {
-            "info=cache applies to cache channels only"
-        }));
+    if attributes.cache && !channel.is_cache() {
+        return Err(ApiError::bad_request(
+            "info=cache applies to cache channels only",
+        ));
     }
     let app_id = &request.app.id;
     let subscriptions = state.adapter.subscription_count(app_id, &channel).await?;

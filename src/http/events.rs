@@ -10,7 +10,10 @@ use serde_json::{Map, Value, json};
 use super::body::JsonFields;
 use super::info::Attributes;
 use super::{ApiError, SignedRequest};
+use tokio::time::Instant;
+
 use crate::apps::App;
+use crate::hub::CachedEvent;
 use crate::protocol::{ChannelKind, ChannelName, SocketId, frames};
 use crate::server::ServerState;
 
@@ -71,12 +74,24 @@ impl ApiEvent {
         })
     }
 
-    async fn publish(&self, state: &ServerState, app_id: &str) -> Result<(), ApiError> {
+    /// Publishes to each channel; on cache channels the event is also kept as the last one.
+    async fn publish(&self, state: &ServerState, app: &App) -> Result<(), ApiError> {
         for channel in &self.channels {
             let frame = frames::channel_event(&self.name, channel.as_str(), &self.data);
+            if channel.is_cache() {
+                let cached = CachedEvent {
+                    frame: frame.clone(),
+                    data: self.data.clone(),
+                    expires_at: Instant::now() + app.limits.cache_ttl,
+                };
+                state
+                    .adapter
+                    .store_cached_event(&app.id, channel, cached)
+                    .await?;
+            }
             state
                 .adapter
-                .publish(app_id, channel, frame, self.except)
+                .publish(&app.id, channel, frame, self.except)
                 .await?;
         }
         Ok(())
@@ -129,7 +144,7 @@ pub async fn trigger(
 ) -> Result<HttpResponse, ApiError> {
     let fields = JsonFields::parse(&request.body)?;
     let event = ApiEvent::from_fields(&fields, &request.app, ChannelField::OneOrMany)?;
-    event.publish(&state, &request.app.id).await?;
+    event.publish(&state, &request.app).await?;
     if event.info.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({})));
     }
@@ -168,7 +183,7 @@ pub async fn trigger_batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     for event in &events {
-        event.publish(&state, &request.app.id).await?;
+        event.publish(&state, &request.app).await?;
     }
     if events.iter().all(|event| event.info.is_empty()) {
         return Ok(HttpResponse::Ok().json(json!({})));

@@ -2,6 +2,7 @@
 //! `subscription_count`, `cache`), and how their values are gathered through the adapter.
 
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 
 use super::ApiError;
 use crate::protocol::{ChannelKind, ChannelName};
@@ -57,7 +58,8 @@ impl Attributes {
         Ok(self)
     }
 
-    /// The requested values for `channel`: `user_count` only on presence channels.
+    /// The requested values for `channel`: `user_count` only on presence channels, `cache`
+    /// (the last event's `data` and the seconds it has left) only on cache channels holding one.
     pub async fn values(
         self,
         state: &ServerState,
@@ -72,6 +74,15 @@ impl Attributes {
         if self.subscription_count {
             let count = state.adapter.subscription_count(app_id, channel).await?;
             values.insert("subscription_count".to_owned(), json!(count));
+        }
+        if self.cache && channel.is_cache() {
+            if let Some(cached) = state.adapter.cached_event(app_id, channel).await? {
+                let ttl = cached.ttl_left(Instant::now()).as_secs();
+                values.insert(
+                    "cache".to_owned(),
+                    json!({ "data": cached.data, "ttl": ttl }),
+                );
+            }
         }
         Ok(values)
     }

@@ -1,10 +1,12 @@
 //! The node-local registry of who is subscribed where, and delivery to them.
 //!
 //! The hub is the one place that knows which connections of *this node* are subscribed to
-//! which channel, and it owns the in-memory presence roster used by the single-node adapter.
+//! which channel, and it owns the in-memory presence roster and cache-channel store used by the
+//! single-node adapter.
 //! Delivery never blocks: a frame is pushed into each subscriber's bounded [`Outbox`] while a
 //! read lock is held, and the lock is never held across an `await`.
 
+mod cache;
 mod outbox;
 mod presence;
 
@@ -16,6 +18,7 @@ use bytestring::ByteString;
 
 use crate::protocol::{ChannelName, SocketId};
 
+pub use cache::{CachedEvent, ChannelCache};
 #[cfg(test)]
 pub(crate) use outbox::TestOutbox;
 pub use outbox::{
@@ -42,11 +45,12 @@ impl Hub {
     }
 }
 
-/// One app's channels and connection count on this node.
+/// One app's channels, connection count and cache channels on this node.
 #[derive(Debug, Default)]
 pub struct AppChannels {
     channels: RwLock<HashMap<ChannelName, HashMap<SocketId, Outbox>>>,
     connections: AtomicUsize,
+    cache: ChannelCache,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -71,6 +75,11 @@ impl AppChannels {
             })
             .ok()?;
         Some(ConnectionSlot { app: self.clone() })
+    }
+
+    /// The last events of this app's cache channels.
+    pub fn cache(&self) -> &ChannelCache {
+        &self.cache
     }
 
     /// Connections currently open for this app on this node.

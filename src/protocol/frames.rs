@@ -286,6 +286,11 @@ pub fn client_event(
     })
 }
 
+/// Tells a subscriber of a cache channel that nothing is cached.
+pub fn cache_miss(channel: &str) -> ByteString {
+    frame::<&str>("pusher:cache_miss", Some(channel), None)
+}
+
 /// A channel event triggered by a backend; `data` is the API's string, sent verbatim.
 pub fn channel_event(event: &str, channel: &str, data: &str) -> ByteString {
     frame(event, Some(channel), Some(data))
