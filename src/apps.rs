@@ -62,6 +62,8 @@ pub struct App {
     pub enabled: bool,
     /// Whether `client-*` events are accepted.
     pub enable_client_messages: bool,
+    /// Whether subscribers are told their channel's subscription count.
+    pub enable_subscription_count: bool,
     /// Seconds of client silence before the server pings.
     pub activity_timeout: u64,
     /// Size and rate limits.
@@ -88,6 +90,7 @@ impl App {
             secret: config.secret.as_str().to_owned(),
             enabled: config.enabled,
             enable_client_messages: config.enable_client_messages,
+            enable_subscription_count: config.enable_subscription_count,
             activity_timeout: config.activity_timeout,
             limits: AppLimits {
                 max_connections: config.max_connections,

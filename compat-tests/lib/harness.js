@@ -46,7 +46,8 @@ function relayBinary() {
   return process.env.RELAY_BIN || path.resolve(__dirname, '..', '..', 'target', 'debug', 'relay');
 }
 
-function configToml() {
+/** The server's config; `appLines` are added to the app's section. */
+function configToml(appLines = []) {
   return [
     '[server]',
     'host = "127.0.0.1"',
@@ -57,22 +58,24 @@ function configToml() {
     `key = "${APP.key}"`,
     `secret = "${APP.secret}"`,
     'enable_client_messages = true',
+    ...appLines,
     '',
   ].join('\n');
 }
 
 /**
  * Start the Relay server under test. Resolves to { port, stop() } once the
- * server has printed its single ready line on stdout.
+ * server has printed its single ready line on stdout. `appLines` are extra
+ * config lines for the app (e.g. 'enable_subscription_count = true').
  */
-async function startRelay() {
+async function startRelay({ appLines = [] } = {}) {
   const bin = relayBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`Relay binary not found at ${bin} (set RELAY_BIN)`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-compat-'));
   const configPath = path.join(dir, 'relay.toml');
-  fs.writeFileSync(configPath, configToml());
+  fs.writeFileSync(configPath, configToml(appLines));
 
   const child = spawn(bin, ['--config', configPath, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -355,15 +358,15 @@ class Session {
  * Suite-level fixture: one Relay process and one auth server per test file.
  * Call inside a `describe` (or at top level) of a test file:
  *
- *   const env = useRelay();
+ *   const env = useRelay();            // or useRelay({ appLines: [...] })
  *   test('...', async (t) => { const s = env.session(t); ... });
  */
-function useRelay() {
+function useRelay(options = {}) {
   const { before, after } = require('node:test');
   const env = { relay: null, auth: null };
 
   before(async () => {
-    env.relay = await startRelay();
+    env.relay = await startRelay(options);
     env.auth = await startAuthServer();
   });
 

@@ -98,7 +98,8 @@ pub struct AppConfig {
     /// Connections must sign in; not supported by this build yet.
     #[serde(default)]
     pub enable_user_authentication: bool,
-    /// Subscription-count events; not supported by this build yet.
+    /// `pusher_internal:subscription_count` on subscribe and unsubscribe (non-presence
+    /// channels).
     #[serde(default)]
     pub enable_subscription_count: bool,
     /// Watchlist events; not supported by this build yet.

@@ -109,10 +109,6 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             "enable_user_authentication = true",
         ),
         (
-            app.enable_subscription_count,
-            "enable_subscription_count = true",
-        ),
-        (
             app.enable_watchlist_events,
             "enable_watchlist_events = true",
         ),

@@ -7,6 +7,7 @@
 //! read lock is held, and the lock is never held across an `await`.
 
 mod cache;
+mod count_throttle;
 mod outbox;
 mod presence;
 
@@ -19,6 +20,7 @@ use bytestring::ByteString;
 use crate::protocol::{ChannelName, SocketId};
 
 pub use cache::{CachedEvent, ChannelCache};
+pub use count_throttle::{Announce, CountThrottle};
 #[cfg(test)]
 pub(crate) use outbox::TestOutbox;
 pub use outbox::{
@@ -51,6 +53,7 @@ pub struct AppChannels {
     channels: RwLock<HashMap<ChannelName, HashMap<SocketId, Outbox>>>,
     connections: AtomicUsize,
     cache: ChannelCache,
+    count_throttle: Arc<CountThrottle>,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -80,6 +83,11 @@ impl AppChannels {
     /// The last events of this app's cache channels.
     pub fn cache(&self) -> &ChannelCache {
         &self.cache
+    }
+
+    /// When this app's subscription counts may be announced.
+    pub fn count_throttle(&self) -> &Arc<CountThrottle> {
+        &self.count_throttle
     }
 
     /// Connections currently open for this app on this node.

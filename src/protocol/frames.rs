@@ -286,6 +286,17 @@ pub fn client_event(
     })
 }
 
+/// A channel's subscription count, sent to its subscribers (pusher-js keeps it in
+/// `channel.subscriptionCount`).
+pub fn subscription_count(channel: &str, count: usize) -> ByteString {
+    let data = format!(r#"{{"subscription_count":{count}}}"#);
+    frame(
+        "pusher_internal:subscription_count",
+        Some(channel),
+        Some(data),
+    )
+}
+
 /// Tells a subscriber of a cache channel that nothing is cached.
 pub fn cache_miss(channel: &str) -> ByteString {
     frame::<&str>("pusher:cache_miss", Some(channel), None)

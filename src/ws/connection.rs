@@ -112,6 +112,7 @@ impl Connection {
     pub async fn leave(&mut self, channel: ChannelName, member: Option<PresenceMember>) {
         let Some(member) = member else {
             self.channels.unsubscribe(channel.as_str(), self.socket_id);
+            self.announce_subscription_count(&channel).await;
             return;
         };
         let left = self

@@ -7,9 +7,9 @@
 //! (a `pusher:error`, then a close frame with the Pusher code), because that is where Pusher
 //! clients look for them. The [`session`] task then reads the client's messages
 //! ([`inbound`]), writes what is queued for it ([`outbound`]), and owns everything else about
-//! the connection: its subscriptions ([`subscribe`]), client events ([`client_event`]),
-//! keep-alive and closing. Publishers queue into the connection's outbox and wake that task
-//! at most once per burst.
+//! the connection: its subscriptions ([`subscribe`], [`subscription_count`]), client events
+//! ([`client_event`]), keep-alive and closing. Publishers queue into the connection's outbox
+//! and wake that task at most once per burst.
 //!
 //! This replaced actix-ws, which put a channel and an extra task wake-up between every message
 //! and the socket, and kept actix-http's 16 KiB of buffers per idle connection (see
@@ -24,6 +24,7 @@ mod keepalive;
 mod outbound;
 mod session;
 mod subscribe;
+mod subscription_count;
 mod upgrade;
 
 use std::sync::Arc;

@@ -54,6 +54,7 @@ impl Connection {
                 return self.refuse(&request.channel, refusal);
             }
         };
+        let newly_joined = !self.subscriptions.contains_key(&channel);
         let joined = match self.authorize(&channel, &request) {
             Ok(None) => self.join(channel.clone()).await,
             Ok(Some(member)) => self.join_presence(channel.clone(), member).await,
@@ -65,6 +66,9 @@ impl Connection {
                 self.send(frame)?;
                 if channel.is_cache() {
                     self.send_cached_event(&channel).await?;
+                }
+                if newly_joined {
+                    self.announce_subscription_count(&channel).await;
                 }
                 Ok(())
             }
