@@ -135,6 +135,8 @@ async function startRelay({ appLines = [] } = {}) {
  *
  *   POST /pusher/auth      signs with the real app secret
  *   POST /pusher/auth-bad  signs with a wrong secret (invalid signature)
+ *   POST /pusher/user-auth signs a user sign-in (`authenticateUser`) as
+ *                          { id: user_id, user_info: { name: user_name } }
  *
  * The form body carries `socket_id` and `channel_name` (sent by pusher-js)
  * plus, for presence channels, `user_id` and `user_name` (sent via the
@@ -144,6 +146,7 @@ async function startAuthServer() {
   const signers = {
     '/pusher/auth': new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret }),
     '/pusher/auth-bad': new PusherServer({ appId: APP.id, key: APP.key, secret: 'wrong-secret' }),
+    '/pusher/user-auth': new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret }),
   };
   const requests = [];
 
@@ -165,7 +168,12 @@ async function startAuthServer() {
       requests.push({ path: req.url, socketId, channel });
 
       let auth;
-      if (channel.startsWith('presence-')) {
+      if (req.url === '/pusher/user-auth') {
+        auth = signer.authenticateUser(socketId, {
+          id: form.get('user_id'),
+          user_info: { name: form.get('user_name') },
+        });
+      } else if (channel.startsWith('presence-')) {
         auth = signer.authorizeChannel(socketId, channel, {
           user_id: form.get('user_id'),
           user_info: { name: form.get('user_name') },
@@ -186,6 +194,7 @@ async function startAuthServer() {
     requests,
     endpoint: (which = 'good') =>
       `http://127.0.0.1:${port}/pusher/${which === 'bad' ? 'auth-bad' : 'auth'}`,
+    userEndpoint: () => `http://127.0.0.1:${port}/pusher/user-auth`,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
@@ -303,6 +312,11 @@ class Session {
       cluster: 'mt1',
       channelAuthorization: {
         endpoint: this.auth.endpoint(authPath),
+        transport: 'ajax',
+        params,
+      },
+      userAuthentication: {
+        endpoint: this.auth.userEndpoint(),
         transport: 'ajax',
         params,
       },

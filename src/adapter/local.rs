@@ -118,6 +118,11 @@ impl Adapter for LocalAdapter {
             .collect())
     }
 
+    async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError> {
+        self.hub.app(app_id).users().terminate(user_id);
+        Ok(())
+    }
+
     async fn store_cached_event(
         &self,
         app_id: &str,

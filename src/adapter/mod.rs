@@ -93,6 +93,9 @@ pub trait Adapter: Send + Sync + 'static {
     /// Every channel with at least one subscriber, cluster-wide.
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
 
+    /// Closes every connection signed in as `user_id`, cluster-wide.
+    async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError>;
+
     /// Stores `event` as the last event of the cache channel `channel`, cluster-wide.
     async fn store_cached_event(
         &self,

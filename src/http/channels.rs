@@ -9,7 +9,8 @@ use super::{ApiError, SignedRequest};
 use crate::protocol::{ChannelKind, ChannelName};
 use crate::server::ServerState;
 
-/// `GET /apps/{app_id}/channels`: occupied channels, optionally filtered by prefix.
+/// `GET /apps/{app_id}/channels`: occupied channels, optionally filtered by prefix. Users'
+/// `#server-to-user-` channels are not listed.
 pub async fn list(
     request: SignedRequest,
     state: web::Data<ServerState>,
@@ -24,7 +25,8 @@ pub async fn list(
     let app_id = &request.app.id;
     let mut channels = Map::new();
     for occupied in state.adapter.occupied_channels(app_id).await? {
-        if !occupied.name.as_str().starts_with(prefix) {
+        let hidden = occupied.name.kind() == ChannelKind::ServerToUser;
+        if hidden || !occupied.name.as_str().starts_with(prefix) {
             continue;
         }
         let values = attributes.values(&state, app_id, &occupied.name).await?;

@@ -1,8 +1,8 @@
 //! The node-local registry of who is subscribed where, and delivery to them.
 //!
 //! The hub is the one place that knows which connections of *this node* are subscribed to
-//! which channel, and it owns the in-memory presence roster and cache-channel store used by the
-//! single-node adapter.
+//! which channel and who is signed in, and it owns the in-memory presence roster and
+//! cache-channel store used by the single-node adapter.
 //! Delivery never blocks: a frame is pushed into each subscriber's bounded [`Outbox`] while a
 //! read lock is held, and the lock is never held across an `await`.
 
@@ -10,6 +10,7 @@ mod cache;
 mod count_throttle;
 mod outbox;
 mod presence;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +28,7 @@ pub use outbox::{
     CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, OutboxWriter, Refused, outbox,
 };
 pub use presence::{PresenceJoin, PresenceRoster};
+pub use users::SignedInUsers;
 
 /// Subscriptions of every app on this node.
 #[derive(Debug, Default)]
@@ -54,6 +56,7 @@ pub struct AppChannels {
     connections: AtomicUsize,
     cache: ChannelCache,
     count_throttle: Arc<CountThrottle>,
+    users: SignedInUsers,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -83,6 +86,11 @@ impl AppChannels {
     /// The last events of this app's cache channels.
     pub fn cache(&self) -> &ChannelCache {
         &self.cache
+    }
+
+    /// This app's signed-in connections on this node.
+    pub fn users(&self) -> &SignedInUsers {
+        &self.users
     }
 
     /// When this app's subscription counts may be announced.

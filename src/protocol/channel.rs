@@ -16,6 +16,8 @@ const ENCRYPTED_PREFIX: &str = "private-encrypted-";
 const PRESENCE_PREFIX: &str = "presence-";
 /// Every cache-channel variant starts its base kind's prefix with this.
 const CACHE_MARKER: &str = "cache-";
+/// The channel of the connections signed in as one user, followed by the user id.
+const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 
 /// What a channel is, which decides how a subscription is authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub enum ChannelKind {
     PrivateEncrypted,
     /// `presence-*`: signature over `socket_id:channel:channel_data`, with a member list.
     Presence,
+    /// `#server-to-user-<id>`: every connection signed in as the user, and only those.
+    ServerToUser,
 }
 
 impl ChannelKind {
@@ -52,7 +56,7 @@ pub enum ChannelNameError {
     /// The name contains a character outside `[A-Za-z0-9_\-=@,.;]`.
     #[error("channel name may contain only A-Z, a-z, 0-9 and _ - = @ , . ;")]
     InvalidCharacter,
-    /// The name starts with `#`, which is reserved for server-side channels.
+    /// The name starts with `#` but is not `#server-to-user-<id>`.
     #[error("channel names starting with # are reserved")]
     Reserved,
 }
@@ -67,16 +71,31 @@ impl ChannelName {
         if name.is_empty() {
             return Err(ChannelNameError::Empty);
         }
-        if name.starts_with('#') {
-            return Err(ChannelNameError::Reserved);
-        }
+        let checked = match name.strip_prefix('#') {
+            None => name,
+            Some(_) => name
+                .strip_prefix(SERVER_TO_USER_PREFIX)
+                .filter(|user_id| !user_id.is_empty())
+                .ok_or(ChannelNameError::Reserved)?,
+        };
         if name.len() > max_len {
             return Err(ChannelNameError::TooLong { max: max_len });
         }
-        if !name.bytes().all(is_channel_name_byte) {
+        if !checked.bytes().all(is_channel_name_byte) {
             return Err(ChannelNameError::InvalidCharacter);
         }
         Ok(ChannelName(Arc::from(name)))
+    }
+
+    /// The `#server-to-user-<id>` channel of a signed-in user (ids follow the channel-name
+    /// character rules, as the official SDKs require).
+    pub fn server_to_user(user_id: &str) -> Result<Self, ChannelNameError> {
+        Self::parse(&format!("{SERVER_TO_USER_PREFIX}{user_id}"), usize::MAX)
+    }
+
+    /// The user id of a `#server-to-user-<id>` channel.
+    pub fn server_to_user_id(&self) -> Option<&str> {
+        self.as_str().strip_prefix(SERVER_TO_USER_PREFIX)
     }
 
     /// The name as sent on the wire.
@@ -87,7 +106,9 @@ impl ChannelName {
     /// The kind of channel, from anchored prefixes.
     pub fn kind(&self) -> ChannelKind {
         let name = self.as_str();
-        if name.starts_with(ENCRYPTED_PREFIX) {
+        if name.starts_with(SERVER_TO_USER_PREFIX) {
+            ChannelKind::ServerToUser
+        } else if name.starts_with(ENCRYPTED_PREFIX) {
             ChannelKind::PrivateEncrypted
         } else if name.starts_with(PRIVATE_PREFIX) {
             ChannelKind::Private
@@ -163,6 +184,24 @@ mod tests {
         assert!(name.is_cache());
         assert!(name.kind().requires_auth());
         assert!(parse("presence-cache-a").unwrap().kind().requires_auth());
+    }
+
+    #[test]
+    fn server_to_user_channels_are_the_only_hash_names() {
+        let name = parse("#server-to-user-42").unwrap();
+        assert_eq!(name.kind(), ChannelKind::ServerToUser);
+        assert_eq!(name.server_to_user_id(), Some("42"));
+        assert_eq!(ChannelName::server_to_user("42").unwrap(), name);
+        assert_eq!(parse("#server-to-user-"), Err(ChannelNameError::Reserved));
+        assert_eq!(parse("#other"), Err(ChannelNameError::Reserved));
+        assert_eq!(
+            parse("#server-to-user-a b"),
+            Err(ChannelNameError::InvalidCharacter)
+        );
+        assert_eq!(
+            parse("server-to-user-42").unwrap().kind(),
+            ChannelKind::Public
+        );
     }
 
     #[test]

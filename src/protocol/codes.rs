@@ -17,6 +17,9 @@ pub enum CloseCode {
     UnsupportedProtocol,
     /// 4008: no `protocol` parameter.
     NoProtocolVersion,
+    /// 4009: the connection is not (or no longer) authorized, e.g. its user's connections
+    /// were terminated through the HTTP API (do not reconnect).
+    Unauthorized,
     /// 4100: the client could not keep up; reconnect after a back-off.
     OverCapacity,
     /// 4200: reconnect now (graceful server shutdown).
@@ -38,6 +41,7 @@ impl CloseCode {
             CloseCode::InvalidVersionFormat => 4006,
             CloseCode::UnsupportedProtocol => 4007,
             CloseCode::NoProtocolVersion => 4008,
+            CloseCode::Unauthorized => 4009,
             CloseCode::OverCapacity => 4100,
             CloseCode::ReconnectImmediately => 4200,
             CloseCode::PongNotReceived => 4201,
@@ -55,6 +59,7 @@ impl CloseCode {
             CloseCode::InvalidVersionFormat => "Invalid protocol version format",
             CloseCode::UnsupportedProtocol => "Unsupported protocol version",
             CloseCode::NoProtocolVersion => "No protocol version supplied",
+            CloseCode::Unauthorized => "Connection terminated: not authorized",
             CloseCode::OverCapacity => "Client could not keep up; reconnect later",
             CloseCode::ReconnectImmediately => "Server is restarting; reconnect",
             CloseCode::PongNotReceived => "Pong reply not received",

@@ -47,6 +47,17 @@ pub enum ClientMessage {
     },
     /// A `client-*` event for other subscribers of a channel.
     ClientEvent(ClientEvent),
+    /// `pusher:signin`.
+    Signin(SigninRequest),
+}
+
+/// The fields of a `pusher:signin`.
+#[derive(Debug, Deserialize)]
+pub struct SigninRequest {
+    /// `<key>:<signature>` over `socket_id::user::user_data`.
+    pub auth: String,
+    /// The user's data, the exact string that was signed.
+    pub user_data: String,
 }
 
 /// The fields of a `pusher:subscribe`.
@@ -98,6 +109,10 @@ impl ClientMessage {
                 let request = decode_data(envelope.data.as_deref(), "pusher:subscribe")?;
                 Ok(ClientMessage::Subscribe(request))
             }
+            "pusher:signin" => {
+                let request = decode_data(envelope.data.as_deref(), "pusher:signin")?;
+                Ok(ClientMessage::Signin(request))
+            }
             "pusher:unsubscribe" => {
                 let request: UnsubscribeRequest =
                     decode_data(envelope.data.as_deref(), "pusher:unsubscribe")?;
@@ -141,7 +156,15 @@ fn decode_data<T: for<'de> Deserialize<'de>>(
     } else {
         serde_json::from_str(raw)
     };
-    parsed.map_err(|_| invalid("\"data\" must be an object with a \"channel\" string"))
+    parsed.map_err(|_| invalid(expected_fields(event)))
+}
+
+/// What a `pusher:*` event's `data` must hold, for the error a client gets.
+fn expected_fields(event: &str) -> &'static str {
+    match event {
+        "pusher:signin" => "\"data\" must be an object with \"auth\" and \"user_data\" strings",
+        _ => "\"data\" must be an object with a \"channel\" string",
+    }
 }
 
 #[derive(Serialize)]
@@ -284,6 +307,15 @@ pub fn client_event(
         data: Some(data),
         user_id,
     })
+}
+
+/// Confirms a sign-in, echoing the `user_data` that was signed.
+pub fn signin_success(user_data: &str) -> ByteString {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        user_data: &'a str,
+    }
+    frame("pusher:signin_success", None, Some(Data { user_data }))
 }
 
 /// A channel's subscription count, sent to its subscribers (pusher-js keeps it in

@@ -12,8 +12,10 @@ pub mod http_signature;
 pub mod presence;
 pub mod signature;
 pub mod socket_id;
+pub mod user;
 
 pub use channel::{ChannelKind, ChannelName, ChannelNameError};
 pub use codes::CloseCode;
 pub use presence::{PresenceMember, PresenceMemberError};
 pub use socket_id::SocketId;
+pub use user::{UserData, UserDataError};

@@ -36,6 +36,12 @@ pub fn channel_string_to_sign(socket_id: &str, channel: &str) -> String {
     format!("{socket_id}:{channel}")
 }
 
+/// The string a user sign-in signs: `socket_id::user::user_data` (`user_data` exactly as
+/// sent).
+pub fn user_string_to_sign(socket_id: &str, user_data: &str) -> String {
+    format!("{socket_id}::user::{user_data}")
+}
+
 /// The string a presence channel subscription signs (`channel_data` exactly as sent).
 pub fn presence_string_to_sign(socket_id: &str, channel: &str, channel_data: &str) -> String {
     format!("{socket_id}:{channel}:{channel_data}")
@@ -92,8 +98,10 @@ mod tests {
 
     #[test]
     fn user_signin_vector() {
+        let signed = user_string_to_sign("1234.1234", r#"{"id":"12345"}"#);
+        assert_eq!(signed, r#"1234.1234::user::{"id":"12345"}"#);
         assert_eq!(
-            sign(SECRET, br#"1234.1234::user::{"id":"12345"}"#),
+            sign(SECRET, signed.as_bytes()),
             "4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
         );
     }

@@ -84,7 +84,7 @@ impl Connection {
         };
         match channel.kind() {
             ChannelKind::Private | ChannelKind::Presence => {}
-            ChannelKind::Public => {
+            ChannelKind::Public | ChannelKind::ServerToUser => {
                 return Err(
                     "Client events are only allowed on private and presence channels".to_owned(),
                 );

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytestring::ByteString;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::client_event::ClientEventBudget;
@@ -37,6 +38,10 @@ pub(super) struct Connection {
     /// Subscribed channels, with the member this socket joined as on presence channels.
     pub subscriptions: HashMap<ChannelName, Option<PresenceMember>>,
     pub client_events: ClientEventBudget,
+    /// The user this connection signed in as (`pusher:signin`).
+    pub user: Option<String>,
+    /// Cancelled when the backend terminates this user's connections.
+    pub terminated: CancellationToken,
     outbox: OutboxOwner,
 }
 
@@ -52,6 +57,8 @@ impl Connection {
             socket_id: SocketId::random(),
             subscriptions: HashMap::new(),
             client_events,
+            user: None,
+            terminated: CancellationToken::new(),
             outbox,
         }
     }
@@ -127,8 +134,11 @@ impl Connection {
         }
     }
 
-    /// Leaves every channel (on disconnect).
+    /// Leaves every channel and forgets the sign-in (on disconnect).
     pub async fn leave_all(&mut self) {
+        if let Some(user) = self.user.take() {
+            self.channels.users().remove(&user, self.socket_id);
+        }
         let subscriptions: Vec<_> = self.subscriptions.drain().collect();
         for (channel, member) in subscriptions {
             self.leave(channel, member).await;

@@ -7,8 +7,8 @@
 //! (a `pusher:error`, then a close frame with the Pusher code), because that is where Pusher
 //! clients look for them. The [`session`] task then reads the client's messages
 //! ([`inbound`]), writes what is queued for it ([`outbound`]), and owns everything else about
-//! the connection: its subscriptions ([`subscribe`], [`subscription_count`]), client events
-//! ([`client_event`]), keep-alive and closing. Publishers queue into the connection's outbox
+//! the connection: its subscriptions ([`subscribe`], [`subscription_count`]), its user
+//! ([`signin`]), client events ([`client_event`]), keep-alive and closing. Publishers queue into the connection's outbox
 //! and wake that task at most once per burst.
 //!
 //! This replaced actix-ws, which put a channel and an extra task wake-up between every message
@@ -23,6 +23,7 @@ mod inbound;
 mod keepalive;
 mod outbound;
 mod session;
+mod signin;
 mod subscribe;
 mod subscription_count;
 mod upgrade;

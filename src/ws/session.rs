@@ -90,6 +90,9 @@ async fn drive(
     let state = connection.state.clone();
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
+    let terminated = connection.terminated.clone();
+    let terminated = terminated.cancelled();
+    tokio::pin!(terminated);
     let signals = connection.outbox_signals();
     let overflow = signals.overflowed();
     tokio::pin!(overflow);
@@ -106,6 +109,7 @@ async fn drive(
         let step = tokio::select! {
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
             () = &mut overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
+            () = &mut terminated => Err(Ending::Pusher(CloseCode::Unauthorized)),
             written = outbound.write_queued() => match written {
                 Ok(Flow::Open) => Ok(()),
                 Ok(Flow::Ended) | Err(_) => Err(Ending::ClientGone),
@@ -157,6 +161,7 @@ async fn handle_text(connection: &mut Connection, text: &str) -> Result<(), Endi
         Ok(ClientMessage::Subscribe(request)) => connection.subscribe(request).await,
         Ok(ClientMessage::Unsubscribe { channel }) => connection.unsubscribe(&channel).await,
         Ok(ClientMessage::ClientEvent(event)) => connection.client_event(event).await,
+        Ok(ClientMessage::Signin(request)) => connection.signin(request),
         Err(error) => connection.send_error(None, &error.to_string()),
     }
 }

@@ -113,6 +113,16 @@ impl Connection {
         let auth = request.auth.as_deref();
         match channel.kind() {
             ChannelKind::Public => Ok(None),
+            ChannelKind::ServerToUser => {
+                if self.user.is_some() && self.user.as_deref() == channel.server_to_user_id() {
+                    Ok(None)
+                } else {
+                    Err(Refusal::new(
+                        SubscriptionErrorKind::Auth,
+                        "only a connection signed in as this user may subscribe",
+                    ))
+                }
+            }
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let signed = channel_string_to_sign(&socket_id, channel.as_str());
                 self.app.verify_auth(auth, &signed)?;

@@ -15,7 +15,11 @@ use crate::server::ServerState;
 impl Connection {
     /// Announces `channel`'s new subscription count, if the app asked for counts.
     pub(super) async fn announce_subscription_count(&self, channel: &ChannelName) {
-        if !self.app.enable_subscription_count || channel.kind() == ChannelKind::Presence {
+        let counted = !matches!(
+            channel.kind(),
+            ChannelKind::Presence | ChannelKind::ServerToUser
+        );
+        if !self.app.enable_subscription_count || !counted {
             return;
         }
         let throttle = self.channels.count_throttle().clone();

@@ -1,0 +1,57 @@
+//! `pusher:signin`: a connection proves, with a signature from the app's backend, which user
+//! it belongs to. A signed-in connection joins its user's `#server-to-user-<id>` channel, so
+//! events the backend sends to the user (`sendToUser`) reach every connection of theirs.
+//! Refusals are `pusher:error` 4009 and leave the connection open.
+
+use super::connection::{Connection, Ending};
+use crate::protocol::frames::{self, SigninRequest};
+use crate::protocol::signature::user_string_to_sign;
+use crate::protocol::{ChannelName, UserData};
+
+/// The code of every refused sign-in (the connection stays open).
+const SIGNIN_REFUSED: u16 = 4009;
+/// The code that says a watchlist was cut to its first 100 ids.
+const WATCHLIST_TRUNCATED: u16 = 4302;
+
+impl Connection {
+    /// Handles `pusher:signin`.
+    pub(super) fn signin(&mut self, request: SigninRequest) -> Result<(), Ending> {
+        let signed = user_string_to_sign(&self.socket_id.to_string(), &request.user_data);
+        if let Err(error) = self.app.verify_auth(Some(&request.auth), &signed) {
+            return self.refuse_signin(&format!("Sign-in refused: {error}"));
+        }
+        let user = match UserData::parse(&request.user_data) {
+            Ok(user) => user,
+            Err(error) => return self.refuse_signin(&format!("Sign-in refused: {error}")),
+        };
+        if let Some(current) = self.user.as_deref().filter(|current| *current != user.id) {
+            let message = format!("Sign-in refused: already signed in as user {current}");
+            return self.refuse_signin(&message);
+        }
+        let channel = match ChannelName::server_to_user(&user.id) {
+            Ok(channel) => channel,
+            Err(error) => return self.refuse_signin(&format!("Sign-in refused: user id: {error}")),
+        };
+        if !self.subscriptions.contains_key(&channel) {
+            self.channels
+                .subscribe(&channel, self.socket_id, self.outbox().clone());
+            self.subscriptions.insert(channel, None);
+        }
+        if self.user.is_none() {
+            self.channels
+                .users()
+                .add(&user.id, self.socket_id, self.terminated.clone());
+        }
+        self.user = Some(user.id);
+        self.send(frames::signin_success(&request.user_data))?;
+        if user.watchlist_truncated {
+            let message = "The watchlist was cut to its first 100 user ids";
+            self.send_error(Some(WATCHLIST_TRUNCATED), message)?;
+        }
+        Ok(())
+    }
+
+    fn refuse_signin(&self, message: &str) -> Result<(), Ending> {
+        self.send_error(Some(SIGNIN_REFUSED), message)
+    }
+}

@@ -1,0 +1,178 @@
+//! User sign-in (`pusher:signin`) and events sent to a user through the HTTP API
+//! (`#server-to-user-<id>`, the official SDKs' `sendToUser`).
+
+mod common;
+
+use common::http::{api, trigger};
+use common::{APP_KEY, Client, TestServer, sign};
+use serde_json::{Value, json};
+
+/// The `auth` of a sign-in, signed independently of the server's code.
+fn user_auth(socket_id: &str, user_data: &str) -> String {
+    let signature = sign(
+        common::APP_SECRET,
+        &format!("{socket_id}::user::{user_data}"),
+    );
+    format!("{APP_KEY}:{signature}")
+}
+
+async fn signin_with(client: &mut Client, auth: &str, user_data: &str) -> Value {
+    client
+        .send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
+        .await;
+    client.recv().await
+}
+
+/// Signs in as `id` and asserts success.
+async fn signin(client: &mut Client, id: &str) {
+    let user_data = json!({"id": id, "user_info": {"name": id}}).to_string();
+    let auth = user_auth(&client.socket_id, &user_data);
+    let reply = signin_with(client, &auth, &user_data).await;
+    assert_eq!(reply["event"], "pusher:signin_success", "{reply}");
+    assert_eq!(reply["data"]["user_data"], user_data.as_str());
+}
+
+async fn expect_signin_refused(client: &mut Client, auth: &str, user_data: &str, needle: &str) {
+    let reply = signin_with(client, auth, user_data).await;
+    assert_eq!(reply["event"], "pusher:error", "{reply}");
+    assert_eq!(reply["data"]["code"], 4009);
+    let message = reply["data"]["message"].as_str().unwrap();
+    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    client.assert_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_correctly_signed_signin_succeeds_and_echoes_user_data() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    signin(&mut client, "42").await;
+    // Signing in again as the same user is fine.
+    signin(&mut client, "42").await;
+}
+
+#[tokio::test]
+async fn refused_signins_are_errors_that_keep_the_connection() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    let user_data = r#"{"id":"42"}"#;
+    let foreign = user_auth("1.2", user_data);
+    expect_signin_refused(&mut client, &foreign, user_data, "signature").await;
+    let no_id = r#"{"name":"x"}"#;
+    let auth = user_auth(&client.socket_id, no_id);
+    expect_signin_refused(&mut client, &auth, no_id, "\"id\"").await;
+    let numeric = r#"{"id":42}"#;
+    let auth = user_auth(&client.socket_id, numeric);
+    expect_signin_refused(&mut client, &auth, numeric, "\"id\"").await;
+
+    signin(&mut client, "42").await;
+    let other = r#"{"id":"43"}"#;
+    let auth = user_auth(&client.socket_id, other);
+    expect_signin_refused(&mut client, &auth, other, "already signed in as user 42").await;
+}
+
+#[tokio::test]
+async fn a_watchlist_over_100_ids_is_cut_with_4302() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    let ids: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
+    let user_data = json!({"id": "me", "watchlist": ids}).to_string();
+    let auth = user_auth(&client.socket_id, &user_data);
+    let reply = signin_with(&mut client, &auth, &user_data).await;
+    assert_eq!(reply["event"], "pusher:signin_success");
+    let error = client.recv_event("pusher:error").await;
+    assert_eq!(error["data"]["code"], 4302);
+    client.assert_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn events_sent_to_a_user_reach_every_connection_of_that_user_only() {
+    let server = TestServer::start();
+    let mut tab_one = Client::connect(&server).await;
+    let mut tab_two = Client::connect(&server).await;
+    let mut someone_else = Client::connect(&server).await;
+    let mut anonymous = Client::connect(&server).await;
+    signin(&mut tab_one, "alice").await;
+    signin(&mut tab_two, "alice").await;
+    signin(&mut someone_else, "bob").await;
+
+    let response = trigger(
+        &server,
+        json!({"name": "greeting", "channel": "#server-to-user-alice", "data": "{\"hi\":1}"}),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    for tab in [&mut tab_one, &mut tab_two] {
+        let frame = tab.recv_event("greeting").await;
+        assert_eq!(frame["channel"], "#server-to-user-alice");
+        assert_eq!(frame["data"], "{\"hi\":1}");
+    }
+    someone_else.assert_nothing_pending().await;
+    anonymous.assert_nothing_pending().await;
+
+    // The user channels are not listed as channels.
+    let listed = api(&server, "GET", "/channels", &[], "").await;
+    assert_eq!(listed.json(), json!({"channels": {}}), "{}", listed.body);
+}
+
+#[tokio::test]
+async fn only_the_signed_in_user_may_subscribe_to_its_user_channel() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    let reply = client
+        .subscribe_with("#server-to-user-alice", None, None)
+        .await;
+    assert_eq!(reply["event"], "pusher:subscription_error", "{reply}");
+    client.recv_event("pusher:error").await;
+
+    signin(&mut client, "alice").await;
+    // pusher-js subscribes to its own user channel after signing in: acknowledged.
+    let reply = client
+        .subscribe_with("#server-to-user-alice", None, None)
+        .await;
+    assert_eq!(
+        reply["event"], "pusher_internal:subscription_succeeded",
+        "{reply}"
+    );
+    let reply = client
+        .subscribe_with("#server-to-user-bob", None, None)
+        .await;
+    assert_eq!(reply["event"], "pusher:subscription_error", "{reply}");
+}
+
+#[tokio::test]
+async fn terminating_a_user_closes_its_signed_in_connections_with_4009() {
+    let server = TestServer::start();
+    let mut tab_one = Client::connect(&server).await;
+    let mut tab_two = Client::connect(&server).await;
+    let mut bob = Client::connect(&server).await;
+    let mut presence_only = Client::connect(&server).await;
+    signin(&mut tab_one, "alice").await;
+    signin(&mut tab_two, "alice").await;
+    signin(&mut bob, "bob").await;
+    presence_only
+        .join_presence("presence-room", r#"{"user_id":"alice"}"#)
+        .await;
+
+    let response = api(
+        &server,
+        "POST",
+        "/users/alice/terminate_connections",
+        &[],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json(), json!({}));
+    for tab in [&mut tab_one, &mut tab_two] {
+        let error = tab.recv_event("pusher:error").await;
+        assert_eq!(error["data"]["code"], 4009);
+        assert_eq!(tab.expect_close().await, 4009);
+    }
+    // Another user, and a connection that only joined presence as "alice", stay.
+    bob.assert_nothing_pending().await;
+    presence_only.assert_nothing_pending().await;
+
+    // A terminated user can connect and sign in again.
+    let mut again = Client::connect(&server).await;
+    signin(&mut again, "alice").await;
+}
