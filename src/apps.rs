@@ -64,6 +64,9 @@ pub struct App {
     pub enable_client_messages: bool,
     /// Whether subscribers are told their channel's subscription count.
     pub enable_subscription_count: bool,
+    /// With `enable_user_authentication`: how long a connection has to sign in or join a
+    /// private or presence channel.
+    pub user_authentication_timeout: Option<Duration>,
     /// Seconds of client silence before the server pings.
     pub activity_timeout: u64,
     /// Size and rate limits.
@@ -91,6 +94,9 @@ impl App {
             enabled: config.enabled,
             enable_client_messages: config.enable_client_messages,
             enable_subscription_count: config.enable_subscription_count,
+            user_authentication_timeout: config
+                .enable_user_authentication
+                .then(|| Duration::from_secs(config.user_authentication_timeout)),
             activity_timeout: config.activity_timeout,
             limits: AppLimits {
                 max_connections: config.max_connections,

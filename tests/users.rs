@@ -176,3 +176,26 @@ async fn terminating_a_user_closes_its_signed_in_connections_with_4009() {
     let mut again = Client::connect(&server).await;
     signin(&mut again, "alice").await;
 }
+
+#[tokio::test]
+async fn with_user_authentication_on_a_connection_must_authorize_itself_in_time() {
+    let config = common::default_config()
+        + "enable_user_authentication = true\nuser_authentication_timeout = 1\n";
+    let server = TestServer::start_with(&config);
+    // Opened first, so their deadlines have passed once the last one is closed.
+    let mut signed_in = Client::connect(&server).await;
+    signin(&mut signed_in, "alice").await;
+    let mut private = Client::connect(&server).await;
+    private.subscribe("private-room").await;
+    let mut public_only = Client::connect(&server).await;
+    public_only.subscribe("news").await;
+    let mut idle = Client::connect(&server).await;
+
+    for client in [&mut public_only, &mut idle] {
+        let error = client.recv_event("pusher:error").await;
+        assert_eq!(error["data"]["code"], 4009);
+        assert_eq!(client.expect_close().await, 4009);
+    }
+    signed_in.assert_nothing_pending().await;
+    private.assert_nothing_pending().await;
+}

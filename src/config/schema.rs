@@ -95,9 +95,13 @@ pub struct AppConfig {
     /// Whether clients may send `client-*` events.
     #[serde(default)]
     pub enable_client_messages: bool,
-    /// Connections must sign in; not supported by this build yet.
+    /// Connections must sign in (or subscribe to a private or presence channel) within
+    /// `user_authentication_timeout`, or be closed with 4009.
     #[serde(default)]
     pub enable_user_authentication: bool,
+    /// Seconds a connection has to authorize itself when `enable_user_authentication` is on.
+    #[serde(default = "defaults::user_authentication_timeout")]
+    pub user_authentication_timeout: u64,
     /// `pusher_internal:subscription_count` on subscribe and unsubscribe (non-presence
     /// channels).
     #[serde(default)]
@@ -180,6 +184,9 @@ mod defaults {
     }
     pub fn max_event_name_length() -> usize {
         200
+    }
+    pub fn user_authentication_timeout() -> u64 {
+        30
     }
     pub fn cache_ttl() -> u64 {
         30 * 60

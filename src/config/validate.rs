@@ -95,6 +95,9 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
     if app.max_event_channels == 0 || app.max_batch_size == 0 || app.max_event_name_length == 0 {
         problem("max_event_channels, max_batch_size and max_event_name_length must be at least 1");
     }
+    if app.user_authentication_timeout == 0 {
+        problem("user_authentication_timeout must be at least 1 second");
+    }
     if app.cache_ttl == 0 {
         problem("cache_ttl must be at least 1 second");
     }
@@ -104,10 +107,6 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
         );
     }
     let unsupported = [
-        (
-            app.enable_user_authentication,
-            "enable_user_authentication = true",
-        ),
         (
             app.enable_watchlist_events,
             "enable_watchlist_events = true",

@@ -17,8 +17,8 @@ pub enum CloseCode {
     UnsupportedProtocol,
     /// 4008: no `protocol` parameter.
     NoProtocolVersion,
-    /// 4009: the connection is not (or no longer) authorized, e.g. its user's connections
-    /// were terminated through the HTTP API (do not reconnect).
+    /// 4009: the connection is not (or no longer) authorized: it did not sign in in time, or
+    /// its user's connections were terminated through the HTTP API (do not reconnect).
     Unauthorized,
     /// 4100: the client could not keep up; reconnect after a back-off.
     OverCapacity,
@@ -59,7 +59,7 @@ impl CloseCode {
             CloseCode::InvalidVersionFormat => "Invalid protocol version format",
             CloseCode::UnsupportedProtocol => "Unsupported protocol version",
             CloseCode::NoProtocolVersion => "No protocol version supplied",
-            CloseCode::Unauthorized => "Connection terminated: not authorized",
+            CloseCode::Unauthorized => "Connection not authorized",
             CloseCode::OverCapacity => "Client could not keep up; reconnect later",
             CloseCode::ReconnectImmediately => "Server is restarting; reconnect",
             CloseCode::PongNotReceived => "Pong reply not received",

@@ -73,6 +73,15 @@ impl Connection {
         self.outbox.signals()
     }
 
+    /// Whether the connection has signed in or joined a channel that needs a signature.
+    pub fn is_authorized(&self) -> bool {
+        self.user.is_some()
+            || self
+                .subscriptions
+                .keys()
+                .any(|channel| channel.kind().requires_auth())
+    }
+
     /// Queues one frame behind everything already queued; a full queue means the client is
     /// not keeping up.
     pub fn send(&self, frame: ByteString) -> Result<(), Ending> {

@@ -103,6 +103,11 @@ async fn drive(
     );
     let timer = sleep_until(keepalive.first_deadline());
     tokio::pin!(timer);
+    // With enable_user_authentication, the connection must authorize itself by this deadline.
+    let auth_timeout = connection.app.user_authentication_timeout;
+    let mut awaiting_authorization = auth_timeout.is_some();
+    let auth_deadline = sleep_until(Instant::now() + auth_timeout.unwrap_or_default());
+    tokio::pin!(auth_deadline);
     loop {
         // Not biased: a client that keeps sending cannot starve its own deliveries, nor a
         // busy channel the client's requests.
@@ -110,6 +115,14 @@ async fn drive(
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
             () = &mut overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
             () = &mut terminated => Err(Ending::Pusher(CloseCode::Unauthorized)),
+            () = &mut auth_deadline, if awaiting_authorization => {
+                awaiting_authorization = false;
+                if connection.is_authorized() {
+                    Ok(())
+                } else {
+                    Err(Ending::Pusher(CloseCode::Unauthorized))
+                }
+            }
             written = outbound.write_queued() => match written {
                 Ok(Flow::Open) => Ok(()),
                 Ok(Flow::Ended) | Err(_) => Err(Ending::ClientGone),
