@@ -64,6 +64,8 @@ pub struct App {
     pub enable_client_messages: bool,
     /// Whether subscribers are told their channel's subscription count.
     pub enable_subscription_count: bool,
+    /// Whether watchlists in sign-ins get online/offline events.
+    pub enable_watchlist_events: bool,
     /// With `enable_user_authentication`: how long a connection has to sign in or join a
     /// private or presence channel.
     pub user_authentication_timeout: Option<Duration>,
@@ -94,6 +96,7 @@ impl App {
             enabled: config.enabled,
             enable_client_messages: config.enable_client_messages,
             enable_subscription_count: config.enable_subscription_count,
+            enable_watchlist_events: config.enable_watchlist_events,
             user_authentication_timeout: config
                 .enable_user_authentication
                 .then(|| Duration::from_secs(config.user_authentication_timeout)),

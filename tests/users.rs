@@ -199,3 +199,88 @@ async fn with_user_authentication_on_a_connection_must_authorize_itself_in_time(
     signed_in.assert_nothing_pending().await;
     private.assert_nothing_pending().await;
 }
+
+/// Signs in as `id` watching `watchlist`; returns the frame after `pusher:signin_success`.
+async fn signin_watching(client: &mut Client, id: &str, watchlist: &[&str]) -> Value {
+    let user_data = json!({"id": id, "watchlist": watchlist}).to_string();
+    let auth = user_auth(&client.socket_id, &user_data);
+    let reply = signin_with(client, &auth, &user_data).await;
+    assert_eq!(reply["event"], "pusher:signin_success", "{reply}");
+    client.recv().await
+}
+
+/// The `events` of a `pusher_internal:watchlist_events` frame.
+fn watchlist_events(frame: &Value) -> Value {
+    assert_eq!(
+        frame["event"], "pusher_internal:watchlist_events",
+        "{frame}"
+    );
+    common::decode_data(frame)["events"].clone()
+}
+
+#[tokio::test]
+async fn watchers_get_the_initial_state_then_each_online_and_offline_change() {
+    let config = common::default_config() + "enable_watchlist_events = true\n";
+    let server = TestServer::start_with(&config);
+    let mut bob = Client::connect(&server).await;
+    signin(&mut bob, "bob").await;
+
+    let mut alice = Client::connect(&server).await;
+    let initial = signin_watching(&mut alice, "alice", &["bob", "carol"]).await;
+    assert_eq!(
+        watchlist_events(&initial),
+        json!([
+            {"name": "online", "user_ids": ["bob"]},
+            {"name": "offline", "user_ids": ["carol"]}
+        ])
+    );
+
+    let mut carol = Client::connect(&server).await;
+    signin(&mut carol, "carol").await;
+    let change = alice.recv().await;
+    assert_eq!(
+        watchlist_events(&change),
+        json!([{"name": "online", "user_ids": ["carol"]}])
+    );
+    // A second connection of a user already online changes nothing.
+    let mut carol_again = Client::connect(&server).await;
+    signin(&mut carol_again, "carol").await;
+    alice.assert_nothing_pending().await;
+
+    bob.close().await;
+    let change = alice.recv().await;
+    assert_eq!(
+        watchlist_events(&change),
+        json!([{"name": "offline", "user_ids": ["bob"]}])
+    );
+    // carol goes offline only with her last connection; a termination counts.
+    carol.close().await;
+    alice.assert_nothing_pending().await;
+    let response = api(
+        &server,
+        "POST",
+        "/users/carol/terminate_connections",
+        &[],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let change = alice.recv().await;
+    assert_eq!(
+        watchlist_events(&change),
+        json!([{"name": "offline", "user_ids": ["carol"]}])
+    );
+}
+
+#[tokio::test]
+async fn without_the_app_switch_a_watchlist_gets_no_events() {
+    let server = TestServer::start();
+    let mut alice = Client::connect(&server).await;
+    let user_data = json!({"id": "alice", "watchlist": ["bob"]}).to_string();
+    let auth = user_auth(&alice.socket_id, &user_data);
+    let reply = signin_with(&mut alice, &auth, &user_data).await;
+    assert_eq!(reply["event"], "pusher:signin_success");
+    let mut bob = Client::connect(&server).await;
+    signin(&mut bob, "bob").await;
+    alice.assert_nothing_pending().await;
+}

@@ -136,7 +136,8 @@ async function startRelay({ appLines = [] } = {}) {
  *   POST /pusher/auth      signs with the real app secret
  *   POST /pusher/auth-bad  signs with a wrong secret (invalid signature)
  *   POST /pusher/user-auth signs a user sign-in (`authenticateUser`) as
- *                          { id: user_id, user_info: { name: user_name } }
+ *                          { id: user_id, user_info: { name: user_name } },
+ *                          plus `watchlist` from the comma-separated user_watchlist
  *
  * The form body carries `socket_id` and `channel_name` (sent by pusher-js)
  * plus, for presence channels, `user_id` and `user_name` (sent via the
@@ -169,10 +170,9 @@ async function startAuthServer() {
 
       let auth;
       if (req.url === '/pusher/user-auth') {
-        auth = signer.authenticateUser(socketId, {
-          id: form.get('user_id'),
-          user_info: { name: form.get('user_name') },
-        });
+        const userData = { id: form.get('user_id'), user_info: { name: form.get('user_name') } };
+        if (form.get('user_watchlist')) userData.watchlist = form.get('user_watchlist').split(',');
+        auth = signer.authenticateUser(socketId, userData);
       } else if (channel.startsWith('presence-')) {
         auth = signer.authorizeChannel(socketId, channel, {
           user_id: form.get('user_id'),
@@ -299,11 +299,12 @@ class Session {
 
   /**
    * Create a pusher-js client pointed at Relay.
-   *   user:     { id, name } — presence identity sent to the auth endpoint
+   *   user:     { id, name, watchlist? } — identity sent to the auth endpoints
    *   authPath: 'good' (default) or 'bad' (wrong-secret signer)
    */
   client({ user, authPath = 'good', label } = {}) {
     const params = user ? { user_id: String(user.id), user_name: user.name } : {};
+    if (user && user.watchlist) params.user_watchlist = user.watchlist.join(',');
     const client = new Pusher(APP.key, {
       wsHost: '127.0.0.1',
       wsPort: this.relayPort,

@@ -1,6 +1,7 @@
 // User sign-in with pusher-js (`signin()`, authorized by the official Node SDK's
-// `authenticateUser`) and events the Node SDK sends to that user (`sendToUser`), received
-// through `pusher.user.bind` on every connection of the user and no other.
+// `authenticateUser`), events the Node SDK sends to that user (`sendToUser`) received through
+// `pusher.user.bind` on every connection of the user and no other, termination, and
+// watchlists through `pusher.user.watchlist.bind`.
 
 'use strict';
 
@@ -9,9 +10,9 @@ const { test } = require('node:test');
 
 const PusherServer = require('pusher');
 
-const { APP, useRelay, waitFor } = require('../lib/harness');
+const { APP, connected, useRelay, waitFor } = require('../lib/harness');
 
-const env = useRelay();
+const env = useRelay({ appLines: ['enable_watchlist_events = true'] });
 
 function nodeSdk() {
   return new PusherServer({
@@ -74,4 +75,29 @@ test('terminateUserConnections disconnects that user and nobody else', async (t)
   await nodeSdk().sendToUser('dave', 'ping', { n: 1 });
   assert.deepEqual(await forDave, { n: 1 });
   assert.equal(dave.connection.state, 'connected');
+});
+
+test('pusher.user.watchlist reports the initial state, then online and offline', async (t) => {
+  const s = env.session(t);
+  const erin = await signedIn(await s.connectedClient({ user: { id: 'erin', name: 'Erin' } }), 'erin');
+  const watcher = s.client({ user: { id: 'frank', name: 'Frank', watchlist: ['erin', 'gina'] } });
+  const initialOnline = waitFor(watcher.user.watchlist, 'online', { label: 'erin online at start' });
+  const initialOffline = waitFor(watcher.user.watchlist, 'offline', { label: 'gina offline at start' });
+  await signedIn(await connected(watcher), 'frank');
+  assert.deepEqual((await initialOnline).user_ids, ['erin']);
+  assert.deepEqual((await initialOffline).user_ids, ['gina']);
+
+  const ginaOnline = waitFor(watcher.user.watchlist, 'online', {
+    label: 'gina comes online',
+    filter: (event) => event.user_ids.includes('gina'),
+  });
+  await signedIn(await s.connectedClient({ user: { id: 'gina', name: 'Gina' } }), 'gina');
+  await ginaOnline;
+
+  const erinOffline = waitFor(watcher.user.watchlist, 'offline', {
+    label: 'erin goes offline',
+    filter: (event) => event.user_ids.includes('erin'),
+  });
+  erin.disconnect();
+  await erinOffline;
 });

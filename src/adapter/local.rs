@@ -7,10 +7,11 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use bytestring::ByteString;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{Adapter, AdapterError, OccupiedChannel};
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin, PresenceRoster};
-use crate::protocol::{ChannelName, PresenceMember, SocketId};
+use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
 
 /// Serves one node from memory.
 #[derive(Debug)]
@@ -115,6 +116,49 @@ impl Adapter for LocalAdapter {
                 name,
                 subscription_count,
             })
+            .collect())
+    }
+
+    async fn user_signed_in(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        socket: SocketId,
+        terminate: CancellationToken,
+    ) -> Result<(), AdapterError> {
+        let users = self.hub.app(app_id);
+        if users.users().add(user_id, socket, terminate) {
+            let frame = frames::watchlist_events(&[user_id], &[]);
+            users.users().tell_watchers(user_id, &frame);
+        }
+        Ok(())
+    }
+
+    async fn user_signed_out(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        socket: SocketId,
+    ) -> Result<(), AdapterError> {
+        let users = self.hub.app(app_id);
+        if users.users().remove(user_id, socket) {
+            let frame = frames::watchlist_events(&[], &[user_id]);
+            users.users().tell_watchers(user_id, &frame);
+        }
+        Ok(())
+    }
+
+    async fn online_users(
+        &self,
+        app_id: &str,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, AdapterError> {
+        let app = self.hub.app(app_id);
+        Ok(app
+            .users()
+            .online(user_ids)
+            .into_iter()
+            .map(str::to_owned)
             .collect())
     }
 

@@ -16,6 +16,8 @@ mod local;
 use async_trait::async_trait;
 use bytestring::ByteString;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::hub::{CachedEvent, Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
@@ -92,6 +94,32 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Every channel with at least one subscriber, cluster-wide.
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
+
+    /// Records that `socket` signed in as `user_id` (cancelling `terminate` closes it); when
+    /// this makes the user online, the user's watchers are told, cluster-wide.
+    async fn user_signed_in(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        socket: SocketId,
+        terminate: CancellationToken,
+    ) -> Result<(), AdapterError>;
+
+    /// Records that a signed-in `socket` closed; when this makes the user offline, the user's
+    /// watchers are told, cluster-wide.
+    async fn user_signed_out(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        socket: SocketId,
+    ) -> Result<(), AdapterError>;
+
+    /// Which of `user_ids` are signed in anywhere.
+    async fn online_users(
+        &self,
+        app_id: &str,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, AdapterError>;
 
     /// Closes every connection signed in as `user_id`, cluster-wide.
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError>;

@@ -106,7 +106,7 @@ pub struct AppConfig {
     /// channels).
     #[serde(default)]
     pub enable_subscription_count: bool,
-    /// Watchlist events; not supported by this build yet.
+    /// Watchlist events: signed-in users are told when the users they watch come and go.
     #[serde(default)]
     pub enable_watchlist_events: bool,
     /// Connections allowed at once on this node; absent: unlimited.

@@ -99,7 +99,7 @@ fn production_refuses_the_example_secret() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let found = problems(&format!(
-        "{APP}enable_watchlist_events = true\n[apps.security]\nip_allowlist = []\n[redis]\nurl = \"redis://x\"\n"
+        "{APP}[[apps.webhooks]]\nurl = \"http://x\"\n[apps.security]\nip_allowlist = []\n[redis]\nurl = \"redis://x\"\n"
     ));
     assert_eq!(found.len(), 3, "{found:?}");
     assert!(found.iter().all(|p| p.contains("not supported")));

@@ -107,10 +107,6 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
         );
     }
     let unsupported = [
-        (
-            app.enable_watchlist_events,
-            "enable_watchlist_events = true",
-        ),
         (app.webhooks.is_some(), "[[apps.webhooks]]"),
         (app.security.is_some(), "[apps.security]"),
         (app.tokens.is_some(), "[[apps.tokens]]"),

@@ -1,52 +1,115 @@
-//! The connections of this node signed in as each user, so that they can all be terminated
-//! at once (`POST users/{id}/terminate_connections`).
+//! Who is signed in on this node: the connections of each user (so that they can all be
+//! terminated at once), and the connections watching each user (watchlists), so that a user
+//! going online or offline is told to its watchers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tokio_util::sync::CancellationToken;
 
+use super::Outbox;
 use crate::protocol::SocketId;
 
-/// One app's signed-in connections by user id; each holds a token its connection watches.
+/// One app's signed-in connections and watchlists on this node.
 #[derive(Debug, Default)]
 pub struct SignedInUsers {
-    users: Mutex<HashMap<String, HashMap<SocketId, CancellationToken>>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Signed-in connections by user id, each with the token that terminates it.
+    connections: HashMap<String, HashMap<SocketId, CancellationToken>>,
+    /// Watching connections by watched user id.
+    watchers: HashMap<String, HashMap<SocketId, Outbox>>,
 }
 
 impl SignedInUsers {
     /// Records that `socket` is signed in as `user_id`; cancelling `terminate` ends it.
-    pub fn add(&self, user_id: &str, socket: SocketId, terminate: CancellationToken) {
-        self.lock()
-            .entry(user_id.to_owned())
-            .or_default()
-            .insert(socket, terminate);
+    /// `true` when this made the user online (its first connection).
+    pub fn add(&self, user_id: &str, socket: SocketId, terminate: CancellationToken) -> bool {
+        let mut state = self.lock();
+        let sockets = state.connections.entry(user_id.to_owned()).or_default();
+        sockets.insert(socket, terminate);
+        sockets.len() == 1
     }
 
-    /// Forgets `socket` (when it closes).
-    pub fn remove(&self, user_id: &str, socket: SocketId) {
-        let mut users = self.lock();
-        if let Some(sockets) = users.get_mut(user_id) {
-            sockets.remove(&socket);
-            if sockets.is_empty() {
-                users.remove(user_id);
-            }
+    /// Forgets `socket` (when it closes). `true` when this made the user offline.
+    pub fn remove(&self, user_id: &str, socket: SocketId) -> bool {
+        let mut state = self.lock();
+        let Some(sockets) = state.connections.get_mut(user_id) else {
+            return false;
+        };
+        if sockets.remove(&socket).is_none() {
+            return false;
         }
+        if sockets.is_empty() {
+            state.connections.remove(user_id);
+            return true;
+        }
+        false
     }
 
-    /// Tells every connection signed in as `user_id` to close; returns how many there were.
+    /// Tells every connection signed in as `user_id` to close (each forgets itself as it
+    /// does); returns how many there were.
     pub fn terminate(&self, user_id: &str) -> usize {
-        let sockets = self.lock().remove(user_id).unwrap_or_default();
+        let state = self.lock();
+        let Some(sockets) = state.connections.get(user_id) else {
+            return 0;
+        };
         for token in sockets.values() {
             token.cancel();
         }
         sockets.len()
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<SocketId, CancellationToken>>> {
-        self.users
+    /// Which of `user_ids` are signed in on this node.
+    pub fn online<'a>(&self, user_ids: &'a [String]) -> Vec<&'a str> {
+        let state = self.lock();
+        user_ids
+            .iter()
+            .filter(|id| state.connections.contains_key(id.as_str()))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Registers `socket` (delivering to `outbox`) as a watcher of each of `user_ids`.
+    pub fn watch(&self, socket: SocketId, outbox: &Outbox, user_ids: &[String]) {
+        let mut state = self.lock();
+        for id in user_ids {
+            state
+                .watchers
+                .entry(id.clone())
+                .or_default()
+                .insert(socket, outbox.clone());
+        }
+    }
+
+    /// Removes `socket` as a watcher of each of `user_ids`.
+    pub fn unwatch(&self, socket: SocketId, user_ids: &[String]) {
+        let mut state = self.lock();
+        for id in user_ids {
+            if let Some(watchers) = state.watchers.get_mut(id) {
+                watchers.remove(&socket);
+                if watchers.is_empty() {
+                    state.watchers.remove(id);
+                }
+            }
+        }
+    }
+
+    /// Pushes `frame` to every connection watching `user_id`.
+    pub fn tell_watchers(&self, user_id: &str, frame: &bytestring::ByteString) {
+        let state = self.lock();
+        if let Some(watchers) = state.watchers.get(user_id) {
+            for outbox in watchers.values() {
+                outbox.push(frame.clone());
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -54,7 +117,24 @@ impl SignedInUsers {
 
 #[cfg(test)]
 mod tests {
+    use bytestring::ByteString;
+
     use super::*;
+    use crate::hub::TestOutbox;
+
+    #[test]
+    fn a_user_is_online_from_its_first_connection_to_its_last() {
+        let users = SignedInUsers::default();
+        let (a1, a2) = (SocketId::random(), SocketId::random());
+        assert!(users.add("alice", a1, CancellationToken::new()));
+        assert!(!users.add("alice", a2, CancellationToken::new()));
+        let ids = ["alice".to_owned(), "bob".to_owned()];
+        assert_eq!(users.online(&ids), vec!["alice"]);
+        assert!(!users.remove("alice", a1));
+        assert!(users.remove("alice", a2));
+        assert!(!users.remove("alice", a2), "already gone");
+        assert!(users.online(&ids).is_empty());
+    }
 
     #[test]
     fn terminating_a_user_cancels_only_that_users_connections() {
@@ -72,6 +152,23 @@ mod tests {
             "a closed connection is not touched"
         );
         assert!(!tokens[2].is_cancelled());
-        assert_eq!(users.terminate("alice"), 0);
+        // The terminated connection forgets itself as it closes, which makes alice offline.
+        assert!(users.remove("alice", a1));
+    }
+
+    #[test]
+    fn watchers_hear_about_the_users_they_watch_until_they_unwatch() {
+        let users = SignedInUsers::default();
+        let queue = TestOutbox::new(8);
+        let watcher = SocketId::random();
+        let watched = ["alice".to_owned()];
+        users.watch(watcher, queue.outbox(), &watched);
+        users.tell_watchers("alice", &ByteString::from_static("a"));
+        users.tell_watchers("bob", &ByteString::from_static("b"));
+        assert_eq!(queue.next_text().as_deref(), Some("a"));
+        assert_eq!(queue.next_text(), None);
+        users.unwatch(watcher, &watched);
+        users.tell_watchers("alice", &ByteString::from_static("a"));
+        assert_eq!(queue.next_text(), None);
     }
 }

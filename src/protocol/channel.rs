@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(parse(""), Err(ChannelNameError::Empty));
         assert_eq!(parse("a b"), Err(ChannelNameError::InvalidCharacter));
         assert_eq!(parse("é"), Err(ChannelNameError::InvalidCharacter));
-        assert_eq!(parse("#server-to-user-1"), Err(ChannelNameError::Reserved));
+        assert_eq!(parse("#private-1"), Err(ChannelNameError::Reserved));
         assert!(parse(&"a".repeat(164)).is_ok());
         assert_eq!(
             parse(&"a".repeat(165)),

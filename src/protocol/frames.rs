@@ -309,6 +309,26 @@ pub fn client_event(
     })
 }
 
+/// Tells a watcher which watched users are online and which offline (empty groups omitted).
+pub fn watchlist_events(online: &[&str], offline: &[&str]) -> ByteString {
+    #[derive(Serialize)]
+    struct Group<'a> {
+        name: &'static str,
+        user_ids: &'a [&'a str],
+    }
+    #[derive(Serialize)]
+    struct Events<'a> {
+        events: Vec<Group<'a>>,
+    }
+    let events = [("online", online), ("offline", offline)]
+        .into_iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(name, user_ids)| Group { name, user_ids })
+        .collect();
+    let data = serde_json::to_string(&Events { events }).expect("string lists always serialize");
+    frame("pusher_internal:watchlist_events", None, Some(data))
+}
+
 /// Confirms a sign-in, echoing the `user_data` that was signed.
 pub fn signin_success(user_data: &str) -> ByteString {
     #[derive(Serialize)]

@@ -42,6 +42,8 @@ pub(super) struct Connection {
     pub user: Option<String>,
     /// Cancelled when the backend terminates this user's connections.
     pub terminated: CancellationToken,
+    /// The user ids this connection watches (`watchlist` of its sign-in).
+    pub watching: Vec<String>,
     outbox: OutboxOwner,
 }
 
@@ -59,6 +61,7 @@ impl Connection {
             client_events,
             user: None,
             terminated: CancellationToken::new(),
+            watching: Vec::new(),
             outbox,
         }
     }
@@ -146,7 +149,17 @@ impl Connection {
     /// Leaves every channel and forgets the sign-in (on disconnect).
     pub async fn leave_all(&mut self) {
         if let Some(user) = self.user.take() {
-            self.channels.users().remove(&user, self.socket_id);
+            self.channels
+                .users()
+                .unwatch(self.socket_id, &self.watching);
+            let signed_out = self
+                .state
+                .adapter
+                .user_signed_out(&self.app.id, &user, self.socket_id)
+                .await;
+            if let Err(err) = signed_out {
+                warn!(app = %self.app.id, %err, "sign-out not recorded");
+            }
         }
         let subscriptions: Vec<_> = self.subscriptions.drain().collect();
         for (channel, member) in subscriptions {

@@ -174,7 +174,7 @@ async fn handle_text(connection: &mut Connection, text: &str) -> Result<(), Endi
         Ok(ClientMessage::Subscribe(request)) => connection.subscribe(request).await,
         Ok(ClientMessage::Unsubscribe { channel }) => connection.unsubscribe(&channel).await,
         Ok(ClientMessage::ClientEvent(event)) => connection.client_event(event).await,
-        Ok(ClientMessage::Signin(request)) => connection.signin(request),
+        Ok(ClientMessage::Signin(request)) => connection.signin(request).await,
         Err(error) => connection.send_error(None, &error.to_string()),
     }
 }

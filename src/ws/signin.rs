@@ -1,6 +1,8 @@
 //! `pusher:signin`: a connection proves, with a signature from the app's backend, which user
 //! it belongs to. A signed-in connection joins its user's `#server-to-user-<id>` channel, so
 //! events the backend sends to the user (`sendToUser`) reach every connection of theirs.
+//! With `enable_watchlist_events`, a connection whose `user_data` has a `watchlist` is told
+//! which of those users are online, then each time one comes online or goes offline.
 //! Refusals are `pusher:error` 4009 and leave the connection open.
 
 use super::connection::{Connection, Ending};
@@ -15,7 +17,7 @@ const WATCHLIST_TRUNCATED: u16 = 4302;
 
 impl Connection {
     /// Handles `pusher:signin`.
-    pub(super) fn signin(&mut self, request: SigninRequest) -> Result<(), Ending> {
+    pub(super) async fn signin(&mut self, request: SigninRequest) -> Result<(), Ending> {
         let signed = user_string_to_sign(&self.socket_id.to_string(), &request.user_data);
         if let Err(error) = self.app.verify_auth(Some(&request.auth), &signed) {
             return self.refuse_signin(&format!("Sign-in refused: {error}"));
@@ -37,10 +39,21 @@ impl Connection {
                 .subscribe(&channel, self.socket_id, self.outbox().clone());
             self.subscriptions.insert(channel, None);
         }
-        if self.user.is_none() {
-            self.channels
-                .users()
-                .add(&user.id, self.socket_id, self.terminated.clone());
+        let first_signin = self.user.is_none();
+        if first_signin {
+            let signed_in = self
+                .state
+                .adapter
+                .user_signed_in(
+                    &self.app.id,
+                    &user.id,
+                    self.socket_id,
+                    self.terminated.clone(),
+                )
+                .await;
+            if let Err(error) = signed_in {
+                tracing::warn!(app = %self.app.id, %error, "sign-in not recorded");
+            }
         }
         self.user = Some(user.id);
         self.send(frames::signin_success(&request.user_data))?;
@@ -48,7 +61,35 @@ impl Connection {
             let message = "The watchlist was cut to its first 100 user ids";
             self.send_error(Some(WATCHLIST_TRUNCATED), message)?;
         }
+        if first_signin && self.app.enable_watchlist_events && !user.watchlist.is_empty() {
+            self.start_watching(user.watchlist).await?;
+        }
         Ok(())
+    }
+
+    /// Registers the watchlist and sends who in it is online now.
+    async fn start_watching(&mut self, watchlist: Vec<String>) -> Result<(), Ending> {
+        self.channels
+            .users()
+            .watch(self.socket_id, self.outbox(), &watchlist);
+        let online = self
+            .state
+            .adapter
+            .online_users(&self.app.id, &watchlist)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(app = %self.app.id, %error, "watchlist status unavailable");
+                Vec::new()
+            });
+        let online_ids: Vec<&str> = online.iter().map(String::as_str).collect();
+        let offline_ids: Vec<&str> = watchlist
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !online_ids.contains(id))
+            .collect();
+        let frame = frames::watchlist_events(&online_ids, &offline_ids);
+        self.watching = watchlist;
+        self.send(frame)
     }
 
     fn refuse_signin(&self, message: &str) -> Result<(), Ending> {

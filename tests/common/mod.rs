@@ -227,7 +227,12 @@ impl Client {
 
     /// The next WebSocket message of any kind (bounded wait).
     pub async fn next_message(&mut self) -> Message {
-        tokio::time::timeout(TIMEOUT, self.ws.next())
+        self.next_message_within(TIMEOUT).await
+    }
+
+    /// The next WebSocket message of any kind, waiting at most `limit`.
+    pub async fn next_message_within(&mut self, limit: Duration) -> Message {
+        tokio::time::timeout(limit, self.ws.next())
             .await
             .expect("no message within the timeout")
             .expect("connection ended")
