@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use bytestring::ByteString;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::{Adapter, AdapterError, OccupiedChannel};
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin, PresenceRoster};
@@ -124,10 +123,10 @@ impl Adapter for LocalAdapter {
         app_id: &str,
         user_id: &str,
         socket: SocketId,
-        terminate: CancellationToken,
+        outbox: &Outbox,
     ) -> Result<(), AdapterError> {
         let users = self.hub.app(app_id);
-        if users.users().add(user_id, socket, terminate) {
+        if users.users().add(user_id, socket, outbox) {
             let frame = frames::watchlist_events(&[user_id], &[]);
             users.users().tell_watchers(user_id, &frame);
         }

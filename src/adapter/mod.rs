@@ -16,8 +16,6 @@ mod local;
 use async_trait::async_trait;
 use bytestring::ByteString;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::hub::{CachedEvent, Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
@@ -95,14 +93,14 @@ pub trait Adapter: Send + Sync + 'static {
     /// Every channel with at least one subscriber, cluster-wide.
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
 
-    /// Records that `socket` signed in as `user_id` (cancelling `terminate` closes it); when
-    /// this makes the user online, the user's watchers are told, cluster-wide.
+    /// Records that `socket` (delivering to `outbox`) signed in as `user_id`; when this makes
+    /// the user online, the user's watchers are told, cluster-wide.
     async fn user_signed_in(
         &self,
         app_id: &str,
         user_id: &str,
         socket: SocketId,
-        terminate: CancellationToken,
+        outbox: &Outbox,
     ) -> Result<(), AdapterError>;
 
     /// Records that a signed-in `socket` closed; when this makes the user offline, the user's

@@ -4,8 +4,9 @@
 //! at most once per burst and takes every queued frame in one go, so a burst becomes one
 //! write. When the queue
 //! is full the client is not keeping up: the frame is refused and the connection's task is told
-//! (through [`OutboxOwner::overflowed`]) to close the client with a reconnectable code, so one
-//! slow client never slows anybody else. Closing frames bypass the bound.
+//! (through [`OutboxSignals::end_requested`]) to close the client with a reconnectable code, so
+//! one slow client never slows anybody else. The same signal carries a backend's request to
+//! terminate the connection. Closing frames bypass the bound.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,11 +65,21 @@ pub struct OutboxWriter {
     shared: Arc<Shared>,
 }
 
+/// Why a connection's task is asked to close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndRequest {
+    /// A push found the queue full: the client is not keeping up.
+    Overflow,
+    /// The backend terminated the connection's user.
+    Terminated,
+}
+
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
-    overflow: Notify,
+    /// Woken when `Queue::end_request` is first set.
+    end_requested: Notify,
 }
 
 #[derive(Debug)]
@@ -77,6 +88,8 @@ struct Queue {
     /// The writer to wake when the first frame of a burst arrives.
     writer: Option<Waker>,
     state: State,
+    /// The first reason the connection was asked to end, if any.
+    end_request: Option<EndRequest>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +109,10 @@ pub fn outbox(capacity: usize) -> (OutboxOwner, OutboxWriter) {
             frames: VecDeque::new(),
             writer: None,
             state: State::Open,
+            end_request: None,
         }),
         capacity,
-        overflow: Notify::new(),
+        end_requested: Notify::new(),
     });
     (
         OutboxOwner {
@@ -127,6 +141,16 @@ impl Outbox {
         self.push_frame(OutboundFrame::Text(frame)).is_ok()
     }
 
+    /// Asks the connection's task to close the connection (the first reason wins).
+    pub fn request_end(&self, reason: EndRequest) {
+        let mut queue = self.shared.lock();
+        if queue.end_request.is_none() {
+            queue.end_request = Some(reason);
+            drop(queue);
+            self.shared.end_requested.notify_one();
+        }
+    }
+
     /// Queues any frame within the bound.
     pub fn push_frame(&self, frame: OutboundFrame) -> Result<(), Refused> {
         let mut queue = self.shared.lock();
@@ -135,7 +159,7 @@ impl Outbox {
         }
         if queue.frames.len() >= self.shared.capacity {
             drop(queue);
-            self.shared.overflow.notify_one();
+            self.request_end(EndRequest::Overflow);
             return Err(Refused::Full);
         }
         queue.frames.push_back(frame);
@@ -183,16 +207,22 @@ impl OutboxOwner {
     }
 }
 
-/// The event of a queue that ends its connection.
+/// The request that ends a queue's connection.
 #[derive(Debug)]
 pub struct OutboxSignals {
     shared: Arc<Shared>,
 }
 
 impl OutboxSignals {
-    /// Resolves once a push found the queue full (at once if that already happened).
-    pub async fn overflowed(&self) {
-        self.shared.overflow.notified().await;
+    /// Resolves with the reason once the connection is asked to end (at once if it already
+    /// was).
+    pub async fn end_requested(&self) -> EndRequest {
+        loop {
+            if let Some(reason) = self.shared.lock().end_request {
+                return reason;
+            }
+            self.shared.end_requested.notified().await;
+        }
     }
 }
 
@@ -257,6 +287,11 @@ impl TestOutbox {
         self.owner.outbox()
     }
 
+    /// Why the connection was asked to end, if it was.
+    pub fn end_request(&self) -> Option<EndRequest> {
+        self.writer.shared.lock().end_request
+    }
+
     /// The oldest queued text frame, if any.
     pub fn next_text(&self) -> Option<ByteString> {
         match self.writer.shared.lock().frames.pop_front()? {
@@ -290,7 +325,7 @@ mod tests {
         assert!(owner.outbox().push(ByteString::from_static("a")));
         assert_eq!(owner.outbox().push_frame(text("b")), Err(Refused::Full));
         // The permit stored by notify_one makes this resolve at once.
-        owner.signals().overflowed().await;
+        assert_eq!(owner.signals().end_requested().await, EndRequest::Overflow);
     }
 
     #[test]
@@ -340,6 +375,17 @@ mod tests {
         assert_eq!(take(&writer), Poll::Ready(vec![text("a")]));
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(writer.poll_take(&mut cx, |_| {}), Poll::Ready(false));
+    }
+
+    #[tokio::test]
+    async fn the_first_end_request_wins() {
+        let (owner, _writer) = outbox(1);
+        owner.outbox().request_end(EndRequest::Terminated);
+        owner.outbox().request_end(EndRequest::Overflow);
+        assert_eq!(
+            owner.signals().end_requested().await,
+            EndRequest::Terminated
+        );
     }
 
     #[test]

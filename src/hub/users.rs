@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tokio_util::sync::CancellationToken;
-
-use super::Outbox;
+use super::{EndRequest, Outbox};
 use crate::protocol::SocketId;
 
 /// One app's signed-in connections and watchlists on this node.
@@ -18,19 +16,19 @@ pub struct SignedInUsers {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Signed-in connections by user id, each with the token that terminates it.
-    connections: HashMap<String, HashMap<SocketId, CancellationToken>>,
+    /// Signed-in connections by user id, each with its outbox (which can ask it to end).
+    connections: HashMap<String, HashMap<SocketId, Outbox>>,
     /// Watching connections by watched user id.
     watchers: HashMap<String, HashMap<SocketId, Outbox>>,
 }
 
 impl SignedInUsers {
-    /// Records that `socket` is signed in as `user_id`; cancelling `terminate` ends it.
-    /// `true` when this made the user online (its first connection).
-    pub fn add(&self, user_id: &str, socket: SocketId, terminate: CancellationToken) -> bool {
+    /// Records that `socket` (delivering to `outbox`) is signed in as `user_id`. `true` when
+    /// this made the user online (its first connection).
+    pub fn add(&self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
         let mut state = self.lock();
         let sockets = state.connections.entry(user_id.to_owned()).or_default();
-        sockets.insert(socket, terminate);
+        sockets.insert(socket, outbox.clone());
         sockets.len() == 1
     }
 
@@ -57,8 +55,8 @@ impl SignedInUsers {
         let Some(sockets) = state.connections.get(user_id) else {
             return 0;
         };
-        for token in sockets.values() {
-            token.cancel();
+        for outbox in sockets.values() {
+            outbox.request_end(EndRequest::Terminated);
         }
         sockets.len()
     }
@@ -125,9 +123,10 @@ mod tests {
     #[test]
     fn a_user_is_online_from_its_first_connection_to_its_last() {
         let users = SignedInUsers::default();
+        let queue = TestOutbox::new(1);
         let (a1, a2) = (SocketId::random(), SocketId::random());
-        assert!(users.add("alice", a1, CancellationToken::new()));
-        assert!(!users.add("alice", a2, CancellationToken::new()));
+        assert!(users.add("alice", a1, queue.outbox()));
+        assert!(!users.add("alice", a2, queue.outbox()));
         let ids = ["alice".to_owned(), "bob".to_owned()];
         assert_eq!(users.online(&ids), vec!["alice"]);
         assert!(!users.remove("alice", a1));
@@ -137,21 +136,22 @@ mod tests {
     }
 
     #[test]
-    fn terminating_a_user_cancels_only_that_users_connections() {
+    fn terminating_a_user_asks_only_that_users_connections_to_end() {
         let users = SignedInUsers::default();
         let (a1, a2, b) = (SocketId::random(), SocketId::random(), SocketId::random());
-        let tokens: Vec<CancellationToken> = (0..3).map(|_| CancellationToken::new()).collect();
-        users.add("alice", a1, tokens[0].clone());
-        users.add("alice", a2, tokens[1].clone());
-        users.add("bob", b, tokens[2].clone());
+        let queues: Vec<TestOutbox> = (0..3).map(|_| TestOutbox::new(1)).collect();
+        users.add("alice", a1, queues[0].outbox());
+        users.add("alice", a2, queues[1].outbox());
+        users.add("bob", b, queues[2].outbox());
         users.remove("alice", a2);
         assert_eq!(users.terminate("alice"), 1);
-        assert!(tokens[0].is_cancelled());
-        assert!(
-            !tokens[1].is_cancelled(),
-            "a closed connection is not touched"
+        assert_eq!(queues[0].end_request(), Some(EndRequest::Terminated));
+        assert_eq!(
+            queues[1].end_request(),
+            None,
+            "a closed connection is untouched"
         );
-        assert!(!tokens[2].is_cancelled());
+        assert_eq!(queues[2].end_request(), None);
         // The terminated connection forgets itself as it closes, which makes alice offline.
         assert!(users.remove("alice", a1));
     }

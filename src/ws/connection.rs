@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::client_event::ClientEventBudget;
@@ -40,8 +39,6 @@ pub(super) struct Connection {
     pub client_events: ClientEventBudget,
     /// The user this connection signed in as (`pusher:signin`).
     pub user: Option<String>,
-    /// Cancelled when the backend terminates this user's connections.
-    pub terminated: CancellationToken,
     /// The user ids this connection watches (`watchlist` of its sign-in).
     pub watching: Vec<String>,
     outbox: OutboxOwner,
@@ -60,7 +57,6 @@ impl Connection {
             subscriptions: HashMap::new(),
             client_events,
             user: None,
-            terminated: CancellationToken::new(),
             watching: Vec::new(),
             outbox,
         }
@@ -71,7 +67,7 @@ impl Connection {
         self.outbox.outbox()
     }
 
-    /// The queue's overflow signal, which ends the connection.
+    /// The queue's end signal (overflow, or termination by the backend).
     pub fn outbox_signals(&self) -> OutboxSignals {
         self.outbox.signals()
     }

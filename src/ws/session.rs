@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep_until};
+use std::pin::Pin;
+
+use tokio::time::{Instant, Sleep, sleep, sleep_until};
 
 use super::connection::{Connection, Ending};
 use super::handshake::Admitted;
@@ -15,7 +17,7 @@ use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
 use super::outbound::{Flow, OutboundWriter};
 use super::upgrade::Upgraded;
-use crate::hub::{OutboundFrame, outbox};
+use crate::hub::{EndRequest, OutboundFrame, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::server::ServerState;
@@ -90,12 +92,9 @@ async fn drive(
     let state = connection.state.clone();
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
-    let terminated = connection.terminated.clone();
-    let terminated = terminated.cancelled();
-    tokio::pin!(terminated);
     let signals = connection.outbox_signals();
-    let overflow = signals.overflowed();
-    tokio::pin!(overflow);
+    let end_requested = signals.end_requested();
+    tokio::pin!(end_requested);
     let mut keepalive = KeepAlive::new(
         Duration::from_secs(connection.app.activity_timeout),
         state.settings.pong_timeout,
@@ -103,20 +102,23 @@ async fn drive(
     );
     let timer = sleep_until(keepalive.first_deadline());
     tokio::pin!(timer);
-    // With enable_user_authentication, the connection must authorize itself by this deadline.
-    let auth_timeout = connection.app.user_authentication_timeout;
-    let mut awaiting_authorization = auth_timeout.is_some();
-    let auth_deadline = sleep_until(Instant::now() + auth_timeout.unwrap_or_default());
-    tokio::pin!(auth_deadline);
+    // With enable_user_authentication, the connection must authorize itself by this deadline
+    // (boxed, so connections of other apps do not carry a timer).
+    let mut auth_deadline = connection
+        .app
+        .user_authentication_timeout
+        .map(|timeout| Box::pin(sleep(timeout)));
     loop {
         // Not biased: a client that keeps sending cannot starve its own deliveries, nor a
         // busy channel the client's requests.
         let step = tokio::select! {
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
-            () = &mut overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
-            () = &mut terminated => Err(Ending::Pusher(CloseCode::Unauthorized)),
-            () = &mut auth_deadline, if awaiting_authorization => {
-                awaiting_authorization = false;
+            reason = &mut end_requested => Err(Ending::Pusher(match reason {
+                EndRequest::Overflow => CloseCode::OverCapacity,
+                EndRequest::Terminated => CloseCode::Unauthorized,
+            })),
+            () = expire(&mut auth_deadline), if auth_deadline.is_some() => {
+                auth_deadline = None;
                 if connection.is_authorized() {
                     Ok(())
                 } else {
@@ -146,6 +148,14 @@ async fn drive(
         if let Err(ending) = step {
             return ending;
         }
+    }
+}
+
+/// Waits for `deadline` (forever when there is none).
+async fn expire(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(deadline) => deadline.await,
+        None => std::future::pending().await,
     }
 }
 

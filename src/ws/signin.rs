@@ -44,12 +44,7 @@ impl Connection {
             let signed_in = self
                 .state
                 .adapter
-                .user_signed_in(
-                    &self.app.id,
-                    &user.id,
-                    self.socket_id,
-                    self.terminated.clone(),
-                )
+                .user_signed_in(&self.app.id, &user.id, self.socket_id, self.outbox())
                 .await;
             if let Err(error) = signed_in {
                 tracing::warn!(app = %self.app.id, %error, "sign-in not recorded");
