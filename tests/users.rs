@@ -284,3 +284,21 @@ async fn without_the_app_switch_a_watchlist_gets_no_events() {
     signin(&mut bob, "bob").await;
     alice.assert_nothing_pending().await;
 }
+
+#[tokio::test]
+async fn a_signed_in_connection_keeps_its_user_channel_even_if_it_unsubscribes() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    signin(&mut client, "alice").await;
+    client
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "#server-to-user-alice"}}))
+        .await;
+    client.assert_nothing_pending().await;
+    let response = trigger(
+        &server,
+        json!({"name": "still-here", "channel": "#server-to-user-alice", "data": "{}"}),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    client.recv_event("still-here").await;
+}

@@ -65,6 +65,10 @@ pub struct OutboxWriter {
     shared: Arc<Shared>,
 }
 
+/// Queue slots an emptied queue may keep for the next frames (a larger allocation, left by a
+/// burst, is released).
+const KEPT_SLOTS: usize = 8;
+
 /// Why a connection's task is asked to close it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndRequest {
@@ -141,10 +145,17 @@ impl Outbox {
         self.push_frame(OutboundFrame::Text(frame)).is_ok()
     }
 
-    /// Asks the connection's task to close the connection (the first reason wins).
+    /// Asks the connection's task to close the connection. A termination wins over an
+    /// overflow (so a terminated client is not told to reconnect); otherwise the first reason
+    /// stands.
     pub fn request_end(&self, reason: EndRequest) {
         let mut queue = self.shared.lock();
-        if queue.end_request.is_none() {
+        let replace = match queue.end_request {
+            None => true,
+            Some(EndRequest::Overflow) => reason == EndRequest::Terminated,
+            Some(EndRequest::Terminated) => false,
+        };
+        if replace {
             queue.end_request = Some(reason);
             drop(queue);
             self.shared.end_requested.notify_one();
@@ -236,11 +247,7 @@ impl OutboxWriter {
     /// Hands every queued frame to `write`, in order. `Ready(true)` when frames were taken,
     /// `Ready(false)` when the stream has ended (the close frame, if any, was taken earlier),
     /// `Pending` when there is nothing yet (the writer is woken by the next push).
-    pub fn poll_take(
-        &self,
-        cx: &mut Context<'_>,
-        mut write: impl FnMut(OutboundFrame),
-    ) -> Poll<bool> {
+    pub fn poll_take(&self, cx: &mut Context<'_>, write: impl FnMut(OutboundFrame)) -> Poll<bool> {
         let mut queue = self.shared.lock();
         if queue.frames.is_empty() {
             if queue.state != State::Open {
@@ -252,8 +259,13 @@ impl OutboxWriter {
             }
             return Poll::Pending;
         }
-        for frame in queue.frames.drain(..) {
-            write(frame);
+        // A burst's worth of slots is not kept on an idle connection; a few are reused.
+        if queue.frames.capacity() > KEPT_SLOTS {
+            let frames = std::mem::take(&mut queue.frames);
+            drop(queue);
+            frames.into_iter().for_each(write);
+        } else {
+            queue.frames.drain(..).for_each(write);
         }
         Poll::Ready(true)
     }
@@ -378,14 +390,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_end_request_wins() {
-        let (owner, _writer) = outbox(1);
-        owner.outbox().request_end(EndRequest::Terminated);
-        owner.outbox().request_end(EndRequest::Overflow);
-        assert_eq!(
-            owner.signals().end_requested().await,
-            EndRequest::Terminated
-        );
+    async fn a_termination_wins_over_an_overflow() {
+        for first in [EndRequest::Terminated, EndRequest::Overflow] {
+            let (owner, _writer) = outbox(1);
+            owner.outbox().request_end(first);
+            let second = if first == EndRequest::Overflow {
+                EndRequest::Terminated
+            } else {
+                EndRequest::Overflow
+            };
+            owner.outbox().request_end(second);
+            assert_eq!(
+                owner.signals().end_requested().await,
+                EndRequest::Terminated
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,9 @@ const PRESENCE_PREFIX: &str = "presence-";
 const CACHE_MARKER: &str = "cache-";
 /// The channel of the connections signed in as one user, followed by the user id.
 const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
+/// Longest user id in a `#server-to-user-` name (the HTTP API's limit for user ids); these
+/// names are not held to the app's channel-name limit.
+const MAX_USER_ID_LENGTH: usize = 200;
 
 /// What a channel is, which decides how a subscription is authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +74,17 @@ impl ChannelName {
         if name.is_empty() {
             return Err(ChannelNameError::Empty);
         }
-        let checked = match name.strip_prefix('#') {
-            None => name,
-            Some(_) => name
-                .strip_prefix(SERVER_TO_USER_PREFIX)
-                .filter(|user_id| !user_id.is_empty())
-                .ok_or(ChannelNameError::Reserved)?,
+        let (checked, max_len) = match name.strip_prefix('#') {
+            None => (name, max_len),
+            Some(_) => {
+                let user_id = name
+                    .strip_prefix(SERVER_TO_USER_PREFIX)
+                    .filter(|user_id| !user_id.is_empty())
+                    .ok_or(ChannelNameError::Reserved)?;
+                (user_id, MAX_USER_ID_LENGTH)
+            }
         };
-        if name.len() > max_len {
+        if checked.len() > max_len {
             return Err(ChannelNameError::TooLong { max: max_len });
         }
         if !checked.bytes().all(is_channel_name_byte) {
@@ -201,6 +207,12 @@ mod tests {
         assert_eq!(
             parse("server-to-user-42").unwrap().kind(),
             ChannelKind::Public
+        );
+        // The user id, not the whole name, is held to 200 characters.
+        assert!(parse(&format!("#server-to-user-{}", "u".repeat(200))).is_ok());
+        assert_eq!(
+            parse(&format!("#server-to-user-{}", "u".repeat(201))),
+            Err(ChannelNameError::TooLong { max: 200 })
         );
     }
 

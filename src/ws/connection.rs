@@ -177,8 +177,9 @@ impl Connection {
                 self.outbox.close([OutboundFrame::Close(echo)], false);
             }
             Ending::Pusher(code) => {
-                let slow = code == CloseCode::OverCapacity;
-                self.outbox.close(super::closing_frames(code), slow);
+                // A slow or terminated client learns at once why it is closed.
+                let discard = matches!(code, CloseCode::OverCapacity | CloseCode::Unauthorized);
+                self.outbox.close(super::closing_frames(code), discard);
             }
             Ending::WebSocket(code, message) => self.outbox.close(
                 [

@@ -97,6 +97,13 @@ impl Connection {
 
     /// Handles `pusher:unsubscribe`; unknown channels are ignored, as Pusher does.
     pub(super) async fn unsubscribe(&mut self, channel: &str) -> Result<(), Ending> {
+        // A signed-in connection keeps its user channel: sendToUser must reach it.
+        let own_user_channel = self.user.as_deref().is_some_and(|user| {
+            ChannelName::server_to_user(user).is_ok_and(|name| name.as_str() == channel)
+        });
+        if own_user_channel {
+            return Ok(());
+        }
         if let Some((channel, member)) = self.subscriptions.remove_entry(channel) {
             self.leave(channel, member).await;
         }
