@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{Adapter, AdapterError, OccupiedChannel};
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin, PresenceRoster};
-use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
+use crate::protocol::{ChannelName, PresenceMember, SocketId};
 
 /// Serves one node from memory.
 #[derive(Debug)]
@@ -125,11 +125,7 @@ impl Adapter for LocalAdapter {
         socket: SocketId,
         outbox: &Outbox,
     ) -> Result<(), AdapterError> {
-        let users = self.hub.app(app_id);
-        if users.users().add(user_id, socket, outbox) {
-            let frame = frames::watchlist_events(&[user_id], &[]);
-            users.users().tell_watchers(user_id, &frame);
-        }
+        self.hub.app(app_id).users().add(user_id, socket, outbox);
         Ok(())
     }
 
@@ -139,26 +135,19 @@ impl Adapter for LocalAdapter {
         user_id: &str,
         socket: SocketId,
     ) -> Result<(), AdapterError> {
-        let users = self.hub.app(app_id);
-        if users.users().remove(user_id, socket) {
-            let frame = frames::watchlist_events(&[], &[user_id]);
-            users.users().tell_watchers(user_id, &frame);
-        }
+        self.hub.app(app_id).users().remove(user_id, socket);
         Ok(())
     }
 
-    async fn online_users(
+    async fn watch_users(
         &self,
         app_id: &str,
+        socket: SocketId,
+        outbox: &Outbox,
         user_ids: &[String],
-    ) -> Result<Vec<String>, AdapterError> {
-        let app = self.hub.app(app_id);
-        Ok(app
-            .users()
-            .online(user_ids)
-            .into_iter()
-            .map(str::to_owned)
-            .collect())
+    ) -> Result<(), AdapterError> {
+        self.hub.app(app_id).users().watch(socket, outbox, user_ids);
+        Ok(())
     }
 
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError> {

@@ -112,12 +112,15 @@ pub trait Adapter: Send + Sync + 'static {
         socket: SocketId,
     ) -> Result<(), AdapterError>;
 
-    /// Which of `user_ids` are signed in anywhere.
-    async fn online_users(
+    /// Registers `socket` (delivering to `outbox`) as watching `user_ids` and queues their
+    /// online/offline state, cluster-wide, ordered before any later change.
+    async fn watch_users(
         &self,
         app_id: &str,
+        socket: SocketId,
+        outbox: &Outbox,
         user_ids: &[String],
-    ) -> Result<Vec<String>, AdapterError>;
+    ) -> Result<(), AdapterError>;
 
     /// Closes every connection signed in as `user_id`, cluster-wide.
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError>;

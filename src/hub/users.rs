@@ -1,17 +1,29 @@
 //! Who is signed in on this node: the connections of each user (so that they can all be
 //! terminated at once), and the connections watching each user (watchlists), so that a user
-//! going online or offline is told to its watchers.
+//! going online or offline is told to its watchers. Every change and the announcement it
+//! causes happen under one lock, so watchers see transitions in the order they happened.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{EndRequest, Outbox};
-use crate::protocol::SocketId;
+use crate::protocol::{SocketId, frames};
 
 /// One app's signed-in connections and watchlists on this node.
 #[derive(Debug, Default)]
 pub struct SignedInUsers {
     state: Mutex<State>,
+}
+
+impl State {
+    /// Pushes `frame` to every connection watching `user_id`.
+    fn tell_watchers(&self, user_id: &str, frame: &bytestring::ByteString) {
+        if let Some(watchers) = self.watchers.get(user_id) {
+            for outbox in watchers.values() {
+                outbox.push(frame.clone());
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -23,29 +35,32 @@ struct State {
 }
 
 impl SignedInUsers {
-    /// Records that `socket` (delivering to `outbox`) is signed in as `user_id`. `true` when
-    /// this made the user online (its first connection).
+    /// Records that `socket` (delivering to `outbox`) is signed in as `user_id`; when this
+    /// makes the user online (its first connection), its watchers are told. `true` then.
     pub fn add(&self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
         let mut state = self.lock();
         let sockets = state.connections.entry(user_id.to_owned()).or_default();
         sockets.insert(socket, outbox.clone());
-        sockets.len() == 1
+        let online = sockets.len() == 1;
+        if online {
+            state.tell_watchers(user_id, &frames::watchlist_events(&[user_id], &[]));
+        }
+        online
     }
 
-    /// Forgets `socket` (when it closes). `true` when this made the user offline.
+    /// Forgets `socket` (when it closes); when this makes the user offline, its watchers are
+    /// told. `true` then.
     pub fn remove(&self, user_id: &str, socket: SocketId) -> bool {
         let mut state = self.lock();
         let Some(sockets) = state.connections.get_mut(user_id) else {
             return false;
         };
-        if sockets.remove(&socket).is_none() {
+        if sockets.remove(&socket).is_none() || !sockets.is_empty() {
             return false;
         }
-        if sockets.is_empty() {
-            state.connections.remove(user_id);
-            return true;
-        }
-        false
+        state.connections.remove(user_id);
+        state.tell_watchers(user_id, &frames::watchlist_events(&[], &[user_id]));
+        true
     }
 
     /// Tells every connection signed in as `user_id` to close (each forgets itself as it
@@ -61,19 +76,15 @@ impl SignedInUsers {
         sockets.len()
     }
 
-    /// Which of `user_ids` are signed in on this node.
-    pub fn online<'a>(&self, user_ids: &'a [String]) -> Vec<&'a str> {
-        let state = self.lock();
-        user_ids
-            .iter()
-            .filter(|id| state.connections.contains_key(id.as_str()))
-            .map(String::as_str)
-            .collect()
-    }
-
-    /// Registers `socket` (delivering to `outbox`) as a watcher of each of `user_ids`.
+    /// Registers `socket` (delivering to `outbox`) as a watcher of each of `user_ids`, and
+    /// queues who of them is online and who offline, before any later change.
     pub fn watch(&self, socket: SocketId, outbox: &Outbox, user_ids: &[String]) {
         let mut state = self.lock();
+        let (online, offline): (Vec<&str>, Vec<&str>) = user_ids
+            .iter()
+            .map(String::as_str)
+            .partition(|id| state.connections.contains_key(*id));
+        outbox.push(frames::watchlist_events(&online, &offline));
         for id in user_ids {
             state
                 .watchers
@@ -96,16 +107,6 @@ impl SignedInUsers {
         }
     }
 
-    /// Pushes `frame` to every connection watching `user_id`.
-    pub fn tell_watchers(&self, user_id: &str, frame: &bytestring::ByteString) {
-        let state = self.lock();
-        if let Some(watchers) = state.watchers.get(user_id) {
-            for outbox in watchers.values() {
-                outbox.push(frame.clone());
-            }
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -115,10 +116,18 @@ impl SignedInUsers {
 
 #[cfg(test)]
 mod tests {
-    use bytestring::ByteString;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::hub::TestOutbox;
+
+    /// The `events` of the next watchlist frame in `queue`.
+    fn next_events(queue: &TestOutbox) -> Value {
+        let frame: Value = serde_json::from_str(&queue.next_text().expect("a frame")).unwrap();
+        assert_eq!(frame["event"], "pusher_internal:watchlist_events");
+        let data: Value = serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
+        data["events"].clone()
+    }
 
     #[test]
     fn a_user_is_online_from_its_first_connection_to_its_last() {
@@ -127,12 +136,9 @@ mod tests {
         let (a1, a2) = (SocketId::random(), SocketId::random());
         assert!(users.add("alice", a1, queue.outbox()));
         assert!(!users.add("alice", a2, queue.outbox()));
-        let ids = ["alice".to_owned(), "bob".to_owned()];
-        assert_eq!(users.online(&ids), vec!["alice"]);
         assert!(!users.remove("alice", a1));
         assert!(users.remove("alice", a2));
         assert!(!users.remove("alice", a2), "already gone");
-        assert!(users.online(&ids).is_empty());
     }
 
     #[test]
@@ -157,18 +163,30 @@ mod tests {
     }
 
     #[test]
-    fn watchers_hear_about_the_users_they_watch_until_they_unwatch() {
+    fn a_watcher_gets_the_state_then_every_transition_until_it_unwatches() {
         let users = SignedInUsers::default();
-        let queue = TestOutbox::new(8);
-        let watcher = SocketId::random();
-        let watched = ["alice".to_owned()];
-        users.watch(watcher, queue.outbox(), &watched);
-        users.tell_watchers("alice", &ByteString::from_static("a"));
-        users.tell_watchers("bob", &ByteString::from_static("b"));
-        assert_eq!(queue.next_text().as_deref(), Some("a"));
-        assert_eq!(queue.next_text(), None);
-        users.unwatch(watcher, &watched);
-        users.tell_watchers("alice", &ByteString::from_static("a"));
-        assert_eq!(queue.next_text(), None);
+        let session = TestOutbox::new(8);
+        let watcher = TestOutbox::new(8);
+        let (watching, alice) = (SocketId::random(), SocketId::random());
+        users.add("bob", SocketId::random(), session.outbox());
+        let watched = ["alice".to_owned(), "bob".to_owned()];
+        users.watch(watching, watcher.outbox(), &watched);
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "online", "user_ids": ["bob"]}, {"name": "offline", "user_ids": ["alice"]}])
+        );
+        users.add("alice", alice, session.outbox());
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "online", "user_ids": ["alice"]}])
+        );
+        users.remove("alice", alice);
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "offline", "user_ids": ["alice"]}])
+        );
+        users.unwatch(watching, &watched);
+        users.add("alice", alice, session.outbox());
+        assert_eq!(watcher.next_text(), None);
     }
 }

@@ -62,29 +62,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Registers the watchlist and sends who in it is online now.
+    /// Registers the watchlist; who in it is online now is queued first.
     async fn start_watching(&mut self, watchlist: Vec<String>) -> Result<(), Ending> {
-        self.channels
-            .users()
-            .watch(self.socket_id, self.outbox(), &watchlist);
-        let online = self
+        let watched = self
             .state
             .adapter
-            .online_users(&self.app.id, &watchlist)
-            .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(app = %self.app.id, %error, "watchlist status unavailable");
-                Vec::new()
-            });
-        let online_ids: Vec<&str> = online.iter().map(String::as_str).collect();
-        let offline_ids: Vec<&str> = watchlist
-            .iter()
-            .map(String::as_str)
-            .filter(|id| !online_ids.contains(id))
-            .collect();
-        let frame = frames::watchlist_events(&online_ids, &offline_ids);
+            .watch_users(&self.app.id, self.socket_id, self.outbox(), &watchlist)
+            .await;
+        if let Err(error) = watched {
+            tracing::warn!(app = %self.app.id, %error, "watchlist not registered");
+        }
         self.watching = watchlist;
-        self.send(frame)
+        Ok(())
     }
 
     fn refuse_signin(&self, message: &str) -> Result<(), Ending> {
