@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_codec::Framed;
+use actix_http::error::DispatchError;
 use actix_http::{HttpService, Request, h1};
 use actix_server::Server;
-use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_service::{
+    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
 use actix_web::dev::AppConfig;
 use actix_web::{App as ActixApp, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
@@ -88,9 +91,7 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// actix-server and actix-http here rather than with `actix_web::HttpServer`.
 pub async fn serve(config: Config) -> io::Result<()> {
     let state = web::Data::new(ServerState::new(&config));
-    let listener = listen(config.server.host.as_str(), config.server.port)?;
-    let addr = listener.local_addr()?;
-    let app_state = state.clone();
+    let listeners = listen(config.server.host.as_str(), config.server.port)?;
     let max_request_size = config.server.max_request_size;
     let mut builder = Server::build()
         .disable_signals()
@@ -98,28 +99,17 @@ pub async fn serve(config: Config) -> io::Result<()> {
     if let Some(workers) = config.server.workers {
         builder = builder.workers(workers);
     }
-    let server = builder
-        .listen("relay", listener, move || {
-            let api = ActixApp::new()
-                .app_data(app_state.clone())
-                .app_data(web::PayloadConfig::new(max_request_size))
-                .configure(http::configure)
-                .default_service(web::to(not_found))
-                .into_factory()
-                .map_err(|error| error.error_response());
-            let ws_state = app_state.clone().into_inner();
-            HttpService::build()
-                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-                .tcp_nodelay(true)
-                .local_addr(addr)
-                .upgrade(fn_service(move |(req, framed)| {
-                    upgrade(ws_state.clone(), req, framed)
-                }))
-                .finish(map_config(api, |()| AppConfig::default()))
-                .tcp()
-        })?
-        .run();
-    announce(&[addr]);
+    let mut addrs = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let addr = listener.local_addr()?;
+        let app_state = state.clone();
+        builder = builder.listen("relay", listener, move || {
+            http_service(app_state.clone(), max_request_size, addr)
+        })?;
+        addrs.push(addr);
+    }
+    let server = builder.run();
+    announce(&addrs);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
@@ -128,6 +118,33 @@ pub async fn serve(config: Config) -> io::Result<()> {
         handle.stop(true).await;
     });
     server.await
+}
+
+/// One worker's HTTP service on the listener bound to `addr`: the API app, with WebSocket
+/// upgrades handed to [`upgrade`].
+fn http_service(
+    state: web::Data<ServerState>,
+    max_request_size: usize,
+    addr: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+{
+    let api = ActixApp::new()
+        .app_data(state.clone())
+        .app_data(web::PayloadConfig::new(max_request_size))
+        .configure(http::configure)
+        .default_service(web::to(not_found))
+        .into_factory()
+        .map_err(|error| error.error_response());
+    let ws_state = state.into_inner();
+    HttpService::build()
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .local_addr(addr)
+        .upgrade(fn_service(move |(req, framed)| {
+            upgrade(ws_state.clone(), req, framed)
+        }))
+        .finish(map_config(api, |()| AppConfig::default()))
+        .tcp()
 }
 
 /// The upgrade hook: the whole WebSocket connection runs inside this (boxed) future, so
@@ -143,25 +160,36 @@ fn upgrade(
     })
 }
 
-/// Binds the first address `host` resolves to, with address reuse and [`LISTEN_BACKLOG`].
-fn listen(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
+/// Binds every address `host` resolves to (both `::1` and `127.0.0.1` for `localhost`, as
+/// actix-web does), with address reuse and [`LISTEN_BACKLOG`]; fails only if none binds.
+fn listen(host: &str, port: u16) -> io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Socket, Type};
     use std::net::ToSocketAddrs;
+    let mut listeners = Vec::new();
     let mut last_error = None;
     for addr in (host, port).to_socket_addrs()? {
         let bound = Socket::new(Domain::for_address(addr), Type::STREAM, None).and_then(|socket| {
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
             socket.set_reuse_address(true)?;
             socket.bind(&addr.into())?;
             socket.listen(LISTEN_BACKLOG)?;
             Ok(socket)
         });
         match bound {
-            Ok(socket) => return Ok(socket.into()),
+            Ok(socket) => listeners.push(socket.into()),
             Err(error) => last_error = Some(error),
         }
     }
-    Err(last_error
-        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+    match last_error {
+        Some(error) if listeners.is_empty() => Err(error),
+        _ if listeners.is_empty() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to bind",
+        )),
+        _ => Ok(listeners),
+    }
 }
 
 fn announce(addrs: &[SocketAddr]) {
