@@ -193,7 +193,7 @@ mod tests {
         let channel = ChannelName::parse("news", 164).unwrap();
         let queue = TestOutbox::new(4);
         hub.app("1")
-            .subscribe(&channel, SocketId::random(), queue.outbox().clone());
+            .subscribe(&channel, SocketId::random(), queue.outbox().clone(), None);
         adapter
             .publish("1", &channel, ByteString::from_static("hi"), None)
             .await

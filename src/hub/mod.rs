@@ -104,9 +104,20 @@ impl AppChannels {
         self.connections.load(Ordering::Acquire)
     }
 
-    /// Adds a subscriber; returns the channel's local subscriber count afterwards.
-    pub fn subscribe(&self, channel: &ChannelName, socket: SocketId, outbox: Outbox) -> usize {
+    /// Adds a subscriber, first queueing `greeting` (its `subscription_succeeded`) to it under
+    /// the same lock, so that no event for the channel can reach it before the greeting.
+    /// Returns the channel's local subscriber count afterwards.
+    pub fn subscribe(
+        &self,
+        channel: &ChannelName,
+        socket: SocketId,
+        outbox: Outbox,
+        greeting: Option<&ByteString>,
+    ) -> usize {
         let mut channels = write(&self.channels);
+        if let Some(greeting) = greeting {
+            outbox.push(greeting.clone());
+        }
         let subscribers = channels.entry(channel.clone()).or_default();
         subscribers.insert(socket, outbox);
         subscribers.len()
@@ -178,8 +189,11 @@ mod tests {
         let app = Hub::default().app("1");
         let (a, b) = (SocketId::random(), SocketId::random());
         let (queue_a, queue_b) = (TestOutbox::new(4), TestOutbox::new(4));
-        app.subscribe(&name("c"), a, queue_a.outbox().clone());
-        assert_eq!(app.subscribe(&name("c"), b, queue_b.outbox().clone()), 2);
+        app.subscribe(&name("c"), a, queue_a.outbox().clone(), None);
+        assert_eq!(
+            app.subscribe(&name("c"), b, queue_b.outbox().clone(), None),
+            2
+        );
         let frame = ByteString::from_static("x");
         assert_eq!(app.deliver("c", &frame, Some(a)), 1);
         assert!(queue_a.next_text().is_none());
@@ -191,7 +205,7 @@ mod tests {
         let app = Hub::default().app("1");
         let a = SocketId::random();
         let queue = TestOutbox::new(4);
-        app.subscribe(&name("c"), a, queue.outbox().clone());
+        app.subscribe(&name("c"), a, queue.outbox().clone(), None);
         assert!(app.unsubscribe("c", a));
         assert!(!app.unsubscribe("c", a));
         assert!(app.occupied_channels().is_empty());

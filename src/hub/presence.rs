@@ -20,7 +20,8 @@ use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceJoin {
     /// Joined; `first_connection` is true when the user was not a member before, and
-    /// `subscription_data` is the `subscription_succeeded` payload (including the joiner).
+    /// `subscription_data` is the `subscription_succeeded` payload (including the joiner),
+    /// which has already been queued to the joiner, ahead of any later member event.
     Joined {
         /// Whether this socket made the user a member (so `member_added` is due).
         first_connection: bool,
@@ -78,7 +79,9 @@ impl PresenceRoster {
             );
             true
         };
-        subscriptions.subscribe(channel, socket, outbox.clone());
+        let subscription_data = subscription_data(users);
+        let greeting = frames::subscription_succeeded(channel.as_str(), &subscription_data);
+        subscriptions.subscribe(channel, socket, outbox.clone(), Some(&greeting));
         if first_connection {
             let frame = frames::member_added(
                 channel.as_str(),
@@ -89,7 +92,7 @@ impl PresenceRoster {
         }
         PresenceJoin::Joined {
             first_connection,
-            subscription_data: subscription_data(users),
+            subscription_data,
         }
     }
 
@@ -212,6 +215,15 @@ mod tests {
                 who,
                 max,
             );
+            if let PresenceJoin::Joined {
+                subscription_data, ..
+            } = &outcome
+            {
+                // The joiner's greeting is queued first, with the snapshot it was given.
+                let greeting = next_event(&queue).expect("subscription_succeeded queued");
+                assert_eq!(greeting["event"], "pusher_internal:subscription_succeeded");
+                assert_eq!(greeting["data"], subscription_data.as_str());
+            }
             (socket, queue, outcome)
         }
 

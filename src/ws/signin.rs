@@ -36,7 +36,7 @@ impl Connection {
         };
         if !self.subscriptions.contains_key(&channel) {
             self.channels
-                .subscribe(&channel, self.socket_id, self.outbox().clone());
+                .subscribe(&channel, self.socket_id, self.outbox().clone(), None);
             self.subscriptions.insert(channel, None);
         }
         let first_signin = self.user.is_none();

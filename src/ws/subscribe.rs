@@ -56,14 +56,16 @@ impl Connection {
         };
         let newly_joined = !self.subscriptions.contains_key(&channel);
         let joined = match self.authorize(&channel, &request) {
-            Ok(None) => self.join(channel.clone()).await,
+            Ok(None) => {
+                self.join(channel.clone())?;
+                Ok(())
+            }
             Ok(Some(member)) => self.join_presence(channel.clone(), member).await,
             Err(refusal) => Err(refusal),
         };
         match joined {
-            Ok(subscription_data) => {
-                let frame = frames::subscription_succeeded(channel.as_str(), &subscription_data);
-                self.send(frame)?;
+            // `subscription_succeeded` is already queued, ahead of any event on the channel.
+            Ok(()) => {
                 if channel.is_cache() {
                     self.send_cached_event(&channel).await?;
                 }
@@ -150,23 +152,31 @@ impl Connection {
         }
     }
 
-    /// Subscribes to a non-presence channel; re-subscribing is acknowledged again.
-    async fn join(&mut self, channel: ChannelName) -> Result<String, Refusal> {
-        if !self.subscriptions.contains_key(&channel) {
-            self.channels
-                .subscribe(&channel, self.socket_id, self.outbox().clone());
-            self.subscriptions.insert(channel, None);
+    /// Subscribes to a non-presence channel and queues `subscription_succeeded` (with the
+    /// subscription, so that no event of the channel can overtake it); re-subscribing is
+    /// acknowledged again.
+    fn join(&mut self, channel: ChannelName) -> Result<(), Ending> {
+        let greeting = frames::subscription_succeeded(channel.as_str(), "{}");
+        if self.subscriptions.contains_key(&channel) {
+            return self.send(greeting);
         }
-        Ok("{}".to_owned())
+        self.channels.subscribe(
+            &channel,
+            self.socket_id,
+            self.outbox().clone(),
+            Some(&greeting),
+        );
+        self.subscriptions.insert(channel, None);
+        Ok(())
     }
 
-    /// Joins a presence channel through the adapter, which subscribes the socket and
-    /// announces the member to the others in one ordered step.
+    /// Joins a presence channel through the adapter, which subscribes the socket, queues its
+    /// `subscription_succeeded` and announces the member to the others in one ordered step.
     async fn join_presence(
         &mut self,
         channel: ChannelName,
         member: PresenceMember,
-    ) -> Result<String, Refusal> {
+    ) -> Result<(), Refusal> {
         // A re-subscription keeps the identity the socket first joined with.
         let member = match self.subscriptions.get(&channel) {
             Some(Some(existing)) => existing.clone(),
@@ -186,11 +196,9 @@ impl Connection {
             )
             .await;
         match outcome {
-            Ok(PresenceJoin::Joined {
-                subscription_data, ..
-            }) => {
+            Ok(PresenceJoin::Joined { .. }) => {
                 self.subscriptions.insert(channel, Some(member));
-                Ok(subscription_data)
+                Ok(())
             }
             Ok(PresenceJoin::Full) => {
                 let message = format!("presence channel is full ({max_members} members)");
