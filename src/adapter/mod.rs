@@ -125,7 +125,9 @@ pub trait Adapter: Send + Sync + 'static {
     /// Closes every connection signed in as `user_id`, cluster-wide.
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError>;
 
-    /// Stores `event` as the last event of the cache channel `channel`, cluster-wide.
+    /// Stores `event` as the last event of the cache channel `channel`, cluster-wide. New
+    /// subscribers are greeted from their node's hub cache (under the hub's channel lock, for
+    /// ordering), so a cluster adapter must keep every node's hub cache current.
     async fn store_cached_event(
         &self,
         app_id: &str,

@@ -105,7 +105,10 @@ impl AppChannels {
     }
 
     /// Adds a subscriber, first queueing `greeting` (its `subscription_succeeded`) to it under
-    /// the same lock, so that no event for the channel can reach it before the greeting.
+    /// the same lock, so that no event for the channel can reach it before the greeting. On a
+    /// cache channel the greeting is followed by the cached event or `pusher:cache_miss`, read
+    /// under that lock too: a publisher stores before it delivers, so the subscriber gets the
+    /// last event at least once and never an older one after a newer one.
     /// Returns the channel's local subscriber count afterwards.
     pub fn subscribe(
         &self,
@@ -117,6 +120,15 @@ impl AppChannels {
         let mut channels = write(&self.channels);
         if let Some(greeting) = greeting {
             outbox.push(greeting.clone());
+            if channel.is_cache() {
+                let cached = self
+                    .cache
+                    .get(channel.as_str(), tokio::time::Instant::now());
+                outbox.push(match cached {
+                    Some(event) => event.frame,
+                    None => crate::protocol::frames::cache_miss(channel.as_str()),
+                });
+            }
         }
         let subscribers = channels.entry(channel.clone()).or_default();
         subscribers.insert(socket, outbox);
@@ -198,6 +210,41 @@ mod tests {
         assert_eq!(app.deliver("c", &frame, Some(a)), 1);
         assert!(queue_a.next_text().is_none());
         assert_eq!(queue_b.next_text().as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_cache_channel_greets_with_its_last_event_or_a_miss_before_any_later_event() {
+        let app = Hub::default().app("1");
+        let greeting = ByteString::from_static("succeeded");
+        let first = TestOutbox::new(4);
+        app.subscribe(
+            &name("cache-a"),
+            SocketId::random(),
+            first.outbox().clone(),
+            Some(&greeting),
+        );
+        assert_eq!(first.next_text().as_deref(), Some("succeeded"));
+        assert_eq!(
+            first.next_text().as_deref(),
+            Some(r#"{"event":"pusher:cache_miss","channel":"cache-a"}"#)
+        );
+        let now = tokio::time::Instant::now();
+        let stored = cache::CachedEvent {
+            frame: ByteString::from_static("last"),
+            data: String::new(),
+            expires_at: now + std::time::Duration::from_secs(60),
+        };
+        app.cache().store(&name("cache-a"), stored, now);
+        let second = TestOutbox::new(4);
+        app.subscribe(
+            &name("cache-a"),
+            SocketId::random(),
+            second.outbox().clone(),
+            Some(&greeting),
+        );
+        app.deliver("cache-a", &ByteString::from_static("next"), None);
+        let frames: Vec<_> = std::iter::from_fn(|| second.next_text()).collect();
+        assert_eq!(frames, ["succeeded", "last", "next"]);
     }
 
     #[test]

@@ -66,34 +66,12 @@ impl Connection {
         match joined {
             // `subscription_succeeded` is already queued, ahead of any event on the channel.
             Ok(()) => {
-                if channel.is_cache() {
-                    self.send_cached_event(&channel).await?;
-                }
                 if newly_joined {
                     self.announce_subscription_count(&channel).await;
                 }
                 Ok(())
             }
             Err(refusal) => self.refuse(channel.as_str(), refusal),
-        }
-    }
-
-    /// Sends a new subscriber of a cache channel its last event, or `pusher:cache_miss`. The
-    /// cache is read after subscribing, so an event published meanwhile may arrive twice but
-    /// is never missed.
-    async fn send_cached_event(&self, channel: &ChannelName) -> Result<(), Ending> {
-        let cached = self
-            .state
-            .adapter
-            .cached_event(&self.app.id, channel)
-            .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(app = %self.app.id, %channel, %error, "cache read failed");
-                None
-            });
-        match cached {
-            Some(event) => self.send(event.frame),
-            None => self.send(frames::cache_miss(channel.as_str())),
         }
     }
 
