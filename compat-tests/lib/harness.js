@@ -404,8 +404,22 @@ function useRelay(options = {}) {
   return env;
 }
 
+/** The official Node server SDK pointed at Relay on `port`, signing with `secret`. */
+function nodeSdk({ port, secret = APP.secret }) {
+  return new PusherServer({
+    appId: APP.id,
+    key: APP.key,
+    secret,
+    host: '127.0.0.1',
+    port,
+    useTLS: false,
+    timeout: 10000,
+  });
+}
+
 module.exports = {
   APP,
+  nodeSdk,
   DEFAULT_TIMEOUT_MS,
   startRelay,
   startAuthServer,

@@ -7,22 +7,13 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
-const PusherServer = require('pusher');
-
-const { APP, useRelay, waitFor } = require('../lib/harness');
+const { nodeSdk: sdkAt, useRelay, waitFor } = require('../lib/harness');
 
 const env = useRelay();
 
+/** The Node server SDK pointed at this file's Relay. */
 function nodeSdk() {
-  return new PusherServer({
-    appId: APP.id,
-    key: APP.key,
-    secret: APP.secret,
-    host: '127.0.0.1',
-    port: env.relay.port,
-    useTLS: false,
-    timeout: 10000,
-  });
+  return sdkAt({ port: env.relay.port });
 }
 
 test('an empty cache channel emits pusher:cache_miss after subscribing', async (t) => {

@@ -11,22 +11,10 @@ const { test } = require('node:test');
 
 const PusherServer = require('pusher');
 
-const { APP, useRelay, waitFor, recordEvents } = require('../lib/harness');
+const { nodeSdk, useRelay, waitFor, recordEvents } = require('../lib/harness');
 const { defineHttpApiTests, appEvents, joinAll } = require('../lib/http-api');
 
 const env = useRelay();
-
-function nodeSdk({ port, secret = APP.secret }) {
-  return new PusherServer({
-    appId: APP.id,
-    key: APP.key,
-    secret,
-    host: '127.0.0.1',
-    port,
-    useTLS: false,
-    timeout: 10000,
-  });
-}
 
 /** SDK error → Error with status/type, as lib/http-api.js expects. */
 function normalize(err) {

@@ -8,22 +8,13 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
-const PusherServer = require('pusher');
-
-const { APP, connected, useRelay, waitFor } = require('../lib/harness');
+const { connected, nodeSdk: sdkAt, useRelay, waitFor } = require('../lib/harness');
 
 const env = useRelay({ appLines: ['enable_watchlist_events = true'] });
 
+/** The Node server SDK pointed at this file's Relay. */
 function nodeSdk() {
-  return new PusherServer({
-    appId: APP.id,
-    key: APP.key,
-    secret: APP.secret,
-    host: '127.0.0.1',
-    port: env.relay.port,
-    useTLS: false,
-    timeout: 10000,
-  });
+  return sdkAt({ port: env.relay.port });
 }
 
 /** Signs `client` in and waits until its #server-to-user channel is subscribed. */

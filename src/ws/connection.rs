@@ -179,18 +179,12 @@ impl Connection {
             Ending::Pusher(code) => {
                 // A slow or terminated client learns at once why it is closed.
                 let discard = matches!(code, CloseCode::OverCapacity | CloseCode::Unauthorized);
-                self.outbox.close(super::closing_frames(code), discard);
+                self.outbox
+                    .close(super::pusher_closing_frames(code), discard);
             }
-            Ending::WebSocket(code, message) => self.outbox.close(
-                [
-                    OutboundFrame::Text(frames::error(None, message)),
-                    OutboundFrame::Close(Some(CloseFrame {
-                        code,
-                        reason: message.to_owned(),
-                    })),
-                ],
-                false,
-            ),
+            Ending::WebSocket(code, message) => self
+                .outbox
+                .close(super::closing_frames(None, code, message), false),
         }
     }
 }

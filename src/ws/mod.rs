@@ -57,17 +57,23 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
     match admission {
         Ok(admitted) => session::run(state, admitted, upgraded).await,
         // A refusal is a `pusher:error` with the code, then a close frame with the same code.
-        Err(code) => session::refuse(upgraded, closing_frames(code)).await,
+        Err(code) => session::refuse(upgraded, pusher_closing_frames(code)).await,
     }
 }
 
 /// The `pusher:error` and close frame that end a connection with a Pusher code.
-fn closing_frames(code: CloseCode) -> [OutboundFrame; 2] {
+fn pusher_closing_frames(code: CloseCode) -> [OutboundFrame; 2] {
+    closing_frames(Some(code.as_u16()), code.as_u16(), code.message())
+}
+
+/// A `pusher:error` (carrying `error_code`, if any) and a close frame with `close_code`, both
+/// saying `message`.
+fn closing_frames(error_code: Option<u16>, close_code: u16, message: &str) -> [OutboundFrame; 2] {
     [
-        OutboundFrame::Text(frames::error(Some(code.as_u16()), code.message())),
+        OutboundFrame::Text(frames::error(error_code, message)),
         OutboundFrame::Close(Some(CloseFrame {
-            code: code.as_u16(),
-            reason: code.message().to_owned(),
+            code: close_code,
+            reason: message.to_owned(),
         })),
     ]
 }

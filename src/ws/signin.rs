@@ -57,13 +57,13 @@ impl Connection {
             self.send_error(Some(WATCHLIST_TRUNCATED), message)?;
         }
         if first_signin && self.app.enable_watchlist_events && !user.watchlist.is_empty() {
-            self.start_watching(user.watchlist).await?;
+            self.start_watching(user.watchlist).await;
         }
         Ok(())
     }
 
     /// Registers the watchlist; who in it is online now is queued first.
-    async fn start_watching(&mut self, watchlist: Vec<String>) -> Result<(), Ending> {
+    async fn start_watching(&mut self, watchlist: Vec<String>) {
         let watched = self
             .state
             .adapter
@@ -73,7 +73,6 @@ impl Connection {
             tracing::warn!(app = %self.app.id, %error, "watchlist not registered");
         }
         self.watching = watchlist;
-        Ok(())
     }
 
     fn refuse_signin(&self, message: &str) -> Result<(), Ending> {

@@ -77,14 +77,13 @@ impl Connection {
 
     /// Handles `pusher:unsubscribe`; unknown channels are ignored, as Pusher does.
     pub(super) async fn unsubscribe(&mut self, channel: &str) -> Result<(), Ending> {
-        // A signed-in connection keeps its user channel: sendToUser must reach it.
-        let own_user_channel = self.user.as_deref().is_some_and(|user| {
-            ChannelName::server_to_user(user).is_ok_and(|name| name.as_str() == channel)
-        });
-        if own_user_channel {
-            return Ok(());
-        }
-        if let Some((channel, member)) = self.subscriptions.remove_entry(channel) {
+        // The only user channel a connection holds is its own, which it keeps while signed in:
+        // sendToUser must reach it.
+        let user_channel = self
+            .subscriptions
+            .get_key_value(channel)
+            .is_some_and(|(name, _)| name.kind() == ChannelKind::ServerToUser);
+        if !user_channel && let Some((channel, member)) = self.subscriptions.remove_entry(channel) {
             self.leave(channel, member).await;
         }
         Ok(())
@@ -101,7 +100,8 @@ impl Connection {
         match channel.kind() {
             ChannelKind::Public => Ok(None),
             ChannelKind::ServerToUser => {
-                if self.user.is_some() && self.user.as_deref() == channel.server_to_user_id() {
+                // `server_to_user_id` is always `Some` on this kind of channel.
+                if self.user.as_deref() == channel.server_to_user_id() {
                     Ok(None)
                 } else {
                     Err(Refusal::new(
