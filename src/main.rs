@@ -22,7 +22,7 @@ enum Command {
     Serve(ServeArgs),
     /// Validate a configuration file without serving.
     CheckConfig {
-        /// The file to check (default: $RELAY_CONFIG or ./config.toml).
+        /// The file to check (default: --config, $RELAY_CONFIG or ./config.toml).
         path: Option<PathBuf>,
     },
 }
@@ -45,9 +45,8 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Some(Command::CheckConfig { path }) => {
-            let path = path
-                .or_else(|| std::env::var_os("RELAY_CONFIG").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("config.toml"));
+            // `relay --config FILE check-config` checks FILE, not ./config.toml.
+            let path = path.unwrap_or(cli.serve.config);
             match Config::load(&path) {
                 Ok(config) => {
                     print_warnings(&config);
