@@ -145,6 +145,12 @@ impl App {
             Err(AuthError::BadSignature)
         }
     }
+
+    /// The `X-Pusher-Signature` of a webhook body: hex HMAC-SHA256 under the app secret
+    /// (with key rotation, the oldest active secret, as Pusher does).
+    pub fn sign_webhook(&self, body: &[u8]) -> String {
+        signature::sign(self.secret.as_bytes(), body)
+    }
 }
 
 /// Every app, by id and by key.

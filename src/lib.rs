@@ -11,6 +11,7 @@
 //! - [`adapter`]: how a publish reaches every node and how cluster-wide questions are answered.
 //! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
+//! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //!
 //! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
@@ -25,4 +26,5 @@ pub mod http;
 pub mod hub;
 pub mod protocol;
 pub mod server;
+pub mod webhooks;
 pub mod ws;

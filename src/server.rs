@@ -4,6 +4,7 @@
 //! with 4200 ("reconnect now", so it moves to another node), and the process exits once the
 //! connections are gone or `server.shutdown_timeout` has passed.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::adapter::{Adapter, LocalAdapter};
 use crate::apps::AppRegistry;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::webhooks::{self, WebhookWorkers};
 use crate::{http, ws};
 
 /// Settings from `[server]` that handlers need.
@@ -57,12 +59,25 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// Builds the shared state for a single node.
-    pub fn new(config: &Config) -> Self {
-        let hub = Arc::new(Hub::default());
+    /// Builds the shared state for a single node, with the webhook tasks that still have to
+    /// be started ([`WebhookWorkers::spawn`]) on an actix runtime.
+    pub fn new(config: &Config) -> (Self, Vec<WebhookWorkers>) {
+        let apps = AppRegistry::from_config(config);
+        let mut sinks = HashMap::new();
+        let mut workers = Vec::new();
+        for app_config in &config.apps {
+            let Some(app) = apps.by_id(app_config.id.as_str()) else {
+                continue;
+            };
+            if let Some((sink, app_workers)) = webhooks::for_app(app, app_config) {
+                sinks.insert(app.id.clone(), sink);
+                workers.push(app_workers);
+            }
+        }
+        let hub = Arc::new(Hub::with_webhooks(sinks));
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
-        ServerState {
-            apps: AppRegistry::from_config(config),
+        let state = ServerState {
+            apps,
             adapter: Arc::new(LocalAdapter::new(hub.clone())),
             hub,
             settings: ServerSettings {
@@ -72,7 +87,8 @@ impl ServerState {
                 max_auth_timestamp_skew: config.server.max_auth_timestamp_skew,
             },
             shutdown: CancellationToken::new(),
-        }
+        };
+        (state, workers)
     }
 }
 
@@ -90,7 +106,8 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// [`ws::serve`] through actix-http's upgrade hook, which is why the server is assembled from
 /// actix-server and actix-http here rather than with `actix_web::HttpServer`.
 pub async fn serve(config: Config) -> io::Result<()> {
-    let state = web::Data::new(ServerState::new(&config));
+    let (state, webhook_workers) = ServerState::new(&config);
+    let state = web::Data::new(state);
     let listeners = listen(config.server.host.as_str(), config.server.port)?;
     let max_request_size = config.server.max_request_size;
     let mut builder = Server::build()
@@ -109,6 +126,9 @@ pub async fn serve(config: Config) -> io::Result<()> {
         addrs.push(addr);
     }
     let server = builder.run();
+    for workers in webhook_workers {
+        workers.spawn();
+    }
     announce(&addrs);
     let handle = server.handle();
     actix_web::rt::spawn(async move {

@@ -85,7 +85,7 @@ impl Adapter for LocalAdapter {
     ) -> Result<(), AdapterError> {
         let subscriptions = self.hub.app(app_id);
         self.roster(app_id)
-            .leave(&subscriptions, channel.as_str(), socket, user_key);
+            .leave(&subscriptions, channel, socket, user_key);
         Ok(())
     }
 

@@ -10,11 +10,13 @@
 mod interpolate;
 mod schema;
 mod validate;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 
 pub use interpolate::ConfigString;
 pub use schema::{AppConfig, Config, Environment, ServerConfig};
+pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]

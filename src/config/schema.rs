@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::ConfigString;
+use super::{ConfigString, WebhookConfig};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -142,9 +142,24 @@ pub struct AppConfig {
     /// Seconds a cache channel keeps its last event.
     #[serde(default = "defaults::cache_ttl")]
     pub cache_ttl: u64,
-    /// `[[apps.webhooks]]`: not supported by this build yet.
+    /// `[[apps.webhooks]]`: the endpoints that receive this app's webhooks.
     #[serde(default)]
-    pub webhooks: Option<Vec<toml::Table>>,
+    pub webhooks: Vec<WebhookConfig>,
+    /// Milliseconds a webhook event may wait for others to share its request; 0 sends each
+    /// event on its own, as Pusher does unless batching is turned on.
+    #[serde(default)]
+    pub webhook_batch_window_ms: u64,
+    /// Most events in one webhook request.
+    #[serde(default = "defaults::webhook_batch_max_events")]
+    pub webhook_batch_max_events: usize,
+    /// Webhook requests waiting per endpoint; beyond that, new ones are dropped (logged and
+    /// counted), so a receiver that is down costs only its own queue.
+    #[serde(default = "defaults::webhook_queue_size")]
+    pub webhook_queue_size: usize,
+    /// Milliseconds `channel_vacated` and `member_removed` wait; they are cancelled (with the
+    /// matching `channel_occupied`/`member_added`) when the channel or user is back in time.
+    #[serde(default = "defaults::webhook_vacate_delay_ms")]
+    pub webhook_vacate_delay_ms: u64,
     /// `[apps.security]`: not supported by this build yet.
     #[serde(default)]
     pub security: Option<toml::Table>,
@@ -190,5 +205,14 @@ mod defaults {
     }
     pub fn cache_ttl() -> u64 {
         30 * 60
+    }
+    pub fn webhook_batch_max_events() -> usize {
+        100
+    }
+    pub fn webhook_queue_size() -> usize {
+        1000
+    }
+    pub fn webhook_vacate_delay_ms() -> u64 {
+        3000
     }
 }

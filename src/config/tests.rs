@@ -99,10 +99,71 @@ fn production_refuses_the_example_secret() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let found = problems(&format!(
-        "{APP}[[apps.webhooks]]\nurl = \"http://x\"\n[apps.security]\nip_allowlist = []\n[redis]\nurl = \"redis://x\"\n"
+        "{APP}[apps.security]\nip_allowlist = []\n[redis]\nurl = \"redis://x\"\n"
     ));
-    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|p| p.contains("not supported")));
+}
+
+#[test]
+fn a_webhook_gets_its_defaults_and_keeps_what_is_set() {
+    let config = load(&format!(
+        "{APP}webhook_batch_window_ms = 50\n[[apps.webhooks]]\nurl = \"https://example.com/hooks?token=t\"\n\
+         events = [\"cache_miss\", \"client_event\"]\nchannel_prefix = \"presence-\"\n\
+         headers = {{ Authorization = \"Bearer x\" }}\n"
+    ))
+    .unwrap();
+    let app = &config.apps[0];
+    assert_eq!(app.webhook_batch_window_ms, 50);
+    assert_eq!(app.webhook_batch_max_events, 100);
+    assert_eq!(app.webhook_queue_size, 1000);
+    assert_eq!(app.webhook_vacate_delay_ms, 3000);
+    let webhook = &app.webhooks[0];
+    assert_eq!(webhook.url.uri().host(), Some("example.com"));
+    // The path and query may carry a token: debug output leaves them out.
+    let debug = format!("{webhook:?}");
+    assert!(
+        !debug.contains("token=t") && !debug.contains("Bearer"),
+        "{debug}"
+    );
+    assert_eq!(webhook.events.as_ref().map(Vec::len), Some(2));
+    assert_eq!(webhook.channel_prefix.as_deref(), Some("presence-"));
+    assert_eq!(webhook.headers.iter().count(), 1);
+    assert_eq!((webhook.timeout, webhook.retry_for), (10, 300));
+}
+
+#[test]
+fn webhook_mistakes_are_reported_with_their_line() {
+    let cases = [
+        ("url = \"ftp://example.com\"", "http:// or https://"),
+        ("url = \"not a url\"", "not a valid URL"),
+        (
+            "url = \"http://x\"\nevents = [\"channel_existence\"]",
+            "unknown webhook event",
+        ),
+        (
+            "url = \"http://x\"\nheaders = { X-Pusher-Signature = \"f\" }",
+            "set by Relay",
+        ),
+        (
+            "url = \"http://x\"\nheaders = { \"bad name\" = \"f\" }",
+            "not valid",
+        ),
+        ("url = \"http://x\"\nsecret = \"s\"", "unknown field"),
+    ];
+    for (entry, expected) in cases {
+        match load(&format!("{APP}[[apps.webhooks]]\n{entry}\n")) {
+            Err(ConfigError::Parse { line, message, .. }) => {
+                assert!(message.contains(expected), "{entry}: {message}");
+                assert!(line >= 7, "{entry}: line {line}");
+            }
+            other => panic!("{entry}: expected a parse error, got {other:?}"),
+        }
+    }
+    let found = problems(&format!(
+        "{APP}[[apps.webhooks]]\nurl = \"http://x\"\ntimeout = 0\nevents = []\n"
+    ));
+    assert_eq!(found.len(), 2, "{found:?}");
 }
 
 #[test]

@@ -106,8 +106,22 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             "max_client_events_per_second must be at least 1 (set enable_client_messages = false to turn them off)",
         );
     }
+    if app.webhook_batch_max_events == 0 || app.webhook_queue_size == 0 {
+        problem("webhook_batch_max_events and webhook_queue_size must be at least 1");
+    }
+    for (index, webhook) in app.webhooks.iter().enumerate() {
+        if webhook.timeout == 0 {
+            problem(&format!(
+                "webhooks[{index}].timeout must be at least 1 second"
+            ));
+        }
+        if webhook.events.as_ref().is_some_and(Vec::is_empty) {
+            problem(&format!(
+                "webhooks[{index}].events is empty; remove the webhook or list its events"
+            ));
+        }
+    }
     let unsupported = [
-        (app.webhooks.is_some(), "[[apps.webhooks]]"),
         (app.security.is_some(), "[apps.security]"),
         (app.tokens.is_some(), "[[apps.tokens]]"),
     ];

@@ -18,7 +18,8 @@ use std::sync::{Arc, RwLock};
 
 use bytestring::ByteString;
 
-use crate::protocol::{ChannelName, SocketId};
+use crate::protocol::{ChannelKind, ChannelName, SocketId};
+use crate::webhooks::{WebhookEvent, WebhookSink};
 
 pub use cache::{CachedEvent, ChannelCache};
 pub use count_throttle::{Announce, CountThrottle};
@@ -35,9 +36,18 @@ pub use users::SignedInUsers;
 #[derive(Debug, Default)]
 pub struct Hub {
     apps: RwLock<HashMap<String, Arc<AppChannels>>>,
+    webhooks: HashMap<String, WebhookSink>,
 }
 
 impl Hub {
+    /// A hub whose apps raise webhook events into `webhooks` (by app id).
+    pub fn with_webhooks(webhooks: HashMap<String, WebhookSink>) -> Self {
+        Hub {
+            apps: RwLock::default(),
+            webhooks,
+        }
+    }
+
     /// The channels of `app_id`, created on first use.
     pub fn app(&self, app_id: &str) -> Arc<AppChannels> {
         if let Some(app) = read(&self.apps).get(app_id) {
@@ -45,7 +55,12 @@ impl Hub {
         }
         write(&self.apps)
             .entry(app_id.to_owned())
-            .or_default()
+            .or_insert_with(|| {
+                Arc::new(AppChannels {
+                    webhooks: self.webhooks.get(app_id).cloned(),
+                    ..AppChannels::default()
+                })
+            })
             .clone()
     }
 }
@@ -58,6 +73,7 @@ pub struct AppChannels {
     cache: ChannelCache,
     count_throttle: Arc<CountThrottle>,
     users: SignedInUsers,
+    webhooks: Option<WebhookSink>,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -99,6 +115,18 @@ impl AppChannels {
         &self.count_throttle
     }
 
+    /// Where this app's webhook events go, if it has webhooks.
+    pub fn webhooks(&self) -> Option<&WebhookSink> {
+        self.webhooks.as_ref()
+    }
+
+    /// Raises a webhook event built by `event`, if the app has webhooks.
+    pub fn emit_webhook(&self, event: impl FnOnce() -> WebhookEvent) {
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.emit(event());
+        }
+    }
+
     /// Connections currently open for this app on this node.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)
@@ -106,10 +134,11 @@ impl AppChannels {
 
     /// Adds a subscriber, first queueing `greeting` (its `subscription_succeeded`) to it under
     /// the same lock, so that no event for the channel can reach it before the greeting. On a
-    /// cache channel the greeting is followed by the cached event or `pusher:cache_miss`, read
-    /// under that lock too: a publisher stores before it delivers, so the subscriber gets the
-    /// last event at least once and never an older one after a newer one.
-    /// Returns the channel's local subscriber count afterwards.
+    /// cache channel the greeting is followed by the cached event or `pusher:cache_miss` (and
+    /// its webhook), read under that lock too: a publisher stores before it delivers, so the
+    /// subscriber gets the last event at least once and never an older one after a newer one.
+    /// The first subscriber raises `channel_occupied`, under the lock that orders it against
+    /// `channel_vacated`. Returns the channel's local subscriber count afterwards.
     pub fn subscribe(
         &self,
         channel: &ChannelName,
@@ -126,24 +155,38 @@ impl AppChannels {
                     .get(channel.as_str(), tokio::time::Instant::now());
                 outbox.push(match cached {
                     Some(event) => event.frame,
-                    None => crate::protocol::frames::cache_miss(channel.as_str()),
+                    None => {
+                        self.emit_webhook(|| WebhookEvent::CacheMiss {
+                            channel: channel.clone(),
+                        });
+                        crate::protocol::frames::cache_miss(channel.as_str())
+                    }
                 });
             }
         }
         let subscribers = channels.entry(channel.clone()).or_default();
-        subscribers.insert(socket, outbox);
+        let added = subscribers.insert(socket, outbox).is_none();
+        if added && subscribers.len() == 1 && has_lifecycle_webhooks(channel) {
+            self.emit_webhook(|| WebhookEvent::ChannelOccupied {
+                channel: channel.clone(),
+            });
+        }
         subscribers.len()
     }
 
-    /// Removes a subscriber; returns whether it was subscribed. Empty channels are dropped.
+    /// Removes a subscriber; returns whether it was subscribed. Empty channels are dropped,
+    /// raising `channel_vacated` under the lock that orders it against `channel_occupied`.
     pub fn unsubscribe(&self, channel: &str, socket: SocketId) -> bool {
         let mut channels = write(&self.channels);
         let Some(subscribers) = channels.get_mut(channel) else {
             return false;
         };
         let removed = subscribers.remove(&socket).is_some();
-        if subscribers.is_empty() {
-            channels.remove(channel);
+        if subscribers.is_empty()
+            && let Some((channel, _)) = channels.remove_entry(channel)
+            && has_lifecycle_webhooks(&channel)
+        {
+            self.emit_webhook(|| WebhookEvent::ChannelVacated { channel });
         }
         removed
     }
@@ -174,6 +217,12 @@ impl AppChannels {
             .map(|(name, subscribers)| (name.clone(), subscribers.len()))
             .collect()
     }
+}
+
+/// Whether a channel's occupancy is reported: every channel but the internal
+/// `#server-to-user-` ones.
+fn has_lifecycle_webhooks(channel: &ChannelName) -> bool {
+    channel.kind() != ChannelKind::ServerToUser
 }
 
 /// Locks for reading; a poisoned lock only means another thread panicked mid-update of plain

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use super::{AppChannels, Outbox};
 use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
+use crate::webhooks::WebhookEvent;
 
 /// The outcome of a presence join.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,10 @@ impl PresenceRoster {
                 member.user_info.as_deref(),
             );
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
+            subscriptions.emit_webhook(|| WebhookEvent::MemberAdded {
+                channel: channel.clone(),
+                user_id: member.user_key.clone(),
+            });
         }
         PresenceJoin::Joined {
             first_connection,
@@ -97,34 +102,48 @@ impl PresenceRoster {
     }
 
     /// Unsubscribes `socket` from `user_key`'s connections; when that was the user's last one,
-    /// announces `member_removed` and returns true.
+    /// announces `member_removed` (to the others, and to webhooks ahead of any
+    /// `channel_vacated`) and returns true.
     pub fn leave(
         &self,
         subscriptions: &AppChannels,
-        channel: &str,
+        channel: &ChannelName,
         socket: SocketId,
         user_key: &str,
     ) -> bool {
         let mut channels = self.lock();
-        subscriptions.unsubscribe(channel, socket);
-        let Some(users) = channels.get_mut(channel) else {
-            return false;
-        };
-        let Some(member) = users.get_mut(user_key) else {
-            return false;
-        };
+        let gone = Self::forget_socket(&mut channels, channel, socket, user_key);
+        if let Some(gone) = &gone {
+            let frame = frames::member_removed(channel.as_str(), &gone.member.user_id_json);
+            subscriptions.deliver(channel.as_str(), &frame, Some(socket));
+            subscriptions.emit_webhook(|| WebhookEvent::MemberRemoved {
+                channel: channel.clone(),
+                user_id: user_key.to_owned(),
+            });
+        }
+        subscriptions.unsubscribe(channel.as_str(), socket);
+        gone.is_some()
+    }
+
+    /// Removes `socket` from the member's connections; returns the member when it was the
+    /// last one, dropping the channel once no member is left.
+    fn forget_socket(
+        channels: &mut HashMap<ChannelName, HashMap<String, Member>>,
+        channel: &ChannelName,
+        socket: SocketId,
+        user_key: &str,
+    ) -> Option<Member> {
+        let users = channels.get_mut(channel)?;
+        let member = users.get_mut(user_key)?;
         member.sockets.retain(|s| *s != socket);
         if !member.sockets.is_empty() {
-            return false;
+            return None;
         }
-        if let Some(gone) = users.remove(user_key) {
-            let frame = frames::member_removed(channel, &gone.member.user_id_json);
-            subscriptions.deliver(channel, &frame, None);
-        }
+        let gone = users.remove(user_key);
         if users.is_empty() {
             channels.remove(channel);
         }
-        true
+        gone
     }
 
     /// The user ids (string form) present in `channel`.
@@ -229,7 +248,7 @@ mod tests {
 
         fn leave(&self, socket: SocketId, user_key: &str) -> bool {
             self.roster
-                .leave(&self.subscriptions, "presence-room", socket, user_key)
+                .leave(&self.subscriptions, &channel(), socket, user_key)
         }
     }
 

@@ -2,11 +2,13 @@
 //! others, never echoed to the sender. On presence channels Relay sets `user_id` from the
 //! sender's authorised `channel_data`; whatever the client put there is not forwarded.
 
+use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
 use super::connection::{Connection, Ending};
 use crate::protocol::frames::{self, ClientEvent};
 use crate::protocol::{ChannelKind, CloseCode};
+use crate::webhooks::WebhookEvent;
 
 /// Longest client event name (the limit the server SDKs enforce for API events).
 const MAX_EVENT_NAME_LENGTH: usize = 200;
@@ -62,6 +64,13 @@ impl Connection {
         };
         let user_id = member.as_ref().map(|member| member.user_key.as_str());
         let frame = frames::client_event(&event.event, channel.as_str(), &event.data, user_id);
+        self.channels.emit_webhook(|| WebhookEvent::ClientEvent {
+            channel: channel.clone(),
+            event: event.event.clone(),
+            data: webhook_data(&event.data),
+            socket_id: self.socket_id.to_string(),
+            user_id: user_id.map(str::to_owned),
+        });
         let channel = channel.clone();
         self.publish(&channel, frame, Some(self.socket_id)).await;
         Ok(())
@@ -101,9 +110,23 @@ impl Connection {
     }
 }
 
+/// A client event's `data` as the webhook carries it: a string as is, anything else as its
+/// JSON text (Pusher's webhook `data` is always a string).
+fn webhook_data(data: &RawValue) -> String {
+    serde_json::from_str::<String>(data.get()).unwrap_or_else(|_| data.get().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_data_is_always_a_string() {
+        let text = RawValue::from_string(r#""typing""#.to_owned()).unwrap();
+        assert_eq!(webhook_data(&text), "typing");
+        let object = RawValue::from_string(r#"{"a":1}"#.to_owned()).unwrap();
+        assert_eq!(webhook_data(&object), r#"{"a":1}"#);
+    }
 
     #[test]
     fn the_budget_refills_each_second() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod http;
+pub mod webhooks;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

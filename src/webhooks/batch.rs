@@ -1,0 +1,133 @@
+//! Batching: events bound for one endpoint are gathered for up to a window, or until a batch
+//! is full, and then sent in one request. A zero window sends each event on its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Serialized events that go out in one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookBatch {
+    events: Vec<Arc<str>>,
+}
+
+impl WebhookBatch {
+    /// The request body, `{"time_ms":…,"events":[…]}`, stamped `time_ms`.
+    pub fn body(&self, time_ms: u64) -> String {
+        let length: usize = self.events.iter().map(|event| event.len() + 1).sum();
+        let mut body = String::with_capacity(length + 40);
+        body.push_str("{\"time_ms\":");
+        body.push_str(&time_ms.to_string());
+        body.push_str(",\"events\":[");
+        for (index, event) in self.events.iter().enumerate() {
+            if index > 0 {
+                body.push(',');
+            }
+            body.push_str(event);
+        }
+        body.push_str("]}");
+        body
+    }
+
+    /// How many events it carries.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether it carries none.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Gathers one endpoint's events into batches.
+#[derive(Debug)]
+pub struct Batcher {
+    window: Duration,
+    max_events: usize,
+    open: Vec<Arc<str>>,
+    due: Option<Instant>,
+}
+
+impl Batcher {
+    /// Batches close `window` after their first event, or at `max_events` (at least 1).
+    pub fn new(window: Duration, max_events: usize) -> Self {
+        Batcher {
+            window,
+            max_events: max_events.max(1),
+            open: Vec::new(),
+            due: None,
+        }
+    }
+
+    /// Adds a serialized event at `now`; returns a batch when one is complete.
+    pub fn push(&mut self, event: Arc<str>, now: Instant) -> Option<WebhookBatch> {
+        self.open.push(event);
+        if self.window.is_zero() || self.open.len() >= self.max_events {
+            return self.take();
+        }
+        self.due.get_or_insert(now + self.window);
+        None
+    }
+
+    /// The open batch, if its window has closed by `now`.
+    pub fn take_due(&mut self, now: Instant) -> Option<WebhookBatch> {
+        self.due
+            .is_some_and(|due| due <= now)
+            .then(|| self.take())?
+    }
+
+    /// When the open batch's window closes.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The open batch, whatever its window.
+    pub fn take(&mut self) -> Option<WebhookBatch> {
+        self.due = None;
+        if self.open.is_empty() {
+            return None;
+        }
+        Some(WebhookBatch {
+            events: std::mem::take(&mut self.open),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(text: &str) -> Arc<str> {
+        Arc::from(text)
+    }
+
+    #[test]
+    fn without_a_window_each_event_is_its_own_batch() {
+        let mut batcher = Batcher::new(Duration::ZERO, 100);
+        let batch = batcher.push(event(r#"{"a":1}"#), Instant::now()).unwrap();
+        assert_eq!(batch.body(7), r#"{"time_ms":7,"events":[{"a":1}]}"#);
+        assert_eq!(batcher.next_due(), None);
+    }
+
+    #[test]
+    fn a_window_gathers_events_until_it_closes_or_the_batch_is_full() {
+        let start = Instant::now();
+        let window = Duration::from_millis(50);
+        let mut batcher = Batcher::new(window, 3);
+        assert!(batcher.push(event("1"), start).is_none());
+        assert!(batcher.push(event("2"), start + window / 2).is_none());
+        assert_eq!(batcher.next_due(), Some(start + window));
+        assert!(batcher.take_due(start + window / 2).is_none());
+        let batch = batcher.take_due(start + window).unwrap();
+        assert_eq!(batch.body(1), r#"{"time_ms":1,"events":[1,2]}"#);
+        assert!(batcher.take_due(start + window * 2).is_none());
+        for n in ["3", "4"] {
+            assert!(batcher.push(event(n), start).is_none());
+        }
+        let full = batcher.push(event("5"), start).unwrap();
+        assert_eq!(full.len(), 3);
+        assert_eq!(batcher.next_due(), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! One app's webhook dispatcher: takes events from the message path's bounded queue, applies
+//! the vacate delay and de-duplication ([`Lifecycle`]), routes each event to the endpoints that
+//! want it, batches, and hands complete batches to each endpoint's delivery queue without
+//! waiting (a full queue drops the batch, logged and counted).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tracing::warn;
+
+use super::batch::Batcher;
+use super::lifecycle::Lifecycle;
+use super::{Endpoint, WebhookBatch, WebhookEvent, WebhookStats};
+
+/// How often (in dropped batches) a full endpoint queue is logged again.
+const LOG_EVERY_DROPS: u64 = 1000;
+
+/// One endpoint as the dispatcher sees it.
+pub struct Route {
+    endpoint: Arc<Endpoint>,
+    batcher: Batcher,
+    queue: mpsc::Sender<WebhookBatch>,
+}
+
+impl Route {
+    /// Routes to `endpoint`, batching with `batcher`, through its delivery `queue`.
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        batcher: Batcher,
+        queue: mpsc::Sender<WebhookBatch>,
+    ) -> Self {
+        Route {
+            endpoint,
+            batcher,
+            queue,
+        }
+    }
+}
+
+/// Turns an app's events into batches for its endpoints.
+pub struct Dispatcher {
+    app_id: String,
+    lifecycle: Lifecycle,
+    routes: Vec<Route>,
+    stats: Arc<WebhookStats>,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `app_id`'s `routes`.
+    pub fn new(
+        app_id: String,
+        lifecycle: Lifecycle,
+        routes: Vec<Route>,
+        stats: Arc<WebhookStats>,
+    ) -> Self {
+        Dispatcher {
+            app_id,
+            lifecycle,
+            routes,
+            stats,
+        }
+    }
+
+    /// Runs until every sender of `events` is gone, then sends what is still gathered.
+    pub async fn run(mut self, mut events: mpsc::Receiver<WebhookEvent>) {
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                received = events.recv() => match received {
+                    Some(event) => self.accept(event, Instant::now()),
+                    None => break,
+                },
+                () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {}
+            }
+            self.fire_due(Instant::now());
+        }
+        for index in 0..self.routes.len() {
+            if let Some(batch) = self.routes[index].batcher.take() {
+                self.send(index, batch);
+            }
+        }
+    }
+
+    /// Takes one event from the message path.
+    pub fn accept(&mut self, event: WebhookEvent, now: Instant) {
+        if let Some(event) = self.lifecycle.accept(event, now) {
+            self.route(&event, now);
+        }
+    }
+
+    /// Sends the delayed events and the batches that are due at `now`.
+    pub fn fire_due(&mut self, now: Instant) {
+        for event in self.lifecycle.due(now) {
+            self.route(&event, now);
+        }
+        for index in 0..self.routes.len() {
+            if let Some(batch) = self.routes[index].batcher.take_due(now) {
+                self.send(index, batch);
+            }
+        }
+    }
+
+    /// When something next falls due.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let batches = self
+            .routes
+            .iter()
+            .filter_map(|route| route.batcher.next_due());
+        batches.chain(self.lifecycle.next_due()).min()
+    }
+
+    fn route(&mut self, event: &WebhookEvent, now: Instant) {
+        let mut serialized: Option<Arc<str>> = None;
+        for index in 0..self.routes.len() {
+            if !self.routes[index].endpoint.accepts(event) {
+                continue;
+            }
+            let json = serialized.get_or_insert_with(|| serialize(event)).clone();
+            if let Some(batch) = self.routes[index].batcher.push(json, now) {
+                self.send(index, batch);
+            }
+        }
+    }
+
+    fn send(&self, index: usize, batch: WebhookBatch) {
+        let route = &self.routes[index];
+        if let Err(mpsc::error::TrySendError::Full(_)) = route.queue.try_send(batch) {
+            let dropped = self
+                .stats
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            if dropped % LOG_EVERY_DROPS == 0 {
+                warn!(
+                    app = %self.app_id,
+                    host = %route.endpoint.display_host(),
+                    dropped = dropped + 1,
+                    "webhook queue full: batch dropped (receiver down or too slow)"
+                );
+            }
+        }
+    }
+}
+
+fn serialize(event: &WebhookEvent) -> Arc<str> {
+    // A plain struct of strings and numbers: serializing it cannot fail.
+    Arc::from(serde_json::to_string(event).unwrap_or_default())
+}
+
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::ChannelName;
+    use crate::webhooks::{EventKind, EventKinds};
+
+    fn endpoint(kinds: EventKinds, channel_prefix: Option<&str>) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            url: "http://127.0.0.1:9/hooks".parse().unwrap(),
+            kinds,
+            channel_prefix: channel_prefix.map(str::to_owned),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(300),
+        })
+    }
+
+    fn occupied(name: &str) -> WebhookEvent {
+        WebhookEvent::ChannelOccupied {
+            channel: ChannelName::parse(name, 164).unwrap(),
+        }
+    }
+
+    fn bodies(queue: &mut mpsc::Receiver<WebhookBatch>) -> Vec<String> {
+        std::iter::from_fn(|| queue.try_recv().ok())
+            .map(|batch| batch.body(0))
+            .collect()
+    }
+
+    #[test]
+    fn events_go_to_the_endpoints_whose_kinds_and_prefix_they_match() {
+        let (to_presence, mut presence) = mpsc::channel(8);
+        let (to_all, mut all) = mpsc::channel(8);
+        let occupancy = [EventKind::ChannelOccupied].into_iter().collect();
+        let routes = vec![
+            Route::new(
+                endpoint(occupancy, Some("presence-")),
+                Batcher::new(Duration::ZERO, 10),
+                to_presence,
+            ),
+            Route::new(
+                endpoint(EventKinds::all(), None),
+                Batcher::new(Duration::ZERO, 10),
+                to_all,
+            ),
+        ];
+        let stats = Arc::new(WebhookStats::default());
+        let lifecycle = Lifecycle::new(Duration::from_secs(3));
+        let mut dispatcher = Dispatcher::new("1".into(), lifecycle, routes, stats);
+        let now = Instant::now();
+        dispatcher.accept(occupied("news"), now);
+        dispatcher.accept(occupied("presence-room"), now);
+        let miss = WebhookEvent::CacheMiss {
+            channel: ChannelName::parse("presence-cache-x", 164).unwrap(),
+        };
+        dispatcher.accept(miss, now);
+        assert_eq!(
+            bodies(&mut presence),
+            [r#"{"time_ms":0,"events":[{"name":"channel_occupied","channel":"presence-room"}]}"#]
+        );
+        assert_eq!(bodies(&mut all).len(), 3);
+    }
+
+    #[test]
+    fn a_full_endpoint_queue_drops_and_counts_without_waiting() {
+        let (queue, mut batches) = mpsc::channel(1);
+        let route = Route::new(
+            endpoint(EventKinds::all(), None),
+            Batcher::new(Duration::ZERO, 10),
+            queue,
+        );
+        let stats = Arc::new(WebhookStats::default());
+        let lifecycle = Lifecycle::new(Duration::from_secs(3));
+        let mut dispatcher = Dispatcher::new("1".into(), lifecycle, vec![route], stats.clone());
+        let now = Instant::now();
+        dispatcher.accept(occupied("a"), now);
+        dispatcher.accept(occupied("b"), now);
+        assert_eq!(bodies(&mut batches).len(), 1);
+        assert_eq!(stats.dropped_queue_full.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_next_wake_is_the_earliest_of_delayed_leaves_and_open_batches() {
+        let (queue, _batches) = mpsc::channel(8);
+        let window = Duration::from_millis(50);
+        let route = Route::new(
+            endpoint(EventKinds::all(), None),
+            Batcher::new(window, 10),
+            queue,
+        );
+        let stats = Arc::new(WebhookStats::default());
+        let delay = Duration::from_secs(3);
+        let mut dispatcher = Dispatcher::new("1".into(), Lifecycle::new(delay), vec![route], stats);
+        let now = Instant::now();
+        assert_eq!(dispatcher.next_wake(), None);
+        let vacated = WebhookEvent::ChannelVacated {
+            channel: ChannelName::parse("c", 164).unwrap(),
+        };
+        dispatcher.accept(vacated, now);
+        assert_eq!(dispatcher.next_wake(), Some(now + delay));
+        dispatcher.accept(occupied("d"), now);
+        assert_eq!(dispatcher.next_wake(), Some(now + window));
+    }
+}

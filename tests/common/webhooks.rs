@@ -1,0 +1,199 @@
+//! A local webhook receiver: a minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies)
+//! that records every request and answers as told, so tests can check what Relay sends,
+//! when, and how it retries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::{APP_KEY, APP_SECRET, TIMEOUT, sign};
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// 500 to the first `n` requests, then 200.
+    FailFirst(usize),
+    /// 500 to every request.
+    AlwaysFail,
+    /// Reads requests but never answers.
+    Never,
+}
+
+/// One request the receiver got.
+#[derive(Debug)]
+pub struct Received {
+    /// Header names lower-cased.
+    pub headers: HashMap<String, String>,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl Received {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+
+    /// The body's `events`.
+    pub fn events(&self) -> Vec<Value> {
+        self.json()["events"]
+            .as_array()
+            .expect("events array")
+            .clone()
+    }
+
+    /// The only event of a one-event body.
+    pub fn event(&self) -> Value {
+        let events = self.events();
+        assert_eq!(events.len(), 1, "expected one event: {}", self.body);
+        events[0].clone()
+    }
+
+    /// Asserts the Pusher headers: key, exact content type, and the body's HMAC.
+    pub fn assert_signed(&self) {
+        assert_eq!(self.headers["content-type"], "application/json");
+        assert_eq!(self.headers["x-pusher-key"], APP_KEY);
+        assert_eq!(
+            self.headers["x-pusher-signature"],
+            sign(APP_SECRET, &self.body),
+            "signature of {}",
+            self.body
+        );
+        let time_ms = self.json()["time_ms"].as_u64().expect("time_ms");
+        let now_ms = super::http::now() * 1000;
+        assert!(time_ms.abs_diff(now_ms) < 60_000, "time_ms {time_ms}");
+    }
+}
+
+/// A running receiver; stops with the test's runtime.
+pub struct WebhookReceiver {
+    pub port: u16,
+    requests: mpsc::UnboundedReceiver<Received>,
+}
+
+impl WebhookReceiver {
+    /// Starts a receiver that answers 200.
+    pub async fn start() -> Self {
+        Self::answering(Answer::FailFirst(0)).await
+    }
+
+    /// Starts a receiver that answers as `answer` says.
+    pub async fn answering(answer: Answer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (sender, requests) = mpsc::unbounded_channel();
+        let seen = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, answer, seen.clone(), sender.clone()));
+            }
+        });
+        WebhookReceiver { port, requests }
+    }
+
+    /// The URL to configure.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/webhooks", self.port)
+    }
+
+    /// The next request (bounded wait).
+    pub async fn next(&mut self) -> Received {
+        self.next_within(TIMEOUT)
+            .await
+            .expect("no webhook within the timeout")
+    }
+
+    /// The next request, if one arrives within `limit`.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<Received> {
+        tokio::time::timeout(limit, self.requests.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next request, asserting that it is signed and carries exactly `event`.
+    pub async fn expect_event(&mut self, event: Value) -> Received {
+        let received = self.next().await;
+        received.assert_signed();
+        assert_eq!(received.event(), event, "body {}", received.body);
+        received
+    }
+
+    /// Asserts that nothing arrives within `limit`.
+    pub async fn expect_nothing_within(&mut self, limit: Duration) {
+        if let Some(received) = self.next_within(limit).await {
+            panic!("unexpected webhook: {}", received.body);
+        }
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    answer: Answer,
+    seen: Arc<AtomicUsize>,
+    requests: mpsc::UnboundedSender<Received>,
+) {
+    let mut stream = BufReader::new(stream);
+    while let Some(received) = read_request(&mut stream).await {
+        let number = seen.fetch_add(1, Ordering::SeqCst);
+        let _ = requests.send(received);
+        let status = match answer {
+            Answer::FailFirst(n) if number >= n => "200 OK",
+            Answer::FailFirst(_) | Answer::AlwaysFail => "500 Internal Server Error",
+            Answer::Never => {
+                // Hold the connection open, answering nothing, until the client gives up.
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest).await;
+                return;
+            }
+        };
+        let response = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\n\r\nok");
+        if stream
+            .get_mut()
+            .write_all(response.as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Reads one request; `None` when the connection ends.
+async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Received> {
+    let mut line = String::new();
+    stream.read_line(&mut line).await.ok()?;
+    if line.is_empty() {
+        return None;
+    }
+    assert!(line.starts_with("POST "), "webhooks are POSTs: {line}");
+    let mut headers = HashMap::new();
+    loop {
+        let mut header = String::new();
+        stream.read_line(&mut header).await.ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').expect("header line");
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let length: usize = headers
+        .get("content-length")
+        .expect("content-length")
+        .parse()
+        .expect("numeric length");
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(Received {
+        headers,
+        body: String::from_utf8(body).expect("UTF-8 body"),
+        at: Instant::now(),
+    })
+}
