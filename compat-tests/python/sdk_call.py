@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Perform one Pusher HTTP API call with the official `pusher` PyPI SDK.
 
-Used by tests/http-python.test.js to prove the Python server SDK works
-against Relay unchanged. Usage:
+Used by tests/http-python.test.js and tests/webhooks.test.js to prove the
+Python server SDK works against Relay unchanged. Usage:
 
     sdk_call.py OPERATION [JSON_ARGS]
 
@@ -24,6 +24,13 @@ Operations and their JSON_ARGS:
     channel_info                {"channel": "c", "attributes"?: [...]}
     users_info                  {"channel": "presence-c"}
     terminate_user_connections  {"user_id": "1"}
+    validate_webhook            {"webhook_key": "<X-Pusher-Key header>",
+                                 "signature": "<X-Pusher-Signature header>",
+                                 "body": "<raw request body>"}
+
+validate_webhook makes no request (the port is still required): it prints
+the SDK's parsed body ({"time_ms", "events"}) when the webhook is valid and
+null when the SDK rejects it.
 
 On success the SDK's return value is printed as JSON on stdout (exit 0).
 If the SDK raises, {"error": {"type", "status", "message"}} is printed and
@@ -122,6 +129,9 @@ OPERATIONS = {
     "channel_info": lambda c, a: c.channel_info(a["channel"], a.get("attributes", [])),
     "users_info": lambda c, a: c.users_info(a["channel"]),
     "terminate_user_connections": lambda c, a: c.terminate_user_connections(a["user_id"]),
+    "validate_webhook": lambda c, a: c.validate_webhook(
+        a["webhook_key"], a["signature"], a["body"]
+    ),
 }
 
 
