@@ -248,6 +248,53 @@ async fn a_failing_receiver_gets_the_events_again_with_growing_waits_until_it_an
 }
 
 #[tokio::test]
+async fn every_event_type_is_retried_after_a_failure_and_signed_each_time() {
+    let mut receiver = WebhookReceiver::answering(Answer::FailEveryOther).await;
+    let app = "enable_subscription_count = true\nwebhook_vacate_delay_ms = 100\n\
+               webhook_batch_window_ms = 300";
+    let server = TestServer::start_with(&config(app, &[(&receiver.url(), "")]));
+    let mut alice = Client::connect(&server).await;
+    let mut bob = Client::connect(&server).await;
+    alice.subscribe("cache-x").await;
+    alice.recv_event("pusher:cache_miss").await;
+    alice.recv_event("pusher_internal:subscription_count").await;
+    alice
+        .join_presence("presence-room", r#"{"user_id":"alice"}"#)
+        .await;
+    bob.subscribe("private-chat").await;
+    alice.subscribe("private-chat").await;
+    alice.trigger("private-chat", "client-x", json!({})).await;
+    alice.close().await;
+    let all = [
+        "channel_occupied",
+        "channel_vacated",
+        "member_added",
+        "member_removed",
+        "client_event",
+        "cache_miss",
+        "subscription_count",
+    ];
+    let mut retried = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let (failed, retry) = (receiver.next().await, receiver.next().await);
+        failed.assert_signed();
+        retry.assert_signed();
+        assert_eq!(
+            failed.events(),
+            retry.events(),
+            "a retry carries the same events"
+        );
+        for event in retry.events() {
+            retried.insert(event["name"].as_str().expect("name").to_owned());
+        }
+        if all.iter().all(|name| retried.contains(*name)) {
+            return;
+        }
+    }
+    panic!("not every event type was retried: {retried:?}");
+}
+
+#[tokio::test]
 async fn a_batch_is_dropped_once_retry_for_is_spent_and_the_next_one_goes_out() {
     let mut receiver = WebhookReceiver::answering(Answer::AlwaysFail).await;
     let hook = format!("retry_for = 2\n{OCCUPANCY}");

@@ -21,6 +21,9 @@ pub enum Answer {
     FailFirst(usize),
     /// 500 to every request.
     AlwaysFail,
+    /// 500 to the first request and every other one after it: with one request in flight at
+    /// a time, each batch fails once and its retry succeeds.
+    FailEveryOther,
     /// Reads requests but never answers.
     Never,
 }
@@ -145,7 +148,10 @@ async fn serve(
         let _ = requests.send(received);
         let status = match answer {
             Answer::FailFirst(n) if number >= n => "200 OK",
-            Answer::FailFirst(_) | Answer::AlwaysFail => "500 Internal Server Error",
+            Answer::FailEveryOther if number % 2 == 1 => "200 OK",
+            Answer::FailFirst(_) | Answer::AlwaysFail | Answer::FailEveryOther => {
+                "500 Internal Server Error"
+            }
             Answer::Never => {
                 // Hold the connection open, answering nothing, until the client gives up.
                 let mut rest = Vec::new();
