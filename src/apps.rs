@@ -146,8 +146,8 @@ impl App {
         }
     }
 
-    /// The `X-Pusher-Signature` of a webhook body: hex HMAC-SHA256 under the app secret
-    /// (with key rotation, the oldest active secret, as Pusher does).
+    /// The `X-Pusher-Signature` of a webhook body: hex HMAC-SHA256 under the app secret.
+    /// (When key rotation comes, Pusher's rule applies: the oldest active secret signs.)
     pub fn sign_webhook(&self, body: &[u8]) -> String {
         signature::sign(self.secret.as_bytes(), body)
     }

@@ -1,8 +1,9 @@
 //! Assembles and runs the HTTP/WebSocket server, and shuts it down gracefully.
 //!
 //! Shutdown (SIGTERM or SIGINT): new connections stop being accepted, every client is closed
-//! with 4200 ("reconnect now", so it moves to another node), and the process exits once the
-//! connections are gone or `server.shutdown_timeout` has passed.
+//! with 4200 ("reconnect now", so it moves to another node), and once the connections are gone
+//! or `server.shutdown_timeout` has passed, pending webhooks get up to `shutdown_timeout` more
+//! before the process exits.
 
 use std::collections::HashMap;
 use std::io;
@@ -28,7 +29,7 @@ use crate::adapter::{Adapter, LocalAdapter};
 use crate::apps::AppRegistry;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::webhooks::{self, WebhookWorkers};
+use crate::webhooks::{self, RunningWebhooks, WebhookWorkers};
 use crate::{http, ws};
 
 /// Settings from `[server]` that handlers need.
@@ -60,7 +61,7 @@ pub struct ServerState {
 
 impl ServerState {
     /// Builds the shared state for a single node, with the webhook tasks that still have to
-    /// be started ([`WebhookWorkers::spawn`]) on an actix runtime.
+    /// be started ([`RunningWebhooks::start`]) on an actix runtime.
     pub fn new(config: &Config) -> (Self, Vec<WebhookWorkers>) {
         let apps = AppRegistry::from_config(config);
         let mut sinks = HashMap::new();
@@ -126,9 +127,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         addrs.push(addr);
     }
     let server = builder.run();
-    for workers in webhook_workers {
-        workers.spawn();
-    }
+    let webhooks = RunningWebhooks::start(webhook_workers);
     announce(&addrs);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
@@ -137,7 +136,11 @@ pub async fn serve(config: Config) -> io::Result<()> {
         state.shutdown.cancel();
         handle.stop(true).await;
     });
-    server.await
+    let served = server.await;
+    // The connections are gone: their channel_vacated and member_removed go out now.
+    let flush_limit = Duration::from_secs(config.server.shutdown_timeout);
+    webhooks.flush(flush_limit).await;
+    served
 }
 
 /// One worker's HTTP service on the listener bound to `addr`: the API app, with WebSocket

@@ -93,6 +93,43 @@ async fn members_are_added_and_removed_per_user_not_per_connection() {
 }
 
 #[tokio::test]
+async fn a_member_back_within_the_delay_is_neither_removed_nor_added_again() {
+    let mut receiver = WebhookReceiver::start().await;
+    let app = "webhook_vacate_delay_ms = 1000";
+    let hook = r#"events = ["member_added", "member_removed"]"#;
+    let server = TestServer::start_with(&config(app, &[(&receiver.url(), hook)]));
+    let bob = r#"{"user_id":"bob"}"#;
+    let mut client = Client::connect(&server).await;
+    client.join_presence("presence-room", bob).await;
+    let added = json!({"name": "member_added", "channel": "presence-room", "user_id": "bob"});
+    receiver.expect_event(added).await;
+    // A page reload: the old connection goes, a new one joins at once.
+    client.close().await;
+    let mut reloaded = Client::connect(&server).await;
+    reloaded.join_presence("presence-room", bob).await;
+    receiver
+        .expect_nothing_within(Duration::from_millis(1500))
+        .await;
+}
+
+#[tokio::test]
+async fn shutting_down_sends_the_delayed_events_at_once() {
+    let mut receiver = WebhookReceiver::start().await;
+    // A delay far longer than the test may wait: only the shutdown flush can send it.
+    let app = "webhook_vacate_delay_ms = 60000";
+    let mut server = TestServer::start_with(&config(app, &[(&receiver.url(), OCCUPANCY)]));
+    let mut client = Client::connect(&server).await;
+    client.subscribe("news").await;
+    receiver.expect_event(occupied("news")).await;
+    server.terminate();
+    receiver.expect_event(vacated("news")).await;
+    assert!(
+        server.wait_for_exit(common::TIMEOUT),
+        "the server did not exit"
+    );
+}
+
+#[tokio::test]
 async fn client_events_carry_the_sender_and_on_presence_its_user() {
     let mut receiver = WebhookReceiver::start().await;
     let hook = r#"events = ["client_event"]"#;
@@ -209,7 +246,8 @@ async fn each_endpoint_gets_only_its_events_and_its_own_headers() {
 #[tokio::test]
 async fn a_batch_window_gathers_events_into_one_request() {
     let mut receiver = WebhookReceiver::start().await;
-    let app = "webhook_batch_window_ms = 500\nwebhook_batch_max_events = 10";
+    // A full batch goes at once; the long window only guards against a slow machine.
+    let app = "webhook_batch_window_ms = 5000\nwebhook_batch_max_events = 3";
     let hook = r#"events = ["channel_occupied"]"#;
     let server = TestServer::start_with(&config(app, &[(&receiver.url(), hook)]));
     let mut client = Client::connect(&server).await;
@@ -328,9 +366,13 @@ async fn a_receiver_that_never_answers_holds_up_neither_messages_nor_other_endpo
             .expect_event(occupied(&format!("channel-{n}")))
             .await;
     }
-    // The silent receiver has the first request and nothing more: its queue is full and
-    // the rest was dropped, while messages still flow.
+    // The silent receiver got the first request and is still holding it: nothing more was
+    // sent to it (the rest waits in, or overflows, its own small queue), while the healthy
+    // endpoint got every event and messages still flow.
     silent.expect_event(occupied("channel-0")).await;
+    silent
+        .expect_nothing_within(Duration::from_millis(200))
+        .await;
     let response = trigger(
         &server,
         json!({"name": "update", "channels": ["channel-9"], "data": "{}"}),

@@ -150,6 +150,15 @@ fn webhook_mistakes_are_reported_with_their_line() {
             "not valid",
         ),
         ("url = \"http://x\"\nsecret = \"s\"", "unknown field"),
+        ("url = \"https://u:p@x/h\"", "user:password"),
+        (
+            "url = \"http://x\"\nheaders = { X-A = \"1\", x-a = \"2\" }",
+            "given twice",
+        ),
+        (
+            "url = \"http://x\"\nheaders = { Connection = \"close\" }",
+            "set by Relay",
+        ),
     ];
     for (entry, expected) in cases {
         match load(&format!("{APP}[[apps.webhooks]]\n{entry}\n")) {
@@ -164,6 +173,16 @@ fn webhook_mistakes_are_reported_with_their_line() {
         "{APP}[[apps.webhooks]]\nurl = \"http://x\"\ntimeout = 0\nevents = []\n"
     ));
     assert_eq!(found.len(), 2, "{found:?}");
+}
+
+#[test]
+fn a_count_webhook_without_subscription_counting_is_warned_about() {
+    let hook = "[[apps.webhooks]]\nurl = \"http://x\"\nevents = [\"subscription_count\"]\n";
+    let warnings = load(&format!("{APP}{hook}")).unwrap().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("enable_subscription_count"));
+    let counting = load(&format!("{APP}enable_subscription_count = true\n{hook}")).unwrap();
+    assert!(counting.warnings().is_empty());
 }
 
 #[test]

@@ -144,5 +144,16 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
     if config.geoip.is_some() {
         warnings.push("[geoip] is accepted but unused until Geo-IP rules are supported".to_owned());
     }
+    for (index, app) in config.apps.iter().enumerate() {
+        let asks_for_counts = app.webhooks.iter().any(|webhook| {
+            let kinds = webhook.events.as_deref().unwrap_or_default();
+            kinds.contains(&crate::webhooks::EventKind::SubscriptionCount)
+        });
+        if asks_for_counts && !app.enable_subscription_count {
+            warnings.push(format!(
+                "apps[{index}]: a webhook lists subscription_count, which is only sent with enable_subscription_count = true"
+            ));
+        }
+    }
     warnings
 }

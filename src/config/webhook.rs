@@ -78,6 +78,15 @@ impl TryFrom<ConfigString> for WebhookUrl {
         if !web || uri.host().is_none_or(str::is_empty) {
             return Err("webhook url must be an absolute http:// or https:// URL".to_owned());
         }
+        if uri
+            .authority()
+            .is_some_and(|authority| authority.as_str().contains('@'))
+        {
+            return Err(
+                "webhook url must not carry user:password@ (use headers, e.g. Authorization)"
+                    .to_owned(),
+            );
+        }
         Ok(WebhookUrl(uri))
     }
 }
@@ -103,10 +112,12 @@ impl WebhookHeaders {
     }
 }
 
-/// Headers Relay sets itself on every webhook request.
-const RESERVED_HEADERS: [&str; 5] = [
+/// Headers Relay (or HTTP itself) sets on every webhook request.
+const RESERVED_HEADERS: [&str; 7] = [
     "content-type",
     "content-length",
+    "transfer-encoding",
+    "connection",
     "host",
     "x-pusher-key",
     "x-pusher-signature",
@@ -122,6 +133,9 @@ impl TryFrom<BTreeMap<String, ConfigString>> for WebhookHeaders {
                 .map_err(|_| format!("webhook header name {name:?} is not valid"))?;
             if RESERVED_HEADERS.contains(&header.as_str()) {
                 return Err(format!("webhook header {name:?} is set by Relay itself"));
+            }
+            if headers.iter().any(|(seen, _)| *seen == header) {
+                return Err(format!("webhook header {name:?} is given twice"));
             }
             // The value may be a secret: it is never echoed.
             let value = HeaderValue::from_str(value.as_str())

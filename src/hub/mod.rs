@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use bytestring::ByteString;
 
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
-use crate::webhooks::{WebhookEvent, WebhookSink};
+use crate::webhooks::{EventKind, WebhookEvent, WebhookSink};
 
 pub use cache::{CachedEvent, ChannelCache};
 pub use count_throttle::{Announce, CountThrottle};
@@ -120,9 +120,11 @@ impl AppChannels {
         self.webhooks.as_ref()
     }
 
-    /// Raises a webhook event built by `event`, if the app has webhooks.
-    pub fn emit_webhook(&self, event: impl FnOnce() -> WebhookEvent) {
-        if let Some(webhooks) = &self.webhooks {
+    /// Raises a webhook event of `kind`, built by `event` only if an endpoint wants it.
+    pub fn emit_webhook(&self, kind: EventKind, event: impl FnOnce() -> WebhookEvent) {
+        if let Some(webhooks) = &self.webhooks
+            && webhooks.wants(kind)
+        {
             webhooks.emit(event());
         }
     }
@@ -147,27 +149,31 @@ impl AppChannels {
         greeting: Option<&ByteString>,
     ) -> usize {
         let mut channels = write(&self.channels);
+        let mut missed = false;
         if let Some(greeting) = greeting {
             outbox.push(greeting.clone());
             if channel.is_cache() {
                 let cached = self
                     .cache
                     .get(channel.as_str(), tokio::time::Instant::now());
+                missed = cached.is_none();
                 outbox.push(match cached {
                     Some(event) => event.frame,
-                    None => {
-                        self.emit_webhook(|| WebhookEvent::CacheMiss {
-                            channel: channel.clone(),
-                        });
-                        crate::protocol::frames::cache_miss(channel.as_str())
-                    }
+                    None => crate::protocol::frames::cache_miss(channel.as_str()),
                 });
             }
         }
         let subscribers = channels.entry(channel.clone()).or_default();
         let added = subscribers.insert(socket, outbox).is_none();
         if added && subscribers.len() == 1 && has_lifecycle_webhooks(channel) {
-            self.emit_webhook(|| WebhookEvent::ChannelOccupied {
+            self.emit_webhook(EventKind::ChannelOccupied, || {
+                WebhookEvent::ChannelOccupied {
+                    channel: channel.clone(),
+                }
+            });
+        }
+        if missed {
+            self.emit_webhook(EventKind::CacheMiss, || WebhookEvent::CacheMiss {
                 channel: channel.clone(),
             });
         }
@@ -186,7 +192,9 @@ impl AppChannels {
             && let Some((channel, _)) = channels.remove_entry(channel)
             && has_lifecycle_webhooks(&channel)
         {
-            self.emit_webhook(|| WebhookEvent::ChannelVacated { channel });
+            self.emit_webhook(EventKind::ChannelVacated, || WebhookEvent::ChannelVacated {
+                channel,
+            });
         }
         removed
     }
@@ -238,7 +246,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn name(s: &str) -> ChannelName {
@@ -294,6 +302,40 @@ mod tests {
         app.deliver("cache-a", &ByteString::from_static("next"), None);
         let frames: Vec<_> = std::iter::from_fn(|| second.next_text()).collect();
         assert_eq!(frames, ["succeeded", "last", "next"]);
+    }
+
+    /// An app whose webhook events (every kind) can be read back, and a reader of their
+    /// names.
+    pub(crate) fn app_with_webhooks() -> (Arc<AppChannels>, impl FnMut() -> Vec<String>) {
+        use crate::webhooks::EventKinds;
+        let (sink, mut events) = WebhookSink::for_test(EventKinds::all());
+        let hub = Hub::with_webhooks(HashMap::from([("1".to_owned(), sink)]));
+        let names = move || {
+            std::iter::from_fn(|| events.try_recv().ok())
+                .map(|raised| serde_json::to_value(raised.event).unwrap()["name"].to_string())
+                .map(|name| name.trim_matches('"').to_owned())
+                .collect()
+        };
+        (hub.app("1"), names)
+    }
+
+    #[test]
+    fn occupancy_is_raised_on_the_first_and_last_subscriber_only() {
+        let (app, mut raised) = app_with_webhooks();
+        let (a, b) = (SocketId::random(), SocketId::random());
+        let greeting = ByteString::from_static("succeeded");
+        let queue = TestOutbox::new(8);
+        app.subscribe(&name("cache-a"), a, queue.outbox().clone(), Some(&greeting));
+        assert_eq!(raised(), ["channel_occupied", "cache_miss"]);
+        app.subscribe(&name("cache-a"), b, queue.outbox().clone(), None);
+        app.unsubscribe("cache-a", a);
+        assert!(raised().is_empty());
+        app.unsubscribe("cache-a", b);
+        assert_eq!(raised(), ["channel_vacated"]);
+        let user_channel = ChannelName::server_to_user("u").unwrap();
+        app.subscribe(&user_channel, a, queue.outbox().clone(), None);
+        app.unsubscribe(user_channel.as_str(), a);
+        assert!(raised().is_empty(), "user channels are internal");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::{AppChannels, Outbox};
 use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
-use crate::webhooks::WebhookEvent;
+use crate::webhooks::{EventKind, WebhookEvent};
 
 /// The outcome of a presence join.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl PresenceRoster {
                 member.user_info.as_deref(),
             );
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
-            subscriptions.emit_webhook(|| WebhookEvent::MemberAdded {
+            subscriptions.emit_webhook(EventKind::MemberAdded, || WebhookEvent::MemberAdded {
                 channel: channel.clone(),
                 user_id: member.user_key.clone(),
             });
@@ -116,7 +116,7 @@ impl PresenceRoster {
         if let Some(gone) = &gone {
             let frame = frames::member_removed(channel.as_str(), &gone.member.user_id_json);
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
-            subscriptions.emit_webhook(|| WebhookEvent::MemberRemoved {
+            subscriptions.emit_webhook(EventKind::MemberRemoved, || WebhookEvent::MemberRemoved {
                 channel: channel.clone(),
                 user_id: user_key.to_owned(),
             });
@@ -250,6 +250,30 @@ mod tests {
             self.roster
                 .leave(&self.subscriptions, &channel(), socket, user_key)
         }
+    }
+
+    #[test]
+    fn webhooks_hear_of_members_per_user_and_of_the_member_before_the_vacancy() {
+        let (subscriptions, mut raised) = crate::hub::tests::app_with_webhooks();
+        let roster = PresenceRoster::default();
+        let alice = PresenceMember::parse(r#"{"user_id":"alice"}"#, 1024).unwrap();
+        let (first, second) = (SocketId::random(), SocketId::random());
+        let queue = TestOutbox::new(16);
+        for socket in [first, second] {
+            roster.join(
+                &subscriptions,
+                &channel(),
+                socket,
+                queue.outbox(),
+                &alice,
+                10,
+            );
+        }
+        assert_eq!(raised(), ["channel_occupied", "member_added"]);
+        assert!(!roster.leave(&subscriptions, &channel(), first, "alice"));
+        assert!(raised().is_empty());
+        assert!(roster.leave(&subscriptions, &channel(), second, "alice"));
+        assert_eq!(raised(), ["member_removed", "channel_vacated"]);
     }
 
     fn next_event(queue: &TestOutbox) -> Option<Value> {

@@ -140,16 +140,21 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::path::Path;
-    use std::thread::JoinHandle;
+    use std::sync::mpsc as std_mpsc;
 
     use super::*;
     use crate::config::Config;
 
-    /// A one-request receiver answering `status`; yields the request's head and body.
-    fn answer_once(status: &'static str) -> (u16, JoinHandle<String>) {
+    /// Longest a test waits for the receiver thread.
+    const RECEIVER_WAIT: Duration = Duration::from_secs(5);
+
+    /// A one-request receiver answering `status`; sends the request's head and body. The
+    /// thread is left to end with the test process, so no wait on it is unbounded.
+    fn answer_once(status: &'static str) -> (u16, std_mpsc::Receiver<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let thread = std::thread::spawn(move || {
+        let (send, requests) = std_mpsc::channel();
+        std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream);
             let (mut head, mut length) = (String::new(), 0);
@@ -169,9 +174,9 @@ mod tests {
             let response =
                 format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             reader.get_mut().write_all(response.as_bytes()).unwrap();
-            head + "\r\n" + &String::from_utf8(body).unwrap()
+            let _ = send.send(head + "\r\n" + &String::from_utf8(body).unwrap());
         });
-        (port, thread)
+        (port, requests)
     }
 
     /// A delivery to `scheme://127.0.0.1:port/h`.
@@ -199,10 +204,10 @@ mod tests {
     #[actix_web::test]
     async fn an_accepted_batch_is_signed_and_counted_as_delivered() {
         let (port, receiver) = answer_once("204 No Content");
-        let delivery = delivery_to("http", port, 300);
+        let delivery = delivery_to("http", port, 0);
         let client = awc::Client::default();
         delivery.deliver(&client, &batch()).await;
-        let request = receiver.join().unwrap();
+        let request = receiver.recv_timeout(RECEIVER_WAIT).unwrap();
         let (head, body) = request.split_once("\r\n\r\n").unwrap();
         let head = head.to_ascii_lowercase();
         assert!(head.starts_with("post /h http/1.1"), "{head}");
@@ -226,7 +231,7 @@ mod tests {
         let (port, receiver) = answer_once("503 Service Unavailable");
         let delivery = delivery_to("http", port, 0);
         delivery.deliver(&awc::Client::default(), &batch()).await;
-        receiver.join().unwrap();
+        receiver.recv_timeout(RECEIVER_WAIT).unwrap();
         assert_eq!(count(&delivery.stats.failed_attempts), 1);
         assert_eq!(count(&delivery.stats.dropped_after_retries), 1);
         assert_eq!(count(&delivery.stats.delivered), 0);
@@ -238,13 +243,12 @@ mod tests {
         // client is wired in (without one, awc answers "SSL is not supported").
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let hang_up = std::thread::spawn(move || drop(listener.accept()));
+        std::thread::spawn(move || drop(listener.accept()));
         let delivery = delivery_to("https", port, 0);
         let error = delivery
             .attempt(&awc::Client::default(), &batch())
             .await
             .unwrap_err();
-        hang_up.join().unwrap();
         let message = error.to_string();
         assert!(
             !message.to_ascii_lowercase().contains("not supported"),

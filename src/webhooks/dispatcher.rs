@@ -8,14 +8,12 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::batch::Batcher;
 use super::lifecycle::Lifecycle;
-use super::{Endpoint, WebhookBatch, WebhookEvent, WebhookStats};
-
-/// How often (in dropped batches) a full endpoint queue is logged again.
-const LOG_EVERY_DROPS: u64 = 1000;
+use super::{Endpoint, LOG_EVERY_DROPS, RaisedEvent, WebhookBatch, WebhookEvent, WebhookStats};
 
 /// One endpoint as the dispatcher sees it.
 pub struct Route {
@@ -63,30 +61,47 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until every sender of `events` is gone, then sends what is still gathered.
-    pub async fn run(mut self, mut events: mpsc::Receiver<WebhookEvent>) {
+    /// Runs until `flush` is cancelled (or every sender of `events` is gone), then sends
+    /// everything still queued, delayed or gathered, and ends, which lets the deliveries end
+    /// once their queues are empty.
+    pub async fn run(mut self, mut events: mpsc::Receiver<RaisedEvent>, flush: CancellationToken) {
         loop {
             let wake = self.next_wake();
             tokio::select! {
                 received = events.recv() => match received {
-                    Some(event) => self.accept(event, Instant::now()),
+                    Some(raised) => self.accept(raised.event, raised.raised_at),
                     None => break,
                 },
                 () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {}
+                () = flush.cancelled() => break,
             }
             self.fire_due(Instant::now());
+        }
+        while let Ok(raised) = events.try_recv() {
+            self.accept(raised.event, raised.raised_at);
+        }
+        self.send_everything(Instant::now());
+    }
+
+    /// Takes one event from the message path, raised at `raised_at`. Whatever fell due
+    /// before it happened is sent first, so a channel that stayed empty past the delay gets
+    /// its `channel_vacated` even when its next `channel_occupied` is dequeued with it.
+    pub fn accept(&mut self, event: WebhookEvent, raised_at: Instant) {
+        self.fire_due(raised_at);
+        if let Some(event) = self.lifecycle.accept(event, raised_at) {
+            self.route(&event, raised_at);
+        }
+    }
+
+    /// Sends every delayed event and every gathered batch, due or not.
+    pub fn send_everything(&mut self, now: Instant) {
+        for event in self.lifecycle.take_all() {
+            self.route(&event, now);
         }
         for index in 0..self.routes.len() {
             if let Some(batch) = self.routes[index].batcher.take() {
                 self.send(index, batch);
             }
-        }
-    }
-
-    /// Takes one event from the message path.
-    pub fn accept(&mut self, event: WebhookEvent, now: Instant) {
-        if let Some(event) = self.lifecycle.accept(event, now) {
-            self.route(&event, now);
         }
     }
 
@@ -233,6 +248,29 @@ mod tests {
         dispatcher.accept(occupied("b"), now);
         assert_eq!(bodies(&mut batches).len(), 1);
         assert_eq!(stats.dropped_queue_full.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_vacancy_past_its_delay_is_sent_even_when_the_return_is_dequeued_with_it() {
+        let (queue, mut batches) = mpsc::channel(8);
+        let route = Route::new(
+            endpoint(EventKinds::all(), None),
+            Batcher::new(Duration::ZERO, 10),
+            queue,
+        );
+        let delay = Duration::from_secs(3);
+        let stats = Arc::new(WebhookStats::default());
+        let mut dispatcher = Dispatcher::new("1".into(), Lifecycle::new(delay), vec![route], stats);
+        let start = Instant::now();
+        let vacated = WebhookEvent::ChannelVacated {
+            channel: ChannelName::parse("c", 164).unwrap(),
+        };
+        dispatcher.accept(vacated, start);
+        // The return happened after the delay, though nothing ran in between.
+        dispatcher.accept(occupied("c"), start + delay + Duration::from_millis(500));
+        let sent = bodies(&mut batches);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[0].contains("channel_vacated") && sent[1].contains("channel_occupied"));
     }
 
     #[test]

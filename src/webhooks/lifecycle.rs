@@ -14,8 +14,9 @@ use crate::protocol::ChannelName;
 /// How long one channel's `cache_miss` stands for the misses that follow it.
 pub const CACHE_MISS_DEDUP_WINDOW: Duration = Duration::from_secs(1);
 
-/// Cache-miss records kept before old ones are swept.
-const CACHE_MISS_SWEEP_AT: usize = 1024;
+/// Most departures waiting out the delay; beyond that a departure is sent at once (it only
+/// loses the chance of being cancelled).
+const MAX_DELAYED: usize = 64 * 1024;
 
 /// What a delayed event is waiting on: a channel, or a user in a presence channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,7 +41,10 @@ pub struct Lifecycle {
     /// Timers in due order (every delay is the same, so arrival order is due order).
     timers: VecDeque<Delayed>,
     next_generation: u64,
+    /// The last `cache_miss` sent per channel, swept once per window so that it holds only
+    /// the channels that missed in the last two windows.
     recent_misses: HashMap<ChannelName, Instant>,
+    next_miss_sweep: Option<Instant>,
 }
 
 impl Lifecycle {
@@ -52,23 +56,18 @@ impl Lifecycle {
             timers: VecDeque::new(),
             next_generation: 0,
             recent_misses: HashMap::new(),
+            next_miss_sweep: None,
         }
     }
 
     /// Takes an event that happened at `now`; returns it if it is to be sent now.
     pub fn accept(&mut self, event: WebhookEvent, now: Instant) -> Option<WebhookEvent> {
         match &event {
-            WebhookEvent::ChannelOccupied { channel } => {
-                let back = self.pending.remove(&Subject::Channel(channel.clone()));
-                back.is_none().then_some(event)
-            }
-            WebhookEvent::MemberAdded { channel, user_id } => {
-                let subject = Subject::Member(channel.clone(), user_id.clone());
-                self.pending.remove(&subject).is_none().then_some(event)
+            WebhookEvent::ChannelOccupied { .. } | WebhookEvent::MemberAdded { .. } => {
+                (!self.cancel_departure(&event)).then_some(event)
             }
             WebhookEvent::ChannelVacated { .. } | WebhookEvent::MemberRemoved { .. } => {
-                self.delay_leave(event, now);
-                None
+                self.delay_departure(event, now)
             }
             WebhookEvent::CacheMiss { channel } => self.first_miss(channel, now).then_some(event),
             WebhookEvent::ClientEvent { .. } | WebhookEvent::SubscriptionCount { .. } => {
@@ -93,12 +92,27 @@ impl Lifecycle {
         due
     }
 
+    /// Every delayed leave that was not cancelled, due or not (at shutdown).
+    pub fn take_all(&mut self) -> Vec<WebhookEvent> {
+        let pending = std::mem::take(&mut self.pending);
+        self.timers
+            .drain(..)
+            .filter(|timer| pending.get(&subject_of(&timer.event)) == Some(&timer.generation))
+            .map(|timer| timer.event)
+            .collect()
+    }
+
     /// When the next delayed leave falls due, if one is waiting.
     pub fn next_due(&self) -> Option<Instant> {
         self.timers.front().map(|timer| timer.due)
     }
 
-    fn delay_leave(&mut self, event: WebhookEvent, now: Instant) {
+    /// Holds a departure back for the delay; returns it to be sent at once when too many
+    /// are already waiting.
+    fn delay_departure(&mut self, event: WebhookEvent, now: Instant) -> Option<WebhookEvent> {
+        if self.timers.len() >= MAX_DELAYED {
+            return Some(event);
+        }
         self.next_generation += 1;
         let generation = self.next_generation;
         self.pending.insert(subject_of(&event), generation);
@@ -107,12 +121,31 @@ impl Lifecycle {
             generation,
             event,
         });
+        None
+    }
+
+    /// Cancels the waiting departure that `arrival` undoes; true if there was one. A channel
+    /// joined and left over and over cancels its newest timer each time, which is dropped at
+    /// once so that churn does not pile timers up.
+    fn cancel_departure(&mut self, arrival: &WebhookEvent) -> bool {
+        let Some(generation) = self.pending.remove(&subject_of(arrival)) else {
+            return false;
+        };
+        if self
+            .timers
+            .back()
+            .is_some_and(|timer| timer.generation == generation)
+        {
+            self.timers.pop_back();
+        }
+        true
     }
 
     fn first_miss(&mut self, channel: &ChannelName, now: Instant) -> bool {
-        if self.recent_misses.len() >= CACHE_MISS_SWEEP_AT {
+        if self.next_miss_sweep.is_none_or(|sweep| sweep <= now) {
             self.recent_misses
                 .retain(|_, at| now.duration_since(*at) < CACHE_MISS_DEDUP_WINDOW);
+            self.next_miss_sweep = Some(now + CACHE_MISS_DEDUP_WINDOW);
         }
         match self.recent_misses.get(channel) {
             Some(at) if now.duration_since(*at) < CACHE_MISS_DEDUP_WINDOW => false,
@@ -199,6 +232,28 @@ mod tests {
     }
 
     #[test]
+    fn churn_on_one_channel_leaves_no_timers_behind() {
+        let start = Instant::now();
+        let mut lifecycle = Lifecycle::new(DELAY);
+        for _ in 0..100 {
+            lifecycle.accept(vacated("c"), start);
+            lifecycle.accept(occupied("c"), start);
+        }
+        assert_eq!(lifecycle.next_due(), None);
+    }
+
+    #[test]
+    fn take_all_gives_the_waiting_departures_at_once() {
+        let start = Instant::now();
+        let mut lifecycle = Lifecycle::new(DELAY);
+        lifecycle.accept(vacated("a"), start);
+        lifecycle.accept(vacated("b"), start);
+        lifecycle.accept(occupied("b"), start);
+        assert_eq!(lifecycle.take_all(), vec![vacated("a")]);
+        assert_eq!(lifecycle.next_due(), None);
+    }
+
+    #[test]
     fn member_removals_are_delayed_and_cancelled_per_user() {
         let start = Instant::now();
         let mut lifecycle = Lifecycle::new(DELAY);
@@ -224,5 +279,10 @@ mod tests {
         assert!(lifecycle.accept(miss("cache-b"), start).is_some());
         let after = start + CACHE_MISS_DEDUP_WINDOW;
         assert!(lifecycle.accept(miss("cache-a"), after).is_some());
+        // Channels that stopped missing are forgotten.
+        assert!(lifecycle.accept(miss("cache-c"), after).is_some());
+        let later = after + CACHE_MISS_DEDUP_WINDOW * 2;
+        assert!(lifecycle.accept(miss("cache-c"), later).is_some());
+        assert_eq!(lifecycle.recent_misses.len(), 1);
     }
 }

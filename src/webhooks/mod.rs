@@ -11,7 +11,12 @@
 //! cancellation, de-duplication, routing, batching) and each endpoint a
 //! [`Delivery`](delivery::Delivery) task (signing, POSTing, retrying), each endpoint with a
 //! bounded queue of its own. Both tasks run on the server's main thread, away from the
-//! connection workers.
+//! connection workers. At shutdown, once the connections are closed, [`RunningWebhooks::flush`]
+//! sends what is still delayed or gathered and gives the deliveries a bounded time to finish.
+//!
+//! Occupancy and membership are this node's: with the single-node adapter that is the whole
+//! cluster. A multi-node adapter must decide the cluster-wide 0→1 and 1→0 transitions itself
+//! (and raise these events once per cluster), which is why events enter through one sink.
 
 mod batch;
 mod delivery;
@@ -25,6 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::apps::App;
@@ -39,10 +47,14 @@ pub use lifecycle::{CACHE_MISS_DEDUP_WINDOW, Lifecycle};
 /// if the main thread stalls.
 const INCOMING_QUEUE: usize = 16 * 1024;
 
-/// Counters of one app's webhooks (for the metrics endpoint).
+/// How often (in dropped events) a full or closed dispatcher queue is logged again.
+const LOG_EVERY_DROPS: u64 = 1000;
+
+/// Counters of one app's webhooks, kept for the metrics endpoint (a later issue); until then
+/// every drop is also logged.
 #[derive(Debug, Default)]
 pub struct WebhookStats {
-    /// Events dropped because the dispatcher's queue was full.
+    /// Events dropped because the dispatcher's queue was full (or its task was gone).
     pub dropped_incoming: AtomicU64,
     /// Batches a receiver accepted (2xx).
     pub delivered: AtomicU64,
@@ -54,10 +66,20 @@ pub struct WebhookStats {
     pub dropped_queue_full: AtomicU64,
 }
 
+/// An event on its way to the dispatcher, with the moment it happened.
+#[derive(Debug)]
+pub struct RaisedEvent {
+    /// The event.
+    pub event: WebhookEvent,
+    /// When it happened (the vacate delay counts from here, not from its dequeuing).
+    pub raised_at: Instant,
+}
+
 /// The message path's handle to an app's webhooks: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct WebhookSink {
-    queue: mpsc::Sender<WebhookEvent>,
+    app_id: Arc<str>,
+    queue: mpsc::Sender<RaisedEvent>,
     wanted: EventKinds,
     stats: Arc<WebhookStats>,
 }
@@ -73,12 +95,17 @@ impl WebhookSink {
         if !self.wants(event.kind()) {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(event) {
+        let raised = RaisedEvent {
+            event,
+            raised_at: Instant::now(),
+        };
+        if self.queue.try_send(raised).is_err() {
             let dropped = self.stats.dropped_incoming.fetch_add(1, Ordering::Relaxed);
-            if dropped % 1000 == 0 {
+            if dropped % LOG_EVERY_DROPS == 0 {
                 warn!(
+                    app = %self.app_id,
                     dropped = dropped + 1,
-                    "webhook events dropped: dispatcher queue full"
+                    "webhook events dropped: dispatcher queue full or stopped"
                 );
             }
         }
@@ -88,26 +115,64 @@ impl WebhookSink {
     pub fn stats(&self) -> &Arc<WebhookStats> {
         &self.stats
     }
+
+    /// A sink wanting `wanted`, and the queue it feeds (for tests of the event sources).
+    #[cfg(test)]
+    pub(crate) fn for_test(wanted: EventKinds) -> (Self, mpsc::Receiver<RaisedEvent>) {
+        let (queue, events) = mpsc::channel(64);
+        let sink = WebhookSink {
+            app_id: Arc::from("test"),
+            queue,
+            wanted: with_counterparts(wanted),
+            stats: Arc::default(),
+        };
+        (sink, events)
+    }
 }
 
 /// An app's webhook tasks, built but not yet running.
 pub struct WebhookWorkers {
     dispatcher: dispatcher::Dispatcher,
-    events: mpsc::Receiver<WebhookEvent>,
+    events: mpsc::Receiver<RaisedEvent>,
     deliveries: Vec<(delivery::Delivery, mpsc::Receiver<WebhookBatch>)>,
 }
 
-impl WebhookWorkers {
-    /// Starts the tasks on the current actix runtime (the server's main thread).
-    pub fn spawn(self) {
+/// Every app's running webhook tasks.
+pub struct RunningWebhooks {
+    flush: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningWebhooks {
+    /// Starts every app's tasks on the current actix runtime (the server's main thread).
+    pub fn start(workers: Vec<WebhookWorkers>) -> Self {
         // https receivers use rustls on ring. Naming the provider here means a second one
         // enabled by some other crate's features cannot make the TLS client panic later.
         // An error only says a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        for (delivery, queue) in self.deliveries {
-            actix_web::rt::spawn(delivery.run(queue));
+        let flush = CancellationToken::new();
+        let mut tasks = Vec::new();
+        for app in workers {
+            for (delivery, queue) in app.deliveries {
+                tasks.push(actix_web::rt::spawn(delivery.run(queue)));
+            }
+            let dispatcher = app.dispatcher.run(app.events, flush.clone());
+            tasks.push(actix_web::rt::spawn(dispatcher));
         }
-        actix_web::rt::spawn(self.dispatcher.run(self.events));
+        RunningWebhooks { flush, tasks }
+    }
+
+    /// Sends every delayed event and gathered batch now (the connections are closed, so
+    /// nobody comes back) and waits up to `limit` for the deliveries, retries included.
+    pub async fn flush(self, limit: Duration) {
+        self.flush.cancel();
+        let finished = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(limit, finished).await.is_err() {
+            warn!(
+                ?limit,
+                "webhooks still undelivered at shutdown were dropped"
+            );
+        }
     }
 }
 
@@ -134,6 +199,7 @@ pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, Webho
     let dispatcher = dispatcher::Dispatcher::new(app.id.clone(), lifecycle, routes, stats.clone());
     let (queue, events) = mpsc::channel(INCOMING_QUEUE);
     let sink = WebhookSink {
+        app_id: Arc::from(app.id.as_str()),
         queue,
         wanted: with_counterparts(wanted),
         stats,
@@ -160,4 +226,20 @@ fn with_counterparts(mut kinds: EventKinds) -> EventKinds {
         }
     }
     kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_departure_alone_still_needs_its_arrival_to_be_cancelled_and_the_reverse() {
+        let vacated_only = with_counterparts([EventKind::ChannelVacated].into_iter().collect());
+        assert!(vacated_only.contains(EventKind::ChannelOccupied));
+        let added_only = with_counterparts([EventKind::MemberAdded].into_iter().collect());
+        assert!(added_only.contains(EventKind::MemberRemoved));
+        assert!(!added_only.contains(EventKind::ChannelOccupied));
+        let misses = with_counterparts([EventKind::CacheMiss].into_iter().collect());
+        assert_eq!(misses, [EventKind::CacheMiss].into_iter().collect());
+    }
 }

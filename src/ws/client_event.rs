@@ -8,7 +8,7 @@ use tokio::time::{Duration, Instant};
 use super::connection::{Connection, Ending};
 use crate::protocol::frames::{self, ClientEvent};
 use crate::protocol::{ChannelKind, CloseCode};
-use crate::webhooks::WebhookEvent;
+use crate::webhooks::{EventKind, WebhookEvent};
 
 /// Longest client event name (the limit the server SDKs enforce for API events).
 const MAX_EVENT_NAME_LENGTH: usize = 200;
@@ -64,13 +64,14 @@ impl Connection {
         };
         let user_id = member.as_ref().map(|member| member.user_key.as_str());
         let frame = frames::client_event(&event.event, channel.as_str(), &event.data, user_id);
-        self.channels.emit_webhook(|| WebhookEvent::ClientEvent {
-            channel: channel.clone(),
-            event: event.event.clone(),
-            data: webhook_data(&event.data),
-            socket_id: self.socket_id.to_string(),
-            user_id: user_id.map(str::to_owned),
-        });
+        self.channels
+            .emit_webhook(EventKind::ClientEvent, || WebhookEvent::ClientEvent {
+                channel: channel.clone(),
+                event: event.event.clone(),
+                data: webhook_data(&event.data),
+                socket_id: self.socket_id.to_string(),
+                user_id: user_id.map(str::to_owned),
+            });
         let channel = channel.clone();
         self.publish(&channel, frame, Some(self.socket_id)).await;
         Ok(())

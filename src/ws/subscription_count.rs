@@ -29,10 +29,6 @@ impl Connection {
             state: self.state.clone(),
             channels: self.channels.clone(),
             app_id: self.app.id.clone(),
-            to_webhook: self
-                .channels
-                .webhooks()
-                .is_some_and(|webhooks| webhooks.wants(EventKind::SubscriptionCount)),
         };
         let throttle = self.channels.count_throttle().clone();
         let Some(count) = announcer.count(channel).await else {
@@ -54,8 +50,6 @@ struct CountAnnouncer {
     state: Arc<ServerState>,
     channels: Arc<AppChannels>,
     app_id: String,
-    /// Whether a webhook endpoint wants the `subscription_count` event.
-    to_webhook: bool,
 }
 
 impl CountAnnouncer {
@@ -89,13 +83,13 @@ impl CountAnnouncer {
     }
 
     async fn announce(&self, channel: &ChannelName, count: usize) {
-        if self.to_webhook {
-            self.channels
-                .emit_webhook(|| WebhookEvent::SubscriptionCount {
+        self.channels
+            .emit_webhook(EventKind::SubscriptionCount, || {
+                WebhookEvent::SubscriptionCount {
                     channel: channel.clone(),
                     subscription_count: count,
-                });
-        }
+                }
+            });
         let frame = frames::subscription_count(channel.as_str(), count);
         let published = self
             .state
