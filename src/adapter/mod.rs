@@ -10,6 +10,11 @@
 //! updates membership and announces `member_added`/`member_removed`, because only the adapter
 //! can order those steps against other nodes' joins: a joiner must see each other member
 //! exactly once, in its snapshot or as an announcement.
+//!
+//! Webhook events about occupancy and membership are raised by the hub and the presence roster
+//! where the change happens; with this adapter a node's transitions are the cluster's. A
+//! multi-node adapter must raise `channel_occupied`/`channel_vacated` and
+//! `member_added`/`member_removed` on the cluster-wide transitions instead, once per cluster.
 
 mod local;
 
