@@ -105,6 +105,15 @@ impl Adapter for LocalAdapter {
         Ok(self.hub.app(app_id).subscriber_count(channel.as_str()))
     }
 
+    async fn announce_subscription_count(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<(), AdapterError> {
+        self.hub.app(app_id).announce_subscription_count(channel);
+        Ok(())
+    }
+
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError> {
         Ok(self
             .hub

@@ -95,6 +95,15 @@ pub trait Adapter: Send + Sync + 'static {
         channel: &ChannelName,
     ) -> Result<usize, AdapterError>;
 
+    /// Tells every subscriber of `channel`, cluster-wide, its subscription count (and raises
+    /// the `subscription_count` webhook), counted when it is delivered and ordered against
+    /// joins and leaves, so that the last announcement carries the final count.
+    async fn announce_subscription_count(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+    ) -> Result<(), AdapterError>;
+
     /// Every channel with at least one subscriber, cluster-wide.
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
 

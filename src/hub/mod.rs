@@ -213,6 +213,29 @@ impl AppChannels {
             .count()
     }
 
+    /// Tells every local subscriber of `channel` (and the app's `subscription_count` webhook)
+    /// how many subscribers it has, counted and delivered under one read of the channel map:
+    /// joins and leaves cannot slip in between, so whichever announcement comes last carries
+    /// the count as it finally is. Returns the count announced.
+    pub fn announce_subscription_count(&self, channel: &ChannelName) -> usize {
+        let channels = read(&self.channels);
+        let Some(subscribers) = channels.get(channel) else {
+            return 0;
+        };
+        let count = subscribers.len();
+        let frame = crate::protocol::frames::subscription_count(channel.as_str(), count);
+        for outbox in subscribers.values() {
+            outbox.push(frame.clone());
+        }
+        self.emit_webhook(EventKind::SubscriptionCount, || {
+            WebhookEvent::SubscriptionCount {
+                channel: channel.clone(),
+                subscription_count: count,
+            }
+        });
+        count
+    }
+
     /// Local subscribers of `channel`.
     pub fn subscriber_count(&self, channel: &str) -> usize {
         read(&self.channels).get(channel).map_or(0, HashMap::len)
@@ -336,6 +359,26 @@ pub(crate) mod tests {
         app.subscribe(&user_channel, a, queue.outbox().clone(), None);
         app.unsubscribe(user_channel.as_str(), a);
         assert!(raised().is_empty(), "user channels are internal");
+    }
+
+    #[test]
+    fn a_count_announcement_carries_the_count_at_delivery() {
+        let (app, mut raised) = app_with_webhooks();
+        let (a, b) = (SocketId::random(), SocketId::random());
+        let (queue_a, queue_b) = (TestOutbox::new(4), TestOutbox::new(4));
+        app.subscribe(&name("c"), a, queue_a.outbox().clone(), None);
+        app.subscribe(&name("c"), b, queue_b.outbox().clone(), None);
+        raised();
+        assert_eq!(app.announce_subscription_count(&name("c")), 2);
+        let frame = r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":2}"}"#;
+        assert_eq!(queue_a.next_text().as_deref(), Some(frame));
+        assert_eq!(queue_b.next_text().as_deref(), Some(frame));
+        assert_eq!(raised(), ["subscription_count"]);
+        app.unsubscribe("c", a);
+        app.unsubscribe("c", b);
+        raised();
+        assert_eq!(app.announce_subscription_count(&name("c")), 0);
+        assert!(raised().is_empty(), "nobody left to tell");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! `subscription_count` webhook also needs it): after a connection joins or leaves a
 //! non-presence channel, every subscriber of that channel gets
 //! `pusher_internal:subscription_count` with its cluster-wide count, and so do the webhook
-//! endpoints that want it, as often as [`CountThrottle`] allows.
+//! endpoints that want it, as often as [`CountThrottle`] allows. The adapter counts at the
+//! moment it delivers, so announcements racing on two workers cannot leave an older count
+//! last.
 
 use std::sync::Arc;
 
@@ -10,10 +12,9 @@ use tokio::time::{Instant, sleep_until};
 use tracing::warn;
 
 use super::connection::Connection;
-use crate::hub::{Announce, AppChannels, CountThrottle};
-use crate::protocol::{ChannelKind, ChannelName, frames};
+use crate::hub::{Announce, CountThrottle};
+use crate::protocol::{ChannelKind, ChannelName};
 use crate::server::ServerState;
-use crate::webhooks::{EventKind, WebhookEvent};
 
 impl Connection {
     /// Announces `channel`'s new subscription count, if the app asked for counts.
@@ -27,7 +28,6 @@ impl Connection {
         }
         let announcer = CountAnnouncer {
             state: self.state.clone(),
-            channels: self.channels.clone(),
             app_id: self.app.id.clone(),
         };
         let throttle = self.channels.count_throttle().clone();
@@ -35,7 +35,7 @@ impl Connection {
             return;
         };
         match throttle.on_change(channel, count, Instant::now()) {
-            Announce::Now => announcer.announce(channel, count).await,
+            Announce::Now => announcer.announce(channel).await,
             Announce::At(when) => {
                 let delayed = announcer.announce_later(channel.clone(), throttle, when);
                 actix_web::rt::spawn(delayed);
@@ -48,7 +48,6 @@ impl Connection {
 /// Tells one app's channel subscribers (and webhook endpoints) a channel's count.
 struct CountAnnouncer {
     state: Arc<ServerState>,
-    channels: Arc<AppChannels>,
     app_id: String,
 }
 
@@ -62,9 +61,7 @@ impl CountAnnouncer {
     ) {
         sleep_until(when).await;
         throttle.on_scheduled_sent(&channel, Instant::now());
-        if let Some(count) = self.count(&channel).await {
-            self.announce(&channel, count).await;
-        }
+        self.announce(&channel).await;
     }
 
     async fn count(&self, channel: &ChannelName) -> Option<usize> {
@@ -82,21 +79,13 @@ impl CountAnnouncer {
         }
     }
 
-    async fn announce(&self, channel: &ChannelName, count: usize) {
-        self.channels
-            .emit_webhook(EventKind::SubscriptionCount, || {
-                WebhookEvent::SubscriptionCount {
-                    channel: channel.clone(),
-                    subscription_count: count,
-                }
-            });
-        let frame = frames::subscription_count(channel.as_str(), count);
-        let published = self
+    async fn announce(&self, channel: &ChannelName) {
+        let announced = self
             .state
             .adapter
-            .publish(&self.app_id, channel, frame, None);
-        if let Err(error) = published.await {
-            warn!(app = %self.app_id, %channel, %error, "subscription count not published");
+            .announce_subscription_count(&self.app_id, channel);
+        if let Err(error) = announced.await {
+            warn!(app = %self.app_id, %channel, %error, "subscription count not announced");
         }
     }
 }
