@@ -159,15 +159,21 @@ fn http_service(
         .into_factory()
         .map_err(|error| error.error_response());
     let ws_state = state.into_inner();
-    HttpService::build()
+    let h1 = HttpService::build()
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-        .tcp_nodelay(true)
         .local_addr(addr)
         .upgrade(fn_service(move |(req, framed)| {
             upgrade(ws_state.clone(), req, framed)
         }))
-        .finish(map_config(api, |()| AppConfig::default()))
-        .tcp()
+        .h1(map_config(api, |()| AppConfig::default()));
+    // HTTP/1.1 only (the Pusher protocol needs nothing else): the HTTP/2-capable service
+    // would make every connection's future larger by its HTTP/2 handshake state.
+    fn_service(|io: TcpStream| {
+        let _ = io.set_nodelay(true);
+        let peer_addr = io.peer_addr().ok();
+        std::future::ready(Ok((io, peer_addr)))
+    })
+    .and_then(h1)
 }
 
 /// The upgrade hook: the whole WebSocket connection runs inside this (boxed) future, so
