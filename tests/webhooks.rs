@@ -332,11 +332,12 @@ async fn every_event_type_is_retried_after_a_failure_and_signed_each_time() {
     panic!("not every event type was retried: {retried:?}");
 }
 
-#[tokio::test]
-async fn a_batch_is_dropped_once_retry_for_is_spent_and_the_next_one_goes_out() {
+// Multi-threaded: the receiver must keep answering while the test waits for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_dropped_once_retry_for_is_spent_logged_and_counted() {
     let mut receiver = WebhookReceiver::answering(Answer::AlwaysFail).await;
-    let hook = format!("retry_for = 2\n{OCCUPANCY}");
-    let server = TestServer::start_with(&config("", &[(&receiver.url(), &hook)]));
+    let hook = "retry_for = 2\nevents = [\"channel_occupied\"]";
+    let mut server = TestServer::start_with(&config("", &[(&receiver.url(), hook)]));
     let mut client = Client::connect(&server).await;
     client.subscribe("news").await;
     // Attempts at 0 s and 1 s; the next would start after 3 s, beyond retry_for.
@@ -347,6 +348,29 @@ async fn a_batch_is_dropped_once_retry_for_is_spent_and_the_next_one_goes_out() 
         .await;
     client.subscribe("sport").await;
     receiver.expect_event(occupied("sport")).await;
+    // The drop was logged before the next batch went out, and counted.
+    let log = server.log();
+    assert!(
+        log.contains("webhook dropped after retrying for 2s"),
+        "{log}"
+    );
+    server.terminate();
+    assert!(
+        server.wait_for_exit(common::TIMEOUT),
+        "the server did not exit"
+    );
+    let log = server.log();
+    let totals = log
+        .lines()
+        .find(|line| line.contains("webhook totals"))
+        .unwrap_or_else(|| panic!("no totals logged: {log}"));
+    // Both batches (news, then sport at shutdown) failed twice each and were dropped.
+    let counted = "delivered=0 failed_attempts=4 dropped_after_retries=2";
+    assert!(totals.contains(counted), "{totals}");
+    assert!(
+        !log.contains(&receiver.url()),
+        "the URL's path stays out of the log"
+    );
 }
 
 #[tokio::test]

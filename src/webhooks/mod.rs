@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::apps::App;
 use crate::config::AppConfig;
@@ -51,7 +51,7 @@ const INCOMING_QUEUE: usize = 16 * 1024;
 const LOG_EVERY_DROPS: u64 = 1000;
 
 /// Counters of one app's webhooks, kept for the metrics endpoint (a later issue); until then
-/// every drop is also logged.
+/// every drop is also logged, and the totals are logged at shutdown.
 #[derive(Debug, Default)]
 pub struct WebhookStats {
     /// Events dropped because the dispatcher's queue was full (or its task was gone).
@@ -132,6 +132,8 @@ impl WebhookSink {
 
 /// An app's webhook tasks, built but not yet running.
 pub struct WebhookWorkers {
+    app_id: String,
+    stats: Arc<WebhookStats>,
     dispatcher: dispatcher::Dispatcher,
     events: mpsc::Receiver<RaisedEvent>,
     deliveries: Vec<(delivery::Delivery, mpsc::Receiver<WebhookBatch>)>,
@@ -141,6 +143,7 @@ pub struct WebhookWorkers {
 pub struct RunningWebhooks {
     flush: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    stats: Vec<(String, Arc<WebhookStats>)>,
 }
 
 impl RunningWebhooks {
@@ -152,14 +155,20 @@ impl RunningWebhooks {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let flush = CancellationToken::new();
         let mut tasks = Vec::new();
+        let mut stats = Vec::new();
         for app in workers {
+            stats.push((app.app_id, app.stats));
             for (delivery, queue) in app.deliveries {
                 tasks.push(actix_web::rt::spawn(delivery.run(queue)));
             }
             let dispatcher = app.dispatcher.run(app.events, flush.clone());
             tasks.push(actix_web::rt::spawn(dispatcher));
         }
-        RunningWebhooks { flush, tasks }
+        RunningWebhooks {
+            flush,
+            tasks,
+            stats,
+        }
     }
 
     /// Sends every delayed event and gathered batch now (the connections are closed, so
@@ -171,6 +180,18 @@ impl RunningWebhooks {
             warn!(
                 ?limit,
                 "webhooks still undelivered at shutdown were dropped"
+            );
+        }
+        for (app_id, stats) in &self.stats {
+            let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            info!(
+                app = %app_id,
+                delivered = count(&stats.delivered),
+                failed_attempts = count(&stats.failed_attempts),
+                dropped_after_retries = count(&stats.dropped_after_retries),
+                dropped_queue_full = count(&stats.dropped_queue_full),
+                dropped_incoming = count(&stats.dropped_incoming),
+                "webhook totals"
             );
         }
     }
@@ -205,6 +226,8 @@ pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, Webho
         stats,
     };
     let workers = WebhookWorkers {
+        app_id: app.id.clone(),
+        stats: sink.stats.clone(),
         dispatcher,
         events,
         deliveries,

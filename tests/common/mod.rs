@@ -46,6 +46,7 @@ enable_client_messages = true
 pub struct TestServer {
     child: Child,
     pub port: u16,
+    log_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -65,10 +66,11 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("write config");
+        let log_path = dir.path().join("server.log");
         let stderr = if std::env::var_os("RELAY_TEST_LOG").is_some() {
             Stdio::inherit()
         } else {
-            Stdio::null()
+            Stdio::from(std::fs::File::create(&log_path).expect("create the server log"))
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
             .arg("--config")
@@ -97,8 +99,15 @@ impl TestServer {
         TestServer {
             child,
             port,
+            log_path,
             _dir: dir,
         }
+    }
+
+    /// What the server has logged so far (empty with `RELAY_TEST_LOG`, which shows it
+    /// instead).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// The server's process id.
