@@ -105,8 +105,9 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a terminal, not for log files and journals.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Colour codes only for a terminal (not log files or journals), unless NO_COLOR is set.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)

@@ -201,6 +201,8 @@ async fn subscription_counts_reach_the_webhook_when_the_app_counts_subscriptions
     receiver.expect_event(count(2)).await;
     second.close().await;
     receiver.expect_event(count(1)).await;
+    first.close().await;
+    receiver.expect_event(count(0)).await;
 }
 
 #[tokio::test]

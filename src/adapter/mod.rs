@@ -14,7 +14,8 @@
 //! Webhook events about occupancy and membership are raised by the hub and the presence roster
 //! where the change happens; with this adapter a node's transitions are the cluster's. A
 //! multi-node adapter must raise `channel_occupied`/`channel_vacated` and
-//! `member_added`/`member_removed` on the cluster-wide transitions instead, once per cluster.
+//! `member_added`/`member_removed` on the cluster-wide transitions instead, once per cluster,
+//! and the `subscription_count` webhook once per announcement.
 
 mod local;
 

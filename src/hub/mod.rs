@@ -219,14 +219,15 @@ impl AppChannels {
     /// the count as it finally is. Returns the count announced.
     pub fn announce_subscription_count(&self, channel: &ChannelName) -> usize {
         let channels = read(&self.channels);
-        let Some(subscribers) = channels.get(channel) else {
-            return 0;
-        };
-        let count = subscribers.len();
-        let frame = crate::protocol::frames::subscription_count(channel.as_str(), count);
-        for outbox in subscribers.values() {
-            outbox.push(frame.clone());
+        let subscribers = channels.get(channel);
+        let count = subscribers.map_or(0, HashMap::len);
+        if let Some(subscribers) = subscribers {
+            let frame = crate::protocol::frames::subscription_count(channel.as_str(), count);
+            for outbox in subscribers.values() {
+                outbox.push(frame.clone());
+            }
         }
+        // Still under the read: the webhook hears the counts in order too, 0 included.
         self.emit_webhook(EventKind::SubscriptionCount, || {
             WebhookEvent::SubscriptionCount {
                 channel: channel.clone(),
@@ -378,7 +379,32 @@ pub(crate) mod tests {
         app.unsubscribe("c", b);
         raised();
         assert_eq!(app.announce_subscription_count(&name("c")), 0);
-        assert!(raised().is_empty(), "nobody left to tell");
+        assert_eq!(
+            raised(),
+            ["subscription_count"],
+            "the webhook hears of 0 too"
+        );
+    }
+
+    #[test]
+    fn the_last_count_announced_is_the_final_count_whatever_the_interleaving() {
+        let app = Hub::default().app("1");
+        let channel = name("c");
+        let queues: Vec<_> = (0..8).map(|_| TestOutbox::new(64)).collect();
+        std::thread::scope(|scope| {
+            for queue in &queues {
+                let (app, channel) = (&app, &channel);
+                scope.spawn(move || {
+                    app.subscribe(channel, SocketId::random(), queue.outbox().clone(), None);
+                    app.announce_subscription_count(channel);
+                });
+            }
+        });
+        let expected = r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":8}"}"#;
+        for queue in &queues {
+            let last = std::iter::from_fn(|| queue.next_text()).last();
+            assert_eq!(last.as_deref(), Some(expected));
+        }
     }
 
     #[test]

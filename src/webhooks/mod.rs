@@ -176,10 +176,11 @@ impl RunningWebhooks {
     pub async fn flush(self, limit: Duration) {
         self.flush.cancel();
         let finished = futures_util::future::join_all(self.tasks);
-        if tokio::time::timeout(limit, finished).await.is_err() {
+        let complete = tokio::time::timeout(limit, finished).await.is_ok();
+        if !complete {
             warn!(
                 ?limit,
-                "webhooks still undelivered at shutdown were dropped"
+                "webhooks still undelivered at shutdown were dropped (not in the totals)"
             );
         }
         for (app_id, stats) in &self.stats {
@@ -191,6 +192,7 @@ impl RunningWebhooks {
                 dropped_after_retries = count(&stats.dropped_after_retries),
                 dropped_queue_full = count(&stats.dropped_queue_full),
                 dropped_incoming = count(&stats.dropped_incoming),
+                complete,
                 "webhook totals"
             );
         }

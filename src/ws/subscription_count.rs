@@ -31,6 +31,8 @@ impl Connection {
             app_id: self.app.id.clone(),
         };
         let throttle = self.channels.count_throttle().clone();
+        // The count the throttle decides on; the announcement counts again when it delivers,
+        // so at worst one announcement above 100 is not followed by a quiet window.
         let Some(count) = announcer.count(channel).await else {
             return;
         };

@@ -1,5 +1,7 @@
 //! Shared test harness: starts the real `relay` binary on a random loopback port and drives it
-//! with a raw WebSocket client. Every wait is bounded (see `TIMEOUT`).
+//! with a raw WebSocket client. Every wait is bounded (see `TIMEOUT`). The server's log goes to
+//! a file in its temp dir (`TestServer::log`); `RELAY_TEST_LOG=1` prints it when the server
+//! is dropped.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod http;
@@ -67,11 +69,7 @@ impl TestServer {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("write config");
         let log_path = dir.path().join("server.log");
-        let stderr = if std::env::var_os("RELAY_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::from(std::fs::File::create(&log_path).expect("create the server log"))
-        };
+        let stderr = Stdio::from(std::fs::File::create(&log_path).expect("create the server log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
             .arg("--config")
             .arg(&path)
@@ -104,10 +102,10 @@ impl TestServer {
         }
     }
 
-    /// What the server has logged so far (empty with `RELAY_TEST_LOG`, which shows it
-    /// instead).
+    /// What the server has logged so far (with `RELAY_TEST_LOG` set, it is also printed
+    /// when the server is dropped).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).expect("read the server log")
     }
 
     /// The server's process id.
@@ -150,6 +148,10 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::env::var_os("RELAY_TEST_LOG").is_some() {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            eprintln!("--- server log (port {}) ---\n{log}", self.port);
+        }
     }
 }
 
