@@ -192,3 +192,24 @@ fn no_apps_is_a_problem() {
         vec!["no [[apps]] configured; add at least one"]
     );
 }
+
+#[test]
+fn durations_beyond_a_year_are_refused_before_they_can_overflow_a_deadline() {
+    let found = problems(&format!(
+        "[server]\npong_timeout = 18446744073709551615\n{APP}cache_ttl = 99999999999\n\
+         webhook_vacate_delay_ms = 18446744073709551615\nwebhook_queue_size = 99999999999\n\
+         [[apps.webhooks]]\nurl = \"http://x\"\nretry_for = 99999999999\n"
+    ));
+    assert_eq!(found.len(), 5, "{found:?}");
+    for key in [
+        "server.pong_timeout",
+        "apps[0].cache_ttl",
+        "apps[0].webhook_vacate_delay_ms",
+        "apps[0].webhooks[0].retry_for",
+        "webhook_queue_size",
+    ] {
+        assert!(found.iter().any(|p| p.contains(key)), "{key}: {found:?}");
+    }
+    let year = 365 * 24 * 3600;
+    assert!(load(&format!("{APP}cache_ttl = {year}\n")).is_ok());
+}

@@ -10,6 +10,54 @@ use super::{AppConfig, Config, Environment};
 const EXAMPLE_SECRET: &str = "app-secret";
 /// Shortest secret accepted in production.
 const MIN_PRODUCTION_SECRET_LENGTH: usize = 16;
+/// Longest duration any key may set (one year): far beyond any sensible value, and far from
+/// the overflow a clock deadline would hit.
+const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
+/// Most webhook requests one endpoint may queue.
+const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
+
+/// Every duration key of `config` that exceeds [`MAX_DURATION_SECS`], named as in the file.
+fn overlong_durations(config: &Config) -> Vec<String> {
+    let server = &config.server;
+    let mut durations = vec![
+        ("server.pong_timeout".to_owned(), server.pong_timeout),
+        (
+            "server.shutdown_timeout".to_owned(),
+            server.shutdown_timeout,
+        ),
+    ];
+    for (index, app) in config.apps.iter().enumerate() {
+        let at = |key: &str| format!("apps[{index}].{key}");
+        durations.extend([
+            (at("activity_timeout"), app.activity_timeout),
+            (
+                at("user_authentication_timeout"),
+                app.user_authentication_timeout,
+            ),
+            (at("cache_ttl"), app.cache_ttl),
+            (
+                at("webhook_batch_window_ms"),
+                app.webhook_batch_window_ms / 1000,
+            ),
+            (
+                at("webhook_vacate_delay_ms"),
+                app.webhook_vacate_delay_ms / 1000,
+            ),
+        ]);
+        for (hook, webhook) in app.webhooks.iter().enumerate() {
+            durations.push((at(&format!("webhooks[{hook}].timeout")), webhook.timeout));
+            durations.push((
+                at(&format!("webhooks[{hook}].retry_for")),
+                webhook.retry_for,
+            ));
+        }
+    }
+    durations
+        .into_iter()
+        .filter(|(_, secs)| *secs > MAX_DURATION_SECS)
+        .map(|(key, _)| format!("{key} is longer than a year"))
+        .collect()
+}
 
 /// Every problem that makes `config` unusable, one human line each.
 pub(super) fn problems(config: &Config) -> Vec<String> {
@@ -39,6 +87,7 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     if config.apps.is_empty() {
         problems.push("no [[apps]] configured; add at least one".to_owned());
     }
+    problems.extend(overlong_durations(config));
     let mut ids = HashSet::new();
     let mut keys = HashSet::new();
     for (index, app) in config.apps.iter().enumerate() {
@@ -108,6 +157,11 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
     }
     if app.webhook_batch_max_events == 0 || app.webhook_queue_size == 0 {
         problem("webhook_batch_max_events and webhook_queue_size must be at least 1");
+    }
+    if app.webhook_queue_size > MAX_WEBHOOK_QUEUE_SIZE {
+        problem(&format!(
+            "webhook_queue_size must be at most {MAX_WEBHOOK_QUEUE_SIZE}"
+        ));
     }
     for (index, webhook) in app.webhooks.iter().enumerate() {
         if webhook.timeout == 0 {
