@@ -210,6 +210,8 @@ fn durations_beyond_a_year_are_refused_before_they_can_overflow_a_deadline() {
     ] {
         assert!(found.iter().any(|p| p.contains(key)), "{key}: {found:?}");
     }
+    let workers = problems(&format!("[server]\nworkers = 100000\n{APP}"));
+    assert_eq!(workers, ["server.workers must be between 1 and 1024"]);
     let year = 365 * 24 * 3600;
     assert!(load(&format!("{APP}cache_ttl = {year}\n")).is_ok());
 }

@@ -13,6 +13,9 @@ const MIN_PRODUCTION_SECRET_LENGTH: usize = 16;
 /// Longest duration any key may set (one year): far beyond any sensible value, and far from
 /// the overflow a clock deadline would hit.
 const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
+/// Most worker threads (one per core is the default; this only stops a typo from spawning
+/// millions).
+const MAX_WORKERS: usize = 1024;
 /// Most webhook requests one endpoint may queue.
 const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
 
@@ -78,8 +81,13 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     if server.max_request_size < 1024 {
         problems.push("server.max_request_size must be at least 1024 bytes".to_owned());
     }
-    if server.workers == Some(0) {
-        problems.push("server.workers must be at least 1".to_owned());
+    if server
+        .workers
+        .is_some_and(|workers| !(1..=MAX_WORKERS).contains(&workers))
+    {
+        problems.push(format!(
+            "server.workers must be between 1 and {MAX_WORKERS}"
+        ));
     }
     if config.redis.is_some() {
         problems.push("[redis] is not supported by this version of Relay yet".to_owned());
