@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use interpolate::ConfigString;
 pub use schema::{AppConfig, Config, Environment, ServerConfig};
-pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl};
+pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl, loggable_host};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -54,15 +54,21 @@ impl WebhookUrl {
     }
 }
 
+/// A URL's host and port, the only parts of a webhook URL fit for logs and Debug output (the
+/// path or query may carry a token).
+pub fn loggable_host(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or("?");
+    match uri.port_u16() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 impl std::fmt::Debug for WebhookUrl {
     /// Only scheme, host and port: the path or query may carry a token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = self.0.scheme_str().unwrap_or("?");
-        let authority = self.0.host().unwrap_or("?");
-        match self.0.port_u16() {
-            Some(port) => write!(f, "{scheme}://{authority}:{port}/…"),
-            None => write!(f, "{scheme}://{authority}/…"),
-        }
+        write!(f, "{scheme}://{}/…", loggable_host(&self.0))
     }
 }
 

@@ -4,7 +4,6 @@
 //! waiting (a full queue drops the batch, logged and counted).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -13,7 +12,7 @@ use tracing::warn;
 
 use super::batch::Batcher;
 use super::lifecycle::Lifecycle;
-use super::{Endpoint, LOG_EVERY_DROPS, RaisedEvent, WebhookBatch, WebhookEvent, WebhookStats};
+use super::{Endpoint, RaisedEvent, WebhookBatch, WebhookEvent, WebhookStats, count_drop};
 
 /// One endpoint as the dispatcher sees it.
 pub struct Route {
@@ -33,6 +32,21 @@ impl Route {
             endpoint,
             batcher,
             queue,
+        }
+    }
+
+    /// Hands `batch` to the endpoint's delivery queue without waiting; a full queue (or a
+    /// stopped delivery) drops it, counted in `stats` and logged.
+    fn send(&self, batch: WebhookBatch, app_id: &str, stats: &WebhookStats) {
+        if self.queue.try_send(batch).is_err()
+            && let Some(dropped) = count_drop(&stats.dropped_queue_full)
+        {
+            warn!(
+                app = %app_id,
+                host = %self.endpoint.display_host(),
+                dropped,
+                "webhook batch dropped: endpoint queue full (receiver down or too slow) or delivery stopped"
+            );
         }
     }
 }
@@ -98,9 +112,9 @@ impl Dispatcher {
         for event in self.lifecycle.take_all() {
             self.route(&event, now);
         }
-        for index in 0..self.routes.len() {
-            if let Some(batch) = self.routes[index].batcher.take() {
-                self.send(index, batch);
+        for route in &mut self.routes {
+            if let Some(batch) = route.batcher.take() {
+                route.send(batch, &self.app_id, &self.stats);
             }
         }
     }
@@ -110,9 +124,9 @@ impl Dispatcher {
         for event in self.lifecycle.due(now) {
             self.route(&event, now);
         }
-        for index in 0..self.routes.len() {
-            if let Some(batch) = self.routes[index].batcher.take_due(now) {
-                self.send(index, batch);
+        for route in &mut self.routes {
+            if let Some(batch) = route.batcher.take_due(now) {
+                route.send(batch, &self.app_id, &self.stats);
             }
         }
     }
@@ -128,31 +142,13 @@ impl Dispatcher {
 
     fn route(&mut self, event: &WebhookEvent, now: Instant) {
         let mut serialized: Option<Arc<str>> = None;
-        for index in 0..self.routes.len() {
-            if !self.routes[index].endpoint.accepts(event) {
+        for route in &mut self.routes {
+            if !route.endpoint.accepts(event) {
                 continue;
             }
             let json = serialized.get_or_insert_with(|| serialize(event)).clone();
-            if let Some(batch) = self.routes[index].batcher.push(json, now) {
-                self.send(index, batch);
-            }
-        }
-    }
-
-    fn send(&self, index: usize, batch: WebhookBatch) {
-        let route = &self.routes[index];
-        if let Err(mpsc::error::TrySendError::Full(_)) = route.queue.try_send(batch) {
-            let dropped = self
-                .stats
-                .dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            if dropped % LOG_EVERY_DROPS == 0 {
-                warn!(
-                    app = %self.app_id,
-                    host = %route.endpoint.display_host(),
-                    dropped = dropped + 1,
-                    "webhook queue full: batch dropped (receiver down or too slow)"
-                );
+            if let Some(batch) = route.batcher.push(json, now) {
+                route.send(batch, &self.app_id, &self.stats);
             }
         }
     }
@@ -169,6 +165,7 @@ fn far_future() -> Instant {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::*;
@@ -232,17 +229,36 @@ mod tests {
         assert_eq!(bodies(&mut all).len(), 3);
     }
 
-    #[test]
-    fn a_full_endpoint_queue_drops_and_counts_without_waiting() {
-        let (queue, mut batches) = mpsc::channel(1);
+    /// The vacate delay of the single-endpoint dispatchers below.
+    const DELAY: Duration = Duration::from_secs(3);
+
+    /// A dispatcher with one endpoint taking every kind, batching over `window`, whose
+    /// delivery queue holds `capacity` batches; with that queue and the counters.
+    fn single_endpoint(
+        capacity: usize,
+        window: Duration,
+    ) -> (Dispatcher, mpsc::Receiver<WebhookBatch>, Arc<WebhookStats>) {
+        let (queue, batches) = mpsc::channel(capacity);
         let route = Route::new(
             endpoint(EventKinds::all(), None),
-            Batcher::new(Duration::ZERO, 10),
+            Batcher::new(window, 10),
             queue,
         );
         let stats = Arc::new(WebhookStats::default());
-        let lifecycle = Lifecycle::new(Duration::from_secs(3));
-        let mut dispatcher = Dispatcher::new("1".into(), lifecycle, vec![route], stats.clone());
+        let lifecycle = Lifecycle::new(DELAY);
+        let dispatcher = Dispatcher::new("1".into(), lifecycle, vec![route], stats.clone());
+        (dispatcher, batches, stats)
+    }
+
+    fn vacated(name: &str) -> WebhookEvent {
+        WebhookEvent::ChannelVacated {
+            channel: ChannelName::parse(name, 164).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_full_endpoint_queue_drops_and_counts_without_waiting() {
+        let (mut dispatcher, mut batches, stats) = single_endpoint(1, Duration::ZERO);
         let now = Instant::now();
         dispatcher.accept(occupied("a"), now);
         dispatcher.accept(occupied("b"), now);
@@ -251,23 +267,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_delivery_counts_its_batches_as_dropped() {
+        let (mut dispatcher, batches, stats) = single_endpoint(8, Duration::ZERO);
+        drop(batches);
+        dispatcher.accept(occupied("a"), Instant::now());
+        assert_eq!(stats.dropped_queue_full.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
     fn a_vacancy_past_its_delay_is_sent_even_when_the_return_is_dequeued_with_it() {
-        let (queue, mut batches) = mpsc::channel(8);
-        let route = Route::new(
-            endpoint(EventKinds::all(), None),
-            Batcher::new(Duration::ZERO, 10),
-            queue,
-        );
-        let delay = Duration::from_secs(3);
-        let stats = Arc::new(WebhookStats::default());
-        let mut dispatcher = Dispatcher::new("1".into(), Lifecycle::new(delay), vec![route], stats);
+        let (mut dispatcher, mut batches, _) = single_endpoint(8, Duration::ZERO);
         let start = Instant::now();
-        let vacated = WebhookEvent::ChannelVacated {
-            channel: ChannelName::parse("c", 164).unwrap(),
-        };
-        dispatcher.accept(vacated, start);
+        dispatcher.accept(vacated("c"), start);
         // The return happened after the delay, though nothing ran in between.
-        dispatcher.accept(occupied("c"), start + delay + Duration::from_millis(500));
+        dispatcher.accept(occupied("c"), start + DELAY + Duration::from_millis(500));
         let sent = bodies(&mut batches);
         assert_eq!(sent.len(), 2, "{sent:?}");
         assert!(sent[0].contains("channel_vacated") && sent[1].contains("channel_occupied"));
@@ -275,23 +288,12 @@ mod tests {
 
     #[test]
     fn the_next_wake_is_the_earliest_of_delayed_leaves_and_open_batches() {
-        let (queue, _batches) = mpsc::channel(8);
         let window = Duration::from_millis(50);
-        let route = Route::new(
-            endpoint(EventKinds::all(), None),
-            Batcher::new(window, 10),
-            queue,
-        );
-        let stats = Arc::new(WebhookStats::default());
-        let delay = Duration::from_secs(3);
-        let mut dispatcher = Dispatcher::new("1".into(), Lifecycle::new(delay), vec![route], stats);
+        let (mut dispatcher, _batches, _) = single_endpoint(8, window);
         let now = Instant::now();
         assert_eq!(dispatcher.next_wake(), None);
-        let vacated = WebhookEvent::ChannelVacated {
-            channel: ChannelName::parse("c", 164).unwrap(),
-        };
-        dispatcher.accept(vacated, now);
-        assert_eq!(dispatcher.next_wake(), Some(now + delay));
+        dispatcher.accept(vacated("c"), now);
+        assert_eq!(dispatcher.next_wake(), Some(now + DELAY));
         dispatcher.accept(occupied("d"), now);
         assert_eq!(dispatcher.next_wake(), Some(now + window));
     }

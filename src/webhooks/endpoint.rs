@@ -6,7 +6,7 @@ use actix_http::Uri;
 use actix_http::header::{HeaderName, HeaderValue};
 
 use super::{EventKinds, WebhookEvent};
-use crate::config::WebhookConfig;
+use crate::config::{WebhookConfig, loggable_host};
 
 /// A configured webhook endpoint.
 pub struct Endpoint {
@@ -62,10 +62,6 @@ impl Endpoint {
 
     /// The host and port, for log lines (the path and query may carry a token).
     pub fn display_host(&self) -> String {
-        let host = self.url.host().unwrap_or("?");
-        match self.url.port_u16() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        }
+        loggable_host(&self.url)
     }
 }

@@ -50,6 +50,13 @@ const INCOMING_QUEUE: usize = 16 * 1024;
 /// How often (in dropped events) a full or closed dispatcher queue is logged again.
 const LOG_EVERY_DROPS: u64 = 1000;
 
+/// Counts one drop in `counter`; returns the total when this drop is to be logged (the first
+/// and then every [`LOG_EVERY_DROPS`]th, so a flood of drops cannot flood the log).
+fn count_drop(counter: &AtomicU64) -> Option<u64> {
+    let before = counter.fetch_add(1, Ordering::Relaxed);
+    (before % LOG_EVERY_DROPS == 0).then_some(before + 1)
+}
+
 /// Counters of one app's webhooks, kept for the metrics endpoint (a later issue); until then
 /// every drop is also logged, and the totals are logged at shutdown.
 #[derive(Debug, Default)]
@@ -62,7 +69,7 @@ pub struct WebhookStats {
     pub failed_attempts: AtomicU64,
     /// Batches dropped after retrying for the endpoint's `retry_for`.
     pub dropped_after_retries: AtomicU64,
-    /// Batches dropped because their endpoint's queue was full.
+    /// Batches dropped because their endpoint's queue was full (or its delivery stopped).
     pub dropped_queue_full: AtomicU64,
 }
 
@@ -99,15 +106,14 @@ impl WebhookSink {
             event,
             raised_at: Instant::now(),
         };
-        if self.queue.try_send(raised).is_err() {
-            let dropped = self.stats.dropped_incoming.fetch_add(1, Ordering::Relaxed);
-            if dropped % LOG_EVERY_DROPS == 0 {
-                warn!(
-                    app = %self.app_id,
-                    dropped = dropped + 1,
-                    "webhook events dropped: dispatcher queue full or stopped"
-                );
-            }
+        if self.queue.try_send(raised).is_err()
+            && let Some(dropped) = count_drop(&self.stats.dropped_incoming)
+        {
+            warn!(
+                app = %self.app_id,
+                dropped,
+                "webhook events dropped: dispatcher queue full or stopped"
+            );
         }
     }
 
