@@ -86,18 +86,17 @@ async fn private_cache_channels_cache_api_events_but_never_client_events() {
     assert_eq!(frame["channel"], channel);
 }
 
+/// `GET channels/{channel}?info=cache`.
+async fn cache_info(server: &TestServer, channel: &str) -> common::http::Response {
+    let path = format!("/channels/{channel}");
+    api(server, "GET", &path, &[("info", "cache")], "").await
+}
+
 #[tokio::test]
 async fn channel_info_reports_the_cached_data_and_its_time_to_live() {
     let config = common::default_config() + "cache_ttl = 120\n";
     let server = TestServer::start_with(&config);
-    let response = api(
-        &server,
-        "GET",
-        "/channels/cache-news",
-        &[("info", "cache")],
-        "",
-    )
-    .await;
+    let response = cache_info(&server, "cache-news").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(response.json().get("cache").is_none(), "{}", response.body);
 
@@ -106,14 +105,7 @@ async fn channel_info_reports_the_cached_data_and_its_time_to_live() {
         json!({"name": "update", "channel": "cache-news", "data": "v1"}),
     )
     .await;
-    let response = api(
-        &server,
-        "GET",
-        "/channels/cache-news",
-        &[("info", "cache")],
-        "",
-    )
-    .await;
+    let response = cache_info(&server, "cache-news").await;
     assert_eq!(response.status, 200, "{}", response.body);
     let cache = &response.json()["cache"];
     assert_eq!(cache["data"], "v1");
