@@ -115,11 +115,6 @@ impl AppChannels {
         &self.count_throttle
     }
 
-    /// Where this app's webhook events go, if it has webhooks.
-    pub fn webhooks(&self) -> Option<&WebhookSink> {
-        self.webhooks.as_ref()
-    }
-
     /// Raises a webhook event of `kind`, built by `event` only if an endpoint wants it.
     pub fn emit_webhook(&self, kind: EventKind, event: impl FnOnce() -> WebhookEvent) {
         if let Some(webhooks) = &self.webhooks
@@ -203,14 +198,9 @@ impl AppChannels {
     /// outboxes accepted it.
     pub fn deliver(&self, channel: &str, frame: &ByteString, except: Option<SocketId>) -> usize {
         let channels = read(&self.channels);
-        let Some(subscribers) = channels.get(channel) else {
-            return 0;
-        };
-        subscribers
-            .iter()
-            .filter(|(socket, _)| Some(**socket) != except)
-            .filter(|(_, outbox)| outbox.push(frame.clone()))
-            .count()
+        channels
+            .get(channel)
+            .map_or(0, |subscribers| push_to_each(subscribers, frame, except))
     }
 
     /// Tells every local subscriber of `channel` (and the app's `subscription_count` webhook)
@@ -223,9 +213,7 @@ impl AppChannels {
         let count = subscribers.map_or(0, HashMap::len);
         if let Some(subscribers) = subscribers {
             let frame = crate::protocol::frames::subscription_count(channel.as_str(), count);
-            for outbox in subscribers.values() {
-                outbox.push(frame.clone());
-            }
+            push_to_each(subscribers, &frame, None);
         }
         // Still under the read: the webhook hears the counts in order too, 0 included.
         self.emit_webhook(EventKind::SubscriptionCount, || {
@@ -249,6 +237,20 @@ impl AppChannels {
             .map(|(name, subscribers)| (name.clone(), subscribers.len()))
             .collect()
     }
+}
+
+/// Pushes `frame` into every outbox of `subscribers` but `except`'s; returns how many accepted
+/// it.
+fn push_to_each(
+    subscribers: &HashMap<SocketId, Outbox>,
+    frame: &ByteString,
+    except: Option<SocketId>,
+) -> usize {
+    subscribers
+        .iter()
+        .filter(|(socket, _)| Some(**socket) != except)
+        .filter(|(_, outbox)| outbox.push(frame.clone()))
+        .count()
 }
 
 /// Whether a channel's occupancy is reported: every channel but the internal

@@ -117,11 +117,6 @@ impl WebhookSink {
         }
     }
 
-    /// This app's counters.
-    pub fn stats(&self) -> &Arc<WebhookStats> {
-        &self.stats
-    }
-
     /// A sink wanting `wanted`, and the queue it feeds (for tests of the event sources).
     #[cfg(test)]
     pub(crate) fn for_test(wanted: EventKinds) -> (Self, mpsc::Receiver<RaisedEvent>) {
