@@ -11,6 +11,7 @@
 //! - [`adapter`]: how a publish reaches every node and how cluster-wide questions are answered.
 //! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
+//! - [`logging`]: the log filter, with the client-triggered actix-http targets silenced.
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //!
@@ -24,6 +25,7 @@ pub mod apps;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod webhooks;

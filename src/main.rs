@@ -42,7 +42,7 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    relay::logging::init();
     match cli.command {
         Some(Command::CheckConfig { path }) => {
             // `relay --config FILE check-config` checks FILE, not ./config.toml.
@@ -100,17 +100,4 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
         eprintln!("relay: {line}");
     }
     ExitCode::FAILURE
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a terminal (not log files or journals), unless NO_COLOR is set.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
 }
