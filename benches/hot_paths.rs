@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use relay::apps::AppRegistry;
 use relay::config::Config;
-use relay::http::{UnverifiedRequest, decode_query, verify_query_signature};
+use relay::http::{UnverifiedRequest, decode_query, verify_body_md5, verify_query_signature};
 use relay::protocol::frames;
 use relay::protocol::http_signature::{body_md5, string_to_sign};
 use relay::protocol::signature::{channel_string_to_sign, presence_string_to_sign, sign};
@@ -79,9 +79,9 @@ fn http_signature(c: &mut Criterion) {
                 method: "POST",
                 path,
                 query: &query,
-                body,
             };
             verify_query_signature(&app, &request, 600, now).expect("valid signature");
+            verify_body_md5(&query, body).expect("matching body_md5");
         })
     });
 }

@@ -45,6 +45,8 @@ pub struct AppLimits {
     pub max_event_size: usize,
     /// Longest channel name.
     pub max_channel_name_length: usize,
+    /// Channels one connection may be subscribed to at once.
+    pub max_channels_per_connection: usize,
     /// Client events per connection per second.
     pub max_client_events_per_second: u32,
     /// How long a cache channel keeps its last event.
@@ -110,6 +112,7 @@ impl App {
                 max_presence_member_size: config.max_presence_member_size,
                 max_event_size: config.max_event_size,
                 max_channel_name_length: config.max_channel_name_length,
+                max_channels_per_connection: config.max_channels_per_connection,
                 max_client_events_per_second: config.max_client_events_per_second,
                 cache_ttl: Duration::from_secs(config.cache_ttl),
             },

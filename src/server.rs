@@ -28,9 +28,10 @@ use tracing::{info, warn};
 use crate::adapter::{Adapter, LocalAdapter};
 use crate::apps::AppRegistry;
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::http::{self, PendingBodies};
+use crate::hub::{Hub, OutboxLimits};
 use crate::webhooks::{self, RunningWebhooks, WebhookWorkers};
-use crate::{http, ws};
+use crate::ws;
 
 /// Settings from `[server]` that handlers need.
 #[derive(Debug, Clone)]
@@ -39,10 +40,14 @@ pub struct ServerSettings {
     pub max_frame_size: usize,
     /// How long to wait for any frame after pinging an idle client.
     pub pong_timeout: Duration,
-    /// Frames queued per connection before it is closed as too slow.
-    pub outbound_queue_size: usize,
+    /// What one connection's outbox may hold before it is closed as too slow.
+    pub outbox_limits: OutboxLimits,
+    /// How long an HTTP API request may take to send its body.
+    pub request_body_timeout: Duration,
     /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
     pub max_auth_timestamp_skew: u64,
+    /// Largest HTTP API request body, in bytes.
+    pub max_request_size: usize,
 }
 
 /// Everything the request handlers share.
@@ -55,6 +60,8 @@ pub struct ServerState {
     pub adapter: Arc<dyn Adapter>,
     /// Settings from `[server]`.
     pub settings: ServerSettings,
+    /// The bytes of HTTP API bodies being received, bounded server-wide.
+    pub pending_bodies: PendingBodies,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
 }
@@ -84,9 +91,15 @@ impl ServerState {
             settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,
                 pong_timeout,
-                outbound_queue_size: config.server.outbound_queue_size,
+                outbox_limits: OutboxLimits {
+                    frames: config.server.outbound_queue_size,
+                    bytes: config.server.outbound_queue_bytes,
+                },
+                request_body_timeout: Duration::from_secs(config.server.request_body_timeout),
                 max_auth_timestamp_skew: config.server.max_auth_timestamp_skew,
+                max_request_size: config.server.max_request_size,
             },
+            pending_bodies: PendingBodies::new(config.server.max_pending_request_bytes),
             shutdown: CancellationToken::new(),
         };
         (state, workers)
@@ -110,7 +123,6 @@ pub async fn serve(config: Config) -> io::Result<()> {
     let (state, webhook_workers) = ServerState::new(&config);
     let state = web::Data::new(state);
     let listeners = listen(config.server.host.as_str(), config.server.port)?;
-    let max_request_size = config.server.max_request_size;
     let mut builder = Server::build()
         .disable_signals()
         .shutdown_timeout(config.server.shutdown_timeout);
@@ -122,7 +134,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         builder = builder.listen("relay", listener, move || {
-            http_service(app_state.clone(), max_request_size, addr)
+            http_service(app_state.clone(), addr)
         })?;
         addrs.push(addr);
     }
@@ -147,21 +159,25 @@ pub async fn serve(config: Config) -> io::Result<()> {
 /// upgrades handed to [`upgrade`].
 fn http_service(
     state: web::Data<ServerState>,
-    max_request_size: usize,
     addr: SocketAddr,
 ) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
 {
     let api = ActixApp::new()
         .app_data(state.clone())
-        .app_data(web::PayloadConfig::new(max_request_size))
         .configure(http::configure)
         .default_service(web::to(not_found))
         .into_factory()
         .map_err(|error| error.error_response());
     let ws_state = state.into_inner();
+    let expect_state = ws_state.clone();
     let h1 = HttpService::build()
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .local_addr(addr)
+        // `100 Continue` only for a request whose head passes authentication.
+        .expect(fn_service(move |req: Request| {
+            let verdict = http::continue_or_refuse(&expect_state, &req);
+            std::future::ready(verdict.map(|()| req))
+        }))
         .upgrade(fn_service(move |(req, framed)| {
             upgrade(ws_state.clone(), req, framed)
         }))

@@ -57,8 +57,16 @@ pub struct ServerConfig {
     pub shutdown_timeout: u64,
     /// Frames queued per connection before a slow client is closed with 4100.
     pub outbound_queue_size: usize,
+    /// Bytes per connection, queued plus encoded and not yet written, before a slow client is
+    /// closed with 4100.
+    pub outbound_queue_bytes: usize,
     /// Largest HTTP API request body, in bytes; larger ones get 413 before being read whole.
     pub max_request_size: usize,
+    /// Seconds an HTTP API request may take to send its body (408 after).
+    pub request_body_timeout: u64,
+    /// Bytes of HTTP API bodies being received at once, across all requests; a request that
+    /// would go over gets 503 with `Retry-After`.
+    pub max_pending_request_bytes: usize,
     /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
     pub max_auth_timestamp_skew: u64,
 }
@@ -73,7 +81,10 @@ impl Default for ServerConfig {
             pong_timeout: 30,
             shutdown_timeout: 10,
             outbound_queue_size: 1024,
+            outbound_queue_bytes: 1024 * 1024,
             max_request_size: 1024 * 1024,
+            request_body_timeout: 10,
+            max_pending_request_bytes: 64 * 1024 * 1024,
             max_auth_timestamp_skew: 600,
         }
     }
@@ -124,6 +135,9 @@ pub struct AppConfig {
     /// Longest channel name, in characters.
     #[serde(default = "defaults::max_channel_name_length")]
     pub max_channel_name_length: usize,
+    /// Channels one connection may be subscribed to at once.
+    #[serde(default = "defaults::max_channels_per_connection")]
+    pub max_channels_per_connection: usize,
     /// Seconds of client silence before the server pings; also sent in the handshake.
     #[serde(default = "defaults::activity_timeout")]
     pub activity_timeout: u64,
@@ -184,6 +198,9 @@ mod defaults {
     }
     pub fn max_channel_name_length() -> usize {
         164
+    }
+    pub fn max_channels_per_connection() -> usize {
+        1000
     }
     pub fn activity_timeout() -> u64 {
         120

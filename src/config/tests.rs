@@ -35,6 +35,27 @@ fn a_minimal_app_gets_the_documented_defaults() {
     assert_eq!(app.max_channel_name_length, 164);
     assert_eq!(app.activity_timeout, 120);
     assert_eq!(app.max_connections, None);
+    assert_eq!(app.max_channels_per_connection, 1000);
+    let server = &config.server;
+    assert_eq!(server.outbound_queue_bytes, 1024 * 1024);
+    assert_eq!(server.request_body_timeout, 10);
+    assert_eq!(server.max_pending_request_bytes, 64 * 1024 * 1024);
+}
+
+#[test]
+fn the_memory_bounds_must_be_usable() {
+    let text = format!(
+        "[server]\noutbound_queue_bytes = 100\nrequest_body_timeout = 0\nmax_request_size = 4096\nmax_pending_request_bytes = 4095\n{APP}max_channels_per_connection = 0\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "server.outbound_queue_bytes must be at least 16384 bytes",
+            "server.max_pending_request_bytes must be at least server.max_request_size",
+            "server.request_body_timeout must be at least 1 second",
+            "apps[0]: max_channels_per_connection must be at least 1",
+        ]
+    );
 }
 
 #[test]

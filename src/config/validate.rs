@@ -16,6 +16,8 @@ const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 /// Most worker threads (one per core is the default; this only stops a typo from spawning
 /// millions).
 const MAX_WORKERS: usize = 1024;
+/// Smallest per-connection outbound byte bound (an empty outbox still takes one larger frame).
+const MIN_OUTBOUND_QUEUE_BYTES: usize = 16 * 1024;
 /// Most webhook requests one endpoint may queue.
 const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
 
@@ -27,6 +29,10 @@ fn overlong_durations(config: &Config) -> Vec<String> {
         (
             "server.shutdown_timeout".to_owned(),
             server.shutdown_timeout,
+        ),
+        (
+            "server.request_body_timeout".to_owned(),
+            server.request_body_timeout,
         ),
     ];
     for (index, app) in config.apps.iter().enumerate() {
@@ -78,8 +84,21 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     if server.outbound_queue_size == 0 {
         problems.push("server.outbound_queue_size must be at least 1".to_owned());
     }
+    if server.outbound_queue_bytes < MIN_OUTBOUND_QUEUE_BYTES {
+        problems.push(format!(
+            "server.outbound_queue_bytes must be at least {MIN_OUTBOUND_QUEUE_BYTES} bytes"
+        ));
+    }
     if server.max_request_size < 1024 {
         problems.push("server.max_request_size must be at least 1024 bytes".to_owned());
+    }
+    if server.max_pending_request_bytes < server.max_request_size {
+        problems.push(
+            "server.max_pending_request_bytes must be at least server.max_request_size".to_owned(),
+        );
+    }
+    if server.request_body_timeout == 0 {
+        problems.push("server.request_body_timeout must be at least 1 second".to_owned());
     }
     if server
         .workers
@@ -145,6 +164,9 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
     }
     if !(1..=200).contains(&app.max_channel_name_length) {
         problem("max_channel_name_length must be between 1 and 200");
+    }
+    if app.max_channels_per_connection == 0 {
+        problem("max_channels_per_connection must be at least 1");
     }
     if app.max_presence_members == 0 {
         problem("max_presence_members must be at least 1");

@@ -1,10 +1,14 @@
 //! Authentication of HTTP API requests, as one extractor: [`SignedRequest`].
 //!
 //! A handler that takes a `SignedRequest` only runs for an authenticated request to an enabled
-//! app, and receives the app, the decoded query and the body (read with a size limit, so an
-//! oversized body is refused with 413 before it is buffered whole). Today the one method is
-//! Pusher's HMAC query signature; Bearer API tokens and key/secret headers will be further
-//! arms of [`authenticate`], invisible to handlers.
+//! app, and receives the app, the decoded query and the body. Everything that can be checked
+//! on the request head is checked before a byte of the body is read ([`authenticate_head`]):
+//! the declared size (413), the app (404/403), and the query signature, which covers the
+//! body's MD5 (401). Only then is the body read ([`super::body_reader`]: a deadline, a size
+//! limit and a server-wide budget) and held to its MD5, so an unsigned request never costs a
+//! body's memory. The same head check answers `Expect: 100-continue` ([`super::expect`]).
+//! Today the one method is Pusher's HMAC query signature; Bearer API tokens and key/secret
+//! headers will be further arms of [`authenticate_head`], invisible to handlers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,18 +16,18 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
-use actix_web::error::PayloadError;
+use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
-use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::apps::{App, AuthError};
-use crate::protocol::http_signature::{body_md5, string_to_sign};
+use super::body_reader::{BodyLimits, read_body};
+use super::signature::{
+    API_PREFIX, UnverifiedRequest, decode_query, query_param, verify_body_md5,
+    verify_query_signature,
+};
+use crate::apps::App;
 use crate::server::ServerState;
-
-/// The path prefix under which the API is also served; SDKs may sign with or without it.
-pub const API_PREFIX: &str = "/api/v1";
 
 /// An authenticated API request.
 #[derive(Debug)]
@@ -39,10 +43,7 @@ pub struct SignedRequest {
 impl SignedRequest {
     /// The first value of query parameter `name`.
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        query_param(&self.query, name)
     }
 }
 
@@ -58,41 +59,122 @@ impl FromRequest for SignedRequest {
                 .app_data::<web::Data<ServerState>>()
                 .ok_or(ApiError::Unavailable)?
                 .clone();
-            let query = decode_query(req.query_string());
-            let app = find_app(&state, &req, &query)?;
-            let body = read_body(&req, &mut payload).await?;
-            let unverified = UnverifiedRequest {
-                method: req.method().as_str(),
-                path: req.path(),
-                query: &query,
-                body: &body,
+            let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers());
+            let AuthenticatedHead { app, query } =
+                authenticate_head(&state, &head, req.query_string())?;
+            let limits = BodyLimits {
+                max_bytes: state.settings.max_request_size,
+                timeout: state.settings.request_body_timeout,
             };
-            let skew = state.settings.max_auth_timestamp_skew;
-            verify_query_signature(&app, &unverified, skew, unix_now())?;
+            let body = read_body(
+                &mut payload,
+                head.content_length,
+                limits,
+                &state.pending_bodies,
+            )
+            .await?;
+            verify_body_md5(&query, &body)?;
             Ok(SignedRequest { app, query, body })
         })
     }
 }
 
-/// Decodes a query string into pairs (values percent- and `+`-decoded).
-pub fn decode_query(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect()
+/// What authentication needs of a request before its body.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ApiRequestHead<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The path, as received.
+    pub path: &'a str,
+    /// The declared body length; `None` for a chunked body (or a malformed header, which
+    /// actix-http refuses before any handler runs).
+    pub content_length: Option<usize>,
+}
+
+impl<'a> ApiRequestHead<'a> {
+    pub fn new(method: &'a str, path: &'a str, headers: &HeaderMap) -> Self {
+        let content_length = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
+        ApiRequestHead {
+            method,
+            path,
+            content_length,
+        }
+    }
+}
+
+/// A request head that passed authentication: its app and its decoded query.
+pub(super) struct AuthenticatedHead {
+    pub app: Arc<App>,
+    pub query: Vec<(String, String)>,
+}
+
+/// Checks everything the head of an API request allows: its declared size, its app, and its
+/// query signature.
+pub(super) fn authenticate_head(
+    state: &ServerState,
+    head: &ApiRequestHead<'_>,
+    query_string: &str,
+) -> Result<AuthenticatedHead, ApiError> {
+    if head
+        .content_length
+        .is_some_and(|len| len > state.settings.max_request_size)
+    {
+        return Err(ApiError::PayloadTooLarge(
+            "Request body is too large".to_owned(),
+        ));
+    }
+    let query = decode_query(query_string);
+    let app = find_app(state, head.path, &query)?;
+    let unverified = UnverifiedRequest {
+        method: head.method,
+        path: head.path,
+        query: &query,
+    };
+    let skew = state.settings.max_auth_timestamp_skew;
+    verify_query_signature(&app, &unverified, skew, unix_now())?;
+    Ok(AuthenticatedHead { app, query })
+}
+
+/// How an API path names its app.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PathApp<'a> {
+    /// `/apps/{app_id}/…`, with or without [`API_PREFIX`].
+    Id(&'a str),
+    /// `/users/{id}/terminate_connections`, whose app is named by the query's `auth_key`.
+    ByAuthKey,
+    /// Not an API path.
+    None,
+}
+
+/// Where `path` names its app.
+pub(super) fn path_app(path: &str) -> PathApp<'_> {
+    let path = path.strip_prefix(API_PREFIX).unwrap_or(path);
+    if let Some(rest) = path.strip_prefix("/apps/") {
+        return match rest.split_once('/') {
+            Some((app_id, _)) if !app_id.is_empty() => PathApp::Id(app_id),
+            _ => PathApp::None,
+        };
+    }
+    if path.starts_with("/users/") {
+        PathApp::ByAuthKey
+    } else {
+        PathApp::None
+    }
 }
 
 /// The app named by the path's `{app_id}`, or by `auth_key` on paths without one.
 fn find_app(
     state: &ServerState,
-    req: &HttpRequest,
+    path: &str,
     query: &[(String, String)],
 ) -> Result<Arc<App>, ApiError> {
-    let app = match req.match_info().get("app_id") {
-        Some(app_id) => state.apps.by_id(app_id),
-        None => query
-            .iter()
-            .find(|(key, _)| key == "auth_key")
-            .and_then(|(_, key)| state.apps.by_key(key)),
+    let app = match path_app(path) {
+        PathApp::Id(app_id) => state.apps.by_id(app_id),
+        PathApp::ByAuthKey => query_param(query, "auth_key").and_then(|key| state.apps.by_key(key)),
+        PathApp::None => None,
     };
     let app = app.ok_or(ApiError::AppNotFound)?;
     if !app.enabled {
@@ -101,144 +183,26 @@ fn find_app(
     Ok(app.clone())
 }
 
-async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, payload).await.map_err(|error| {
-        match error.as_error::<PayloadError>() {
-            Some(PayloadError::Overflow) => {
-                ApiError::PayloadTooLarge("Request body is too large".to_owned())
-            }
-            _ => ApiError::bad_request("Request body could not be read"),
-        }
-    })
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// The parts of an HTTP API request that its Pusher signature covers.
-#[derive(Debug, Clone, Copy)]
-pub struct UnverifiedRequest<'a> {
-    /// The HTTP method.
-    pub method: &'a str,
-    /// The request path as received (with or without [`API_PREFIX`]).
-    pub path: &'a str,
-    /// Decoded query parameters, `auth_signature` included.
-    pub query: &'a [(String, String)],
-    /// The raw body.
-    pub body: &'a [u8],
-}
-
-/// Checks Pusher's query signature: parameters present, key, version, timestamp within
-/// `max_skew` seconds of `now`, `body_md5`, then the HMAC over the path as signed (with or
-/// without [`API_PREFIX`]). Pure, so it can be tested and benchmarked without a server.
-pub fn verify_query_signature(
-    app: &App,
-    request: &UnverifiedRequest<'_>,
-    max_skew: u64,
-    now: u64,
-) -> Result<(), ApiError> {
-    let query = request.query;
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .ok_or_else(|| ApiError::unauthorized(format!("Missing {name} parameter")))
-    };
-    let key = param("auth_key")?;
-    let signature = param("auth_signature")?;
-    if param("auth_version")? != "1.0" {
-        return Err(ApiError::unauthorized(
-            "Unsupported auth_version (expected 1.0)",
-        ));
-    }
-    let timestamp: u64 = param("auth_timestamp")?
-        .parse()
-        .map_err(|_| ApiError::unauthorized("auth_timestamp must be Unix seconds"))?;
-    if timestamp.abs_diff(now) > max_skew {
-        return Err(ApiError::unauthorized(format!(
-            "auth_timestamp is more than {max_skew} seconds from the server's clock"
-        )));
-    }
-    check_body_md5(query, request.body)?;
-    let path = request.path;
-    let unprefixed = path
-        .strip_prefix(API_PREFIX)
-        .filter(|rest| rest.starts_with('/'));
-    let method = request.method;
-    let mut result = Err(AuthError::BadSignature);
-    for candidate in std::iter::once(path).chain(unprefixed) {
-        let signed = string_to_sign(method, candidate, query);
-        result = app.verify_signature(key, &signed, signature);
-        if !matches!(result, Err(AuthError::BadSignature)) {
-            break;
-        }
-    }
-    result.map_err(|error| match error {
-        AuthError::WrongKey => ApiError::unauthorized("auth_key does not belong to this app"),
-        AuthError::Malformed | AuthError::BadSignature => {
-            ApiError::unauthorized("Invalid signature")
-        }
-    })
-}
-
-/// `body_md5` is required with a body and must match it; on an empty body (GET from the
-/// Python SDK) it may be present and must then be the MD5 of nothing.
-fn check_body_md5(query: &[(String, String)], body: &[u8]) -> Result<(), ApiError> {
-    let provided = query
-        .iter()
-        .find(|(key, _)| key == "body_md5")
-        .map(|(_, value)| value.as_str());
-    match provided {
-        None if body.is_empty() => Ok(()),
-        None => Err(ApiError::unauthorized("Missing body_md5 parameter")),
-        Some(provided) => {
-            let expected = body_md5(body);
-            if bool::from(
-                expected
-                    .as_bytes()
-                    .ct_eq(provided.to_ascii_lowercase().as_bytes()),
-            ) {
-                Ok(())
-            } else {
-                Err(ApiError::unauthorized("body_md5 does not match the body"))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn queries_are_decoded_including_php_escapes() {
+    fn api_paths_name_their_app() {
+        assert_eq!(path_app("/apps/123/events"), PathApp::Id("123"));
+        assert_eq!(path_app("/api/v1/apps/123/channels/a"), PathApp::Id("123"));
         assert_eq!(
-            decode_query("info=user_count%2Csubscription_count&filter_by_prefix=presence-"),
-            pairs(&[
-                ("info", "user_count,subscription_count"),
-                ("filter_by_prefix", "presence-")
-            ])
+            path_app("/users/u/terminate_connections"),
+            PathApp::ByAuthKey
         );
-    }
-
-    #[test]
-    fn body_md5_rules() {
-        let empty_md5 = pairs(&[("body_md5", "d41d8cd98f00b204e9800998ecf8427e")]);
-        assert!(check_body_md5(&[], b"").is_ok());
-        assert!(check_body_md5(&empty_md5, b"").is_ok());
-        assert!(check_body_md5(&[], b"{}").is_err());
-        assert!(check_body_md5(&empty_md5, b"{}").is_err());
-        let body_md5 = pairs(&[("body_md5", "99914b932bd37a50b983c5e7c90ae93b")]);
-        assert!(check_body_md5(&body_md5, b"{}").is_ok());
+        assert_eq!(path_app("/apps/123"), PathApp::None);
+        assert_eq!(path_app("/apps//events"), PathApp::None);
+        assert_eq!(path_app("/ready"), PathApp::None);
     }
 }

@@ -89,6 +89,9 @@ pub async fn users(
 }
 
 fn parse_channel(request: &SignedRequest, name: &str) -> Result<ChannelName, ApiError> {
-    ChannelName::parse(name, request.app.limits.max_channel_name_length)
-        .map_err(|error| ApiError::bad_request(format!("Invalid channel \"{name}\": {error}")))
+    let max_len = request.app.limits.max_channel_name_length;
+    ChannelName::parse(name, max_len).map_err(|error| {
+        let name = ChannelName::quote(name, max_len);
+        ApiError::bad_request(format!("Invalid channel \"{name}\": {error}"))
+    })
 }

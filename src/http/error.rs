@@ -22,10 +22,19 @@ pub enum ApiError {
     /// The body or an event's data is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive within `server.request_body_timeout`.
+    #[error("Request body was not received in time")]
+    RequestTimeout,
+    /// Receiving this body would exceed `server.max_pending_request_bytes`; retry shortly.
+    #[error("Too many request bodies are being received; retry shortly")]
+    Busy,
     /// Cluster state could not be reached.
     #[error("Temporarily unavailable")]
     Unavailable,
 }
+
+/// Seconds a client refused with [`ApiError::Busy`] is asked to wait.
+const BUSY_RETRY_AFTER: &str = "1";
 
 impl ApiError {
     /// A 400 with `message`.
@@ -58,13 +67,17 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .json(serde_json::json!({ "error": self.to_string() }))
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Busy) {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, BUSY_RETRY_AFTER));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
     }
 }
 

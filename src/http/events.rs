@@ -122,7 +122,10 @@ fn channels(
         .filter(|name| seen.insert(*name))
         .map(|name| {
             ChannelName::parse(name, app.limits.max_channel_name_length).map_err(|error| {
-                ApiError::bad_request(format!("Invalid channel \"{name}\": {error}"))
+                ApiError::bad_request(format!(
+                    "Invalid channel \"{}\": {error}",
+                    ChannelName::quote(name, app.limits.max_channel_name_length)
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

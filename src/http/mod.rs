@@ -2,23 +2,31 @@
 //! plus health endpoints.
 //!
 //! Every API handler takes a [`SignedRequest`], the one authentication extractor
-//! ([`auth`]); errors are [`ApiError`]s, each a status with a `{"error": "…"}` body.
+//! ([`auth`]), which checks the request head ([`signature`]) before it reads the body
+//! ([`body_reader`]); `Expect: 100-continue` gets the same head check ([`expect`]). Errors are
+//! [`ApiError`]s, each a status with a `{"error": "…"}` body.
 
 mod auth;
 mod body;
+mod body_reader;
 mod channels;
 mod error;
 mod events;
+mod expect;
 mod health;
 mod info;
+mod signature;
 mod users;
 
 use actix_web::web;
 
-pub use auth::{
-    API_PREFIX, SignedRequest, UnverifiedRequest, decode_query, verify_query_signature,
-};
+pub use auth::SignedRequest;
+pub use body_reader::PendingBodies;
 pub use error::ApiError;
+pub use expect::continue_or_refuse;
+pub use signature::{
+    API_PREFIX, UnverifiedRequest, decode_query, verify_body_md5, verify_query_signature,
+};
 
 /// Registers the API and health routes.
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -26,8 +26,8 @@ pub use count_throttle::{Announce, CountThrottle};
 #[cfg(test)]
 pub(crate) use outbox::TestOutbox;
 pub use outbox::{
-    CloseFrame, EndRequest, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, OutboxWriter,
-    Refused, outbox,
+    CloseFrame, EndRequest, OutboundFrame, Outbox, OutboxLimits, OutboxOwner, OutboxSignals,
+    OutboxWriter, Refused, outbox,
 };
 pub use presence::{PresenceJoin, PresenceRoster};
 pub use users::SignedInUsers;

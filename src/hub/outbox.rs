@@ -2,13 +2,18 @@
 //!
 //! Publishers push without waiting; the connection's socket writer (`ws::outbound`) is woken
 //! at most once per burst and takes every queued frame in one go, so a burst becomes one
-//! write. When the queue
-//! is full the client is not keeping up: the frame is refused and the connection's task is told
-//! (through [`OutboxSignals::end_requested`]) to close the client with a reconnectable code, so
-//! one slow client never slows anybody else. The same signal carries a backend's request to
-//! terminate the connection. Closing frames bypass the bound.
+//! write. The queue is bounded twice ([`OutboxLimits`]): in frames, and in bytes counting both
+//! the queued frames and what the writer has taken but the socket has not accepted yet (the
+//! writer reports that through [`OutboxWriter::record_unwritten`]). An empty outbox always
+//! takes one frame, however large, so a byte bound smaller than one big frame (a long presence
+//! member list) cannot shut out a client that reads everything. When a bound is reached the
+//! client is not keeping up: the frame is refused and the connection's task is told (through
+//! [`OutboxSignals::end_requested`]) to close the client with a reconnectable code, so one slow
+//! client never slows anybody else. The same signal carries a backend's request to terminate
+//! the connection. Closing frames bypass the bounds.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -25,6 +30,36 @@ pub enum OutboundFrame {
     Pong(Bytes),
     /// The closing handshake; nothing is written after it.
     Close(Option<CloseFrame>),
+}
+
+impl OutboundFrame {
+    /// The payload bytes this frame holds.
+    fn byte_len(&self) -> usize {
+        match self {
+            OutboundFrame::Text(text) => text.len(),
+            OutboundFrame::Pong(payload) => payload.len(),
+            OutboundFrame::Close(frame) => frame.as_ref().map_or(0, |frame| frame.reason.len()),
+        }
+    }
+}
+
+/// How much one outbox may hold before its client counts as not keeping up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Frames queued.
+    pub frames: usize,
+    /// Bytes queued plus bytes taken by the writer and not yet written to the socket.
+    pub bytes: usize,
+}
+
+impl OutboxLimits {
+    /// A bound in frames only (for tests that count frames).
+    pub fn frames(frames: usize) -> Self {
+        OutboxLimits {
+            frames,
+            bytes: usize::MAX,
+        }
+    }
 }
 
 /// The code and reason of a WebSocket close frame.
@@ -81,7 +116,10 @@ pub enum EndRequest {
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<Queue>,
-    capacity: usize,
+    limits: OutboxLimits,
+    /// Bytes the writer has taken and the socket not yet accepted (written by the writer,
+    /// read by pushes under the queue's lock).
+    unwritten: AtomicUsize,
     /// Woken when `Queue::end_request` is first set.
     end_requested: Notify,
 }
@@ -89,6 +127,8 @@ struct Shared {
 #[derive(Debug)]
 struct Queue {
     frames: VecDeque<OutboundFrame>,
+    /// The payload bytes of `frames`.
+    queued_bytes: usize,
     /// The writer to wake when the first frame of a burst arrives.
     writer: Option<Waker>,
     state: State,
@@ -106,16 +146,18 @@ enum State {
     WriterGone,
 }
 
-/// A queue holding at most `capacity` frames (closing frames excepted).
-pub fn outbox(capacity: usize) -> (OutboxOwner, OutboxWriter) {
+/// A queue holding at most what `limits` allow (closing frames excepted).
+pub fn outbox(limits: OutboxLimits) -> (OutboxOwner, OutboxWriter) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             frames: VecDeque::new(),
+            queued_bytes: 0,
             writer: None,
             state: State::Open,
             end_request: None,
         }),
-        capacity,
+        limits,
+        unwritten: AtomicUsize::new(0),
         end_requested: Notify::new(),
     });
     (
@@ -168,11 +210,15 @@ impl Outbox {
         if queue.state != State::Open {
             return Err(Refused::Closed);
         }
-        if queue.frames.len() >= self.shared.capacity {
+        let size = frame.byte_len();
+        let held = queue.queued_bytes + self.shared.unwritten.load(Ordering::Relaxed);
+        let limits = self.shared.limits;
+        if queue.frames.len() >= limits.frames || (held > 0 && held + size > limits.bytes) {
             drop(queue);
             self.request_end(EndRequest::Overflow);
             return Err(Refused::Full);
         }
+        queue.queued_bytes += size;
         queue.frames.push_back(frame);
         let writer = queue.writer.take();
         drop(queue);
@@ -201,8 +247,12 @@ impl OutboxOwner {
         queue.state = State::Closing;
         if discard_pending {
             queue.frames.clear();
+            queue.queued_bytes = 0;
         }
-        queue.frames.extend(last);
+        for frame in last {
+            queue.queued_bytes += frame.byte_len();
+            queue.frames.push_back(frame);
+        }
         let writer = queue.writer.take();
         drop(queue);
         if let Some(writer) = writer {
@@ -259,6 +309,10 @@ impl OutboxWriter {
             }
             return Poll::Pending;
         }
+        // The taken bytes stay counted until the writer reports them written. It takes
+        // frames only once everything before them is written, so nothing else is unwritten.
+        let taken_bytes = std::mem::take(&mut queue.queued_bytes);
+        self.shared.unwritten.store(taken_bytes, Ordering::Relaxed);
         // A burst's worth of slots is not kept on an idle connection; a few are reused.
         if queue.frames.capacity() > KEPT_SLOTS {
             let frames = std::mem::take(&mut queue.frames);
@@ -269,6 +323,12 @@ impl OutboxWriter {
         }
         Poll::Ready(true)
     }
+
+    /// Tells the outbox how many encoded bytes the writer holds that the socket has not
+    /// accepted yet; they count against the byte bound.
+    pub fn record_unwritten(&self, bytes: usize) {
+        self.shared.unwritten.store(bytes, Ordering::Relaxed);
+    }
 }
 
 impl Drop for OutboxWriter {
@@ -276,6 +336,7 @@ impl Drop for OutboxWriter {
         let mut queue = self.shared.lock();
         queue.state = State::WriterGone;
         queue.frames = VecDeque::new();
+        queue.queued_bytes = 0;
     }
 }
 
@@ -290,7 +351,7 @@ pub(crate) struct TestOutbox {
 impl TestOutbox {
     /// An open queue of `capacity` frames.
     pub fn new(capacity: usize) -> Self {
-        let (owner, writer) = outbox(capacity);
+        let (owner, writer) = outbox(OutboxLimits::frames(capacity));
         TestOutbox { owner, writer }
     }
 
@@ -306,8 +367,12 @@ impl TestOutbox {
 
     /// The oldest queued text frame, if any.
     pub fn next_text(&self) -> Option<ByteString> {
-        match self.writer.shared.lock().frames.pop_front()? {
-            OutboundFrame::Text(text) => Some(text),
+        let mut queue = self.writer.shared.lock();
+        match queue.frames.pop_front()? {
+            OutboundFrame::Text(text) => {
+                queue.queued_bytes -= text.len();
+                Some(text)
+            }
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
@@ -333,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_signals_overflow_instead_of_waiting() {
-        let (owner, _writer) = outbox(1);
+        let (owner, _writer) = outbox(OutboxLimits::frames(1));
         assert!(owner.outbox().push(ByteString::from_static("a")));
         assert_eq!(owner.outbox().push_frame(text("b")), Err(Refused::Full));
         // The permit stored by notify_one makes this resolve at once.
@@ -341,8 +406,40 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_bound_counts_queued_and_unwritten_bytes() {
+        let (owner, writer) = outbox(OutboxLimits {
+            frames: 100,
+            bytes: 10,
+        });
+        let outbox = owner.outbox();
+        outbox.push_frame(text("12345")).unwrap();
+        outbox.push_frame(text("12345")).unwrap();
+        assert_eq!(outbox.push_frame(text("1")), Err(Refused::Full));
+        // Taken but not yet written: still counted.
+        assert!(matches!(take(&writer), Poll::Ready(frames) if frames.len() == 2));
+        assert_eq!(outbox.push_frame(text("1")), Err(Refused::Full));
+        writer.record_unwritten(3);
+        outbox.push_frame(text("1234567")).unwrap();
+        assert_eq!(outbox.push_frame(text("1")), Err(Refused::Full));
+        writer.record_unwritten(0);
+        assert!(matches!(take(&writer), Poll::Ready(frames) if frames.len() == 1));
+        writer.record_unwritten(0);
+        outbox.push_frame(text("1234567890")).unwrap();
+    }
+
+    #[test]
+    fn an_empty_outbox_takes_one_frame_larger_than_the_byte_bound() {
+        let (owner, _writer) = outbox(OutboxLimits {
+            frames: 100,
+            bytes: 4,
+        });
+        owner.outbox().push_frame(text("a large frame")).unwrap();
+        assert_eq!(owner.outbox().push_frame(text("b")), Err(Refused::Full));
+    }
+
+    #[test]
     fn the_writer_takes_a_burst_in_order() {
-        let (owner, writer) = outbox(8);
+        let (owner, writer) = outbox(OutboxLimits::frames(8));
         assert_eq!(take(&writer), Poll::Pending);
         owner.outbox().push_frame(text("a")).unwrap();
         owner
@@ -363,7 +460,7 @@ mod tests {
 
     #[test]
     fn closing_frames_bypass_the_bound_and_end_the_stream() {
-        let (owner, writer) = outbox(1);
+        let (owner, writer) = outbox(OutboxLimits::frames(1));
         owner.outbox().push_frame(text("queued")).unwrap();
         let close = OutboundFrame::Close(Some(CloseFrame {
             code: 4100,
@@ -381,7 +478,7 @@ mod tests {
 
     #[test]
     fn dropping_the_owner_ends_the_stream_after_pending_frames() {
-        let (owner, writer) = outbox(4);
+        let (owner, writer) = outbox(OutboxLimits::frames(4));
         owner.outbox().push_frame(text("a")).unwrap();
         drop(owner);
         assert_eq!(take(&writer), Poll::Ready(vec![text("a")]));
@@ -392,7 +489,7 @@ mod tests {
     #[tokio::test]
     async fn a_termination_wins_over_an_overflow() {
         for first in [EndRequest::Terminated, EndRequest::Overflow] {
-            let (owner, _writer) = outbox(1);
+            let (owner, _writer) = outbox(OutboxLimits::frames(1));
             owner.outbox().request_end(first);
             let second = if first == EndRequest::Overflow {
                 EndRequest::Terminated
@@ -409,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_gone_writer_refuses_frames() {
-        let (owner, writer) = outbox(4);
+        let (owner, writer) = outbox(OutboxLimits::frames(4));
         drop(writer);
         assert_eq!(owner.outbox().push_frame(text("a")), Err(Refused::Closed));
     }
@@ -428,7 +525,7 @@ mod tests {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
-        let (owner, writer) = outbox(8);
+        let (owner, writer) = outbox(OutboxLimits::frames(8));
         assert_eq!(writer.poll_take(&mut cx, |_| {}), Poll::Pending);
         owner.outbox().push_frame(text("a")).unwrap();
         owner.outbox().push_frame(text("b")).unwrap();

@@ -93,6 +93,17 @@ impl ChannelName {
         Ok(ChannelName(Arc::from(name)))
     }
 
+    /// `name` as an error may quote it: exactly when it is within the length a valid name
+    /// may have (`max_len`, or the user-id limit for `#server-to-user-` names), cut otherwise.
+    pub fn quote(name: &str, max_len: usize) -> std::borrow::Cow<'_, str> {
+        let limit = if name.starts_with(SERVER_TO_USER_PREFIX) {
+            SERVER_TO_USER_PREFIX.len() + MAX_USER_ID_LENGTH
+        } else {
+            max_len
+        };
+        super::echo::quote(name, limit)
+    }
+
     /// The `#server-to-user-<id>` channel of a signed-in user (ids follow the channel-name
     /// character rules, as the official SDKs require).
     pub fn server_to_user(user_id: &str) -> Result<Self, ChannelNameError> {

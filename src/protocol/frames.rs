@@ -31,6 +31,19 @@ pub enum FrameError {
     UnknownEvent(String),
 }
 
+impl FrameError {
+    /// The same error, quoting at most `max_event_name_length` bytes of an unknown event's
+    /// name.
+    pub fn quoting_at_most(self, max_event_name_length: usize) -> Self {
+        match self {
+            FrameError::UnknownEvent(name) => FrameError::UnknownEvent(
+                super::echo::quote(&name, max_event_name_length).into_owned(),
+            ),
+            other => other,
+        }
+    }
+}
+
 /// A message a client may send.
 #[derive(Debug)]
 pub enum ClientMessage {
@@ -101,6 +114,9 @@ struct Envelope {
 impl ClientMessage {
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
+        if !super::starts_as_object(text) {
+            return Err(FrameError::NotAnEvent);
+        }
         let envelope: Envelope = serde_json::from_str(text).map_err(|_| FrameError::NotAnEvent)?;
         match envelope.event.as_str() {
             "pusher:ping" => Ok(ClientMessage::Ping),
@@ -150,13 +166,18 @@ fn decode_data<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, FrameError> {
     let invalid = |problem| FrameError::InvalidData { event, problem };
     let raw = data.ok_or_else(|| invalid("\"data\" is required"))?.get();
-    let parsed = if raw.starts_with('"') {
-        let inner: String = serde_json::from_str(raw).map_err(|_| invalid("bad \"data\""))?;
-        serde_json::from_str(&inner)
+    let inner;
+    let object = if raw.starts_with('"') {
+        // A raw value starting with a quote is a valid JSON string.
+        inner = serde_json::from_str::<String>(raw).unwrap_or_default();
+        inner.as_str()
     } else {
-        serde_json::from_str(raw)
+        raw
     };
-    parsed.map_err(|_| invalid(expected_fields(event)))
+    if !super::starts_as_object(object) {
+        return Err(invalid(expected_fields(event)));
+    }
+    serde_json::from_str(object).map_err(|_| invalid(expected_fields(event)))
 }
 
 /// What a `pusher:*` event's `data` must hold, for the error a client gets.
@@ -417,6 +438,29 @@ mod tests {
             ClientMessage::parse(r#"{"event":"pusher:nope"}"#).unwrap_err(),
             FrameError::UnknownEvent("pusher:nope".into())
         );
+    }
+
+    #[test]
+    fn arrays_are_not_read_as_objects() {
+        for text in [r#"["pusher:ping"]"#, r#"["client-x","private-a",{"a":1}]"#] {
+            assert_eq!(
+                ClientMessage::parse(text).unwrap_err(),
+                FrameError::NotAnEvent
+            );
+        }
+        for text in [
+            r#"{"event":"pusher:subscribe","data":["private-a"]}"#,
+            r#"{"event":"pusher:subscribe","data":"[\"presence-a\",\"k:s\",\"x\"]"}"#,
+            r#"{"event":"pusher:signin","data":["k:s","{}"]}"#,
+        ] {
+            assert!(
+                matches!(
+                    ClientMessage::parse(text),
+                    Err(FrameError::InvalidData { .. })
+                ),
+                "{text}"
+            );
+        }
     }
 
     #[test]

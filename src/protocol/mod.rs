@@ -7,6 +7,7 @@
 
 pub mod channel;
 pub mod codes;
+pub mod echo;
 pub mod frames;
 pub mod http_signature;
 pub mod presence;
@@ -19,3 +20,10 @@ pub use codes::CloseCode;
 pub use presence::{PresenceMember, PresenceMemberError};
 pub use socket_id::SocketId;
 pub use user::{UserData, UserDataError};
+
+/// Whether `json` is (at most) a JSON object: serde also reads a struct from an array of its
+/// fields, which the protocol never sends, so each parser of an object checks this first.
+fn starts_as_object(json: &str) -> bool {
+    json.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+}

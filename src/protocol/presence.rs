@@ -51,6 +51,9 @@ struct ChannelData {
 impl PresenceMember {
     /// Parses `channel_data` (the exact signed string), enforcing the user-info size limit.
     pub fn parse(channel_data: &str, max_info_bytes: usize) -> Result<Self, PresenceMemberError> {
+        if !super::starts_as_object(channel_data) {
+            return Err(PresenceMemberError::Malformed);
+        }
         let data: ChannelData =
             serde_json::from_str(channel_data).map_err(|_| PresenceMemberError::Malformed)?;
         let user_key = user_key(&data.user_id)?;

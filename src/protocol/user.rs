@@ -40,6 +40,9 @@ struct Raw {
 impl UserData {
     /// Parses the exact `user_data` string that was signed.
     pub fn parse(user_data: &str) -> Result<Self, UserDataError> {
+        if !super::starts_as_object(user_data) {
+            return Err(UserDataError::NotAnObject);
+        }
         let raw: Raw = serde_json::from_str(user_data).map_err(|_| UserDataError::NotAnObject)?;
         let id = match raw.id {
             Some(Value::String(id)) if !id.is_empty() => id,

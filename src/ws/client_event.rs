@@ -7,7 +7,7 @@ use tokio::time::{Duration, Instant};
 
 use super::connection::{Connection, Ending};
 use crate::protocol::frames::{self, ClientEvent};
-use crate::protocol::{ChannelKind, CloseCode};
+use crate::protocol::{ChannelKind, ChannelName, CloseCode};
 use crate::webhooks::{EventKind, WebhookEvent};
 
 /// Longest client event name (the limit the server SDKs enforce for API events).
@@ -87,9 +87,10 @@ impl Connection {
             ));
         }
         let Some((channel, _)) = self.subscriptions.get_key_value(event.channel.as_str()) else {
+            let max_len = self.app.limits.max_channel_name_length;
             return Err(format!(
                 "Client event rejected: not subscribed to {}",
-                event.channel
+                ChannelName::quote(&event.channel, max_len)
             ));
         };
         match channel.kind() {

@@ -1,17 +1,23 @@
 //! Reads a client's WebSocket messages from its socket.
 //!
-//! Frames are decoded with actix-http's WebSocket codec (which checks masking, opcodes and
-//! the per-frame size limit); fragmented messages are joined here up to the same limit. The
-//! socket is read only once it is readable, into a buffer that is released whenever it is
-//! empty, so an idle connection holds no buffer.
+//! Frames are decoded with actix-http's WebSocket codec (which checks masking and opcodes);
+//! fragmented messages are joined here. The size limit is enforced on each frame's header
+//! ([`super::frame_header`]), before its payload is read: a frame, or a fragment taking its
+//! message past the limit, ends the connection (1009) as soon as its length is known. Each
+//! read is capped so that the read buffer and the fragments joined so far never hold more
+//! than the limit plus one frame header, whatever the client declares or streams. The socket
+//! is read only once it is readable, into a buffer that is released whenever it is empty, so
+//! an idle connection holds no buffer.
 
 use std::io;
 
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use tokio::net::tcp::ReadHalf;
 use tokio_util::codec::Decoder;
+
+use super::frame_header::{self, MAX_HEADER_LEN};
 
 pub(super) use actix_http::ws::CloseReason;
 
@@ -82,15 +88,25 @@ impl<'a> InboundMessages<'a> {
         }
     }
 
-    /// Waits until the socket is readable and reads what is there; `false` once the client
-    /// has closed the connection or it failed.
+    /// Waits until the socket is readable and reads what is there, at most up to the bound
+    /// on what an incomplete message may hold; `false` once the client has closed the
+    /// connection or it failed.
     async fn read_more(&mut self) -> bool {
+        let joined = self.fragments.as_ref().map_or(0, |(_, data)| data.len());
+        let held = self.buf.len() + joined;
+        // Never zero: a frame the header check let in fits within the bound, so a full
+        // buffer would already have been decoded.
+        let room = (self.max_message_size + MAX_HEADER_LEN).saturating_sub(held);
+        self.read_at_most(room.clamp(1, READ_CHUNK)).await
+    }
+
+    async fn read_at_most(&mut self, limit: usize) -> bool {
         loop {
             if self.socket.readable().await.is_err() {
                 return false;
             }
-            self.buf.reserve(READ_CHUNK);
-            match self.socket.try_read_buf(&mut self.buf) {
+            self.buf.reserve(limit);
+            match self.socket.try_read_buf(&mut (&mut self.buf).limit(limit)) {
                 Ok(0) => return false,
                 Ok(_) => return true,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.release_if_empty(),
@@ -101,7 +117,7 @@ impl<'a> InboundMessages<'a> {
 
     /// Reads and discards until the client closes the connection (used while closing).
     pub async fn drain(&mut self) {
-        while self.read_more().await {
+        while self.read_at_most(READ_CHUNK).await {
             self.buf = BytesMut::new();
         }
     }
@@ -120,7 +136,11 @@ impl<'a> InboundMessages<'a> {
     }
 
     fn decode_frames(&mut self) -> Result<Option<Inbound>, InboundError> {
-        while let Some(frame) = self.codec.decode(&mut self.buf).map_err(classify)? {
+        loop {
+            self.check_next_header()?;
+            let Some(frame) = self.codec.decode(&mut self.buf).map_err(classify)? else {
+                return Ok(None);
+            };
             let message = match frame {
                 Frame::Text(bytes) => Some(text(bytes)?),
                 Frame::Binary(_) => Some(Inbound::Binary),
@@ -133,7 +153,25 @@ impl<'a> InboundMessages<'a> {
                 return Ok(message);
             }
         }
-        Ok(None)
+    }
+
+    /// Refuses the next frame on its header: over the size limit (with the fragments of its
+    /// message so far), or a control frame the codec would refuse once it had read it whole.
+    fn check_next_header(&self) -> Result<(), InboundError> {
+        let Some(header) = frame_header::peek(&self.buf) else {
+            return Ok(());
+        };
+        if header.is_bad_control() {
+            return Err(InboundError::Protocol);
+        }
+        let joined = match &self.fragments {
+            Some((_, data)) if !header.is_control() => data.len() as u64,
+            _ => 0,
+        };
+        if joined.saturating_add(header.payload_len) > self.max_message_size as u64 {
+            return Err(InboundError::TooLarge);
+        }
+        Ok(())
     }
 
     /// Adds a fragment; the message once its last fragment arrived.

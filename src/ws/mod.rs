@@ -18,6 +18,7 @@
 
 mod client_event;
 mod connection;
+mod frame_header;
 mod handshake;
 mod inbound;
 mod keepalive;

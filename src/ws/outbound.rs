@@ -37,9 +37,10 @@ pub(super) struct OutboundWriter<'a> {
     outbox: OutboxWriter,
     /// The handshake response, until it goes out with the first frames.
     response_head: Option<BytesMut>,
-    /// Encoded bytes the socket has not accepted yet. Frames are taken from the outbox only
-    /// when this is empty, so a client that stops reading leaves them in the bounded outbox
-    /// (which then overflows) instead of here.
+    /// Encoded bytes the socket has not accepted yet (their count is reported to the outbox,
+    /// whose byte bound covers them). Frames are taken from the outbox only when this is
+    /// empty, so a client that stops reading leaves them in the bounded outbox (which then
+    /// overflows) instead of here.
     pending: BytesMut,
     /// The stream has ended; nothing more is taken from the outbox.
     ended: bool,
@@ -65,8 +66,10 @@ impl<'a> OutboundWriter<'a> {
         if let Some(head) = self.response_head.take() {
             self.pending = head;
             self.take_frames(false).await;
+            self.outbox.record_unwritten(self.pending.len());
         } else if self.pending.is_empty() {
             self.take_frames(true).await;
+            self.outbox.record_unwritten(self.pending.len());
         }
         while !self.pending.is_empty() {
             let written = self.socket.write(&self.pending).await?;
@@ -74,6 +77,7 @@ impl<'a> OutboundWriter<'a> {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             self.pending.advance(written);
+            self.outbox.record_unwritten(self.pending.len());
         }
         self.pending = BytesMut::new();
         Ok(if self.ended { Flow::Ended } else { Flow::Open })
@@ -159,7 +163,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
-    use crate::hub::outbox;
+    use crate::hub::{OutboxLimits, outbox};
 
     /// A connected pair of loopback sockets.
     async fn socket_pair() -> (TcpStream, TcpStream) {
@@ -172,7 +176,7 @@ mod tests {
     #[tokio::test]
     async fn a_peer_that_stops_reading_overflows_the_outbox_instead_of_the_writer() {
         let (mut server, _peer_never_reads) = socket_pair().await;
-        let (owner, writer) = outbox(4);
+        let (owner, writer) = outbox(OutboxLimits::frames(4));
         let (_, write_half) = server.split();
         let mut outbound = OutboundWriter::new(write_half, writer, BytesMut::new());
         let frame = ByteString::from("x".repeat(1 << 20));

@@ -17,7 +17,7 @@ use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
 use super::outbound::{Flow, OutboundWriter};
 use super::upgrade::Upgraded;
-use crate::hub::{EndRequest, OutboundFrame, outbox};
+use crate::hub::{EndRequest, OutboundFrame, OutboxLimits, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::server::ServerState;
@@ -35,7 +35,7 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
         early_bytes,
     } = upgraded;
     let max_message_size = state.settings.max_frame_size;
-    let (owner, writer) = outbox(state.settings.outbound_queue_size);
+    let (owner, writer) = outbox(state.settings.outbox_limits);
     let (read_half, write_half) = socket.split();
     let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
     let mut outbound = OutboundWriter::new(write_half, writer, response_head);
@@ -63,7 +63,7 @@ pub(super) async fn refuse(upgraded: Upgraded, last: impl IntoIterator<Item = Ou
         response_head,
         ..
     } = upgraded;
-    let (owner, writer) = outbox(1);
+    let (owner, writer) = outbox(OutboxLimits::frames(1));
     owner.close(last, false);
     drop(owner);
     let (read_half, write_half) = socket.split();
@@ -185,7 +185,10 @@ async fn handle_text(connection: &mut Connection, text: &str) -> Result<(), Endi
         Ok(ClientMessage::Unsubscribe { channel }) => connection.unsubscribe(&channel).await,
         Ok(ClientMessage::ClientEvent(event)) => connection.client_event(event).await,
         Ok(ClientMessage::Signin(request)) => connection.signin(request).await,
-        Err(error) => connection.send_error(None, &error.to_string()),
+        Err(error) => {
+            let error = error.quoting_at_most(connection.app.limits.max_event_name_length);
+            connection.send_error(None, &error.to_string())
+        }
     }
 }
 

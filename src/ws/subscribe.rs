@@ -1,7 +1,8 @@
 //! `pusher:subscribe` and `pusher:unsubscribe`.
 //!
 //! Checks run in the reference's order: channel name, then signature (constant time), then
-//! `channel_data`, then limits, so nothing a client sends is parsed before it is authorised.
+//! `channel_data`, then limits (the channels one connection may hold, the members of a
+//! presence channel), so nothing a client sends is parsed before it is authorised.
 //! Every refusal is a channel-scoped `pusher:subscription_error` plus a `pusher:error`, and the
 //! connection stays open.
 
@@ -55,7 +56,13 @@ impl Connection {
             }
         };
         let newly_joined = !self.subscriptions.contains_key(&channel);
+        let max_channels = self.app.limits.max_channels_per_connection;
         let joined = match self.authorize(&channel, &request) {
+            Ok(_) if newly_joined && self.channel_count() >= max_channels => {
+                let message =
+                    format!("too many channels on one connection (at most {max_channels})");
+                Err(Refusal::new(SubscriptionErrorKind::LimitReached, message))
+            }
             Ok(None) => {
                 self.join(channel.clone())?;
                 Ok(())
@@ -87,6 +94,12 @@ impl Connection {
             self.leave(channel, member).await;
         }
         Ok(())
+    }
+
+    /// The channels this connection subscribed to (its own user channel, joined by signing
+    /// in, is not one of them).
+    fn channel_count(&self) -> usize {
+        self.subscriptions.len() - usize::from(self.user.is_some())
     }
 
     /// Checks the signature for the channel's kind; for presence, returns the member.
@@ -193,8 +206,9 @@ impl Connection {
     }
 
     fn refuse(&self, channel: &str, refusal: Refusal) -> Result<(), Ending> {
+        let channel = ChannelName::quote(channel, self.app.limits.max_channel_name_length);
         self.send(frames::subscription_error(
-            channel,
+            &channel,
             refusal.kind,
             &refusal.message,
         ))?;

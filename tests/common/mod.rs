@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod http;
+pub mod raw_ws;
 pub mod webhooks;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,143 @@
+//! Reading an HTTP API request body, once its head has been authenticated: with a size
+//! limit, a deadline, and a server-wide budget for the bytes of all bodies being received.
+//!
+//! The budget is what keeps many slow senders from adding up: each body reserves its declared
+//! `Content-Length` (a chunked body, each chunk as it arrives) before it is read, and gives it
+//! back when the request is done. A request that would go over the budget is refused with 503
+//! and `Retry-After` rather than queued, so the memory held never exceeds it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::ApiError;
+
+/// The bytes of request bodies being received at once, across the server.
+#[derive(Debug)]
+pub struct PendingBodies {
+    limit: usize,
+    reserved: AtomicUsize,
+}
+
+/// Bytes reserved for one body; given back on drop.
+#[derive(Debug)]
+struct Reservation<'a> {
+    budget: &'a PendingBodies,
+    bytes: usize,
+}
+
+impl PendingBodies {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        PendingBodies {
+            limit,
+            reserved: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes reserved now.
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, bytes: usize) -> Result<Reservation<'_>, ApiError> {
+        let mut reservation = Reservation {
+            budget: self,
+            bytes: 0,
+        };
+        reservation.grow(bytes)?;
+        Ok(reservation)
+    }
+}
+
+impl Reservation<'_> {
+    fn grow(&mut self, bytes: usize) -> Result<(), ApiError> {
+        let budget = self.budget;
+        budget
+            .reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |reserved| {
+                reserved
+                    .checked_add(bytes)
+                    .filter(|total| *total <= budget.limit)
+            })
+            .map_err(|_| ApiError::Busy)?;
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.reserved.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// What a body may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body, in bytes (413 over it).
+    pub max_bytes: usize,
+    /// Time to receive the whole body (408 after it).
+    pub timeout: Duration,
+}
+
+/// Reads the whole body of `declared_len` bytes (`None` for a chunked body) within `limits`,
+/// reserving its bytes in `budget` while it arrives.
+pub async fn read_body(
+    payload: &mut Payload,
+    declared_len: Option<usize>,
+    limits: BodyLimits,
+    budget: &PendingBodies,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge("Request body is too large".to_owned());
+    if declared_len.is_some_and(|len| len > limits.max_bytes) {
+        return Err(too_large());
+    }
+    let mut reservation = budget.reserve(declared_len.unwrap_or(0))?;
+    let mut body = BytesMut::with_capacity(declared_len.unwrap_or(0));
+    let receive = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| match error {
+                PayloadError::Overflow => too_large(),
+                _ => ApiError::bad_request("Request body could not be read"),
+            })?;
+            let len = body.len() + chunk.len();
+            if len > limits.max_bytes {
+                return Err(too_large());
+            }
+            if len > reservation.bytes {
+                reservation.grow(len - reservation.bytes)?;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.timeout, receive).await {
+        Ok(received) => received.map(|()| body.freeze()),
+        Err(_) => Err(ApiError::RequestTimeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_stay_within_the_budget_and_are_given_back() {
+        let budget = PendingBodies::new(100);
+        let first = budget.reserve(60).unwrap();
+        assert!(matches!(budget.reserve(41), Err(ApiError::Busy)));
+        let mut second = budget.reserve(40).unwrap();
+        assert!(matches!(second.grow(1), Err(ApiError::Busy)));
+        assert_eq!(budget.reserved(), 100);
+        drop(first);
+        second.grow(50).unwrap();
+        assert_eq!(budget.reserved(), 90);
+        drop(second);
+        assert_eq!(budget.reserved(), 0);
+    }
+}

@@ -1,0 +1,276 @@
+//! What one hostile client can make the server hold, proven by what the client can send
+//! before it is cut off: frames are refused at their header, outboxes are bounded in bytes,
+//! errors quote at most a limit's worth of input, subscriptions per connection are capped, and
+//! none of it writes a WARN or ERROR line to the log.
+
+mod common;
+
+use common::raw_ws::{CONTINUATION, PING, RawWebSocket, TEXT, frame, frame_header};
+use std::time::Duration;
+
+use common::{Client, TestServer};
+use serde_json::json;
+
+/// The default test config with `server_keys` added to `[server]` and `app_keys` to the app.
+fn config_with(server_keys: &str, app_keys: &str) -> String {
+    common::default_config().replace("[server]\n", &format!("[server]\n{server_keys}\n"))
+        + app_keys
+        + "\n"
+}
+
+/// Asserts that the server logged nothing at WARN or ERROR.
+fn assert_quiet_log(server: &TestServer) {
+    let log = server.log();
+    for line in log.lines() {
+        assert!(
+            !line.contains(" WARN ") && !line.contains("ERROR"),
+            "a client produced a log line: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_frame_declaring_2_to_the_40_bytes_is_closed_with_1009_at_its_header() {
+    let server = TestServer::start();
+    let mut socket = RawWebSocket::connect(server.port).await;
+    // Only the 14-byte header is sent: the close must come without any of the payload.
+    socket.write(&frame_header(true, TEXT, 1 << 40)).await;
+    assert_eq!(socket.close_code(4).await, 1009);
+    assert_quiet_log(&server);
+}
+
+#[tokio::test]
+async fn a_frame_just_over_the_limit_is_closed_at_its_header() {
+    let server = TestServer::start_with(&config_with(
+        "max_frame_size = 2048",
+        "max_event_size = 1024",
+    ));
+    let mut socket = RawWebSocket::connect(server.port).await;
+    socket.write(&frame_header(true, TEXT, 2049)).await;
+    assert_eq!(socket.close_code(4).await, 1009);
+}
+
+#[tokio::test]
+async fn a_fragment_taking_its_message_past_the_limit_is_closed_at_its_header() {
+    let server = TestServer::start_with(&config_with(
+        "max_frame_size = 2048",
+        "max_event_size = 1024",
+    ));
+    let mut socket = RawWebSocket::connect(server.port).await;
+    // 1,500 bytes joined so far (within the limit), then a fragment declaring 549 more:
+    // refused before any of them is sent.
+    socket.write(&frame(false, TEXT, &[b' '; 1500])).await;
+    socket
+        .write(&frame(false, CONTINUATION, &[b' '; 500]))
+        .await;
+    socket.write(&frame_header(true, CONTINUATION, 49)).await;
+    assert_eq!(socket.close_code(4).await, 1009);
+}
+
+#[tokio::test]
+async fn a_fragment_within_the_limit_is_still_joined() {
+    let server = TestServer::start_with(&config_with(
+        "max_frame_size = 2048",
+        "max_event_size = 1024",
+    ));
+    let mut socket = RawWebSocket::connect(server.port).await;
+    let text = br#"{"event":"pusher:ping","data":{}}"#;
+    let padding = [b' '; 2048 - 33];
+    socket.write(&frame(false, TEXT, text)).await;
+    socket.write(&frame(true, CONTINUATION, &padding)).await;
+    // connection_established, then the pong for exactly 2,048 joined bytes.
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let (_, payload) = socket.next_frame().await.expect("a frame");
+        let frame: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        events.push(frame["event"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(events, ["pusher:connection_established", "pusher:pong"]);
+}
+
+#[tokio::test]
+async fn a_fragmented_ping_is_a_protocol_error_without_a_log_line() {
+    let server = TestServer::start();
+    let mut socket = RawWebSocket::connect(server.port).await;
+    socket.write(&frame(false, PING, b"x")).await;
+    assert_eq!(socket.close_code(4).await, 1002);
+    // An overlong ping is refused on its header as well.
+    let mut socket = RawWebSocket::connect(server.port).await;
+    socket.write(&frame_header(true, PING, 126)).await;
+    assert_eq!(socket.close_code(4).await, 1002);
+    assert_quiet_log(&server);
+}
+
+#[tokio::test]
+async fn errors_for_a_65000_character_name_are_shorter_than_1_kb() {
+    let server = TestServer::start();
+    let mut client = Client::connect(&server).await;
+    let name = "a".repeat(65_000);
+    client
+        .send(json!({"event": "pusher:subscribe", "data": {"channel": name}}))
+        .await;
+    let refusal = client.recv_event("pusher:subscription_error").await;
+    let error = client.recv_event("pusher:error").await;
+    for frame in [&refusal, &error] {
+        assert!(
+            frame.to_string().len() < 1024,
+            "{} bytes",
+            frame.to_string().len()
+        );
+    }
+    let quoted = refusal["channel"].as_str().unwrap();
+    assert_eq!(quoted, format!("{}…", "a".repeat(164)));
+
+    client.send(json!({"event": name, "data": {}})).await;
+    let unknown = client.recv_event("pusher:error").await;
+    assert!(unknown.to_string().len() < 1024);
+    assert!(
+        unknown["data"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unsupported event: aaa")
+    );
+
+    client
+        .send(json!({"event": "client-x", "channel": name, "data": {}}))
+        .await;
+    let not_subscribed = client.recv_event("pusher:error").await;
+    assert!(not_subscribed.to_string().len() < 1024);
+    assert!(
+        not_subscribed["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not subscribed to aaa")
+    );
+    client.assert_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_with_4100_at_the_byte_bound() {
+    // The frame bound is far away (100,000 frames): only the byte bound can close it.
+    let server = TestServer::start_with(&config_with(
+        "outbound_queue_size = 100000\noutbound_queue_bytes = 16384",
+        "",
+    ));
+    let mut socket = RawWebSocket::connect_with_receive_buffer(server.port, 4096).await;
+    // Each refused subscription queues two error frames of ~350 bytes: 20,000 of them are
+    // about 14 MB, several times what the kernel's socket buffers hold (about 3 MB on
+    // loopback here) plus the 16 KiB bound. The server keeps reading until it closes the
+    // connection; what the client writes after that waits in the kernel's buffers.
+    let name = format!("{}!", "x".repeat(163));
+    let request = json!({"event": "pusher:subscribe", "data": {"channel": name}});
+    let request = frame(true, TEXT, request.to_string().as_bytes());
+    for _ in 0..20_000 {
+        if !socket.write_within(&request, Duration::from_secs(1)).await {
+            break;
+        }
+    }
+    assert_eq!(socket.close_code(50_000).await, 4100);
+}
+
+#[tokio::test]
+async fn subscriptions_past_max_channels_per_connection_are_refused_and_the_connection_stays() {
+    let server = TestServer::start_with(&config_with("", "max_channels_per_connection = 3"));
+    let mut client = Client::connect(&server).await;
+    for channel in ["a", "b", "c"] {
+        client.subscribe(channel).await;
+    }
+    let reply = client.subscribe_with("d", None, None).await;
+    assert_eq!(reply["event"], "pusher:subscription_error", "{reply}");
+    assert_eq!(reply["channel"], "d");
+    assert_eq!(reply["data"]["type"], "LimitReached");
+    assert_eq!(reply["data"]["status"], 403);
+    let error = client.recv_event("pusher:error").await;
+    assert!(
+        error["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3")
+    );
+    // A channel already joined is acknowledged again; leaving one makes room.
+    client.subscribe("a").await;
+    client
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "c"}}))
+        .await;
+    client.subscribe("d").await;
+}
+
+#[tokio::test]
+async fn an_oversized_http_head_is_refused_without_a_log_line() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: {}\r\n\r\n",
+        "p".repeat(1024 * 1024)
+    );
+    // The server may stop reading (and close) before the whole head is written.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(common::TIMEOUT, stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    assert_quiet_log(&server);
+}
+
+/// Hostile clients of every kind above, each kept busy until `stop` resolves.
+async fn attack(port: u16, stop: tokio::sync::watch::Receiver<bool>) {
+    use tokio::io::AsyncWriteExt;
+    let server_port = port;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        // Unsigned bodies declared and never sent.
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server_port))
+                .await
+                .unwrap();
+            let head = format!(
+                "POST /apps/{}/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1048575\r\n\r\n",
+                common::APP_ID
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stop.changed().await;
+        });
+    }
+    tasks.spawn(async move {
+        for _ in 0..5 {
+            let mut socket = RawWebSocket::connect(server_port).await;
+            socket.write(&frame_header(true, TEXT, 1 << 40)).await;
+            assert_eq!(socket.close_code(4).await, 1009);
+        }
+    });
+    tasks.spawn(async move {
+        // Never reads: closed with 4100 once its errors pass the byte bound.
+        let mut socket = RawWebSocket::connect_with_receive_buffer(server_port, 4096).await;
+        let request = json!({"event": "pusher:subscribe", "data": {"channel": "x".repeat(65_000)}});
+        let request = frame(true, TEXT, request.to_string().as_bytes());
+        for _ in 0..200 {
+            if !socket.write_within(&request, Duration::from_secs(1)).await {
+                break;
+            }
+        }
+    });
+    while tasks.join_next().await.is_some() {}
+}
+
+#[tokio::test]
+async fn a_subscriber_receives_every_event_while_hostile_clients_attack() {
+    let server = TestServer::start();
+    let mut subscriber = Client::connect(&server).await;
+    subscriber.subscribe("news").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let attackers = tokio::spawn(attack(server.port, stopped));
+    for index in 0..100 {
+        let body = json!({"name": "tick", "channel": "news", "data": index.to_string()});
+        assert_eq!(common::http::trigger(&server, body).await.status, 200);
+        let event = subscriber.recv_event("tick").await;
+        assert_eq!(event["data"], index.to_string());
+    }
+    stop.send(true).unwrap();
+    attackers.await.unwrap();
+    subscriber.assert_nothing_pending().await;
+    assert_quiet_log(&server);
+}
