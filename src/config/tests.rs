@@ -50,7 +50,7 @@ fn the_memory_bounds_must_be_usable() {
     assert_eq!(
         problems(&text),
         [
-            "server.outbound_queue_bytes must be at least 16384 bytes",
+            "server.outbound_queue_bytes must be at least 65536 bytes",
             "server.max_pending_request_bytes must be at least server.max_request_size",
             "server.request_body_timeout must be at least 1 second",
             "apps[0]: max_channels_per_connection must be at least 1",

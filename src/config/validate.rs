@@ -16,8 +16,9 @@ const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 /// Most worker threads (one per core is the default; this only stops a typo from spawning
 /// millions).
 const MAX_WORKERS: usize = 1024;
-/// Smallest per-connection outbound byte bound (an empty outbox still takes one larger frame).
-const MIN_OUTBOUND_QUEUE_BYTES: usize = 16 * 1024;
+/// Smallest per-connection outbound byte bound: what a client that is behind may have waiting
+/// must leave room for a frame of the default 64 KiB limit.
+const MIN_OUTBOUND_QUEUE_BYTES: usize = 64 * 1024;
 /// Most webhook requests one endpoint may queue.
 const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
 

@@ -2,11 +2,12 @@
 //!
 //! Publishers push without waiting; the connection's socket writer (`ws::outbound`) is woken
 //! at most once per burst and takes every queued frame in one go, so a burst becomes one
-//! write. The queue is bounded twice ([`OutboxLimits`]): in frames, and in bytes counting both
-//! the queued frames and what the writer has taken but the socket has not accepted yet (the
-//! writer reports that through [`OutboxWriter::record_unwritten`]). An empty outbox always
-//! takes one frame, however large, so a byte bound smaller than one big frame (a long presence
-//! member list) cannot shut out a client that reads everything. When a bound is reached the
+//! write. The queue is bounded twice ([`OutboxLimits`]): in frames, always; and in bytes once
+//! the client is behind, that is once its socket has refused bytes the writer then holds (it
+//! reports them through [`OutboxWriter::record_unwritten`]). From then on the queued frames
+//! plus those unwritten bytes may not exceed the byte bound. A burst into a socket that takes
+//! everything (one trigger to many channels, a large presence roster) is bounded by the frame
+//! count only, so it never closes a client that reads. When a bound is reached the
 //! client is not keeping up: the frame is refused and the connection's task is told (through
 //! [`OutboxSignals::end_requested`]) to close the client with a reconnectable code, so one slow
 //! client never slows anybody else. The same signal carries a backend's request to terminate
@@ -117,8 +118,8 @@ pub enum EndRequest {
 struct Shared {
     queue: Mutex<Queue>,
     limits: OutboxLimits,
-    /// Bytes the writer has taken and the socket not yet accepted (written by the writer,
-    /// read by pushes under the queue's lock).
+    /// Bytes the socket has refused so far and the writer still holds; 0 while the socket
+    /// takes everything (written by the writer, read by pushes under the queue's lock).
     unwritten: AtomicUsize,
     /// Woken when `Queue::end_request` is first set.
     end_requested: Notify,
@@ -211,9 +212,11 @@ impl Outbox {
             return Err(Refused::Closed);
         }
         let size = frame.byte_len();
-        let held = queue.queued_bytes + self.shared.unwritten.load(Ordering::Relaxed);
+        let unwritten = self.shared.unwritten.load(Ordering::Relaxed);
+        let behind = unwritten > 0;
+        let held = queue.queued_bytes + unwritten + size;
         let limits = self.shared.limits;
-        if queue.frames.len() >= limits.frames || (held > 0 && held + size > limits.bytes) {
+        if queue.frames.len() >= limits.frames || (behind && held > limits.bytes) {
             drop(queue);
             self.request_end(EndRequest::Overflow);
             return Err(Refused::Full);
@@ -309,10 +312,8 @@ impl OutboxWriter {
             }
             return Poll::Pending;
         }
-        // The taken bytes stay counted until the writer reports them written. It takes
-        // frames only once everything before them is written, so nothing else is unwritten.
-        let taken_bytes = std::mem::take(&mut queue.queued_bytes);
-        self.shared.unwritten.store(taken_bytes, Ordering::Relaxed);
+        // The writer counts them as unwritten if the socket refuses them.
+        queue.queued_bytes = 0;
         // A burst's worth of slots is not kept on an idle connection; a few are reused.
         if queue.frames.capacity() > KEPT_SLOTS {
             let frames = std::mem::take(&mut queue.frames);
@@ -324,8 +325,8 @@ impl OutboxWriter {
         Poll::Ready(true)
     }
 
-    /// Tells the outbox how many encoded bytes the writer holds that the socket has not
-    /// accepted yet; they count against the byte bound.
+    /// Tells the outbox how many encoded bytes the writer holds because the socket refused
+    /// them (0 once it has taken everything); while there are any, the byte bound applies.
     pub fn record_unwritten(&self, bytes: usize) {
         self.shared.unwritten.store(bytes, Ordering::Relaxed);
     }
@@ -406,35 +407,24 @@ mod tests {
     }
 
     #[test]
-    fn the_byte_bound_counts_queued_and_unwritten_bytes() {
+    fn the_byte_bound_applies_once_the_socket_refuses_bytes() {
         let (owner, writer) = outbox(OutboxLimits {
             frames: 100,
             bytes: 10,
         });
         let outbox = owner.outbox();
-        outbox.push_frame(text("12345")).unwrap();
-        outbox.push_frame(text("12345")).unwrap();
+        // The socket takes everything: a burst is bounded by frames only.
+        for _ in 0..3 {
+            outbox.push_frame(text("12345")).unwrap();
+        }
+        assert!(matches!(take(&writer), Poll::Ready(frames) if frames.len() == 3));
+        // The socket refused 6 bytes: queued plus unwritten may reach 10, no more.
+        writer.record_unwritten(6);
+        outbox.push_frame(text("1234")).unwrap();
         assert_eq!(outbox.push_frame(text("1")), Err(Refused::Full));
-        // Taken but not yet written: still counted.
-        assert!(matches!(take(&writer), Poll::Ready(frames) if frames.len() == 2));
-        assert_eq!(outbox.push_frame(text("1")), Err(Refused::Full));
-        writer.record_unwritten(3);
-        outbox.push_frame(text("1234567")).unwrap();
-        assert_eq!(outbox.push_frame(text("1")), Err(Refused::Full));
-        writer.record_unwritten(0);
-        assert!(matches!(take(&writer), Poll::Ready(frames) if frames.len() == 1));
+        // Written out: the bound no longer applies.
         writer.record_unwritten(0);
         outbox.push_frame(text("1234567890")).unwrap();
-    }
-
-    #[test]
-    fn an_empty_outbox_takes_one_frame_larger_than_the_byte_bound() {
-        let (owner, _writer) = outbox(OutboxLimits {
-            frames: 100,
-            bytes: 4,
-        });
-        owner.outbox().push_frame(text("a large frame")).unwrap();
-        assert_eq!(owner.outbox().push_frame(text("b")), Err(Refused::Full));
     }
 
     #[test]

@@ -38,12 +38,14 @@ pub(super) struct OutboundWriter<'a> {
     /// The handshake response, until it goes out with the first frames.
     response_head: Option<BytesMut>,
     /// Encoded bytes the socket has not accepted yet (their count is reported to the outbox,
-    /// whose byte bound covers them). Frames are taken from the outbox only when this is
+    /// whose byte bound applies while there are any). Frames are taken from the outbox only when this is
     /// empty, so a client that stops reading leaves them in the bounded outbox (which then
     /// overflows) instead of here.
     pending: BytesMut,
     /// The stream has ended; nothing more is taken from the outbox.
     ended: bool,
+    /// The socket refused bytes that are still pending (and the outbox has been told).
+    behind: bool,
 }
 
 impl<'a> OutboundWriter<'a> {
@@ -55,6 +57,7 @@ impl<'a> OutboundWriter<'a> {
             response_head: Some(response_head),
             pending: BytesMut::new(),
             ended: false,
+            behind: false,
         }
     }
 
@@ -66,18 +69,24 @@ impl<'a> OutboundWriter<'a> {
         if let Some(head) = self.response_head.take() {
             self.pending = head;
             self.take_frames(false).await;
-            self.outbox.record_unwritten(self.pending.len());
         } else if self.pending.is_empty() {
             self.take_frames(true).await;
-            self.outbox.record_unwritten(self.pending.len());
         }
         while !self.pending.is_empty() {
-            let written = self.socket.write(&self.pending).await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+            match self.socket.try_write(&self.pending) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.pending.advance(written),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket refused the rest: the client is behind by this much.
+                    self.outbox.record_unwritten(self.pending.len());
+                    self.behind = true;
+                    self.socket.writable().await?;
+                }
+                Err(error) => return Err(error),
             }
-            self.pending.advance(written);
-            self.outbox.record_unwritten(self.pending.len());
+        }
+        if std::mem::take(&mut self.behind) {
+            self.outbox.record_unwritten(0);
         }
         self.pending = BytesMut::new();
         Ok(if self.ended { Flow::Ended } else { Flow::Open })
