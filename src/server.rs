@@ -175,8 +175,7 @@ fn http_service(
         .local_addr(addr)
         // `100 Continue` only for a request whose head passes authentication.
         .expect(fn_service(move |req: Request| {
-            let verdict = http::continue_or_refuse(&expect_state, &req);
-            std::future::ready(verdict.map(|()| req))
+            std::future::ready(http::expect_continue(&expect_state, req))
         }))
         .upgrade(fn_service(move |(req, framed)| {
             upgrade(ws_state.clone(), req, framed)

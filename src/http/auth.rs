@@ -4,9 +4,10 @@
 //! app, and receives the app, the decoded query and the body. Everything that can be checked
 //! on the request head is checked before a byte of the body is read ([`authenticate_head`]):
 //! the declared size (413), the app (404/403), and the query signature, which covers the
-//! body's MD5 (401). Only then is the body read ([`super::body_reader`]: a deadline, a size
+//! body's MD5 (401; a body without a signed `body_md5` is refused here too). Only then is the body read ([`super::body_reader`]: a deadline, a size
 //! limit and a server-wide budget) and held to its MD5, so an unsigned request never costs a
-//! body's memory. The same head check answers `Expect: 100-continue` ([`super::expect`]).
+//! body's memory. A refused request's connection is closed with its answer
+//! ([`release_after_response`]). The same head check answers `Expect: 100-continue` ([`super::expect`]).
 //! Today the one method is Pusher's HMAC query signature; Bearer API tokens and key/secret
 //! headers will be further arms of [`authenticate_head`], invisible to handlers.
 
@@ -16,12 +17,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
+use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 
 use super::ApiError;
-use super::body_reader::{BodyLimits, read_body};
+use super::body_reader::{BodyLimits, read_body, release_after_response};
 use super::signature::{
     API_PREFIX, UnverifiedRequest, decode_query, query_param, verify_body_md5,
     verify_query_signature,
@@ -55,28 +56,30 @@ impl FromRequest for SignedRequest {
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<ServerState>>()
-                .ok_or(ApiError::Unavailable)?
-                .clone();
-            let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers());
-            let AuthenticatedHead { app, query } =
-                authenticate_head(&state, &head, req.query_string())?;
-            let limits = BodyLimits {
-                max_bytes: state.settings.max_request_size,
-                timeout: state.settings.request_body_timeout,
-            };
-            let body = read_body(
-                &mut payload,
-                head.content_length,
-                limits,
-                &state.pending_bodies,
-            )
-            .await?;
-            verify_body_md5(&query, &body)?;
-            Ok(SignedRequest { app, query, body })
+            let signed = authenticate(&req, &mut payload).await;
+            if signed.is_err() {
+                release_after_response(payload);
+            }
+            signed
         })
     }
+}
+
+/// Authenticates the head of `req`, then reads its body from `payload` and holds it to the
+/// signed MD5.
+async fn authenticate(req: &HttpRequest, payload: &mut Payload) -> Result<SignedRequest, ApiError> {
+    let state = req
+        .app_data::<web::Data<ServerState>>()
+        .ok_or(ApiError::Unavailable)?;
+    let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers());
+    let AuthenticatedHead { app, query } = authenticate_head(state, &head, req.query_string())?;
+    let limits = BodyLimits {
+        max_bytes: state.settings.max_request_size,
+        timeout: state.settings.request_body_timeout,
+    };
+    let body = read_body(payload, head.content_length, limits, &state.pending_bodies).await?;
+    verify_body_md5(&query, &body)?;
+    Ok(SignedRequest { app, query, body })
 }
 
 /// What authentication needs of a request before its body.
@@ -89,6 +92,8 @@ pub(super) struct ApiRequestHead<'a> {
     /// The declared body length; `None` for a chunked body (or a malformed header, which
     /// actix-http refuses before any handler runs).
     pub content_length: Option<usize>,
+    /// Whether a body is coming: a non-zero `Content-Length`, or a chunked one.
+    pub has_body: bool,
 }
 
 impl<'a> ApiRequestHead<'a> {
@@ -97,10 +102,12 @@ impl<'a> ApiRequestHead<'a> {
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse().ok());
+        let chunked = headers.contains_key(TRANSFER_ENCODING);
         ApiRequestHead {
             method,
             path,
             content_length,
+            has_body: chunked || content_length.is_some_and(|len| len > 0),
         }
     }
 }
@@ -135,6 +142,9 @@ pub(super) fn authenticate_head(
     };
     let skew = state.settings.max_auth_timestamp_skew;
     verify_query_signature(&app, &unverified, skew, unix_now())?;
+    if head.has_body && query_param(&query, "body_md5").is_none() {
+        return Err(ApiError::unauthorized("Missing body_md5 parameter"));
+    }
     Ok(AuthenticatedHead { app, query })
 }
 

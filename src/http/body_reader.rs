@@ -2,9 +2,11 @@
 //! limit, a deadline, and a server-wide budget for the bytes of all bodies being received.
 //!
 //! The budget is what keeps many slow senders from adding up: each body reserves its declared
-//! `Content-Length` (a chunked body, each chunk as it arrives) before it is read, and gives it
-//! back when the request is done. A request that would go over the budget is refused with 503
-//! and `Retry-After` rather than queued, so the memory held never exceeds it.
+//! `Content-Length` before it is read (a chunked body, the buffer it grows to as chunks
+//! arrive), and gives it back once it has been received (or refused). A request that would go
+//! over the budget is refused with 503 and `Retry-After` rather than queued, so the bodies
+//! being received never hold more than the budget. The size limit itself was checked on the
+//! declared length with the request's head (`super::auth`); here it holds a chunked body.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,8 +41,17 @@ impl PendingBodies {
         }
     }
 
-    /// Bytes reserved now.
-    pub fn reserved(&self) -> usize {
+    /// Whether `bytes` more would fit in the budget now (a hint: another request may take
+    /// the room before this one reserves it).
+    pub fn has_room_for(&self, bytes: usize) -> bool {
+        self.reserved
+            .load(Ordering::Relaxed)
+            .checked_add(bytes)
+            .is_some_and(|total| total <= self.limit)
+    }
+
+    #[cfg(test)]
+    fn reserved(&self) -> usize {
         self.reserved.load(Ordering::Relaxed)
     }
 
@@ -76,6 +87,18 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// Keeps a refused request's unread body (`held`, its `Payload` or the request owning it)
+/// alive until its response has been handed to actix-http, then drops it.
+///
+/// actix-http decides, as it starts sending a response, whether to close the connection: it
+/// does when the request's body is unread and still wanted, but an unread chunked body that
+/// nobody holds any more is drained instead, with no timer, for as long as the client sends it
+/// (or never sends the end). The task spawned here runs only after the current one yields,
+/// which is after actix-http has sent the response head, so the connection is closed.
+pub fn release_after_response<T: 'static>(held: T) {
+    actix_web::rt::spawn(async move { drop(held) });
+}
+
 /// What a body may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -85,8 +108,9 @@ pub struct BodyLimits {
     pub timeout: Duration,
 }
 
-/// Reads the whole body of `declared_len` bytes (`None` for a chunked body) within `limits`,
-/// reserving its bytes in `budget` while it arrives.
+/// Reads the whole body of `declared_len` bytes (`None` for a chunked body; a declared length
+/// is already known to be within `limits`) within `limits`, reserving its bytes in `budget`
+/// while it arrives.
 pub async fn read_body(
     payload: &mut Payload,
     declared_len: Option<usize>,
@@ -94,9 +118,6 @@ pub async fn read_body(
     budget: &PendingBodies,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::PayloadTooLarge("Request body is too large".to_owned());
-    if declared_len.is_some_and(|len| len > limits.max_bytes) {
-        return Err(too_large());
-    }
     let mut reservation = budget.reserve(declared_len.unwrap_or(0))?;
     let mut body = BytesMut::with_capacity(declared_len.unwrap_or(0));
     let receive = async {
@@ -105,12 +126,12 @@ pub async fn read_body(
                 PayloadError::Overflow => too_large(),
                 _ => ApiError::bad_request("Request body could not be read"),
             })?;
-            let len = body.len() + chunk.len();
-            if len > limits.max_bytes {
+            if body.len() + chunk.len() > limits.max_bytes {
                 return Err(too_large());
             }
-            if len > reservation.bytes {
-                reservation.grow(len - reservation.bytes)?;
+            body.reserve(chunk.len());
+            if body.capacity() > reservation.bytes {
+                reservation.grow(body.capacity() - reservation.bytes)?;
             }
             body.extend_from_slice(&chunk);
         }

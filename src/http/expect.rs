@@ -2,18 +2,22 @@
 //! for `100 Continue` before it sends the body. actix-http's default handler answers at once,
 //! before any handler runs, which would invite the body of a request that is then refused.
 //! This check runs in its place (see `server.rs`): an API request is only told to continue
-//! once its head passes [`authenticate_head`]; otherwise it gets its final error at once and
-//! never sends the body. Paths outside the API continue, to be answered by their routes.
+//! once its head passes [`authenticate_head`] and the body budget has room for it; otherwise
+//! it gets its final error at once and never sends the body. Paths outside the API continue,
+//! to be answered by their routes (a signed request to an API path that has no route, say
+//! `/apps/1/nope`, is told to continue and then gets 404: the route table is actix-web's).
 
 use actix_http::Request;
 use actix_http::body::BoxBody;
 use actix_web::ResponseError;
 
+use super::ApiError;
 use super::auth::{ApiRequestHead, PathApp, authenticate_head, path_app};
+use super::body_reader::release_after_response;
 use crate::server::ServerState;
 
 /// `Ok` to send `100 Continue`; otherwise the response that refuses the request.
-pub fn continue_or_refuse(
+fn continue_or_refuse(
     state: &ServerState,
     req: &Request,
 ) -> Result<(), actix_http::Response<BoxBody>> {
@@ -24,8 +28,28 @@ pub fn continue_or_refuse(
     }
     let api_head = ApiRequestHead::new(head.method.as_str(), path, &head.headers);
     let query = head.uri.query().unwrap_or_default();
-    match authenticate_head(state, &api_head, query) {
-        Ok(_) => Ok(()),
-        Err(error) => Err(error.error_response().into()),
+    let verdict = authenticate_head(state, &api_head, query).and_then(|_| {
+        let declared = api_head.content_length.unwrap_or(0);
+        if state.pending_bodies.has_room_for(declared) {
+            Ok(())
+        } else {
+            Err(ApiError::Busy)
+        }
+    });
+    verdict.map_err(|error| error.error_response().into())
+}
+
+/// The expect service's answer for `req`: the request back to be continued, or the response
+/// that refuses it (with the request, and so its unread body, held until that is sent).
+pub fn expect_continue(
+    state: &ServerState,
+    req: Request,
+) -> Result<Request, actix_http::Response<BoxBody>> {
+    match continue_or_refuse(state, &req) {
+        Ok(()) => Ok(req),
+        Err(refusal) => {
+            release_after_response(req);
+            Err(refusal)
+        }
     }
 }

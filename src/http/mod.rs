@@ -23,7 +23,7 @@ use actix_web::web;
 pub use auth::SignedRequest;
 pub use body_reader::PendingBodies;
 pub use error::ApiError;
-pub use expect::continue_or_refuse;
+pub use expect::expect_continue;
 pub use signature::{
     API_PREFIX, UnverifiedRequest, decode_query, verify_body_md5, verify_query_signature,
 };
