@@ -12,6 +12,10 @@ pub(super) const MAX_HEADER_LEN: usize = 14;
 /// RFC 6455 §5.5: control frames carry at most 125 bytes and are never fragmented.
 const MAX_CONTROL_PAYLOAD: u64 = 125;
 
+/// The longest whole control frame a client can send (a 2-byte header, the mask, 125 bytes):
+/// one may arrive between the fragments of a message.
+pub(super) const MAX_CONTROL_FRAME_LEN: usize = 2 + 4 + MAX_CONTROL_PAYLOAD as usize;
+
 /// What a frame header declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FrameHeader {
@@ -54,6 +58,9 @@ pub(super) fn peek(buf: &[u8]) -> Option<FrameHeader> {
 
 #[cfg(test)]
 mod tests {
+    use actix_http::ws::{OpCode, Parser};
+    use actix_web::web::BytesMut;
+
     use super::*;
 
     #[test]
@@ -67,6 +74,36 @@ mod tests {
         let huge = [0x81, 0xFF, 0, 0, 0x01, 0, 0, 0, 0, 0];
         assert_eq!(peek(&huge[..9]), None);
         assert_eq!(peek(&huge).unwrap().payload_len, 1 << 40);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_length_read_is_the_one_actix_http_writes(
+            len in 0usize..70_000,
+            masked: bool,
+            opcode in proptest::sample::select(vec![OpCode::Text, OpCode::Binary, OpCode::Continue]),
+        ) {
+            let mut frame = BytesMut::new();
+            Parser::write_message(&mut frame, vec![0u8; len], opcode, false, masked);
+            let length_field_end = match len {
+                0..=125 => 2,
+                126..=0xFFFF => 4,
+                _ => 10,
+            };
+            proptest::prop_assert_eq!(peek(&frame[..length_field_end - 1]), None);
+            let header = peek(&frame).unwrap();
+            proptest::prop_assert_eq!(header.payload_len, len as u64);
+            proptest::prop_assert!(!header.fin);
+            proptest::prop_assert_eq!(header.opcode, u8::from(opcode));
+        }
+
+        #[test]
+        fn any_bytes_are_a_header_or_too_few(bytes in proptest::collection::vec(0u8.., 0..16)) {
+            if let Some(header) = peek(&bytes) {
+                proptest::prop_assert!(bytes.len() >= 2);
+                proptest::prop_assert!(header.opcode < 16);
+            }
+        }
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! ([`super::frame_header`]), before its payload is read: a frame, or a fragment taking its
 //! message past the limit, ends the connection (1009) as soon as its length is known. Each
 //! read is capped so that the read buffer and the fragments joined so far never hold more
-//! than the limit plus one frame header, whatever the client declares or streams. The socket
-//! is read only once it is readable, into a buffer that is released whenever it is empty, so
-//! an idle connection holds no buffer.
+//! than the limit plus one frame header (and one control frame, which may arrive between the
+//! fragments of a message that has reached the limit), whatever the client declares or
+//! streams. (What the client sent with its upgrade request arrives in actix-http's request
+//! buffer, bounded by actix-http.) The socket is read only once it is readable, into a buffer
+//! that is released whenever it is empty, so an idle connection holds no buffer.
 
 use std::io;
 
@@ -17,7 +19,7 @@ use bytestring::ByteString;
 use tokio::net::tcp::ReadHalf;
 use tokio_util::codec::Decoder;
 
-use super::frame_header::{self, MAX_HEADER_LEN};
+use super::frame_header::{self, MAX_CONTROL_FRAME_LEN, MAX_HEADER_LEN};
 
 pub(super) use actix_http::ws::CloseReason;
 
@@ -94,9 +96,10 @@ impl<'a> InboundMessages<'a> {
     async fn read_more(&mut self) -> bool {
         let joined = self.fragments.as_ref().map_or(0, |(_, data)| data.len());
         let held = self.buf.len() + joined;
-        // Never zero: a frame the header check let in fits within the bound, so a full
-        // buffer would already have been decoded.
-        let room = (self.max_message_size + MAX_HEADER_LEN).saturating_sub(held);
+        // Never zero: a frame the header check let in fits within the bound (a control frame
+        // between fragments in its allowance), so a full buffer would have been decoded.
+        let bound = self.max_message_size + MAX_HEADER_LEN + MAX_CONTROL_FRAME_LEN;
+        let room = bound.saturating_sub(held);
         self.read_at_most(room.clamp(1, READ_CHUNK)).await
     }
 

@@ -99,7 +99,9 @@ impl Connection {
     /// The channels this connection subscribed to (its own user channel, joined by signing
     /// in, is not one of them).
     fn channel_count(&self) -> usize {
-        self.subscriptions.len() - usize::from(self.user.is_some())
+        self.subscriptions
+            .len()
+            .saturating_sub(usize::from(self.user.is_some()))
     }
 
     /// Checks the signature for the channel's kind; for presence, returns the member.
