@@ -18,6 +18,26 @@ fn config_with(server_keys: &str, app_keys: &str) -> String {
         + "\n"
 }
 
+/// A server whose frame limit is 2,048 bytes.
+fn small_frame_server() -> TestServer {
+    TestServer::start_with(&config_with(
+        "max_frame_size = 2048",
+        "max_event_size = 1024",
+    ))
+}
+
+/// The log filter the quiet-log tests run with, whatever the caller's `RUST_LOG` says; the
+/// debug lines of `relay::ws` say why each connection ended.
+const TEST_LOG: (&str, &str) = ("RUST_LOG", "info,relay::ws=debug");
+
+/// A server started with [`TEST_LOG`].
+fn logging_server(config: &str) -> TestServer {
+    TestServer::start_with_env(config, &[TEST_LOG])
+}
+
+/// The debug line of a connection closed because its client fell behind.
+const CLOSED_AS_BEHIND: &str = "ending=Pusher(OverCapacity)";
+
 /// Asserts that the server logged nothing at WARN or ERROR.
 fn assert_quiet_log(server: &TestServer) {
     let log = server.log();
@@ -31,7 +51,7 @@ fn assert_quiet_log(server: &TestServer) {
 
 #[tokio::test]
 async fn a_frame_declaring_2_to_the_40_bytes_is_closed_with_1009_at_its_header() {
-    let server = TestServer::start();
+    let server = logging_server(&common::default_config());
     let mut socket = RawWebSocket::connect(server.port).await;
     // Only the 14-byte header is sent: the close must come without any of the payload.
     socket.write(&frame_header(true, TEXT, 1 << 40)).await;
@@ -41,10 +61,7 @@ async fn a_frame_declaring_2_to_the_40_bytes_is_closed_with_1009_at_its_header()
 
 #[tokio::test]
 async fn a_frame_just_over_the_limit_is_closed_at_its_header() {
-    let server = TestServer::start_with(&config_with(
-        "max_frame_size = 2048",
-        "max_event_size = 1024",
-    ));
+    let server = small_frame_server();
     let mut socket = RawWebSocket::connect(server.port).await;
     socket.write(&frame_header(true, TEXT, 2049)).await;
     assert_eq!(socket.close_code(4).await, 1009);
@@ -52,10 +69,7 @@ async fn a_frame_just_over_the_limit_is_closed_at_its_header() {
 
 #[tokio::test]
 async fn a_fragment_taking_its_message_past_the_limit_is_closed_at_its_header() {
-    let server = TestServer::start_with(&config_with(
-        "max_frame_size = 2048",
-        "max_event_size = 1024",
-    ));
+    let server = small_frame_server();
     let mut socket = RawWebSocket::connect(server.port).await;
     // 1,500 bytes joined so far (within the limit), then a fragment declaring 549 more:
     // refused before any of them is sent.
@@ -69,10 +83,7 @@ async fn a_fragment_taking_its_message_past_the_limit_is_closed_at_its_header() 
 
 #[tokio::test]
 async fn a_fragment_within_the_limit_is_still_joined() {
-    let server = TestServer::start_with(&config_with(
-        "max_frame_size = 2048",
-        "max_event_size = 1024",
-    ));
+    let server = small_frame_server();
     let mut socket = RawWebSocket::connect(server.port).await;
     let text = br#"{"event":"pusher:ping","data":{}}"#;
     let padding = [b' '; 2048 - 33];
@@ -90,7 +101,7 @@ async fn a_fragment_within_the_limit_is_still_joined() {
 
 #[tokio::test]
 async fn a_fragmented_ping_is_a_protocol_error_without_a_log_line() {
-    let server = TestServer::start();
+    let server = logging_server(&common::default_config());
     let mut socket = RawWebSocket::connect(server.port).await;
     socket.write(&frame(false, PING, b"x")).await;
     assert_eq!(socket.close_code(4).await, 1002);
@@ -145,33 +156,72 @@ async fn errors_for_a_65000_character_name_are_shorter_than_1_kb() {
     client.assert_nothing_pending().await;
 }
 
-#[tokio::test]
-async fn a_client_that_never_reads_is_closed_with_4100_at_the_byte_bound() {
-    // The frame bound is far away (100,000 frames): only the byte bound can close it.
-    let server = TestServer::start_with(&config_with(
-        "outbound_queue_size = 100000\noutbound_queue_bytes = 16384",
+/// A server whose byte bound (64 KiB) is the only one a client can reach: 10,000,000 frames.
+fn byte_bound_server() -> TestServer {
+    logging_server(&config_with(
+        "outbound_queue_size = 10000000\noutbound_queue_bytes = 65536",
         "",
-    ));
-    let mut socket = RawWebSocket::connect_with_receive_buffer(server.port, 4096).await;
-    // Each refused subscription queues two error frames of ~350 bytes: 20,000 of them are
-    // about 14 MB, several times what the kernel's socket buffers hold (about 3 MB on
-    // loopback here) plus the 16 KiB bound. The server keeps reading until it closes the
-    // connection; what the client writes after that waits in the kernel's buffers.
+    ))
+}
+
+/// Sends refused subscriptions (two error frames of ~350 bytes each) and never reads, until
+/// the server stops reading too (a write waits 500 ms) or 400,000 have been sent. The kernel's
+/// socket buffers hold a few MB before the server's writer is refused bytes; the byte bound
+/// then ends the connection within 64 KiB more.
+async fn provoke_errors_without_reading(socket: &mut RawWebSocket) -> usize {
     let name = format!("{}!", "x".repeat(163));
     let request = json!({"event": "pusher:subscribe", "data": {"channel": name}});
     let request = frame(true, TEXT, request.to_string().as_bytes());
-    for _ in 0..20_000 {
-        if !socket.write_within(&request, Duration::from_secs(1)).await {
-            break;
+    for sent in 0..400_000 {
+        if !socket
+            .write_within(&request, Duration::from_millis(500))
+            .await
+        {
+            return sent;
         }
     }
-    assert_eq!(socket.close_code(50_000).await, 4100);
+    400_000
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_with_4100_at_the_byte_bound() {
+    let server = byte_bound_server();
+    let mut socket = RawWebSocket::connect_with_receive_buffer(server.port, 4096).await;
+    let sent = provoke_errors_without_reading(&mut socket).await;
+    assert!(sent < 400_000, "the server never stopped reading");
+    // Why it stopped: the log names the connection's ending. (The 4100 close frame waits
+    // behind megabytes of errors in the kernel's buffers, which this client never reads;
+    // tests/lifecycle.rs reads one after an overflow of the frame bound, the same path.)
+    assert!(
+        server.wait_for_log(CLOSED_AS_BEHIND, common::TIMEOUT),
+        "not closed as over capacity after {sent} requests"
+    );
+    assert_quiet_log(&server);
+}
+
+#[tokio::test]
+async fn a_burst_into_a_socket_that_keeps_up_is_not_cut_short() {
+    // One trigger to 20 channels of 10 KB each is 200 KB at once, three times the byte bound.
+    let server = TestServer::start_with(&config_with("outbound_queue_bytes = 65536", ""));
+    let mut client = Client::connect(&server).await;
+    let channels: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    for channel in &channels {
+        client.subscribe(channel).await;
+    }
+    let body = json!({"name": "big", "channels": channels, "data": "x".repeat(10_000)});
+    assert_eq!(common::http::trigger(&server, body).await.status, 200);
+    for _ in 0..20 {
+        client.recv_event("big").await;
+    }
+    client.assert_nothing_pending().await;
 }
 
 #[tokio::test]
 async fn subscriptions_past_max_channels_per_connection_are_refused_and_the_connection_stays() {
     let server = TestServer::start_with(&config_with("", "max_channels_per_connection = 3"));
     let mut client = Client::connect(&server).await;
+    // The user channel a sign-in joins is not one of the three.
+    client.sign_in("alice").await;
     for channel in ["a", "b", "c"] {
         client.subscribe(channel).await;
     }
@@ -198,7 +248,7 @@ async fn subscriptions_past_max_channels_per_connection_are_refused_and_the_conn
 #[tokio::test]
 async fn an_oversized_http_head_is_refused_without_a_log_line() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start();
+    let server = logging_server(&common::default_config());
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await
         .unwrap();
@@ -215,62 +265,74 @@ async fn an_oversized_http_head_is_refused_without_a_log_line() {
     assert_quiet_log(&server);
 }
 
-/// Hostile clients of every kind above, each kept busy until `stop` resolves.
-async fn attack(port: u16, stop: tokio::sync::watch::Receiver<bool>) {
-    use tokio::io::AsyncWriteExt;
-    let server_port = port;
+/// Hostile clients of every kind above, run at once against the server at `port`; each
+/// asserts the answer it gets.
+async fn attack(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..5 {
-        // Unsigned bodies declared and never sent.
-        let mut stop = stop.clone();
+        // An unsigned body declared and never sent: 401 at once.
         tasks.spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server_port))
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .unwrap();
             let head = format!(
                 "POST /apps/{}/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1048575\r\n\r\n",
                 common::APP_ID
             );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stop.changed().await;
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut response = [0u8; 12];
+            tokio::time::timeout(common::TIMEOUT, stream.read_exact(&mut response))
+                .await
+                .expect("no answer")
+                .unwrap();
+            assert_eq!(&response, b"HTTP/1.1 401");
         });
     }
     tasks.spawn(async move {
         for _ in 0..5 {
-            let mut socket = RawWebSocket::connect(server_port).await;
+            let mut socket = RawWebSocket::connect(port).await;
             socket.write(&frame_header(true, TEXT, 1 << 40)).await;
             assert_eq!(socket.close_code(4).await, 1009);
         }
     });
     tasks.spawn(async move {
-        // Never reads: closed with 4100 once its errors pass the byte bound.
-        let mut socket = RawWebSocket::connect_with_receive_buffer(server_port, 4096).await;
+        let mut socket = RawWebSocket::connect_with_receive_buffer(port, 4096).await;
+        assert!(provoke_errors_without_reading(&mut socket).await < 400_000);
+    });
+    tasks.spawn(async move {
+        // 65,000-character names: each refusal quotes under 1 KB of them.
+        let mut socket = RawWebSocket::connect(port).await;
         let request = json!({"event": "pusher:subscribe", "data": {"channel": "x".repeat(65_000)}});
         let request = frame(true, TEXT, request.to_string().as_bytes());
-        for _ in 0..200 {
-            if !socket.write_within(&request, Duration::from_secs(1)).await {
-                break;
+        socket.next_frame().await.expect("connection_established");
+        for _ in 0..20 {
+            socket.write(&request).await;
+            for _ in 0..2 {
+                let (_, payload) = socket.next_frame().await.expect("an error frame");
+                assert!(payload.len() < 1024, "{} bytes", payload.len());
             }
         }
     });
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        done.expect("an attacker's assertion failed");
+    }
 }
 
 #[tokio::test]
 async fn a_subscriber_receives_every_event_while_hostile_clients_attack() {
-    let server = TestServer::start();
+    let server = byte_bound_server();
     let mut subscriber = Client::connect(&server).await;
     subscriber.subscribe("news").await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let attackers = tokio::spawn(attack(server.port, stopped));
+    let attackers = tokio::spawn(attack(server.port));
     for index in 0..100 {
         let body = json!({"name": "tick", "channel": "news", "data": index.to_string()});
         assert_eq!(common::http::trigger(&server, body).await.status, 200);
         let event = subscriber.recv_event("tick").await;
         assert_eq!(event["data"], index.to_string());
     }
-    stop.send(true).unwrap();
     attackers.await.unwrap();
     subscriber.assert_nothing_pending().await;
+    assert!(server.wait_for_log(CLOSED_AS_BEHIND, common::TIMEOUT));
     assert_quiet_log(&server);
 }

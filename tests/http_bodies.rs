@@ -94,6 +94,25 @@ fn signed_events_target(body: &str) -> String {
     )
 }
 
+/// The same, signed with a secret that is not the app's.
+fn forged_events_target(body: &str) -> String {
+    signed_path(
+        "POST",
+        &format!("/apps/{APP_ID}/events"),
+        &[],
+        body,
+        "not-the-secret",
+        now(),
+    )
+}
+
+/// A server receiving at most 100,000 bytes of bodies at once (each at most 65,536).
+fn small_budget_server() -> TestServer {
+    TestServer::start_with(&config_with(
+        "max_request_size = 65536\nmax_pending_request_bytes = 100000",
+    ))
+}
+
 fn config_with(server_keys: &str) -> String {
     common::default_config().replace("[server]\n", &format!("[server]\n{server_keys}\n"))
 }
@@ -124,14 +143,7 @@ async fn a_body_declared_over_the_size_limit_is_413_at_once() {
 async fn a_wrong_signature_or_app_is_refused_before_the_body() {
     let server = TestServer::start();
     let body = events_body(1000);
-    let forged = signed_path(
-        "POST",
-        &format!("/apps/{APP_ID}/events"),
-        &[],
-        &body,
-        "not-the-secret",
-        now(),
-    );
+    let forged = forged_events_target(&body);
     let mut stream = send_head(&server, &forged, body.len(), "").await;
     let head = read_head(&mut stream, Vec::new()).await;
     assert_eq!(head.status(), 401);
@@ -144,14 +156,7 @@ async fn a_wrong_signature_or_app_is_refused_before_the_body() {
 async fn expect_100_continue_with_a_bad_signature_gets_401_and_no_continue() {
     let server = TestServer::start();
     let body = events_body(5000);
-    let forged = signed_path(
-        "POST",
-        &format!("/apps/{APP_ID}/events"),
-        &[],
-        &body,
-        "not-the-secret",
-        now(),
-    );
+    let forged = forged_events_target(&body);
     let mut stream = send_head(&server, &forged, body.len(), "Expect: 100-continue\r\n").await;
     let head = read_head(&mut stream, Vec::new()).await;
     assert_eq!(head.status(), 401, "{}", head.text);
@@ -192,9 +197,7 @@ async fn a_signed_request_that_stalls_mid_body_gets_408_at_the_deadline() {
 
 #[tokio::test]
 async fn bodies_in_flight_are_bounded_server_wide() {
-    let server = TestServer::start_with(&config_with(
-        "max_request_size = 65536\nmax_pending_request_bytes = 100000",
-    ));
+    let server = small_budget_server();
     let body = events_body(60_000);
     // The first request's 60,000 bytes are reserved once it has been told to continue.
     let mut first = send_head(
@@ -248,4 +251,82 @@ async fn a_chunked_body_is_read_and_held_to_the_size_limit() {
         stream.write_all(request.as_bytes()).await.unwrap();
         assert_eq!(read_head(&mut stream, Vec::new()).await.status(), status);
     }
+}
+
+/// Asserts that the server ends the connection (bounded wait), reading past whatever is left.
+async fn assert_closed_by_server(stream: &mut TcpStream) {
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the server kept the connection open");
+}
+
+/// Opens a connection and sends a chunked request head.
+async fn send_chunked_head(server: &TestServer, target: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn a_trickled_chunked_body_gets_408_and_its_connection_is_closed() {
+    let server = TestServer::start_with(&config_with("request_body_timeout = 1"));
+    let body = events_body(2000);
+    let mut stream = send_chunked_head(&server, &signed_events_target(&body)).await;
+    stream
+        .write_all(b"10\r\n0123456789abcdef\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut stream, Vec::new()).await;
+    assert_eq!(head.status(), 408, "{}", head.text);
+    // The rest of the body is not drained for as long as the client cares to send it.
+    let _ = stream.write_all(b"10\r\n0123456789abcdef\r\n").await;
+    assert_closed_by_server(&mut stream).await;
+}
+
+#[tokio::test]
+async fn an_unsigned_chunked_body_gets_401_and_its_connection_is_closed() {
+    let server = TestServer::start();
+    let mut stream = send_chunked_head(&server, &format!("/apps/{APP_ID}/events")).await;
+    let head = read_head(&mut stream, Vec::new()).await;
+    assert_eq!(head.status(), 401, "{}", head.text);
+    assert_closed_by_server(&mut stream).await;
+}
+
+#[tokio::test]
+async fn a_signed_request_whose_body_is_not_in_its_signature_is_refused_on_its_head() {
+    let server = TestServer::start();
+    // Signed over no body (so no body_md5), then sent with one.
+    let target = signed_path(
+        "POST",
+        &format!("/apps/{APP_ID}/events"),
+        &[],
+        "",
+        APP_SECRET,
+        now(),
+    );
+    let mut stream = send_head(&server, &target, 60_000, "").await;
+    let head = read_head(&mut stream, Vec::new()).await;
+    assert_eq!(head.status(), 401, "{}", head.text);
+    assert_eq!(
+        read_error(&mut stream, head).await,
+        "Missing body_md5 parameter"
+    );
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_not_sent_while_the_body_budget_is_full() {
+    let server = small_budget_server();
+    let body = events_body(60_000);
+    let expect = "Expect: 100-continue\r\n";
+    let mut first = send_head(&server, &signed_events_target(&body), body.len(), expect).await;
+    assert_eq!(read_head(&mut first, Vec::new()).await.status(), 100);
+    let mut second = send_head(&server, &signed_events_target(&body), body.len(), expect).await;
+    let refused = read_head(&mut second, Vec::new()).await;
+    assert_eq!(refused.status(), 503, "{}", refused.text);
+    assert_eq!(refused.header("retry-after"), Some("1"));
 }

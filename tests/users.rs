@@ -4,32 +4,14 @@
 mod common;
 
 use common::http::{api, trigger};
-use common::{APP_KEY, Client, TestServer, sign};
+use common::{Client, TestServer, user_auth};
 use serde_json::{Value, json};
-
-/// The `auth` of a sign-in, signed independently of the server's code.
-fn user_auth(socket_id: &str, user_data: &str) -> String {
-    let signature = sign(
-        common::APP_SECRET,
-        &format!("{socket_id}::user::{user_data}"),
-    );
-    format!("{APP_KEY}:{signature}")
-}
 
 async fn signin_with(client: &mut Client, auth: &str, user_data: &str) -> Value {
     client
         .send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
         .await;
     client.recv().await
-}
-
-/// Signs in as `id` and asserts success.
-async fn signin(client: &mut Client, id: &str) {
-    let user_data = json!({"id": id, "user_info": {"name": id}}).to_string();
-    let auth = user_auth(&client.socket_id, &user_data);
-    let reply = signin_with(client, &auth, &user_data).await;
-    assert_eq!(reply["event"], "pusher:signin_success", "{reply}");
-    assert_eq!(reply["data"]["user_data"], user_data.as_str());
 }
 
 async fn expect_signin_refused(client: &mut Client, auth: &str, user_data: &str, needle: &str) {
@@ -45,9 +27,9 @@ async fn expect_signin_refused(client: &mut Client, auth: &str, user_data: &str,
 async fn a_correctly_signed_signin_succeeds_and_echoes_user_data() {
     let server = TestServer::start();
     let mut client = Client::connect(&server).await;
-    signin(&mut client, "42").await;
+    client.sign_in("42").await;
     // Signing in again as the same user is fine.
-    signin(&mut client, "42").await;
+    client.sign_in("42").await;
 }
 
 #[tokio::test]
@@ -64,7 +46,7 @@ async fn refused_signins_are_errors_that_keep_the_connection() {
     let auth = user_auth(&client.socket_id, numeric);
     expect_signin_refused(&mut client, &auth, numeric, "\"id\"").await;
 
-    signin(&mut client, "42").await;
+    client.sign_in("42").await;
     let other = r#"{"id":"43"}"#;
     let auth = user_auth(&client.socket_id, other);
     expect_signin_refused(&mut client, &auth, other, "already signed in as user 42").await;
@@ -91,9 +73,9 @@ async fn events_sent_to_a_user_reach_every_connection_of_that_user_only() {
     let mut tab_two = Client::connect(&server).await;
     let mut someone_else = Client::connect(&server).await;
     let mut anonymous = Client::connect(&server).await;
-    signin(&mut tab_one, "alice").await;
-    signin(&mut tab_two, "alice").await;
-    signin(&mut someone_else, "bob").await;
+    tab_one.sign_in("alice").await;
+    tab_two.sign_in("alice").await;
+    someone_else.sign_in("bob").await;
 
     let response = trigger(
         &server,
@@ -124,7 +106,7 @@ async fn only_the_signed_in_user_may_subscribe_to_its_user_channel() {
     assert_eq!(reply["event"], "pusher:subscription_error", "{reply}");
     client.recv_event("pusher:error").await;
 
-    signin(&mut client, "alice").await;
+    client.sign_in("alice").await;
     // pusher-js subscribes to its own user channel after signing in: acknowledged.
     let reply = client
         .subscribe_with("#server-to-user-alice", None, None)
@@ -146,9 +128,9 @@ async fn terminating_a_user_closes_its_signed_in_connections_with_4009() {
     let mut tab_two = Client::connect(&server).await;
     let mut bob = Client::connect(&server).await;
     let mut presence_only = Client::connect(&server).await;
-    signin(&mut tab_one, "alice").await;
-    signin(&mut tab_two, "alice").await;
-    signin(&mut bob, "bob").await;
+    tab_one.sign_in("alice").await;
+    tab_two.sign_in("alice").await;
+    bob.sign_in("bob").await;
     presence_only
         .join_presence("presence-room", r#"{"user_id":"alice"}"#)
         .await;
@@ -174,7 +156,7 @@ async fn terminating_a_user_closes_its_signed_in_connections_with_4009() {
 
     // A terminated user can connect and sign in again.
     let mut again = Client::connect(&server).await;
-    signin(&mut again, "alice").await;
+    again.sign_in("alice").await;
 }
 
 #[tokio::test]
@@ -184,7 +166,7 @@ async fn with_user_authentication_on_a_connection_must_authorize_itself_in_time(
     let server = TestServer::start_with(&config);
     // Opened first, so their deadlines have passed once the last one is closed.
     let mut signed_in = Client::connect(&server).await;
-    signin(&mut signed_in, "alice").await;
+    signed_in.sign_in("alice").await;
     let mut private = Client::connect(&server).await;
     private.subscribe("private-room").await;
     let mut public_only = Client::connect(&server).await;
@@ -223,7 +205,7 @@ async fn watchers_get_the_initial_state_then_each_online_and_offline_change() {
     let config = common::default_config() + "enable_watchlist_events = true\n";
     let server = TestServer::start_with(&config);
     let mut bob = Client::connect(&server).await;
-    signin(&mut bob, "bob").await;
+    bob.sign_in("bob").await;
 
     let mut alice = Client::connect(&server).await;
     let initial = signin_watching(&mut alice, "alice", &["bob", "carol"]).await;
@@ -236,7 +218,7 @@ async fn watchers_get_the_initial_state_then_each_online_and_offline_change() {
     );
 
     let mut carol = Client::connect(&server).await;
-    signin(&mut carol, "carol").await;
+    carol.sign_in("carol").await;
     let change = alice.recv().await;
     assert_eq!(
         watchlist_events(&change),
@@ -244,7 +226,7 @@ async fn watchers_get_the_initial_state_then_each_online_and_offline_change() {
     );
     // A second connection of a user already online changes nothing.
     let mut carol_again = Client::connect(&server).await;
-    signin(&mut carol_again, "carol").await;
+    carol_again.sign_in("carol").await;
     alice.assert_nothing_pending().await;
 
     bob.close().await;
@@ -281,7 +263,7 @@ async fn without_the_app_switch_a_watchlist_gets_no_events() {
     let reply = signin_with(&mut alice, &auth, &user_data).await;
     assert_eq!(reply["event"], "pusher:signin_success");
     let mut bob = Client::connect(&server).await;
-    signin(&mut bob, "bob").await;
+    bob.sign_in("bob").await;
     alice.assert_nothing_pending().await;
 }
 
@@ -289,7 +271,7 @@ async fn without_the_app_switch_a_watchlist_gets_no_events() {
 async fn a_signed_in_connection_keeps_its_user_channel_even_if_it_unsubscribes() {
     let server = TestServer::start();
     let mut client = Client::connect(&server).await;
-    signin(&mut client, "alice").await;
+    client.sign_in("alice").await;
     client
         .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "#server-to-user-alice"}}))
         .await;

@@ -103,6 +103,21 @@ impl TestServer {
         }
     }
 
+    /// Waits (bounded by `limit`) until the server's log contains `needle`; whether it did.
+    /// The log is a file the server appends to, so it is read again every few milliseconds.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What the server has logged so far (with `RELAY_TEST_LOG` set, it is also printed
     /// when the server is dropped).
     pub fn log(&self) -> String {
@@ -174,6 +189,12 @@ pub fn private_auth(socket_id: &str, channel: &str) -> String {
 /// `auth` for a presence channel with the exact `channel_data` string.
 pub fn presence_auth(socket_id: &str, channel: &str, channel_data: &str) -> String {
     let signature = sign(APP_SECRET, &format!("{socket_id}:{channel}:{channel_data}"));
+    format!("{APP_KEY}:{signature}")
+}
+
+/// The `auth` of a sign-in over `user_data`, signed independently of the server's code.
+pub fn user_auth(socket_id: &str, user_data: &str) -> String {
+    let signature = sign(APP_SECRET, &format!("{socket_id}::user::{user_data}"));
     format!("{APP_KEY}:{signature}")
 }
 
@@ -339,6 +360,19 @@ impl Client {
             "{reply}"
         );
         decode_data(&reply)
+    }
+
+    /// Signs in as `id` (with a `user_info`) and asserts success.
+    pub async fn sign_in(&mut self, id: &str) {
+        let user_data = json!({"id": id, "user_info": {"name": id}}).to_string();
+        let auth = user_auth(&self.socket_id, &user_data);
+        self.send(
+            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+        )
+        .await;
+        let reply = self.recv().await;
+        assert_eq!(reply["event"], "pusher:signin_success", "{reply}");
+        assert_eq!(reply["data"]["user_data"], user_data.as_str());
     }
 
     /// Sends a client event.

@@ -97,3 +97,25 @@ proptest! {
         prop_assert_eq!(ChannelName::parse(&name, 1), Ok(channel));
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn names_are_quoted_exactly_within_their_limit_and_cut_with_a_marker_beyond(
+        name in prop_oneof![channel_name(), any_text()],
+        limit in limit(),
+    ) {
+        let max_len = limit_near(name.len(), limit);
+        let quoted = ChannelName::quote(&name, max_len);
+        let user_id_limit = "#server-to-user-".len() + 200;
+        let quote_limit = if name.starts_with("#server-to-user-") { user_id_limit } else { max_len };
+        if name.len() <= quote_limit {
+            prop_assert_eq!(quoted.as_ref(), name.as_str());
+        } else {
+            let cut = quoted.strip_suffix("…").expect("a cut name ends with the marker");
+            prop_assert!(name.starts_with(cut));
+            prop_assert!(cut.len() <= quote_limit && quote_limit - cut.len() < 4);
+        }
+    }
+}
