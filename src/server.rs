@@ -16,7 +16,7 @@ use actix_http::error::DispatchError;
 use actix_http::{HttpService, Request, h1};
 use actix_server::Server;
 use actix_service::{
-    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, apply_fn_factory, fn_service, map_config,
 };
 use actix_web::dev::AppConfig;
 use actix_web::{App as ActixApp, HttpResponse, web};
@@ -180,7 +180,10 @@ fn http_service(
         .upgrade(fn_service(move |(req, framed)| {
             upgrade(ws_state.clone(), req, framed)
         }))
-        .h1(map_config(api, |()| AppConfig::default()));
+        .h1(apply_fn_factory(
+            map_config(api, |()| AppConfig::default()),
+            |req, app: &_| http::call_holding_body(app, req),
+        ));
     // HTTP/1.1 only (the Pusher protocol needs nothing else): the HTTP/2-capable service
     // would make every connection's future larger by its HTTP/2 handshake state.
     fn_service(|io: TcpStream| {

@@ -4,12 +4,13 @@
 //! app, and receives the app, the decoded query and the body. Everything that can be checked
 //! on the request head is checked before a byte of the body is read ([`authenticate_head`]):
 //! the declared size (413), the app (404/403), and the query signature, which covers the
-//! body's MD5 (401; a body without a signed `body_md5` is refused here too). Only then is the body read ([`super::body_reader`]: a deadline, a size
-//! limit and a server-wide budget) and held to its MD5, so an unsigned request never costs a
-//! body's memory. A refused request's connection is closed with its answer
-//! ([`release_after_response`]). The same head check answers `Expect: 100-continue` ([`super::expect`]).
-//! Today the one method is Pusher's HMAC query signature; Bearer API tokens and key/secret
-//! headers will be further arms of [`authenticate_head`], invisible to handlers.
+//! body's MD5 (401; a body without a signed `body_md5` is refused here too). Only then is the
+//! body read ([`super::body_reader`]: a deadline, a size limit and a server-wide budget) and
+//! held to its MD5, so an unsigned request never costs a body's memory. A refused request's
+//! connection is closed with its answer ([`super::unread_body`]). The same head check answers
+//! `Expect: 100-continue` ([`super::expect`]). Today the one method is Pusher's HMAC query
+//! signature; Bearer API tokens and key/secret headers will be further arms of
+//! [`authenticate_head`], invisible to handlers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +23,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 
 use super::ApiError;
-use super::body_reader::{BodyLimits, read_body, release_after_response};
+use super::body_reader::{BodyLimits, read_body};
 use super::signature::{
     API_PREFIX, UnverifiedRequest, decode_query, query_param, verify_body_md5,
     verify_query_signature,
@@ -55,13 +56,7 @@ impl FromRequest for SignedRequest {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         let mut payload = payload.take();
-        Box::pin(async move {
-            let signed = authenticate(&req, &mut payload).await;
-            if signed.is_err() {
-                release_after_response(payload);
-            }
-            signed
-        })
+        Box::pin(async move { authenticate(&req, &mut payload).await })
     }
 }
 
@@ -102,7 +97,10 @@ impl<'a> ApiRequestHead<'a> {
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse().ok());
-        let chunked = headers.contains_key(TRANSFER_ENCODING);
+        let chunked = headers
+            .get(TRANSFER_ENCODING)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
         ApiRequestHead {
             method,
             path,

@@ -2,11 +2,11 @@
 //! limit, a deadline, and a server-wide budget for the bytes of all bodies being received.
 //!
 //! The budget is what keeps many slow senders from adding up: each body reserves its declared
-//! `Content-Length` before it is read (a chunked body, the buffer it grows to as chunks
-//! arrive), and gives it back once it has been received (or refused). A request that would go
-//! over the budget is refused with 503 and `Retry-After` rather than queued, so the bodies
-//! being received never hold more than the budget. The size limit itself was checked on the
-//! declared length with the request's head (`super::auth`); here it holds a chunked body.
+//! `Content-Length` before it is read (a chunked body, its bytes as they arrive; the buffer
+//! holding them may be up to twice as large while it grows), and gives it back once it has
+//! been received (or refused). A request that would go over the budget is refused with 503 and
+//! `Retry-After` rather than queued. The size limit itself was checked on the declared length
+//! with the request's head (`super::auth`); here it holds a chunked body.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -87,18 +87,6 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Keeps a refused request's unread body (`held`, its `Payload` or the request owning it)
-/// alive until its response has been handed to actix-http, then drops it.
-///
-/// actix-http decides, as it starts sending a response, whether to close the connection: it
-/// does when the request's body is unread and still wanted, but an unread chunked body that
-/// nobody holds any more is drained instead, with no timer, for as long as the client sends it
-/// (or never sends the end). The task spawned here runs only after the current one yields,
-/// which is after actix-http has sent the response head, so the connection is closed.
-pub fn release_after_response<T: 'static>(held: T) {
-    actix_web::rt::spawn(async move { drop(held) });
-}
-
 /// What a body may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -129,9 +117,9 @@ pub async fn read_body(
             if body.len() + chunk.len() > limits.max_bytes {
                 return Err(too_large());
             }
-            body.reserve(chunk.len());
-            if body.capacity() > reservation.bytes {
-                reservation.grow(body.capacity() - reservation.bytes)?;
+            let len = body.len() + chunk.len();
+            if len > reservation.bytes {
+                reservation.grow(len - reservation.bytes)?;
             }
             body.extend_from_slice(&chunk);
         }

@@ -13,7 +13,7 @@ use actix_web::ResponseError;
 
 use super::ApiError;
 use super::auth::{ApiRequestHead, PathApp, authenticate_head, path_app};
-use super::body_reader::release_after_response;
+use super::unread_body::{HoldsBody, hold_unread_body};
 use crate::server::ServerState;
 
 /// `Ok` to send `100 Continue`; otherwise the response that refuses the request.
@@ -48,8 +48,8 @@ pub fn expect_continue(
     match continue_or_refuse(state, &req) {
         Ok(()) => Ok(req),
         Err(refusal) => {
-            release_after_response(req);
-            Err(refusal)
+            let (_, held) = hold_unread_body(req);
+            Err(refusal.map_body(|_, body| BoxBody::new(HoldsBody::new(body, held))))
         }
     }
 }

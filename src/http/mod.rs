@@ -4,7 +4,9 @@
 //! Every API handler takes a [`SignedRequest`], the one authentication extractor
 //! ([`auth`]), which checks the request head ([`signature`]) before it reads the body
 //! ([`body_reader`]); `Expect: 100-continue` gets the same head check ([`expect`]). Errors are
-//! [`ApiError`]s, each a status with a `{"error": "…"}` body.
+//! [`ApiError`]s, each a status with a `{"error": "…"}` body. Every request's body is held by
+//! its response, so an answer given before the body is read closes the connection
+//! ([`unread_body`]).
 
 mod auth;
 mod body;
@@ -16,6 +18,7 @@ mod expect;
 mod health;
 mod info;
 mod signature;
+mod unread_body;
 mod users;
 
 use actix_web::web;
@@ -27,6 +30,7 @@ pub use expect::expect_continue;
 pub use signature::{
     API_PREFIX, UnverifiedRequest, decode_query, verify_body_md5, verify_query_signature,
 };
+pub use unread_body::call_holding_body;
 
 /// Registers the API and health routes.
 pub fn configure(config: &mut web::ServiceConfig) {
