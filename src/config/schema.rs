@@ -57,8 +57,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: u64,
     /// Frames queued per connection before a slow client is closed with 4100.
     pub outbound_queue_size: usize,
-    /// Bytes per connection, queued plus encoded and not yet written, before a slow client is
-    /// closed with 4100.
+    /// Bytes per connection, queued plus refused by its socket, that a client which has fallen
+    /// behind may have waiting before it is closed with 4100.
     pub outbound_queue_bytes: usize,
     /// Largest HTTP API request body, in bytes; larger ones get 413 before being read whole.
     pub max_request_size: usize,

@@ -49,7 +49,7 @@ impl OutboundFrame {
 pub struct OutboxLimits {
     /// Frames queued.
     pub frames: usize,
-    /// Bytes queued plus bytes taken by the writer and not yet written to the socket.
+    /// Bytes queued plus bytes the socket has refused, once it has refused any.
     pub bytes: usize,
 }
 

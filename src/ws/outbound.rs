@@ -37,10 +37,10 @@ pub(super) struct OutboundWriter<'a> {
     outbox: OutboxWriter,
     /// The handshake response, until it goes out with the first frames.
     response_head: Option<BytesMut>,
-    /// Encoded bytes the socket has not accepted yet (their count is reported to the outbox,
-    /// whose byte bound applies while there are any). Frames are taken from the outbox only when this is
-    /// empty, so a client that stops reading leaves them in the bounded outbox (which then
-    /// overflows) instead of here.
+    /// Encoded bytes the socket has not accepted yet (once it refuses some, their count is
+    /// reported to the outbox, whose byte bound then applies). Frames are taken from the outbox
+    /// only when this is empty, so a client that stops reading leaves them in the bounded
+    /// outbox (which then overflows) instead of here.
     pending: BytesMut,
     /// The stream has ended; nothing more is taken from the outbox.
     ended: bool,
@@ -75,7 +75,12 @@ impl<'a> OutboundWriter<'a> {
         while !self.pending.is_empty() {
             match self.socket.try_write(&self.pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.pending.advance(written),
+                Ok(written) => {
+                    self.pending.advance(written);
+                    if self.behind {
+                        self.outbox.record_unwritten(self.pending.len());
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     // The socket refused the rest: the client is behind by this much.
                     self.outbox.record_unwritten(self.pending.len());
