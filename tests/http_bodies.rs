@@ -298,6 +298,17 @@ async fn an_unsigned_chunked_body_gets_401_and_its_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn a_chunked_body_to_a_path_without_a_route_gets_404_and_its_connection_is_closed() {
+    let server = TestServer::start();
+    for path in ["/nope", "/ready", "/apps/123456/nope"] {
+        let mut stream = send_chunked_head(&server, path).await;
+        let head = read_head(&mut stream, Vec::new()).await;
+        assert!(head.status() >= 400, "{path}: {}", head.text);
+        assert_closed_by_server(&mut stream).await;
+    }
+}
+
+#[tokio::test]
 async fn a_signed_request_whose_body_is_not_in_its_signature_is_refused_on_its_head() {
     let server = TestServer::start();
     // Signed over no body (so no body_md5), then sent with one.

@@ -103,19 +103,9 @@ impl TestServer {
         }
     }
 
-    /// Waits (bounded by `limit`) until the server's log contains `needle`; whether it did.
-    /// The log is a file the server appends to, so it is read again every few milliseconds.
-    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if self.log().contains(needle) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// The file the server logs to.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.log_path.clone()
     }
 
     /// What the server has logged so far (with `RELAY_TEST_LOG` set, it is also printed

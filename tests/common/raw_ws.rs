@@ -94,13 +94,11 @@ impl RawWebSocket {
         self.stream.write_all(bytes).await.expect("write");
     }
 
-    /// Writes raw bytes unless the server stops taking them for `limit` (it has stopped
-    /// reading, or closed the connection); `false` then.
-    pub async fn write_within(&mut self, bytes: &[u8], limit: Duration) -> bool {
-        matches!(
-            tokio::time::timeout(limit, self.stream.write_all(bytes)).await,
-            Ok(Ok(()))
-        )
+    /// Writes raw bytes; `false` if the connection is gone. Waits for as long as the server
+    /// does not read: bound it with a timeout (and keep polling the same future, so that no
+    /// frame is cut in half).
+    pub async fn try_write(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
     }
 
     /// Reads more from the socket (bounded wait); `false` at the end of the stream.
