@@ -315,6 +315,7 @@ async fn every_event_type_is_retried_after_a_failure_and_signed_each_time() {
         "subscription_count",
     ];
     let mut retried = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
     for _ in 0..10 {
         let (failed, retry) = (receiver.next().await, receiver.next().await);
         failed.assert_signed();
@@ -323,6 +324,14 @@ async fn every_event_type_is_retried_after_a_failure_and_signed_each_time() {
             failed.events(),
             retry.events(),
             "a retry carries the same events"
+        );
+        assert_eq!(
+            failed.headers["x-relay-webhook-id"], retry.headers["x-relay-webhook-id"],
+            "a retry carries the same id"
+        );
+        assert!(
+            ids.insert(retry.headers["x-relay-webhook-id"].clone()),
+            "each batch has its own id"
         );
         for event in retry.events() {
             retried.insert(event["name"].as_str().expect("name").to_owned());

@@ -119,7 +119,7 @@ impl WebhookHeaders {
 }
 
 /// Headers Relay (or HTTP itself) sets on every webhook request.
-const RESERVED_HEADERS: [&str; 7] = [
+const RESERVED_HEADERS: [&str; 8] = [
     "content-type",
     "content-length",
     "transfer-encoding",
@@ -127,6 +127,7 @@ const RESERVED_HEADERS: [&str; 7] = [
     "host",
     "x-pusher-key",
     "x-pusher-signature",
+    "x-relay-webhook-id",
 ];
 
 impl TryFrom<BTreeMap<String, ConfigString>> for WebhookHeaders {

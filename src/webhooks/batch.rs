@@ -9,10 +9,34 @@ use tokio::time::Instant;
 /// Serialized events that go out in one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookBatch {
+    id: WebhookId,
     events: Vec<Arc<str>>,
 }
 
+/// A batch's id, sent as `X-Relay-Webhook-Id` with every attempt to deliver it: delivery is at
+/// least once (a receiver that answers after its timeout gets the batch again), and the id is
+/// how it recognises the repeat. 128 random bits, so ids from other nodes or restarts differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookId(u128);
+
+impl WebhookId {
+    fn random() -> Self {
+        WebhookId(rand::random())
+    }
+}
+
+impl std::fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 impl WebhookBatch {
+    /// The id every attempt to deliver this batch carries.
+    pub fn id(&self) -> WebhookId {
+        self.id
+    }
+
     /// The request body, `{"time_ms":…,"events":[…]}`, stamped `time_ms`.
     pub fn body(&self, time_ms: u64) -> String {
         let length: usize = self.events.iter().map(|event| event.len() + 1).sum();
@@ -90,6 +114,7 @@ impl Batcher {
             return None;
         }
         Some(WebhookBatch {
+            id: WebhookId::random(),
             events: std::mem::take(&mut self.open),
         })
     }
@@ -129,5 +154,7 @@ mod tests {
         let full = batcher.push(event("5"), start).unwrap();
         assert_eq!(full.len(), 3);
         assert_eq!(batcher.next_due(), None);
+        assert_ne!(batch.id(), full.id(), "each batch has its own id");
+        assert_eq!(full.id().to_string().len(), 32);
     }
 }

@@ -113,6 +113,7 @@ impl Delivery {
             .insert_header((CONTENT_TYPE, "application/json"))
             .insert_header(("X-Pusher-Key", self.app.key.as_str()))
             .insert_header(("X-Pusher-Signature", signature))
+            .insert_header(("X-Relay-Webhook-Id", batch.id().to_string()))
             .send_body(body)
             .await
             .map_err(|error| AttemptError::Transport(error.to_string()))?;

@@ -58,8 +58,13 @@ impl Received {
         events[0].clone()
     }
 
-    /// Asserts the Pusher headers: key, exact content type, and the body's HMAC.
+    /// Asserts the Pusher headers (key, exact content type, the body's HMAC) and Relay's id.
     pub fn assert_signed(&self) {
+        let id = &self.headers["x-relay-webhook-id"];
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "webhook id {id}"
+        );
         assert_eq!(self.headers["content-type"], "application/json");
         assert_eq!(self.headers["x-pusher-key"], APP_KEY);
         assert_eq!(
