@@ -13,6 +13,8 @@
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
 //! - [`logging`]: the log filter, with the client-triggered actix-http targets silenced.
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
+//! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
+//!   `ws` and `http`.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //!
 //! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
@@ -28,5 +30,6 @@ pub mod hub;
 pub mod logging;
 pub mod protocol;
 pub mod server;
+pub mod state;
 pub mod webhooks;
 pub mod ws;

@@ -5,7 +5,6 @@
 //! or `server.shutdown_timeout` has passed, pending webhooks get up to `shutdown_timeout` more
 //! before the process exits.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,89 +21,13 @@ use actix_web::dev::AppConfig;
 use actix_web::{App as ActixApp, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::adapter::{Adapter, LocalAdapter};
-use crate::apps::AppRegistry;
 use crate::config::Config;
-use crate::http::{self, PendingBodies};
-use crate::hub::{Hub, OutboxLimits};
-use crate::webhooks::{self, RunningWebhooks, WebhookWorkers};
+use crate::http;
+use crate::state::ServerState;
+use crate::webhooks::RunningWebhooks;
 use crate::ws;
-
-/// Settings from `[server]` that handlers need.
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
-    /// Largest WebSocket message accepted, in bytes.
-    pub max_frame_size: usize,
-    /// How long to wait for any frame after pinging an idle client.
-    pub pong_timeout: Duration,
-    /// What one connection's outbox may hold before it is closed as too slow.
-    pub outbox_limits: OutboxLimits,
-    /// How long an HTTP API request may take to send its body.
-    pub request_body_timeout: Duration,
-    /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
-    pub max_auth_timestamp_skew: u64,
-    /// Largest HTTP API request body, in bytes.
-    pub max_request_size: usize,
-}
-
-/// Everything the request handlers share.
-pub struct ServerState {
-    /// The hosted apps.
-    pub apps: AppRegistry,
-    /// This node's subscriptions.
-    pub hub: Arc<Hub>,
-    /// Cluster fan-out and cluster-wide state.
-    pub adapter: Arc<dyn Adapter>,
-    /// Settings from `[server]`.
-    pub settings: ServerSettings,
-    /// The bytes of HTTP API bodies being received, bounded server-wide.
-    pub pending_bodies: PendingBodies,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
-}
-
-impl ServerState {
-    /// Builds the shared state for a single node, with the webhook tasks that still have to
-    /// be started ([`RunningWebhooks::start`]) on an actix runtime.
-    pub fn new(config: &Config) -> (Self, Vec<WebhookWorkers>) {
-        let apps = AppRegistry::from_config(config);
-        let mut sinks = HashMap::new();
-        let mut workers = Vec::new();
-        for app_config in &config.apps {
-            let Some(app) = apps.by_id(app_config.id.as_str()) else {
-                continue;
-            };
-            if let Some((sink, app_workers)) = webhooks::for_app(app, app_config) {
-                sinks.insert(app.id.clone(), sink);
-                workers.push(app_workers);
-            }
-        }
-        let hub = Arc::new(Hub::with_webhooks(sinks));
-        let pong_timeout = Duration::from_secs(config.server.pong_timeout);
-        let state = ServerState {
-            apps,
-            adapter: Arc::new(LocalAdapter::new(hub.clone())),
-            hub,
-            settings: ServerSettings {
-                max_frame_size: config.server.max_frame_size,
-                pong_timeout,
-                outbox_limits: OutboxLimits {
-                    frames: config.server.outbound_queue_size,
-                    bytes: config.server.outbound_queue_bytes,
-                },
-                request_body_timeout: Duration::from_secs(config.server.request_body_timeout),
-                max_auth_timestamp_skew: config.server.max_auth_timestamp_skew,
-                max_request_size: config.server.max_request_size,
-            },
-            pending_bodies: PendingBodies::new(config.server.max_pending_request_bytes),
-            shutdown: CancellationToken::new(),
-        };
-        (state, workers)
-    }
-}
 
 /// Connections the kernel may queue before Relay accepts them (actix-web's default; Rust's
 /// standard `TcpListener::bind` would use 128, which a burst of reconnecting clients overflows).

@@ -29,7 +29,7 @@ use super::signature::{
     verify_query_signature,
 };
 use crate::apps::App;
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// An authenticated API request.
 #[derive(Debug)]

@@ -1,14 +1,13 @@
 //! Reading an HTTP API request body, once its head has been authenticated: with a size
 //! limit, a deadline, and a server-wide budget for the bytes of all bodies being received.
 //!
-//! The budget is what keeps many slow senders from adding up: each body reserves its declared
-//! `Content-Length` before it is read (a chunked body, its bytes as they arrive; the buffer
+//! The budget ([`PendingBodies`], in the shared state) is what keeps many slow senders from
+//! adding up: each body reserves its declared `Content-Length` before it is read (a chunked body, its bytes as they arrive; the buffer
 //! holding them may be up to twice as large while it grows), and gives it back once it has
 //! been received (or refused). A request that would go over the budget is refused with 503 and
 //! `Retry-After` rather than queued. The size limit itself was checked on the declared length
 //! with the request's head (`super::auth`); here it holds a chunked body.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -17,75 +16,7 @@ use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::ApiError;
-
-/// The bytes of request bodies being received at once, across the server.
-#[derive(Debug)]
-pub struct PendingBodies {
-    limit: usize,
-    reserved: AtomicUsize,
-}
-
-/// Bytes reserved for one body; given back on drop.
-#[derive(Debug)]
-struct Reservation<'a> {
-    budget: &'a PendingBodies,
-    bytes: usize,
-}
-
-impl PendingBodies {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        PendingBodies {
-            limit,
-            reserved: AtomicUsize::new(0),
-        }
-    }
-
-    /// Whether `bytes` more would fit in the budget now (a hint: another request may take
-    /// the room before this one reserves it).
-    pub fn has_room_for(&self, bytes: usize) -> bool {
-        self.reserved
-            .load(Ordering::Relaxed)
-            .checked_add(bytes)
-            .is_some_and(|total| total <= self.limit)
-    }
-
-    #[cfg(test)]
-    fn reserved(&self) -> usize {
-        self.reserved.load(Ordering::Relaxed)
-    }
-
-    fn reserve(&self, bytes: usize) -> Result<Reservation<'_>, ApiError> {
-        let mut reservation = Reservation {
-            budget: self,
-            bytes: 0,
-        };
-        reservation.grow(bytes)?;
-        Ok(reservation)
-    }
-}
-
-impl Reservation<'_> {
-    fn grow(&mut self, bytes: usize) -> Result<(), ApiError> {
-        let budget = self.budget;
-        budget
-            .reserved
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |reserved| {
-                reserved
-                    .checked_add(bytes)
-                    .filter(|total| *total <= budget.limit)
-            })
-            .map_err(|_| ApiError::Busy)?;
-        self.bytes += bytes;
-        Ok(())
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        self.budget.reserved.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
+use crate::state::PendingBodies;
 
 /// What a body may cost.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +37,9 @@ pub async fn read_body(
     budget: &PendingBodies,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::PayloadTooLarge("Request body is too large".to_owned());
-    let mut reservation = budget.reserve(declared_len.unwrap_or(0))?;
+    let mut reservation = budget
+        .reserve(declared_len.unwrap_or(0))
+        .map_err(|_| ApiError::Busy)?;
     let mut body = BytesMut::with_capacity(declared_len.unwrap_or(0));
     let receive = async {
         while let Some(chunk) = payload.next().await {
@@ -118,8 +51,10 @@ pub async fn read_body(
                 return Err(too_large());
             }
             let len = body.len() + chunk.len();
-            if len > reservation.bytes {
-                reservation.grow(len - reservation.bytes)?;
+            if len > reservation.bytes() {
+                reservation
+                    .grow(len - reservation.bytes())
+                    .map_err(|_| ApiError::Busy)?;
             }
             body.extend_from_slice(&chunk);
         }
@@ -128,25 +63,5 @@ pub async fn read_body(
     match tokio::time::timeout(limits.timeout, receive).await {
         Ok(received) => received.map(|()| body.freeze()),
         Err(_) => Err(ApiError::RequestTimeout),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reservations_stay_within_the_budget_and_are_given_back() {
-        let budget = PendingBodies::new(100);
-        let first = budget.reserve(60).unwrap();
-        assert!(matches!(budget.reserve(41), Err(ApiError::Busy)));
-        let mut second = budget.reserve(40).unwrap();
-        assert!(matches!(second.grow(1), Err(ApiError::Busy)));
-        assert_eq!(budget.reserved(), 100);
-        drop(first);
-        second.grow(50).unwrap();
-        assert_eq!(budget.reserved(), 90);
-        drop(second);
-        assert_eq!(budget.reserved(), 0);
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::info::Attributes;
 use super::{ApiError, SignedRequest};
 use crate::protocol::{ChannelKind, ChannelName};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// `GET /apps/{app_id}/channels`: occupied channels, optionally filtered by prefix. Users'
 /// `#server-to-user-` channels are not listed.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::apps::App;
 use crate::hub::CachedEvent;
 use crate::protocol::{ChannelKind, ChannelName, SocketId, frames};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// Which channel fields an event may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

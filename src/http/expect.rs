@@ -14,7 +14,7 @@ use actix_web::ResponseError;
 use super::ApiError;
 use super::auth::{ApiRequestHead, PathApp, authenticate_head, path_app};
 use super::unread_body::{HoldsBody, hold_unread_body};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// `Ok` to send `100 Continue`; otherwise the response that refuses the request.
 fn continue_or_refuse(

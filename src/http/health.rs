@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// `GET /`.
 pub async fn alive() -> HttpResponse {

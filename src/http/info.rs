@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::ApiError;
 use crate::protocol::{ChannelKind, ChannelName};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// The attributes requested through `info=a,b`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -24,7 +24,6 @@ mod users;
 use actix_web::web;
 
 pub use auth::SignedRequest;
-pub use body_reader::PendingBodies;
 pub use error::ApiError;
 pub use expect::expect_continue;
 pub use signature::{

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::{ApiError, SignedRequest};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// Longest user id accepted.
 const MAX_USER_ID_LENGTH: usize = 200;

@@ -13,7 +13,7 @@ use crate::hub::{
     AppChannels, CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused,
 };
 use crate::protocol::{ChannelName, CloseCode, PresenceMember, SocketId, frames};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// Why a connection ends.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::apps::App;
 use crate::hub::ConnectionSlot;
 use crate::protocol::CloseCode;
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// Protocol versions Relay speaks (5 and 6 differ from 7 only in close handling).
 const SUPPORTED_PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;

@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 
 use crate::hub::{CloseFrame, OutboundFrame};
 use crate::protocol::{CloseCode, frames};
-use crate::server::ServerState;
+use crate::state::ServerState;
 use upgrade::Route;
 
 /// Serves one WebSocket upgrade request on its socket, until the connection ends.

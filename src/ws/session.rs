@@ -20,7 +20,7 @@ use super::upgrade::Upgraded;
 use crate::hub::{EndRequest, OutboundFrame, OutboxLimits, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// How long the last frames may take to be written before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -14,7 +14,7 @@ use tracing::warn;
 use super::connection::Connection;
 use crate::hub::{Announce, CountThrottle};
 use crate::protocol::{ChannelKind, ChannelName};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 impl Connection {
     /// Announces `channel`'s new subscription count, if the app asked for counts.
