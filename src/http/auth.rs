@@ -127,9 +127,7 @@ pub(super) fn authenticate_head(
         .content_length
         .is_some_and(|len| len > state.settings.max_request_size)
     {
-        return Err(ApiError::PayloadTooLarge(
-            "Request body is too large".to_owned(),
-        ));
+        return Err(ApiError::body_too_large());
     }
     let query = decode_query(query_string);
     let app = find_app(state, head.path, &query)?;

@@ -2,11 +2,12 @@
 //! limit, a deadline, and a server-wide budget for the bytes of all bodies being received.
 //!
 //! The budget ([`PendingBodies`], in the shared state) is what keeps many slow senders from
-//! adding up: each body reserves its declared `Content-Length` before it is read (a chunked body, its bytes as they arrive; the buffer
-//! holding them may be up to twice as large while it grows), and gives it back once it has
-//! been received (or refused). A request that would go over the budget is refused with 503 and
-//! `Retry-After` rather than queued. The size limit itself was checked on the declared length
-//! with the request's head (`super::auth`); here it holds a chunked body.
+//! adding up: each body reserves its declared `Content-Length` before it is read (a chunked
+//! body, its bytes as they arrive; the buffer holding them may be up to twice as large while
+//! it grows), and gives it back once it has been received (or refused). A request that would
+//! go over the budget is refused with 503 and `Retry-After` rather than queued. The size limit
+//! itself was checked on the declared length with the request's head (`super::auth`); here
+//! it holds a chunked body.
 
 use std::time::Duration;
 
@@ -36,7 +37,6 @@ pub async fn read_body(
     limits: BodyLimits,
     budget: &PendingBodies,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge("Request body is too large".to_owned());
     let mut reservation = budget
         .reserve(declared_len.unwrap_or(0))
         .map_err(|_| ApiError::Busy)?;
@@ -44,13 +44,13 @@ pub async fn read_body(
     let receive = async {
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|error| match error {
-                PayloadError::Overflow => too_large(),
+                PayloadError::Overflow => ApiError::body_too_large(),
                 _ => ApiError::bad_request("Request body could not be read"),
             })?;
-            if body.len() + chunk.len() > limits.max_bytes {
-                return Err(too_large());
-            }
             let len = body.len() + chunk.len();
+            if len > limits.max_bytes {
+                return Err(ApiError::body_too_large());
+            }
             if len > reservation.bytes() {
                 reservation
                     .grow(len - reservation.bytes())

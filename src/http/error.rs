@@ -53,6 +53,11 @@ impl ApiError {
         }
     }
 
+    /// A 413 for a request body over `server.max_request_size`.
+    pub fn body_too_large() -> Self {
+        ApiError::PayloadTooLarge("Request body is too large".to_owned())
+    }
+
     /// A 401 with `message`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::Unauthorized(message.into())

@@ -10,11 +10,11 @@
 pub(super) const MAX_HEADER_LEN: usize = 14;
 
 /// RFC 6455 §5.5: control frames carry at most 125 bytes and are never fragmented.
-const MAX_CONTROL_PAYLOAD: u64 = 125;
+pub(super) const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The longest whole control frame a client can send (a 2-byte header, the mask, 125 bytes):
 /// one may arrive between the fragments of a message.
-pub(super) const MAX_CONTROL_FRAME_LEN: usize = 2 + 4 + MAX_CONTROL_PAYLOAD as usize;
+pub(super) const MAX_CONTROL_FRAME_LEN: usize = 2 + 4 + MAX_CONTROL_PAYLOAD;
 
 /// What a frame header declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl FrameHeader {
 
     /// A control frame that is fragmented or longer than RFC 6455 allows.
     pub fn is_bad_control(self) -> bool {
-        self.is_control() && (!self.fin || self.payload_len > MAX_CONTROL_PAYLOAD)
+        self.is_control() && (!self.fin || self.payload_len > MAX_CONTROL_PAYLOAD as u64)
     }
 }
 

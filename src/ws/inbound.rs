@@ -94,8 +94,7 @@ impl<'a> InboundMessages<'a> {
     /// on what an incomplete message may hold; `false` once the client has closed the
     /// connection or it failed.
     async fn read_more(&mut self) -> bool {
-        let joined = self.fragments.as_ref().map_or(0, |(_, data)| data.len());
-        let held = self.buf.len() + joined;
+        let held = self.buf.len() + self.joined_len();
         // Never zero: a frame the header check let in fits within the bound (a control frame
         // between fragments in its allowance), so a full buffer would have been decoded.
         let bound = self.max_message_size + MAX_HEADER_LEN + MAX_CONTROL_FRAME_LEN;
@@ -158,6 +157,11 @@ impl<'a> InboundMessages<'a> {
         }
     }
 
+    /// The bytes of the fragmented message joined so far.
+    fn joined_len(&self) -> usize {
+        self.fragments.as_ref().map_or(0, |(_, data)| data.len())
+    }
+
     /// Refuses the next frame on its header: over the size limit (with the fragments of its
     /// message so far), or a control frame the codec would refuse once it had read it whole.
     fn check_next_header(&self) -> Result<(), InboundError> {
@@ -167,11 +171,13 @@ impl<'a> InboundMessages<'a> {
         if header.is_bad_control() {
             return Err(InboundError::Protocol);
         }
-        let joined = match &self.fragments {
-            Some((_, data)) if !header.is_control() => data.len() as u64,
-            _ => 0,
+        // A control frame may come between fragments; it does not join their message.
+        let joined = if header.is_control() {
+            0
+        } else {
+            self.joined_len()
         };
-        if joined.saturating_add(header.payload_len) > self.max_message_size as u64 {
+        if (joined as u64).saturating_add(header.payload_len) > self.max_message_size as u64 {
             return Err(InboundError::TooLarge);
         }
         Ok(())

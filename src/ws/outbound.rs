@@ -15,11 +15,10 @@ use actix_web::web::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::WriteHalf;
 
+use super::frame_header::MAX_CONTROL_PAYLOAD;
 use crate::hub::{CloseFrame, OutboundFrame, OutboxWriter};
 
-/// RFC 6455 §5.5: control frame payloads are at most 125 bytes; a close payload starts with a
-/// two-byte code.
-const MAX_CONTROL_PAYLOAD: usize = 125;
+/// A close payload starts with a two-byte code, within the control-frame limit.
 const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 
 /// Whether more frames may follow.
