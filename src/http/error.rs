@@ -62,20 +62,6 @@ impl ApiError {
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::Unauthorized(message.into())
     }
-
-    /// Whether this error can answer a request before its body has been read (refused on
-    /// its head, or while the body arrives).
-    fn may_leave_a_body_unread(&self) -> bool {
-        matches!(
-            self,
-            ApiError::AppNotFound
-                | ApiError::AppDisabled
-                | ApiError::Unauthorized(_)
-                | ApiError::PayloadTooLarge(_)
-                | ApiError::RequestTimeout
-                | ApiError::Busy
-        )
-    }
 }
 
 impl ResponseError for ApiError {
@@ -95,11 +81,6 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Busy) {
             response.insert_header((actix_web::http::header::RETRY_AFTER, BUSY_RETRY_AFTER));
-        }
-        if self.may_leave_a_body_unread() {
-            // actix-http would drain an unread chunked body for as long as the client sends
-            // it; closing ends the request's cost with its answer.
-            response.force_close();
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }
