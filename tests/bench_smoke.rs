@@ -4,15 +4,34 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::TestServer;
 use serde_json::Value;
 
+/// The load tool's binary. It is a package of its own (`relay-bench/`), so cargo does not hand
+/// this package its path: it sits beside the test binaries' `deps/` folder once
+/// `cargo build -p relay-bench` has run (scripts/test builds it first).
+fn bench_binary() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join(format!("relay-bench{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p relay-bench` first (scripts/test does)",
+        binary.display()
+    );
+    binary
+}
+
 /// Runs one scenario (`"fanout --events 10"`) with `--json` and returns its report.
 fn bench(server: &TestServer, command: &str) -> Value {
     let scenario: Vec<&str> = command.split_whitespace().collect();
-    let output = Command::new(env!("CARGO_BIN_EXE_relay-bench"))
+    let output = Command::new(bench_binary())
         .args(&scenario)
         .args(["--port", &server.port.to_string()])
         .args(["--server-pid", &server.pid().to_string()])
@@ -104,7 +123,7 @@ fn a_protocol_error_fails_the_run_loudly() {
     // The server refuses client events for this app, so the scenario must fail, not hang.
     let config = common::default_config().replace("enable_client_messages = true", "");
     let server = TestServer::start_with(&config);
-    let output = Command::new(env!("CARGO_BIN_EXE_relay-bench"))
+    let output = Command::new(bench_binary())
         .args(["client-events", "--pairs", "1", "--round-trips", "1"])
         .args(["--port", &server.port.to_string(), "--timeout", "30"])
         .output()
