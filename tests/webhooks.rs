@@ -7,37 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http::trigger;
-use common::webhooks::{Answer, WebhookReceiver};
-use common::{Client, TestServer, default_config};
+use common::webhooks::{
+    Answer, OCCUPANCY, WebhookReceiver, config, occupied, unsubscribe, vacated,
+};
+use common::{Client, TestServer};
 use serde_json::json;
-
-/// A config whose app has `app_lines` and one `[[apps.webhooks]]` per entry of `webhooks`
-/// (its URL, then extra lines).
-fn config(app_lines: &str, webhooks: &[(&str, &str)]) -> String {
-    let mut text = format!("{}{app_lines}\n", default_config());
-    for (url, lines) in webhooks {
-        text.push_str(&format!("[[apps.webhooks]]\nurl = \"{url}\"\n{lines}\n"));
-    }
-    text
-}
-
-/// An endpoint's lines for occupancy events only.
-const OCCUPANCY: &str = r#"events = ["channel_occupied", "channel_vacated"]"#;
-
-fn occupied(channel: &str) -> serde_json::Value {
-    json!({"name": "channel_occupied", "channel": channel})
-}
-
-fn vacated(channel: &str) -> serde_json::Value {
-    json!({"name": "channel_vacated", "channel": channel})
-}
-
-async fn unsubscribe(client: &mut Client, channel: &str) {
-    client
-        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
-        .await;
-    client.assert_nothing_pending().await;
-}
 
 #[tokio::test]
 async fn occupied_and_vacated_are_signed_and_vacated_waits_three_seconds_by_default() {

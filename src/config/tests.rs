@@ -151,6 +151,7 @@ fn a_webhook_gets_its_defaults_and_keeps_what_is_set() {
     assert_eq!(webhook.channel_prefix.as_deref(), Some("presence-"));
     assert_eq!(webhook.headers.iter().count(), 1);
     assert_eq!((webhook.timeout, webhook.retry_for), (10, 300));
+    assert_eq!(webhook.concurrency, 8);
 }
 
 #[test]
@@ -191,9 +192,15 @@ fn webhook_mistakes_are_reported_with_their_line() {
         }
     }
     let found = problems(&format!(
-        "{APP}[[apps.webhooks]]\nurl = \"http://x\"\ntimeout = 0\nevents = []\n"
+        "{APP}[[apps.webhooks]]\nurl = \"http://x\"\ntimeout = 0\nevents = []\nconcurrency = 0\n"
     ));
-    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|problem| problem.contains("concurrency must be between 1 and 256")),
+        "{found:?}"
+    );
 }
 
 #[test]

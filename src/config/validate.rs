@@ -21,6 +21,8 @@ const MAX_WORKERS: usize = 1024;
 const MIN_OUTBOUND_QUEUE_BYTES: usize = 64 * 1024;
 /// Most webhook requests one endpoint may queue.
 const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
+/// Most requests in flight to one webhook endpoint: each holds a connection.
+const MAX_WEBHOOK_CONCURRENCY: usize = 256;
 
 /// Every duration key of `config` that exceeds [`MAX_DURATION_SECS`], named as in the file.
 fn overlong_durations(config: &Config) -> Vec<String> {
@@ -198,6 +200,11 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
         if webhook.timeout == 0 {
             problem(&format!(
                 "webhooks[{index}].timeout must be at least 1 second"
+            ));
+        }
+        if !(1..=MAX_WEBHOOK_CONCURRENCY).contains(&webhook.concurrency) {
+            problem(&format!(
+                "webhooks[{index}].concurrency must be between 1 and {MAX_WEBHOOK_CONCURRENCY}"
             ));
         }
         if webhook.events.as_ref().is_some_and(Vec::is_empty) {

@@ -31,6 +31,10 @@ pub struct WebhookConfig {
     /// Seconds a failing request is retried (with exponential backoff) before it is dropped.
     #[serde(default = "defaults::retry_for")]
     pub retry_for: u64,
+    /// Most requests in flight to this endpoint at once (events of one channel still arrive
+    /// in order).
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: usize,
 }
 
 mod defaults {
@@ -39,6 +43,9 @@ mod defaults {
     }
     pub fn retry_for() -> u64 {
         5 * 60
+    }
+    pub fn concurrency() -> usize {
+        8
     }
 }
 

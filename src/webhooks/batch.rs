@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::protocol::ChannelName;
+
 /// Serialized events that go out in one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookBatch {
     id: WebhookId,
     events: Vec<Arc<str>>,
+    /// The channels its events are about, each once: the delivery keeps each channel's
+    /// batches in order.
+    channels: Vec<ChannelName>,
 }
 
 /// A batch's id, sent as `X-Relay-Webhook-Id` with every attempt to deliver it: delivery is at
@@ -54,6 +59,11 @@ impl WebhookBatch {
         body
     }
 
+    /// The channels its events are about, each once.
+    pub fn channels(&self) -> &[ChannelName] {
+        &self.channels
+    }
+
     /// How many events it carries.
     pub fn len(&self) -> usize {
         self.events.len()
@@ -71,6 +81,7 @@ pub struct Batcher {
     window: Duration,
     max_events: usize,
     open: Vec<Arc<str>>,
+    channels: Vec<ChannelName>,
     due: Option<Instant>,
 }
 
@@ -81,13 +92,23 @@ impl Batcher {
             window,
             max_events: max_events.max(1),
             open: Vec::new(),
+            channels: Vec::new(),
             due: None,
         }
     }
 
-    /// Adds a serialized event at `now`; returns a batch when one is complete.
-    pub fn push(&mut self, event: Arc<str>, now: Instant) -> Option<WebhookBatch> {
+    /// Adds a serialized event about `channel` at `now`; returns a batch when one is complete.
+    pub fn push(
+        &mut self,
+        event: Arc<str>,
+        channel: ChannelName,
+        now: Instant,
+    ) -> Option<WebhookBatch> {
         self.open.push(event);
+        // A batch holds at most `max_events` events, so this look-up stays short.
+        if !self.channels.contains(&channel) {
+            self.channels.push(channel);
+        }
         if self.window.is_zero() || self.open.len() >= self.max_events {
             return self.take();
         }
@@ -116,6 +137,7 @@ impl Batcher {
         Some(WebhookBatch {
             id: WebhookId::random(),
             events: std::mem::take(&mut self.open),
+            channels: std::mem::take(&mut self.channels),
         })
     }
 }
@@ -128,10 +150,16 @@ mod tests {
         Arc::from(text)
     }
 
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::parse(name, 164).unwrap()
+    }
+
     #[test]
     fn without_a_window_each_event_is_its_own_batch() {
         let mut batcher = Batcher::new(Duration::ZERO, 100);
-        let batch = batcher.push(event(r#"{"a":1}"#), Instant::now()).unwrap();
+        let batch = batcher
+            .push(event(r#"{"a":1}"#), channel("c"), Instant::now())
+            .unwrap();
         assert_eq!(batch.body(7), r#"{"time_ms":7,"events":[{"a":1}]}"#);
         assert_eq!(batcher.next_due(), None);
     }
@@ -141,18 +169,24 @@ mod tests {
         let start = Instant::now();
         let window = Duration::from_millis(50);
         let mut batcher = Batcher::new(window, 3);
-        assert!(batcher.push(event("1"), start).is_none());
-        assert!(batcher.push(event("2"), start + window / 2).is_none());
+        assert!(batcher.push(event("1"), channel("x"), start).is_none());
+        assert!(
+            batcher
+                .push(event("2"), channel("y"), start + window / 2)
+                .is_none()
+        );
         assert_eq!(batcher.next_due(), Some(start + window));
         assert!(batcher.take_due(start + window / 2).is_none());
         let batch = batcher.take_due(start + window).unwrap();
         assert_eq!(batch.body(1), r#"{"time_ms":1,"events":[1,2]}"#);
+        assert_eq!(batch.channels(), [channel("x"), channel("y")]);
         assert!(batcher.take_due(start + window * 2).is_none());
         for n in ["3", "4"] {
-            assert!(batcher.push(event(n), start).is_none());
+            assert!(batcher.push(event(n), channel("z"), start).is_none());
         }
-        let full = batcher.push(event("5"), start).unwrap();
+        let full = batcher.push(event("5"), channel("z"), start).unwrap();
         assert_eq!(full.len(), 3);
+        assert_eq!(full.channels(), [channel("z")], "each channel once");
         assert_eq!(batcher.next_due(), None);
         assert_ne!(batch.id(), full.id(), "each batch has its own id");
         assert_eq!(full.id().to_string().len(), 32);

@@ -1,30 +1,29 @@
-//! Sending batches to one endpoint: signed POSTs, one at a time (so a receiver sees events in
-//! order), each retried with exponential backoff on a non-2xx answer or a transport failure
-//! until the endpoint's `retry_for` is spent; then the batch is dropped, logged and counted.
+//! Sending one endpoint's batches: signed POSTs, several in flight at once, in the order the
+//! [`Schedule`] allows (each channel's events in the order they happened), each retried with
+//! exponential backoff on a non-2xx answer or a transport failure until the endpoint's
+//! `retry_for` is spent; then the batch is dropped, logged and counted.
 //!
 //! This runs on its own task, fed by a bounded queue: a slow or dead receiver never holds up
-//! anything but its own queue.
+//! anything but its own endpoint. The task ends once its queue is closed and every batch it
+//! took is delivered or given up, which is how the shutdown flush waits for it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
-use super::{Endpoint, WebhookBatch, WebhookStats};
+use super::client::{Outgoing, SendError, WebhookClient};
+use super::schedule::{AfterFailure, Schedule, Ticket};
+use super::{Endpoint, WebhookBatch, WebhookStats, count_drop};
 use crate::apps::App;
 
-/// The first retry waits this long; each later one twice as long as the one before.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// The longest wait between two attempts.
-const LONGEST_RETRY: Duration = Duration::from_secs(60);
-/// Most of a receiver's answer that is read (to keep the connection reusable).
-const MAX_ANSWER_READ: usize = 64 * 1024;
-
-/// Why one attempt failed; for the log only.
+/// Why one attempt failed; for the log only (no URL: its path or query may hold a token).
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
     /// The receiver answered, but not with 2xx.
@@ -32,7 +31,7 @@ enum AttemptError {
     Status(u16),
     /// No answer: connection refused, TLS failure, timeout…
     #[error("request failed: {0}")]
-    Transport(String),
+    Transport(#[from] SendError),
 }
 
 /// Delivers one endpoint's batches.
@@ -40,89 +39,115 @@ pub struct Delivery {
     app: Arc<App>,
     endpoint: Arc<Endpoint>,
     stats: Arc<WebhookStats>,
+    /// Most batches held at once: waiting, in flight or backing off.
+    capacity: usize,
 }
 
 impl Delivery {
-    /// A delivery of `app`'s webhooks to `endpoint`.
-    pub fn new(app: Arc<App>, endpoint: Arc<Endpoint>, stats: Arc<WebhookStats>) -> Self {
+    /// A delivery of `app`'s webhooks to `endpoint`, holding at most `capacity` batches.
+    pub fn new(
+        app: Arc<App>,
+        endpoint: Arc<Endpoint>,
+        stats: Arc<WebhookStats>,
+        capacity: usize,
+    ) -> Self {
         Delivery {
             app,
             endpoint,
             stats,
+            capacity,
         }
     }
 
-    /// Sends every batch from `queue`, in order, until the queue closes. Must run on an actix
-    /// (single-threaded) runtime: the HTTP client is not `Send`.
+    /// Sends every batch from `queue` until the queue closes and nothing is left to send.
     pub async fn run(self, mut queue: mpsc::Receiver<WebhookBatch>) {
-        let client = awc::Client::builder()
-            .timeout(self.endpoint.timeout)
-            .disable_redirects()
-            .finish();
-        while let Some(batch) = queue.recv().await {
-            self.deliver(&client, &batch).await;
+        let client = WebhookClient::new(&self.endpoint, &self.app.key);
+        let endpoint = &self.endpoint;
+        let mut schedule = Schedule::new(endpoint.concurrency, self.capacity, endpoint.retry_for);
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            while let Some((ticket, batch)) = schedule.next_to_send(Instant::now()) {
+                let outgoing = self.sign(batch);
+                let client = &client;
+                in_flight.push(async move { (ticket, client.post(&outgoing).await) });
+            }
+            if !open && schedule.is_empty() {
+                return;
+            }
+            let wake = schedule.next_wake();
+            tokio::select! {
+                received = queue.recv(), if open => match received {
+                    Some(batch) => self.accept(&mut schedule, batch),
+                    None => open = false,
+                },
+                Some((ticket, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.settle(&mut schedule, ticket, outcome);
+                }
+                () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {}
+            }
         }
     }
 
-    async fn deliver(&self, client: &awc::Client, batch: &WebhookBatch) {
-        let started = Instant::now();
-        let mut wait = FIRST_RETRY;
-        loop {
-            let error = match self.attempt(client, batch).await {
-                Ok(()) => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Err(error) => error,
-            };
-            self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-            if started.elapsed() + wait > self.endpoint.retry_for {
+    /// Takes a batch from the dispatcher; a full schedule drops it, counted and logged.
+    fn accept(&self, schedule: &mut Schedule, batch: WebhookBatch) {
+        if schedule.push(batch).is_err()
+            && let Some(dropped) = count_drop(&self.stats.dropped_queue_full)
+        {
+            warn!(
+                app = %self.app.id,
+                host = %self.endpoint.display_host(),
+                dropped,
+                "webhook batch dropped: endpoint queue full (receiver down or too slow)"
+            );
+        }
+    }
+
+    /// Records how the attempt for `ticket` went.
+    fn settle(&self, schedule: &mut Schedule, ticket: Ticket, outcome: Result<u16, SendError>) {
+        let error = match outcome {
+            Ok(status) if (200..300).contains(&status) => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                schedule.succeeded(ticket);
+                return;
+            }
+            Ok(status) => AttemptError::Status(status),
+            Err(error) => AttemptError::from(error),
+        };
+        self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        let host = self.endpoint.display_host();
+        match schedule.failed(ticket, Instant::now()) {
+            Some(AfterFailure::RetryAt(at)) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                debug!(app = %self.app.id, %host, %error, ?wait, "webhook will be retried");
+            }
+            Some(AfterFailure::GaveUp(batch)) => {
                 self.stats
                     .dropped_after_retries
                     .fetch_add(1, Ordering::Relaxed);
                 warn!(
                     app = %self.app.id,
-                    host = %self.endpoint.display_host(),
+                    %host,
                     events = batch.len(),
                     %error,
                     "webhook dropped after retrying for {:?}",
                     self.endpoint.retry_for
                 );
-                return;
             }
-            debug!(app = %self.app.id, host = %self.endpoint.display_host(), %error, ?wait, "webhook will be retried");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(LONGEST_RETRY);
+            None => {}
         }
     }
 
-    /// One signed POST. The body is stamped afresh on each attempt, so a retried webhook still
-    /// passes receivers that refuse old `time_ms` values (the Python SDK allows 300 s).
-    async fn attempt(
-        &self,
-        client: &awc::Client,
-        batch: &WebhookBatch,
-    ) -> Result<(), AttemptError> {
+    /// The request for `batch`. The body is stamped afresh on each attempt, so a retried
+    /// webhook still passes receivers that refuse old `time_ms` values (the Python SDK allows
+    /// 300 s); the id stays the batch's.
+    fn sign(&self, batch: &WebhookBatch) -> Outgoing {
         let body = batch.body(now_ms());
         let signature = self.app.sign_webhook(body.as_bytes());
-        let mut request = client.post(self.endpoint.url.clone());
-        for (name, value) in &self.endpoint.headers {
-            request = request.insert_header((name.clone(), value.clone()));
-        }
-        let mut answer = request
-            .insert_header((CONTENT_TYPE, "application/json"))
-            .insert_header(("X-Pusher-Key", self.app.key.as_str()))
-            .insert_header(("X-Pusher-Signature", signature))
-            .insert_header(("X-Relay-Webhook-Id", batch.id().to_string()))
-            .send_body(body)
-            .await
-            .map_err(|error| AttemptError::Transport(error.to_string()))?;
-        // Read (and ignore) the answer so the connection can be reused.
-        let _ = answer.body().limit(MAX_ANSWER_READ).await;
-        if answer.status().is_success() {
-            Ok(())
-        } else {
-            Err(AttemptError::Status(answer.status().as_u16()))
+        Outgoing {
+            body: Bytes::from(body),
+            signature,
+            id: batch.id().to_string(),
         }
     }
 }
@@ -136,18 +161,47 @@ fn now_ms() -> u64 {
         })
 }
 
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(3600)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
     use std::path::Path;
+    use std::sync::atomic::AtomicU64;
     use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
 
     use super::*;
     use crate::config::Config;
+    use crate::protocol::ChannelName;
 
-    /// Longest a test waits for the receiver thread.
-    const RECEIVER_WAIT: Duration = Duration::from_secs(5);
+    /// Longest a test waits for the receiver thread or a delivery.
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// Reads one request from `reader`: its head (without the blank line) and body; `None`
+    /// when the connection ends first.
+    fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String)> {
+        let (mut head, mut length) = (String::new(), 0);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().ok()?;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        Some((head, String::from_utf8(body).ok()?))
+    }
 
     /// A one-request receiver answering `status`; sends the request's head and body. The
     /// thread is left to end with the test process, so no wait on it is unbounded.
@@ -158,115 +212,230 @@ mod tests {
         std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream);
-            let (mut head, mut length) = (String::new(), 0);
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            let (head, body) = read_request(&mut reader).unwrap();
             let response =
                 format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             reader.get_mut().write_all(response.as_bytes()).unwrap();
-            let _ = send.send(head + "\r\n" + &String::from_utf8(body).unwrap());
+            let _ = send.send(head + "\r\n" + &body);
         });
         (port, requests)
+    }
+
+    /// A receiver that serves every connection on a thread of its own with `serve`.
+    fn receiver(
+        serve: fn(BufReader<TcpStream>, &std_mpsc::Sender<u32>),
+    ) -> (u16, std_mpsc::Receiver<u32>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (send, seen) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(1000) {
+                let Ok(stream) = stream else { return };
+                stream.set_read_timeout(Some(WAIT)).unwrap();
+                let send = send.clone();
+                std::thread::spawn(move || serve(BufReader::new(stream), &send));
+            }
+        });
+        (port, seen)
     }
 
     /// A delivery to `scheme://127.0.0.1:port/h`.
     fn delivery_to(scheme: &str, port: u16, retry_for: u64) -> Delivery {
         let text = format!(
-            "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"{scheme}://127.0.0.1:{port}/h\"\nretry_for = {retry_for}\n"
+            "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"{scheme}://127.0.0.1:{port}/h\"\nretry_for = {retry_for}\ntimeout = 5\n"
         );
         let config = Config::from_toml(&text, Path::new("test.toml")).unwrap();
         let app = Arc::new(App::from_config(&config.apps[0]));
         let endpoint = Arc::new(Endpoint::from_config(&config.apps[0].webhooks[0]));
-        Delivery::new(app, endpoint, Arc::new(WebhookStats::default()))
+        Delivery::new(app, endpoint, Arc::new(WebhookStats::default()), 1000)
     }
 
-    fn batch() -> WebhookBatch {
+    fn batch_on(channel: &str) -> WebhookBatch {
         let mut batcher = super::super::Batcher::new(Duration::ZERO, 1);
+        let channel = ChannelName::parse(channel, 164).unwrap();
         batcher
-            .push(Arc::from(r#"{"name":"x"}"#), Instant::now())
+            .push(Arc::from(r#"{"name":"x"}"#), channel, Instant::now())
             .unwrap()
     }
 
-    fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    /// Runs `delivery` over `batches` until all are delivered or given up; its counters.
+    async fn deliver(delivery: Delivery, batches: Vec<WebhookBatch>) -> Arc<WebhookStats> {
+        let stats = delivery.stats.clone();
+        let (queue, taken) = mpsc::channel(batches.len().max(1));
+        for batch in batches {
+            queue.try_send(batch).unwrap();
+        }
+        drop(queue);
+        tokio::time::timeout(WAIT, delivery.run(taken))
+            .await
+            .expect("the delivery finished");
+        stats
+    }
+
+    fn count(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn an_accepted_batch_is_signed_and_counted_as_delivered() {
         let (port, receiver) = answer_once("204 No Content");
-        let delivery = delivery_to("http", port, 0);
-        let client = awc::Client::default();
-        delivery.deliver(&client, &batch()).await;
-        let request = receiver.recv_timeout(RECEIVER_WAIT).unwrap();
+        let stats = deliver(delivery_to("http", port, 0), vec![batch_on("c")]).await;
+        let request = receiver.recv_timeout(WAIT).unwrap();
         let (head, body) = request.split_once("\r\n\r\n").unwrap();
         let head = head.to_ascii_lowercase();
         assert!(head.starts_with("post /h http/1.1"), "{head}");
+        assert!(
+            head.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+            "{head}"
+        );
         assert!(
             head.contains("content-type: application/json\r\n"),
             "{head}"
         );
         assert!(head.contains("x-pusher-key: k\r\n"), "{head}");
+        assert!(head.contains("x-relay-webhook-id: "), "{head}");
         let signature = crate::protocol::signature::sign(b"s", body.as_bytes());
         assert!(
             head.contains(&format!("x-pusher-signature: {signature}")),
             "{head}"
         );
         assert!(body.ends_with(r#","events":[{"name":"x"}]}"#), "{body}");
-        assert_eq!(count(&delivery.stats.delivered), 1);
-        assert_eq!(count(&delivery.stats.failed_attempts), 0);
+        assert_eq!(count(&stats.delivered), 1);
+        assert_eq!(count(&stats.failed_attempts), 0);
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn a_refused_batch_past_its_retry_time_is_dropped_and_counted() {
         let (port, receiver) = answer_once("503 Service Unavailable");
-        let delivery = delivery_to("http", port, 0);
-        delivery.deliver(&awc::Client::default(), &batch()).await;
-        receiver.recv_timeout(RECEIVER_WAIT).unwrap();
-        assert_eq!(count(&delivery.stats.failed_attempts), 1);
-        assert_eq!(count(&delivery.stats.dropped_after_retries), 1);
-        assert_eq!(count(&delivery.stats.delivered), 0);
+        let stats = deliver(delivery_to("http", port, 0), vec![batch_on("c")]).await;
+        receiver.recv_timeout(WAIT).unwrap();
+        assert_eq!(count(&stats.failed_attempts), 1);
+        assert_eq!(count(&stats.dropped_after_retries), 1);
+        assert_eq!(count(&stats.delivered), 0);
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn https_receivers_are_reached_over_tls() {
-        // A plain-TCP listener that hangs up: the TLS handshake fails, which proves a TLS
-        // client is wired in (without one, awc answers "SSL is not supported").
+        // A plain-TCP listener that reads the first bytes: a TLS ClientHello starts with the
+        // handshake record type 0x16, which proves a TLS client is wired in.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || drop(listener.accept()));
-        let delivery = delivery_to("https", port, 0);
-        let error = delivery
-            .attempt(&awc::Client::default(), &batch())
-            .await
-            .unwrap_err();
-        let message = error.to_string();
-        assert!(
-            !message.to_ascii_lowercase().contains("not supported"),
-            "{message}"
-        );
+        let (send, first_byte) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).unwrap();
+            let _ = send.send(byte[0]);
+        });
+        let stats = deliver(delivery_to("https", port, 0), vec![batch_on("c")]).await;
+        assert_eq!(first_byte.recv_timeout(WAIT).unwrap(), 0x16);
+        assert_eq!(count(&stats.failed_attempts), 1);
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn an_unreachable_receiver_counts_as_a_failed_attempt() {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let delivery = delivery_to("http", port, 0);
-        delivery.deliver(&awc::Client::default(), &batch()).await;
-        assert_eq!(count(&delivery.stats.failed_attempts), 1);
-        assert_eq!(count(&delivery.stats.dropped_after_retries), 1);
+        let stats = deliver(delivery_to("http", port, 0), vec![batch_on("c")]).await;
+        assert_eq!(count(&stats.failed_attempts), 1);
+        assert_eq!(count(&stats.dropped_after_retries), 1);
+    }
+
+    /// Answers one request keeping the connection alive, then closes it as soon as the next
+    /// request has arrived on it, unanswered: the race a keep-alive client must survive.
+    fn answer_then_close_on_the_next(
+        mut reader: BufReader<TcpStream>,
+        seen: &std_mpsc::Sender<u32>,
+    ) {
+        if read_request(&mut reader).is_none() {
+            return;
+        }
+        let _ = seen.send(1);
+        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+        if read_request(&mut reader).is_some() {
+            let _ = seen.send(0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_on_a_reused_connection_the_receiver_closed_is_sent_again_at_no_cost() {
+        let (port, seen) = receiver(answer_then_close_on_the_next);
+        // One channel: each batch waits for the one before, so each reuses its connection.
+        let batches = (0..20).map(|_| batch_on("c")).collect();
+        let stats = deliver(delivery_to("http", port, 300), batches).await;
+        assert_eq!(count(&stats.delivered), 20);
+        assert_eq!(
+            count(&stats.failed_attempts),
+            0,
+            "no failed attempt, no backoff"
+        );
+        let answered: u32 = seen.try_iter().sum();
+        assert_eq!(answered, 20);
+    }
+
+    /// Reads a request and closes the connection without an answer.
+    fn hang_up(mut reader: BufReader<TcpStream>, seen: &std_mpsc::Sender<u32>) {
+        if read_request(&mut reader).is_some() {
+            let _ = seen.send(1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_connection_closed_without_an_answer_is_a_real_failure() {
+        let (port, seen) = receiver(hang_up);
+        let stats = deliver(delivery_to("http", port, 0), vec![batch_on("c")]).await;
+        assert_eq!(count(&stats.failed_attempts), 1);
+        assert_eq!(count(&stats.dropped_after_retries), 1);
+        assert_eq!(seen.try_iter().sum::<u32>(), 1, "sent once, not again");
+    }
+
+    /// Answers with `Connection: close` (`1`) or as HTTP/1.0 (`0`) but keeps its end open,
+    /// and reports any second request on the connection as `2`.
+    fn answer_closing(
+        mut reader: BufReader<TcpStream>,
+        seen: &std_mpsc::Sender<u32>,
+        http10: bool,
+    ) {
+        if read_request(&mut reader).is_none() {
+            return;
+        }
+        let answer = if http10 {
+            "HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        };
+        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+        let _ = seen.send(1);
+        // The client must hang up rather than send another request (bounded by the timeout).
+        if read_request(&mut reader).is_some() {
+            let _ = seen.send(2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_closes_gets_one_request_per_connection() {
+        fn close_header(reader: BufReader<TcpStream>, seen: &std_mpsc::Sender<u32>) {
+            answer_closing(reader, seen, false);
+        }
+        fn http10(reader: BufReader<TcpStream>, seen: &std_mpsc::Sender<u32>) {
+            answer_closing(reader, seen, true);
+        }
+        for serve in [close_header as fn(_, &_), http10] {
+            let (port, seen) = receiver(serve);
+            let batches = (0..10).map(|_| batch_on("c")).collect();
+            let stats = deliver(delivery_to("http", port, 300), batches).await;
+            assert_eq!(count(&stats.delivered), 10);
+            assert_eq!(count(&stats.failed_attempts), 0);
+            let per_connection: Vec<u32> = seen.try_iter().collect();
+            assert_eq!(per_connection, vec![1; 10], "never a second request on one");
+        }
     }
 }

@@ -147,7 +147,7 @@ impl Dispatcher {
                 continue;
             }
             let json = serialized.get_or_insert_with(|| serialize(event)).clone();
-            if let Some(batch) = route.batcher.push(json, now) {
+            if let Some(batch) = route.batcher.push(json, event.channel().clone(), now) {
                 route.send(batch, &self.app_id, &self.stats);
             }
         }
@@ -180,6 +180,7 @@ mod tests {
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(300),
+            concurrency: 8,
         })
     }
 

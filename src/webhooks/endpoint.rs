@@ -22,6 +22,8 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// How long a failing request is retried before it is dropped.
     pub retry_for: Duration,
+    /// Most requests in flight at once.
+    pub concurrency: usize,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -48,6 +50,7 @@ impl Endpoint {
             headers: config.headers.iter().cloned().collect(),
             timeout: Duration::from_secs(config.timeout),
             retry_for: Duration::from_secs(config.retry_for),
+            concurrency: config.concurrency,
         }
     }
 

@@ -9,8 +9,11 @@
 //!
 //! Behind the queue, each app has a [`Dispatcher`](dispatcher::Dispatcher) task (delays,
 //! cancellation, de-duplication, routing, batching) and each endpoint a
-//! [`Delivery`](delivery::Delivery) task (signing, POSTing, retrying), each endpoint with a
-//! bounded queue of its own. Both tasks run on the server's main thread, away from the
+//! [`Delivery`](delivery::Delivery) task (signing, POSTing with up to `concurrency` requests
+//! in flight, retrying), each endpoint with a bounded queue of its own. Whatever the
+//! concurrency, the events of one channel reach a receiver in the order they happened
+//! ([`schedule`]), and every request carries an id its retries repeat (delivery is at least
+//! once). Both tasks run on the server's main thread, away from the
 //! connection workers. At shutdown, once the connections are closed, [`RunningWebhooks::flush`]
 //! sends what is still delayed or gathered and gives the deliveries a bounded time to finish.
 //!
@@ -19,11 +22,13 @@
 //! (and raise these events once per cluster), which is why events enter through one sink.
 
 mod batch;
+mod client;
 mod delivery;
 mod dispatcher;
 mod endpoint;
 mod event;
 mod lifecycle;
+mod schedule;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,10 +155,6 @@ pub struct RunningWebhooks {
 impl RunningWebhooks {
     /// Starts every app's tasks on the current actix runtime (the server's main thread).
     pub fn start(workers: Vec<WebhookWorkers>) -> Self {
-        // https receivers use rustls on ring. Naming the provider here means a second one
-        // enabled by some other crate's features cannot make the TLS client panic later.
-        // An error only says a provider is already installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let flush = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut stats = Vec::new();
@@ -216,7 +217,12 @@ pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, Webho
         let (queue, batches) = mpsc::channel(config.webhook_queue_size);
         let batcher = Batcher::new(window, config.webhook_batch_max_events);
         routes.push(dispatcher::Route::new(endpoint.clone(), batcher, queue));
-        let delivery = delivery::Delivery::new(app.clone(), endpoint, stats.clone());
+        let delivery = delivery::Delivery::new(
+            app.clone(),
+            endpoint,
+            stats.clone(),
+            config.webhook_queue_size,
+        );
         deliveries.push((delivery, batches));
     }
     let lifecycle = Lifecycle::new(Duration::from_millis(config.webhook_vacate_delay_ms));

@@ -1,18 +1,57 @@
 //! A local webhook receiver: a minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies)
 //! that records every request and answers as told, so tests can check what Relay sends,
-//! when, and how it retries.
+//! when, how many requests at once, and how it retries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::{APP_KEY, APP_SECRET, TIMEOUT, sign};
+
+/// A config whose app has `app_lines` and one `[[apps.webhooks]]` per entry of `webhooks`
+/// (its URL, then extra lines).
+pub fn config(app_lines: &str, webhooks: &[(&str, &str)]) -> String {
+    let mut text = format!("{}{app_lines}\n", super::default_config());
+    for (url, lines) in webhooks {
+        text.push_str(&format!("[[apps.webhooks]]\nurl = \"{url}\"\n{lines}\n"));
+    }
+    text
+}
+
+/// An endpoint's lines for occupancy events only.
+pub const OCCUPANCY: &str = r#"events = ["channel_occupied", "channel_vacated"]"#;
+
+pub fn occupied(channel: &str) -> Value {
+    json!({"name": "channel_occupied", "channel": channel})
+}
+
+pub fn vacated(channel: &str) -> Value {
+    json!({"name": "channel_vacated", "channel": channel})
+}
+
+pub async fn unsubscribe(client: &mut super::Client, channel: &str) {
+    client
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
+        .await;
+    client.assert_nothing_pending().await;
+}
+
+/// Stops `server` (SIGTERM), waits for its exit and returns its `webhook totals` log line.
+pub fn totals_at_shutdown(server: &mut super::TestServer) -> String {
+    server.terminate();
+    assert!(server.wait_for_exit(TIMEOUT), "the server did not exit");
+    let log = server.log();
+    log.lines()
+        .find(|line| line.contains("webhook totals"))
+        .unwrap_or_else(|| panic!("no totals logged: {log}"))
+        .to_owned()
+}
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +65,24 @@ pub enum Answer {
     FailEveryOther,
     /// Reads requests but never answers.
     Never,
+    /// 200 as HTTP/1.0, then closes the connection (Python's `http.server`, many CGI and PHP
+    /// front ends).
+    Http10,
+    /// 200 as HTTP/1.1 without `Connection: close`, then closes the connection anyway.
+    HangUpAfterEach,
+    /// 200 after a random delay of up to this many milliseconds.
+    RandomDelay(u64),
+    /// 503 while [`WebhookReceiver::set_down`] says so, else 200.
+    Switchable,
+}
+
+/// What the connections of one receiver share.
+#[derive(Default)]
+struct Shared {
+    seen: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    down: AtomicBool,
 }
 
 /// One request the receiver got.
@@ -83,6 +140,7 @@ impl Received {
 pub struct WebhookReceiver {
     pub port: u16,
     requests: mpsc::UnboundedReceiver<Received>,
+    shared: Arc<Shared>,
 }
 
 impl WebhookReceiver {
@@ -96,13 +154,33 @@ impl WebhookReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let (sender, requests) = mpsc::unbounded_channel();
-        let seen = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared::default());
+        let for_connections = shared.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, answer, seen.clone(), sender.clone()));
+                tokio::spawn(serve(
+                    stream,
+                    answer,
+                    for_connections.clone(),
+                    sender.clone(),
+                ));
             }
         });
-        WebhookReceiver { port, requests }
+        WebhookReceiver {
+            port,
+            requests,
+            shared,
+        }
+    }
+
+    /// With [`Answer::Switchable`]: whether to answer 503 from now on.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The most requests it has had in hand at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.shared.most_in_flight.load(Ordering::SeqCst)
     }
 
     /// The URL to configure.
@@ -144,18 +222,27 @@ impl WebhookReceiver {
 async fn serve(
     stream: TcpStream,
     answer: Answer,
-    seen: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     requests: mpsc::UnboundedSender<Received>,
 ) {
     let mut stream = BufReader::new(stream);
     while let Some(received) = read_request(&mut stream).await {
-        let number = seen.fetch_add(1, Ordering::SeqCst);
+        let number = shared.seen.fetch_add(1, Ordering::SeqCst);
+        let in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
         let _ = requests.send(received);
         let status = match answer {
             Answer::FailFirst(n) if number >= n => "200 OK",
             Answer::FailEveryOther if number % 2 == 1 => "200 OK",
             Answer::FailFirst(_) | Answer::AlwaysFail | Answer::FailEveryOther => {
                 "500 Internal Server Error"
+            }
+            Answer::Switchable if shared.down.load(Ordering::SeqCst) => "503 Service Unavailable",
+            Answer::Http10 | Answer::HangUpAfterEach | Answer::Switchable => "200 OK",
+            Answer::RandomDelay(most) => {
+                let delay = rand::random_range(0..=most);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                "200 OK"
             }
             Answer::Never => {
                 // Hold the connection open, answering nothing, until the client gives up.
@@ -164,13 +251,15 @@ async fn serve(
                 return;
             }
         };
-        let response = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\n\r\nok");
-        if stream
-            .get_mut()
-            .write_all(response.as_bytes())
-            .await
-            .is_err()
-        {
+        let version = if matches!(answer, Answer::Http10) {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        };
+        let response = format!("{version} {status}\r\ncontent-length: 2\r\n\r\nok");
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let written = stream.get_mut().write_all(response.as_bytes()).await;
+        if written.is_err() || matches!(answer, Answer::Http10 | Answer::HangUpAfterEach) {
             return;
         }
     }
