@@ -10,6 +10,12 @@
 //!   it is not sent a second request.
 //! - **No Nagle stall**: every socket has `TCP_NODELAY`, and hyper writes head and body
 //!   together, so a request never waits for the receiver's delayed ACK.
+//! - **No SYN dropped by a small listen backlog.** A receiver that closes every connection
+//!   takes each request on a new one, and while it has not accepted them they wait in its
+//!   listen backlog, which is 5 for Python's `socketserver` (`http.server`): the sixth
+//!   connection's SYN is dropped, and TCP retries it only after 1 s. So at most
+//!   [`MOST_UNANSWERED_NEW_CONNECTIONS`] requests are in flight on new connections at once;
+//!   requests on kept-alive connections are not limited by this.
 //! - At most `concurrency` idle connections are kept (no more are ever in use).
 //!
 //! awc was left for this: it sets no `TCP_NODELAY`, does not say whether a request went out on
@@ -28,6 +34,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
@@ -36,6 +43,10 @@ use super::Endpoint;
 /// Most of a receiver's answer that is read; a longer one is not read to its end, and its
 /// connection is not reused.
 const MAX_ANSWER_READ: usize = 64 * 1024;
+
+/// Most requests waiting for an answer on connections opened for them (see the module
+/// comment): one fewer than the smallest common listen backlog, 5.
+const MOST_UNANSWERED_NEW_CONNECTIONS: usize = 4;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +101,8 @@ pub struct WebhookClient {
     timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    /// Permits to open a connection, each held until the answer on it.
+    new_connections: Semaphore,
 }
 
 impl WebhookClient {
@@ -140,27 +153,43 @@ impl WebhookClient {
             timeout: endpoint.timeout,
             idle: Mutex::new(Vec::new()),
             max_idle: endpoint.concurrency,
+            new_connections: Semaphore::new(MOST_UNANSWERED_NEW_CONNECTIONS),
         }
     }
 
-    /// POSTs `request`; the receiver's status code, or why there was none.
+    /// POSTs `request`; the receiver's status code, or why there was none. The timeout
+    /// counts from when the request may go (a wait for a new-connection permit is not the
+    /// receiver's fault).
     pub async fn post(&self, request: &Outgoing) -> Result<u16, SendError> {
-        tokio::time::timeout(self.timeout, self.post_untimed(request))
-            .await
-            .map_err(|_| SendError::Timeout(self.timeout))?
-    }
-
-    async fn post_untimed(&self, request: &Outgoing) -> Result<u16, SendError> {
         if let Some(connection) = self.take_idle() {
-            match self.exchange(connection, request).await {
+            match self.timed(self.exchange(connection, request)).await {
                 Err(SendError::ClosedBeforeAnswer) => {
                     debug!("webhook receiver closed a reused connection; sending on a fresh one");
                 }
                 answered => return answered,
             }
         }
-        let connection = self.connect().await?;
-        self.exchange(connection, request).await
+        // Never closed: the permits outlive every request.
+        let _permit = self.new_connections.acquire().await;
+        self.timed(async {
+            let connection = self.connect().await?;
+            self.exchange(connection, request).await
+        })
+        .await
+    }
+
+    /// `exchange` within the endpoint's timeout. A receiver that lets a request time out
+    /// gets its idle connections closed too: it may be one that serves one connection at a
+    /// time and is waiting on one of them.
+    async fn timed(
+        &self,
+        exchange: impl Future<Output = Result<u16, SendError>>,
+    ) -> Result<u16, SendError> {
+        let answered = tokio::time::timeout(self.timeout, exchange).await;
+        answered.unwrap_or_else(|_| {
+            self.lock_idle().clear();
+            Err(SendError::Timeout(self.timeout))
+        })
     }
 
     /// One request on `connection`, which goes back to the pool if the receiver keeps it.
@@ -223,11 +252,14 @@ impl WebhookClient {
         }
     }
 
-    fn take_idle(&self) -> Option<Connection> {
-        let mut idle = self
-            .idle
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.lock_idle();
         while let Some(connection) = idle.pop() {
             if !connection.is_closed() {
                 return Some(connection);
@@ -237,10 +269,7 @@ impl WebhookClient {
     }
 
     fn put_idle(&self, connection: Connection) {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut idle = self.lock_idle();
         if idle.len() < self.max_idle {
             idle.push(connection);
         }

@@ -438,4 +438,35 @@ mod tests {
             assert_eq!(per_connection, vec![1; 10], "never a second request on one");
         }
     }
+
+    /// Connections the slow receiver below holds unanswered, now and at most.
+    static UNANSWERED: AtomicU64 = AtomicU64::new(0);
+    static MOST_UNANSWERED: AtomicU64 = AtomicU64::new(0);
+
+    /// Takes 30 ms over each request (its work), then answers as HTTP/1.0 and closes.
+    fn slow_http10(mut reader: BufReader<TcpStream>, seen: &std_mpsc::Sender<u32>) {
+        let now = UNANSWERED.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST_UNANSWERED.fetch_max(now, Ordering::SeqCst);
+        let request = read_request(&mut reader);
+        std::thread::sleep(Duration::from_millis(30));
+        UNANSWERED.fetch_sub(1, Ordering::SeqCst);
+        if request.is_some() {
+            let answer = "HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n";
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+            let _ = seen.send(1);
+        }
+    }
+
+    #[tokio::test]
+    async fn no_more_new_connections_wait_unanswered_than_a_small_listen_backlog_holds() {
+        let (port, seen) = receiver(slow_http10);
+        // Twelve channels: up to eight requests may be in flight, but each needs a new
+        // connection, and at most four of those wait for their answer at once.
+        let batches = (0..12).map(|n| batch_on(&format!("c{n}"))).collect();
+        let stats = deliver(delivery_to("http", port, 300), batches).await;
+        assert_eq!(count(&stats.delivered), 12);
+        assert_eq!(seen.try_iter().sum::<u32>(), 12);
+        let most = MOST_UNANSWERED.load(Ordering::SeqCst);
+        assert!((2..=4).contains(&most), "{most} unanswered at once");
+    }
 }
