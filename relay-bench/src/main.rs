@@ -10,7 +10,8 @@
 //! # Layout
 //! - [`target`]: where the server is and the app credentials.
 //! - [`socket`]: a lean Pusher WebSocket client.
-//! - [`api`]: a signed HTTP API client on one keep-alive connection.
+//! - [`api`]: a signed HTTP API client (hyper) on one persistent connection, renewed when
+//!   the server closes it.
 //! - [`usage`]: the server process's CPU time and RSS.
 //! - [`report`]: latency percentiles and the printed result.
 //! - [`scenarios`]: `connect`, `fanout`, `trigger`, `presence`, `client-events`.
