@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Command;
 
 use common::TestServer;
+use common::closing_proxy::ClosingProxy;
 use serde_json::Value;
 
 /// The load tool's binary. It is a package of its own (`relay-bench/`), so cargo does not hand
@@ -30,10 +32,16 @@ fn bench_binary() -> PathBuf {
 
 /// Runs one scenario (`"fanout --events 10"`) with `--json` and returns its report.
 fn bench(server: &TestServer, command: &str) -> Value {
+    bench_through(server.port, server, command)
+}
+
+/// Runs one scenario against `port` (the server's, or a proxy's in front of it) and returns
+/// its report; the CPU figures are `server`'s.
+fn bench_through(port: u16, server: &TestServer, command: &str) -> Value {
     let scenario: Vec<&str> = command.split_whitespace().collect();
     let output = Command::new(bench_binary())
         .args(&scenario)
-        .args(["--port", &server.port.to_string()])
+        .args(["--port", &port.to_string()])
         .args(["--server-pid", &server.pid().to_string()])
         .args(["--timeout", "30", "--json"])
         .output()
@@ -74,6 +82,8 @@ fn fanout_delivers_every_event_to_every_subscriber() {
     assert_eq!(report["deliveries"], 200);
     assert_eq!(report["delivered_share"], 1.0);
     assert!(report["latency_p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+    // Relay keeps its API connections open.
+    assert_eq!(report["api_reconnects"], 0, "{report}");
 }
 
 #[test]
@@ -89,6 +99,78 @@ fn trigger_counts_requests_and_failures() {
     let report = bench(&server, "trigger --clients 2 --duration 0.3");
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["non_2xx"], 0);
+    assert_eq!(report["api_reconnects"], 0, "{report}");
+}
+
+#[test]
+fn the_closing_proxy_answers_chunked_and_closes_the_connection() {
+    let server = TestServer::start();
+    let proxy = ClosingProxy::start(server.port);
+    let body = r#"{"name":"e","channels":["c"],"data":"{}"}"#;
+    let path = format!("/apps/{}/events", common::APP_ID);
+    let target = common::http::signed_path(
+        "POST",
+        &path,
+        &[],
+        body,
+        common::APP_SECRET,
+        common::http::now(),
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    stream.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    let request = format!(
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    // Ends only because the proxy closes the connection after its answer.
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, chunks) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("\r\ntransfer-encoding: chunked"), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert_eq!(
+        chunks, "1\r\n{\r\n1\r\n}\r\n0\r\n\r\n",
+        "the body {{}} in two chunks"
+    );
+    assert_eq!(proxy.requests(), 1);
+}
+
+#[test]
+fn trigger_reconnects_for_each_request_to_a_server_that_closes_every_connection() {
+    let server = TestServer::start();
+    let proxy = ClosingProxy::start(server.port);
+    let report = bench_through(proxy.port, &server, "trigger --clients 2 --duration 0.3");
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 2, "{report}");
+    assert_eq!(report["non_2xx"], 0, "{report}");
+    // Each client's first request uses the connection opened before the timed phase.
+    assert_eq!(report["api_reconnects"], requests - 2, "{report}");
+    assert_eq!(
+        proxy.requests() as u64,
+        requests,
+        "every request went through the proxy"
+    );
+}
+
+#[test]
+fn fanout_delivers_everything_through_a_server_that_closes_every_connection() {
+    let server = TestServer::start();
+    let proxy = ClosingProxy::start(server.port);
+    let report = bench_through(
+        proxy.port,
+        &server,
+        "fanout --subscribers 10 --channels 2 --events 12 --posters 3",
+    );
+    assert_eq!(report["deliveries"], 120, "{report}");
+    assert_eq!(report["delivered_share"], 1.0);
+    assert_eq!(report["api_reconnects"], 12 - 3, "{report}");
+    assert_eq!(proxy.requests(), 12);
 }
 
 #[test]
