@@ -217,3 +217,104 @@ fn a_protocol_error_fails_the_run_loudly() {
         "{stderr}"
     );
 }
+
+/// The default app, sending occupancy webhooks at once (no vacate delay) to a receiver on
+/// `receiver_port`.
+fn webhook_config(receiver_port: u16) -> String {
+    format!(
+        "{}webhook_vacate_delay_ms = 0\n\n[[apps.webhooks]]\nurl = \"http://127.0.0.1:{receiver_port}/webhooks\"\n\
+         events = [\"channel_occupied\", \"channel_vacated\"]\n",
+        common::default_config()
+    )
+}
+
+/// A loopback port that was free a moment ago, for relay-bench's receiver (the server's
+/// config must name it before relay-bench starts).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// Asserts that a `webhooks` report of `expected` events saw every one, in order, signed.
+fn assert_every_webhook_arrived(report: &Value, expected: u64) {
+    assert_eq!(report["expected_webhooks"], expected, "{report}");
+    assert_eq!(report["webhooks"], expected, "{report}");
+    for fault in [
+        "lost",
+        "out_of_order",
+        "unexpected",
+        "bad_signatures",
+        "malformed",
+    ] {
+        assert_eq!(report[fault], 0, "{fault}: {report}");
+    }
+    let requests = report["requests"].as_u64().unwrap();
+    assert!((1..=expected).contains(&requests), "{report}");
+    assert!(report["latency_p99_ms"].is_number(), "{report}");
+    assert!(report["server_cpu_us_per_webhook"].is_number(), "{report}");
+}
+
+#[test]
+fn webhooks_to_a_keep_alive_receiver_all_arrive_in_order() {
+    let receiver_port = free_port();
+    let server = TestServer::start_with(&webhook_config(receiver_port));
+    let report = bench(
+        &server,
+        &format!(
+            "webhooks --mode keep-alive --clients 4 --channels 3 --rounds 2 --receiver-port {receiver_port}"
+        ),
+    );
+    // 4 clients x 3 channels x 2 rounds, each an occupied and a vacated.
+    assert_every_webhook_arrived(&report, 48);
+    assert_eq!(report["mode"], "keep-alive");
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(
+        report["receiver_connections"].as_u64().unwrap() < requests,
+        "the server reused its connections: {report}"
+    );
+}
+
+#[test]
+fn webhooks_to_a_receiver_that_closes_every_connection_all_arrive_in_order() {
+    let receiver_port = free_port();
+    let server = TestServer::start_with(&webhook_config(receiver_port));
+    let report = bench(
+        &server,
+        &format!(
+            "webhooks --mode close --clients 4 --channels 3 --rounds 2 --receiver-port {receiver_port}"
+        ),
+    );
+    assert_every_webhook_arrived(&report, 48);
+    assert_eq!(report["mode"], "close");
+    assert_eq!(
+        report["receiver_connections"], report["requests"],
+        "one connection per request: {report}"
+    );
+}
+
+#[test]
+fn webhooks_signed_with_another_secret_fail_the_run() {
+    let receiver_port = free_port();
+    let server = TestServer::start_with(&webhook_config(receiver_port));
+    let output = Command::new(bench_binary())
+        .args([
+            "webhooks",
+            "--clients",
+            "1",
+            "--channels",
+            "1",
+            "--rounds",
+            "1",
+        ])
+        .args(["--receiver-port", &receiver_port.to_string()])
+        .args(["--port", &server.port.to_string(), "--timeout", "30"])
+        .args(["--secret", "not-the-app-secret"])
+        .output()
+        .expect("run relay-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("webhooks failed") && stderr.contains("2 requests with a bad signature"),
+        "{stderr}"
+    );
+}
