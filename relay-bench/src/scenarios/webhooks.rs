@@ -53,8 +53,9 @@ pub struct WebhooksArgs {
     /// the server answers them (the server then builds up a backlog, which the latency shows).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
-    /// Seconds to wait for the last webhooks after the clients are done.
-    #[arg(long, default_value_t = 10)]
+    /// Once the clients are done, seconds without a new webhook after which the missing ones
+    /// count as lost (a backlog that is still arriving is waited for, within --timeout).
+    #[arg(long, default_value_t = 5)]
     pub drain: u64,
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 200)]
@@ -106,7 +107,8 @@ pub async fn run(
 }
 
 /// Takes webhooks until the clients are done and every expected event has arrived, or until
-/// `drain` after the clients are done; returns each client's subscribe times.
+/// nothing has arrived for `drain` since the clients were done; returns each client's
+/// subscribe times.
 async fn receive(
     receiver: &mut WebhookReceiver,
     ledger: &mut Ledger,
@@ -123,7 +125,12 @@ async fn receive(
                 deadline = Some(Instant::now() + drain);
             }
             arrival = receiver.next() => match arrival {
-                Some(arrival) => ledger.record(arrival),
+                Some(arrival) => {
+                    ledger.record(arrival);
+                    if deadline.is_some() {
+                        deadline = Some(Instant::now() + drain);
+                    }
+                }
                 None => return Err(BenchError::Receiver("the listener stopped".into())),
             },
             () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
