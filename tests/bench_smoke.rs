@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Command;
 
 use common::TestServer;
+use common::closing_proxy::ClosingProxy;
 use serde_json::Value;
 
 /// The load tool's binary. It is a package of its own (`relay-bench/`), so cargo does not hand
@@ -30,10 +32,16 @@ fn bench_binary() -> PathBuf {
 
 /// Runs one scenario (`"fanout --events 10"`) with `--json` and returns its report.
 fn bench(server: &TestServer, command: &str) -> Value {
+    bench_through(server.port, server, command)
+}
+
+/// Runs one scenario against `port` (the server's, or a proxy's in front of it) and returns
+/// its report; the CPU figures are `server`'s.
+fn bench_through(port: u16, server: &TestServer, command: &str) -> Value {
     let scenario: Vec<&str> = command.split_whitespace().collect();
     let output = Command::new(bench_binary())
         .args(&scenario)
-        .args(["--port", &server.port.to_string()])
+        .args(["--port", &port.to_string()])
         .args(["--server-pid", &server.pid().to_string()])
         .args(["--timeout", "30", "--json"])
         .output()
@@ -74,6 +82,8 @@ fn fanout_delivers_every_event_to_every_subscriber() {
     assert_eq!(report["deliveries"], 200);
     assert_eq!(report["delivered_share"], 1.0);
     assert!(report["latency_p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+    // Relay keeps its API connections open.
+    assert_eq!(report["api_reconnects"], 0, "{report}");
 }
 
 #[test]
@@ -89,6 +99,78 @@ fn trigger_counts_requests_and_failures() {
     let report = bench(&server, "trigger --clients 2 --duration 0.3");
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["non_2xx"], 0);
+    assert_eq!(report["api_reconnects"], 0, "{report}");
+}
+
+#[test]
+fn the_closing_proxy_answers_chunked_and_closes_the_connection() {
+    let server = TestServer::start();
+    let proxy = ClosingProxy::start(server.port);
+    let body = r#"{"name":"e","channels":["c"],"data":"{}"}"#;
+    let path = format!("/apps/{}/events", common::APP_ID);
+    let target = common::http::signed_path(
+        "POST",
+        &path,
+        &[],
+        body,
+        common::APP_SECRET,
+        common::http::now(),
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    stream.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    let request = format!(
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    // Ends only because the proxy closes the connection after its answer.
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, chunks) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("\r\ntransfer-encoding: chunked"), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert_eq!(
+        chunks, "1\r\n{\r\n1\r\n}\r\n0\r\n\r\n",
+        "the body {{}} in two chunks"
+    );
+    assert_eq!(proxy.requests(), 1);
+}
+
+#[test]
+fn trigger_reconnects_for_each_request_to_a_server_that_closes_every_connection() {
+    let server = TestServer::start();
+    let proxy = ClosingProxy::start(server.port);
+    let report = bench_through(proxy.port, &server, "trigger --clients 2 --duration 0.3");
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 2, "{report}");
+    assert_eq!(report["non_2xx"], 0, "{report}");
+    // Each client's first request uses the connection opened before the timed phase.
+    assert_eq!(report["api_reconnects"], requests - 2, "{report}");
+    assert_eq!(
+        proxy.requests() as u64,
+        requests,
+        "every request went through the proxy"
+    );
+}
+
+#[test]
+fn fanout_delivers_everything_through_a_server_that_closes_every_connection() {
+    let server = TestServer::start();
+    let proxy = ClosingProxy::start(server.port);
+    let report = bench_through(
+        proxy.port,
+        &server,
+        "fanout --subscribers 10 --channels 2 --events 12 --posters 3",
+    );
+    assert_eq!(report["deliveries"], 120, "{report}");
+    assert_eq!(report["delivered_share"], 1.0);
+    assert_eq!(report["api_reconnects"], 12 - 3, "{report}");
+    assert_eq!(proxy.requests(), 12);
 }
 
 #[test]
@@ -132,6 +214,107 @@ fn a_protocol_error_fails_the_run_loudly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("client-events failed") && stderr.contains("not enabled"),
+        "{stderr}"
+    );
+}
+
+/// The default app, sending occupancy webhooks at once (no vacate delay) to a receiver on
+/// `receiver_port`.
+fn webhook_config(receiver_port: u16) -> String {
+    format!(
+        "{}webhook_vacate_delay_ms = 0\n\n[[apps.webhooks]]\nurl = \"http://127.0.0.1:{receiver_port}/webhooks\"\n\
+         events = [\"channel_occupied\", \"channel_vacated\"]\n",
+        common::default_config()
+    )
+}
+
+/// A loopback port that was free a moment ago, for relay-bench's receiver (the server's
+/// config must name it before relay-bench starts).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// Asserts that a `webhooks` report of `expected` events saw every one, in order, signed.
+fn assert_every_webhook_arrived(report: &Value, expected: u64) {
+    assert_eq!(report["expected_webhooks"], expected, "{report}");
+    assert_eq!(report["webhooks"], expected, "{report}");
+    for fault in [
+        "lost",
+        "out_of_order",
+        "unexpected",
+        "bad_signatures",
+        "malformed",
+    ] {
+        assert_eq!(report[fault], 0, "{fault}: {report}");
+    }
+    let requests = report["requests"].as_u64().unwrap();
+    assert!((1..=expected).contains(&requests), "{report}");
+    assert!(report["latency_p99_ms"].is_number(), "{report}");
+    assert!(report["server_cpu_us_per_webhook"].is_number(), "{report}");
+}
+
+#[test]
+fn webhooks_to_a_keep_alive_receiver_all_arrive_in_order() {
+    let receiver_port = free_port();
+    let server = TestServer::start_with(&webhook_config(receiver_port));
+    let report = bench(
+        &server,
+        &format!(
+            "webhooks --mode keep-alive --clients 4 --channels 3 --rounds 2 --receiver-port {receiver_port}"
+        ),
+    );
+    // 4 clients x 3 channels x 2 rounds, each an occupied and a vacated.
+    assert_every_webhook_arrived(&report, 48);
+    assert_eq!(report["mode"], "keep-alive");
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(
+        report["receiver_connections"].as_u64().unwrap() < requests,
+        "the server reused its connections: {report}"
+    );
+}
+
+#[test]
+fn webhooks_to_a_receiver_that_closes_every_connection_all_arrive_in_order() {
+    let receiver_port = free_port();
+    let server = TestServer::start_with(&webhook_config(receiver_port));
+    let report = bench(
+        &server,
+        &format!(
+            "webhooks --mode close --clients 4 --channels 3 --rounds 2 --receiver-port {receiver_port}"
+        ),
+    );
+    assert_every_webhook_arrived(&report, 48);
+    assert_eq!(report["mode"], "close");
+    assert_eq!(
+        report["receiver_connections"], report["requests"],
+        "one connection per request: {report}"
+    );
+}
+
+#[test]
+fn webhooks_signed_with_another_secret_fail_the_run() {
+    let receiver_port = free_port();
+    let server = TestServer::start_with(&webhook_config(receiver_port));
+    let output = Command::new(bench_binary())
+        .args([
+            "webhooks",
+            "--clients",
+            "1",
+            "--channels",
+            "1",
+            "--rounds",
+            "1",
+        ])
+        .args(["--receiver-port", &receiver_port.to_string()])
+        .args(["--port", &server.port.to_string(), "--timeout", "30"])
+        .args(["--secret", "not-the-app-secret"])
+        .output()
+        .expect("run relay-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("webhooks failed") && stderr.contains("2 requests with a bad signature"),
         "{stderr}"
     );
 }

@@ -1,13 +1,26 @@
-//! A signed Pusher HTTP API client on one keep-alive connection.
+//! A signed Pusher HTTP API client on one persistent HTTP/1.1 connection, through hyper's
+//! low-level client.
 //!
-//! Written directly on a TCP stream rather than with a general HTTP client: the load tool
-//! needs only `POST` with a `Content-Length` body on one persistent HTTP/1.1 connection, and
-//! doing exactly that keeps the client's own cost per request small and easy to account for.
+//! hyper reads whatever an HTTP/1.1 server may send (length-delimited or chunked bodies,
+//! HTTP/1.0 answers); this module only decides when a connection is done. Some servers close
+//! after every response (Soketi and Sockudo answer `Connection: close`), and any server may
+//! close an idle keep-alive connection, so:
+//! - a response that ends its connection (`Connection: close`, or HTTP/1.0 without
+//!   keep-alive) drops it, and the next request opens a fresh one;
+//! - a request that fails on a reused connection before any answer arrived (the server
+//!   closed it while the request was on its way) is sent once more, on a fresh connection.
+//!
+//! Every connection after the first counts as a reconnect ([`ApiClient::reconnects`]), so a
+//! scenario reports what the server made its clients pay instead of failing.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Request, Uri, Version};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use relay::protocol::http_signature::{body_md5, string_to_sign};
@@ -16,8 +29,6 @@ use relay::protocol::signature::sign;
 use crate::error::BenchError;
 use crate::target::Target;
 
-/// Longest response header section accepted.
-const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Largest response body accepted.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -26,139 +37,223 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// The body.
-    pub body: String,
+    /// The body, as received.
+    pub body: Bytes,
 }
 
-/// One persistent connection to the HTTP API.
+impl Response {
+    /// The body as text, for error messages.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One persistent connection to the HTTP API, renewed when the server ends it.
 pub struct ApiClient {
-    stream: BufReader<TcpStream>,
     target: Target,
+    host: HeaderValue,
+    events_path: String,
+    connection: Option<Connection>,
+    opened: usize,
+}
+
+/// One open connection.
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    /// Whether a response has come back on it (so a failure may mean it went stale).
+    reused: bool,
+}
+
+/// How one attempt at a request failed.
+enum AttemptError {
+    /// The connection was gone before any answer came: worth one more try on a fresh one.
+    Stale(hyper::Error),
+    /// Anything else.
+    Failed(BenchError),
 }
 
 impl ApiClient {
     /// Connects to the server's HTTP port.
     pub async fn connect(target: &Target) -> Result<Self, BenchError> {
-        let stream = TcpStream::connect(target.address()).await?;
-        stream.set_nodelay(true)?;
-        Ok(ApiClient {
-            stream: BufReader::new(stream),
+        let host = HeaderValue::try_from(target.address())
+            .map_err(|_| BenchError::Http(format!("bad host {}", target.address())))?;
+        let mut client = ApiClient {
             target: target.clone(),
-        })
+            host,
+            events_path: format!("/apps/{}/events", target.app_id),
+            connection: None,
+            opened: 0,
+        };
+        client.connection = Some(client.open().await?);
+        Ok(client)
     }
 
-    /// `POST /apps/{id}/events` with `data` to `channels`; fails unless the status is 2xx.
+    /// Connections opened after the first one: after the server closed one, or after a
+    /// request on a reused one failed before its answer.
+    pub fn reconnects(&self) -> usize {
+        self.opened.saturating_sub(1)
+    }
+
+    /// `POST /apps/{id}/events` of `data` to `channels` (the response may be any status).
     pub async fn trigger(
         &mut self,
         channels: &[String],
         event: &str,
         data: &str,
     ) -> Result<Response, BenchError> {
-        let body = json!({"name": event, "channels": channels, "data": data}).to_string();
-        let path = format!("/apps/{}/events", self.target.app_id);
-        self.post(&path, &body).await
+        let body = trigger_body(channels, event, data)?;
+        let uri = self.signed_uri("POST", &self.events_path, &body)?;
+        self.post(uri, body).await
     }
 
-    /// A signed `POST` of a JSON body.
-    pub async fn post(&mut self, path: &str, body: &str) -> Result<Response, BenchError> {
-        let query = self.signed_query("POST", path, body);
-        let request = format!(
-            "POST {path}?{query} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.target.address(),
-            body.len()
-        );
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        self.read_response().await
+    /// Sends a signed `POST`, once more on a fresh connection if a reused one went stale.
+    async fn post(&mut self, uri: Uri, body: Bytes) -> Result<Response, BenchError> {
+        match self.attempt(uri.clone(), body.clone()).await {
+            Ok(response) => Ok(response),
+            Err(AttemptError::Stale(_)) => match self.attempt(uri, body).await {
+                Ok(response) => Ok(response),
+                Err(AttemptError::Stale(error)) => Err(BenchError::Http(format!(
+                    "the connection closed before an answer, twice: {error}"
+                ))),
+                Err(AttemptError::Failed(error)) => Err(error),
+            },
+            Err(AttemptError::Failed(error)) => Err(error),
+        }
     }
 
-    fn signed_query(&self, method: &str, path: &str, body: &str) -> String {
+    /// One request on the current connection (or a fresh one when it is gone).
+    async fn attempt(&mut self, uri: Uri, body: Bytes) -> Result<Response, AttemptError> {
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.open().await.map_err(AttemptError::Failed)?,
+        };
+        if connection.sender.ready().await.is_err() {
+            // Closed by the server while idle: not a failed request, a reconnect.
+            connection = self.open().await.map_err(AttemptError::Failed)?;
+        }
+        let request = Request::post(uri)
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(body))
+            .map_err(|error| AttemptError::Failed(BenchError::Http(error.to_string())))?;
+        let response = match connection.sender.send_request(request).await {
+            Ok(response) => response,
+            Err(error) if connection.reused && is_stale(&error) => {
+                return Err(AttemptError::Stale(error));
+            }
+            Err(error) => return Err(AttemptError::Failed(http_error(&error))),
+        };
+        let status = response.status().as_u16();
+        let keep = keeps_alive(&response);
+        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|error| AttemptError::Failed(BenchError::Http(error.to_string())))?
+            .to_bytes();
+        if keep {
+            connection.reused = true;
+            self.connection = Some(connection);
+        }
+        Ok(Response { status, body })
+    }
+
+    /// Opens a connection (with `TCP_NODELAY`) and counts it.
+    async fn open(&mut self) -> Result<Connection, BenchError> {
+        let stream = TcpStream::connect(self.target.address()).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| http_error(&error))?;
+        // Ends when the sender is dropped or the server closes; errors surface on the sender.
+        tokio::spawn(connection);
+        self.opened += 1;
+        Ok(Connection {
+            sender,
+            reused: false,
+        })
+    }
+
+    /// `path?auth_key=…&auth_signature=…`, signed over `body`.
+    fn signed_uri(&self, method: &str, path: &str, body: &[u8]) -> Result<Uri, BenchError> {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
-        let params = vec![
+        let params = [
             ("auth_key".to_owned(), self.target.key.clone()),
             ("auth_timestamp".to_owned(), timestamp.to_string()),
             ("auth_version".to_owned(), "1.0".to_owned()),
-            ("body_md5".to_owned(), body_md5(body.as_bytes())),
+            ("body_md5".to_owned(), body_md5(body)),
         ];
         let signed = string_to_sign(method, path, &params);
         let signature = sign(self.target.secret.as_bytes(), signed.as_bytes());
-        let mut query = form_urlencoded::Serializer::new(String::new());
+        let mut uri = String::with_capacity(path.len() + 160);
+        uri.push_str(path);
+        uri.push('?');
+        let mut query = form_urlencoded::Serializer::for_suffix(uri, path.len() + 1);
         for (key, value) in &params {
             query.append_pair(key, value);
         }
         query.append_pair("auth_signature", &signature);
-        query.finish()
-    }
-
-    async fn read_response(&mut self) -> Result<Response, BenchError> {
-        let mut head = Vec::with_capacity(256);
-        loop {
-            let before = head.len();
-            let read = self.stream.read_until(b'\n', &mut head).await?;
-            if read == 0 {
-                return Err(BenchError::Http("connection closed mid-response".into()));
-            }
-            if head.len() > MAX_HEADER_BYTES {
-                return Err(BenchError::Http("response headers too long".into()));
-            }
-            if &head[before..] == b"\r\n" {
-                break;
-            }
-        }
-        let head = String::from_utf8_lossy(&head);
-        let status = parse_status(&head)?;
-        let length = content_length(&head)?;
-        if length > MAX_BODY_BYTES {
-            return Err(BenchError::Http(format!("response body of {length} bytes")));
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok(Response {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        Uri::try_from(query.finish()).map_err(|error| BenchError::Http(error.to_string()))
     }
 }
 
-fn parse_status(head: &str) -> Result<u16, BenchError> {
-    head.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| BenchError::Http("malformed status line".into()))
+/// `{"name":…,"channels":[…],"data":…}`, written straight into the one buffer it is sent from.
+fn trigger_body(channels: &[String], event: &str, data: &str) -> Result<Bytes, BenchError> {
+    let length = event.len() + data.len() + channels.iter().map(|c| c.len() + 3).sum::<usize>();
+    let mut body = Vec::with_capacity(length + 48);
+    let mut write = || -> serde_json::Result<()> {
+        body.extend_from_slice(b"{\"name\":");
+        serde_json::to_writer(&mut body, event)?;
+        body.extend_from_slice(b",\"channels\":");
+        serde_json::to_writer(&mut body, channels)?;
+        body.extend_from_slice(b",\"data\":");
+        serde_json::to_writer(&mut body, data)?;
+        body.push(b'}');
+        Ok(())
+    };
+    write().map_err(|error| BenchError::Http(format!("trigger body: {error}")))?;
+    Ok(Bytes::from(body))
 }
 
-fn content_length(head: &str) -> Result<usize, BenchError> {
-    for line in head.lines() {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                return value
-                    .trim()
-                    .parse()
-                    .map_err(|_| BenchError::Http("malformed Content-Length".into()));
-            }
-            if name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(BenchError::Http(
-                    "chunked responses are not supported by the load tool".into(),
-                ));
-            }
-        }
+/// Whether the server will take another request on this connection after `response`.
+fn keeps_alive<B>(response: &hyper::Response<B>) -> bool {
+    let has = |token: &str| {
+        response
+            .headers()
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    };
+    match response.version() {
+        Version::HTTP_10 => has("keep-alive"),
+        _ => !has("close"),
     }
-    Ok(0)
+}
+
+/// Whether `error` means the connection was gone before an answer: closed or reset by the
+/// server, or never ready for the request.
+fn is_stale(error: &hyper::Error) -> bool {
+    if error.is_canceled() || error.is_closed() || error.is_incomplete_message() {
+        return true;
+    }
+    let io =
+        std::error::Error::source(error).and_then(|source| source.downcast_ref::<std::io::Error>());
+    io.is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted
+        )
+    })
+}
+
+fn http_error(error: &hyper::Error) -> BenchError {
+    BenchError::Http(error.to_string())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_status_and_length() {
-        let head = "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 12\r\n\r\n";
-        assert_eq!(parse_status(head).unwrap(), 413);
-        assert_eq!(content_length(head).unwrap(), 12);
-        assert_eq!(
-            content_length("HTTP/1.1 204 No Content\r\n\r\n").unwrap(),
-            0
-        );
-    }
-}
+mod tests;

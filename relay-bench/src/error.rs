@@ -12,6 +12,9 @@ pub enum BenchError {
     /// The HTTP API answered with something unexpected.
     #[error("HTTP API error: {0}")]
     Http(String),
+    /// The webhook receiver could not start.
+    #[error("webhook receiver: {0}")]
+    Receiver(String),
     /// Something did not happen in time.
     #[error("timed out: {0}")]
     Timeout(String),

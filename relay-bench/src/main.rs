@@ -10,10 +10,13 @@
 //! # Layout
 //! - [`target`]: where the server is and the app credentials.
 //! - [`socket`]: a lean Pusher WebSocket client.
-//! - [`api`]: a signed HTTP API client on one keep-alive connection.
+//! - [`api`]: a signed HTTP API client (hyper) on one persistent connection, renewed when
+//!   the server closes it.
 //! - [`usage`]: the server process's CPU time and RSS.
 //! - [`report`]: latency percentiles and the printed result.
-//! - [`scenarios`]: `connect`, `fanout`, `trigger`, `presence`, `client-events`.
+//! - [`webhook_receiver`]: the HTTP server that takes the server's webhooks (`webhooks`).
+//! - [`scenarios`]: `connect`, `fanout`, `trigger`, `presence`, `client-events`, `churn`,
+//!   `webhooks`.
 
 mod api;
 mod error;
@@ -22,6 +25,7 @@ mod scenarios;
 mod socket;
 mod target;
 mod usage;
+mod webhook_receiver;
 mod wire;
 
 use std::process::ExitCode;
@@ -32,8 +36,8 @@ use clap::{Parser, Subcommand};
 use error::BenchError;
 use report::Report;
 use scenarios::{
-    ChurnArgs, ClientEventsArgs, ConnectArgs, FanoutArgs, PresenceArgs, TriggerArgs, churn,
-    client_events, connect, fanout, presence, trigger,
+    ChurnArgs, ClientEventsArgs, ConnectArgs, FanoutArgs, PresenceArgs, TriggerArgs, WebhooksArgs,
+    churn, client_events, connect, fanout, presence, trigger, webhooks,
 };
 use target::Target;
 use usage::ServerProcess;
@@ -71,6 +75,8 @@ enum Scenario {
     ClientEvents(ClientEventsArgs),
     /// Clients connect, subscribe and disconnect over and over; the server's RSS is sampled.
     Churn(ChurnArgs),
+    /// Clients occupy and vacate channels; the tool's own receiver takes the webhooks.
+    Webhooks(WebhooksArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +121,7 @@ async fn run(cli: &Cli) -> Result<Report, BenchError> {
         Scenario::Presence(args) => presence::run(target, server, args).await,
         Scenario::ClientEvents(args) => client_events::run(target, server, args).await,
         Scenario::Churn(args) => churn::run(target, server, args).await,
+        Scenario::Webhooks(args) => webhooks::run(target, server, args).await,
     }
 }
 
@@ -126,6 +133,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Presence(_) => "presence",
         Scenario::ClientEvents(_) => "client-events",
         Scenario::Churn(_) => "churn",
+        Scenario::Webhooks(_) => "webhooks",
     }
 }
 

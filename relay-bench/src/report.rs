@@ -124,6 +124,12 @@ impl Latencies {
         self.micros.len()
     }
 
+    /// The samples, in microseconds, in the order recorded (for other modules' tests).
+    #[cfg(test)]
+    pub fn as_micros(&self) -> &[u64] {
+        &self.micros
+    }
+
     /// `(label, milliseconds)` for p50, p90, p99 and max; zeros when empty.
     fn summary(&self) -> [(&'static str, f64); 4] {
         let mut sorted = self.micros.clone();

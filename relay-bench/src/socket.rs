@@ -97,6 +97,12 @@ impl PusherSocket {
             .await
     }
 
+    /// Sends `pusher:unsubscribe` (the server does not answer it).
+    pub async fn unsubscribe(&mut self, channel: &str) -> Result<(), BenchError> {
+        self.send_json(&json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
+            .await
+    }
+
     /// Subscribes and waits for `pusher_internal:subscription_succeeded`; returns its data.
     pub async fn subscribe_and_wait(
         &mut self,

@@ -4,6 +4,7 @@
 //! is dropped.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod closing_proxy;
 pub mod http;
 pub mod raw_ws;
 pub mod webhooks;

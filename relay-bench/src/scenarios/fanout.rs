@@ -87,7 +87,7 @@ pub async fn run(
 
     let meter = Meter::start(server)?;
     let started = Instant::now();
-    post_all(target, args, &channels, epoch, started).await?;
+    let reconnects = post_all(target, args, &channels, epoch, started).await?;
     let posted = started.elapsed();
     let mut collecting = std::pin::pin!(collect(tasks));
     let results = tokio::select! {
@@ -99,16 +99,28 @@ pub async fn run(
         }
     };
     let usage = meter.read()?;
-    summarize(args, results, started, posted, usage)
+    let posting = Posting {
+        started,
+        took: posted,
+        reconnects,
+    };
+    summarize(args, results, &posting, usage)
+}
+
+/// How the triggering went.
+struct Posting {
+    started: Instant,
+    took: Duration,
+    reconnects: usize,
 }
 
 fn summarize(
     args: &FanoutArgs,
     results: Vec<Received>,
-    started: Instant,
-    posted: Duration,
+    posting: &Posting,
     usage: Option<UsageDelta>,
 ) -> Result<Report, BenchError> {
+    let started = posting.started;
     let expected = args.subscribers * args.events;
     let delivered: usize = results.iter().map(|r| r.count).sum();
     let last = results
@@ -129,7 +141,8 @@ fn summarize(
         .add_f64("rate_per_sec", args.rate)
         .add("deliveries", delivered)
         .add_f64("delivered_share", delivered as f64 / expected.max(1) as f64)
-        .add_f64("trigger_time_ms", posted.as_secs_f64() * 1e3)
+        .add_f64("trigger_time_ms", posting.took.as_secs_f64() * 1e3)
+        .add("api_reconnects", posting.reconnects)
         .add_f64("deliveries_per_sec", delivered as f64 / span)
         .add_latencies("latency_", &latencies)
         .add_server_usage(usage, "delivery", delivered);
@@ -141,14 +154,15 @@ fn summarize(
     Ok(report)
 }
 
-/// Triggers every event, spread over `--posters` keep-alive connections.
+/// Triggers every event, spread over `--posters` keep-alive connections; returns how many
+/// times the posters had to reconnect.
 async fn post_all(
     target: &Target,
     args: &FanoutArgs,
     channels: &[String],
     epoch: Instant,
     started: Instant,
-) -> Result<(), BenchError> {
+) -> Result<usize, BenchError> {
     let posters = args.posters.clamp(1, args.events.max(1));
     let padding = "x".repeat(args.payload);
     let tasks: Vec<_> = (0..posters)
@@ -171,15 +185,16 @@ async fn post_all(
                     if !(200..300).contains(&response.status) {
                         return Err(BenchError::Http(format!(
                             "trigger answered {}: {}",
-                            response.status, response.body
+                            response.status,
+                            response.body_text()
                         )));
                     }
                 }
-                Ok(())
+                Ok(api.reconnects())
             })
         })
         .collect();
-    collect(tasks).await.map(drop)
+    Ok(collect(tasks).await?.into_iter().sum())
 }
 
 /// Which events one poster sends, and when.

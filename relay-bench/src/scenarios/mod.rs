@@ -11,6 +11,8 @@ pub mod connect;
 pub mod fanout;
 pub mod presence;
 pub mod trigger;
+mod webhook_ledger;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub use connect::ConnectArgs;
 pub use fanout::FanoutArgs;
 pub use presence::PresenceArgs;
 pub use trigger::TriggerArgs;
+pub use webhooks::WebhooksArgs;
 
 /// Limits concurrent client set-ups and tells the scenario how each one went.
 #[derive(Clone)]

@@ -1,5 +1,6 @@
 //! `trigger`: K concurrent keep-alive clients post signed events to a channel nobody
-//! subscribes to, for D seconds; requests per second, latency and the server's CPU per request.
+//! subscribes to, for D seconds; requests per second, latency and the server's CPU per request,
+//! and how often the server made a client reconnect (`api_reconnects`).
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ struct Posted {
     failures: usize,
     first_failure: Option<String>,
     latencies: Latencies,
+    reconnects: usize,
 }
 
 /// Runs the scenario.
@@ -55,6 +57,7 @@ pub async fn run(
 
     let requests: usize = results.iter().map(|r| r.requests).sum();
     let failures: usize = results.iter().map(|r| r.failures).sum();
+    let reconnects: usize = results.iter().map(|r| r.reconnects).sum();
     if requests > 0 && failures == requests {
         let reason = results.into_iter().find_map(|r| r.first_failure);
         return Err(BenchError::Http(format!(
@@ -71,6 +74,7 @@ pub async fn run(
         .add("clients", args.clients)
         .add("requests", requests)
         .add("non_2xx", failures)
+        .add("api_reconnects", reconnects)
         .add_f64("requests_per_sec", requests as f64 / elapsed.as_secs_f64())
         .add_latencies("latency_", &latencies)
         .add_server_usage(usage, "request", requests);
@@ -84,6 +88,7 @@ async fn post_until(mut api: ApiClient, deadline: Instant) -> Result<Posted, Ben
         failures: 0,
         first_failure: None,
         latencies: Latencies::default(),
+        reconnects: 0,
     };
     while Instant::now() < deadline {
         let sent = Instant::now();
@@ -94,8 +99,9 @@ async fn post_until(mut api: ApiClient, deadline: Instant) -> Result<Posted, Ben
             posted.failures += 1;
             posted
                 .first_failure
-                .get_or_insert_with(|| format!("{} {}", response.status, response.body));
+                .get_or_insert_with(|| format!("{} {}", response.status, response.body_text()));
         }
     }
+    posted.reconnects = api.reconnects();
     Ok(posted)
 }
