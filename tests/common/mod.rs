@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod closing_proxy;
+pub mod geoip;
 pub mod http;
 pub mod raw_ws;
 pub mod webhooks;
