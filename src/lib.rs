@@ -12,6 +12,7 @@
 //! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
 //! - [`logging`]: the log filter, with the client-triggered actix-http targets silenced.
+//! - [`guard`]: the security policy of both edges (IP, geo, mTLS and origin rules).
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
 //!   `ws` and `http`.
@@ -25,6 +26,7 @@
 pub mod adapter;
 pub mod apps;
 pub mod config;
+pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod logging;

@@ -47,7 +47,15 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { path }) => {
             // `relay --config FILE check-config` checks FILE, not ./config.toml.
             let path = path.unwrap_or(cli.serve.config);
-            match Config::load(&path) {
+            // The guard reads the country database: a broken one is a problem of the config.
+            let checked = Config::load(&path)
+                .map_err(|error| error.to_string())
+                .and_then(|config| {
+                    relay::guard::Guard::from_config(&config)
+                        .map(|_| config)
+                        .map_err(|error| format!("{}: {error}", path.display()))
+                });
+            match checked {
                 Ok(config) => {
                     print_warnings(&config);
                     println!("{}: ok ({} apps)", path.display(), config.apps.len());

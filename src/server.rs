@@ -43,7 +43,8 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// [`ws::serve`] through actix-http's upgrade hook, which is why the server is assembled from
 /// actix-server and actix-http here rather than with `actix_web::HttpServer`.
 pub async fn serve(config: Config) -> io::Result<()> {
-    let (state, webhook_workers) = ServerState::new(&config);
+    let (state, webhook_workers) = ServerState::new(&config)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
     let state = web::Data::new(state);
     let listeners = listen(config.server.host.as_str(), config.server.port)?;
     let mut builder = Server::build()

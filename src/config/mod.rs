@@ -9,6 +9,7 @@
 
 mod interpolate;
 mod schema;
+mod security;
 mod validate;
 mod webhook;
 
@@ -16,6 +17,10 @@ use std::path::{Path, PathBuf};
 
 pub use interpolate::ConfigString;
 pub use schema::{AppConfig, Config, Environment, ServerConfig};
+pub use security::{
+    CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,
+    SecurityConfig, UnknownCountry,
+};
 pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl, loggable_host};
 
 /// Why a configuration could not be used.
@@ -61,11 +66,15 @@ impl Config {
 
     /// Parses and validates TOML text; `path` is only used in messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
             path: path.to_owned(),
             line: err.span().map_or(1, |span| line_of(text, span.start)),
             message: err.message().trim().to_owned(),
         })?;
+        config.config_dir = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
         let problems = validate::problems(&config);
         if problems.is_empty() {
             Ok(config)

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::security::{GeoIpConfig, Network, SecurityConfig};
 use super::{ConfigString, WebhookConfig};
 
 /// The whole configuration file.
@@ -23,9 +24,12 @@ pub struct Config {
     /// `[redis]`: multi-node scale-out; not supported by this build yet.
     #[serde(default)]
     pub redis: Option<toml::Table>,
-    /// `[geoip]`: accepted for the contract; unused until Geo-IP rules exist.
+    /// `[geoip]`: the country database of the apps' geo rules.
     #[serde(default)]
-    pub geoip: Option<toml::Table>,
+    pub geoip: Option<GeoIpConfig>,
+    /// The folder of the configuration file, which relative paths in it are relative to.
+    #[serde(skip)]
+    pub config_dir: std::path::PathBuf,
 }
 
 /// The deployment environment.
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     pub max_pending_request_bytes: usize,
     /// Seconds an HTTP API `auth_timestamp` may differ from the server's clock.
     pub max_auth_timestamp_skew: u64,
+    /// Proxies whose `X-Forwarded-For` is believed, for apps that name none of their own (and
+    /// for requests to unknown apps).
+    pub trusted_proxies: Vec<Network>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +93,7 @@ impl Default for ServerConfig {
             request_body_timeout: 10,
             max_pending_request_bytes: 64 * 1024 * 1024,
             max_auth_timestamp_skew: 600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -174,9 +182,9 @@ pub struct AppConfig {
     /// matching `channel_occupied`/`member_added`) when the channel or user is back in time.
     #[serde(default = "defaults::webhook_vacate_delay_ms")]
     pub webhook_vacate_delay_ms: u64,
-    /// `[apps.security]`: not supported by this build yet.
+    /// `[apps.security]`: the app's network rules.
     #[serde(default)]
-    pub security: Option<toml::Table>,
+    pub security: Option<SecurityConfig>,
     /// `[[apps.tokens]]`: not supported by this build yet.
     #[serde(default)]
     pub tokens: Option<Vec<toml::Table>>,

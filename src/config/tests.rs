@@ -120,10 +120,63 @@ fn production_refuses_the_example_secret() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let found = problems(&format!(
-        "{APP}[apps.security]\nip_allowlist = []\n[redis]\nurl = \"redis://x\"\n"
+        "{APP}[apps.security]\nsecret_scanning = \"reject\"\n[redis]\nurl = \"redis://x\"\n"
     ));
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|p| p.contains("not supported")));
+}
+
+#[test]
+fn security_rules_that_would_refuse_everyone_or_lack_a_database_are_problems() {
+    let found = problems(&format!(
+        "{APP}[apps.security]\nip_allowlist = []\nallowed_origins = []\nmtls_required = true\n\
+         geo = {{ mode = \"allow\", countries = [] }}\n"
+    ));
+    let expected = [
+        "ip_allowlist is empty",
+        "allowed_origins is empty",
+        "mtls_fingerprints is empty",
+        "set [geoip] database",
+        "geo.countries is empty",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:?}");
+    for text in expected {
+        assert!(found.iter().any(|p| p.contains(text)), "{text}: {found:?}");
+    }
+}
+
+#[test]
+fn security_values_are_checked_with_their_line() {
+    let cases = [
+        (
+            "ip_allowlist = [\"10.0.0.0/33\"]",
+            "not an IP address or CIDR range",
+        ),
+        (
+            "trusted_proxies = [\"proxy.local\"]",
+            "not an IP address or CIDR range",
+        ),
+        ("allowed_origins = [\"app.example.com\"]", "scheme://host"),
+        ("mtls_fingerprints = [\"abcd\"]", "64 hex digits"),
+        (
+            "geo = { mode = \"allow\", countries = [\"Germany\"] }",
+            "two-letter",
+        ),
+        (
+            "geo = { mode = \"deny\", countries = [\"DE\"] }",
+            "unknown variant",
+        ),
+        ("ip_allow_list = []", "unknown field"),
+    ];
+    for (entry, expected) in cases {
+        match load(&format!("{APP}[apps.security]\n{entry}\n")) {
+            Err(ConfigError::Parse { line, message, .. }) => {
+                assert!(message.contains(expected), "{entry}: {message}");
+                assert!(line >= 5, "{entry}: line {line}");
+            }
+            other => panic!("{entry}: expected a parse error, got {other:?}"),
+        }
+    }
 }
 
 #[test]

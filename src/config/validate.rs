@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{AppConfig, Config, Environment};
+use super::{AppConfig, Config, Environment, SecurityConfig};
 
 /// The example secret shipped in the bundled `config.toml`.
 const EXAMPLE_SECRET: &str = "app-secret";
@@ -213,17 +213,75 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             ));
         }
     }
-    let unsupported = [
-        (app.security.is_some(), "[apps.security]"),
-        (app.tokens.is_some(), "[[apps.tokens]]"),
+    if app.tokens.is_some() {
+        problem("[[apps.tokens]] is not supported by this version of Relay yet");
+    }
+    if let Some(security) = &app.security {
+        for line in security_problems(security, config.geoip.is_some()) {
+            problem(&line);
+        }
+    }
+}
+
+/// What is wrong with an `[apps.security]` table: rules that would refuse everyone, a geo rule
+/// without a database, and keys of features this build does not have.
+fn security_problems(security: &SecurityConfig, has_geoip: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let empty = [
+        (
+            security.ip_allowlist.as_ref().is_some_and(Vec::is_empty),
+            "ip_allowlist",
+        ),
+        (
+            security.allowed_origins.as_ref().is_some_and(Vec::is_empty),
+            "allowed_origins",
+        ),
     ];
-    for (set, what) in unsupported {
-        if set {
-            problem(&format!(
-                "{what} is not supported by this version of Relay yet"
+    for (is_empty, key) in empty {
+        if is_empty {
+            problems.push(format!(
+                "security.{key} is empty, which would refuse everyone; remove it or list who may come in"
             ));
         }
     }
+    if let Some(geo) = &security.geo {
+        if !has_geoip {
+            problems.push("security.geo needs a country database: set [geoip] database".to_owned());
+        }
+        if geo.countries.is_empty() {
+            problems.push("security.geo.countries is empty; list ISO country codes".to_owned());
+        }
+    }
+    if security.mtls_required && security.mtls_fingerprints.is_empty() {
+        problems.push(
+            "security.mtls_required is true but mtls_fingerprints is empty, which would refuse everyone"
+                .to_owned(),
+        );
+    }
+    let later = [
+        (security.secret_scanning.is_some(), "secret_scanning"),
+        (
+            security.secret_scanning_skip.is_some(),
+            "secret_scanning_skip",
+        ),
+        (
+            security.secret_scanning_pii.is_some(),
+            "secret_scanning_pii",
+        ),
+        (security.auto_lockdown.is_some(), "auto_lockdown"),
+        (
+            security.lockdown_closes_connections.is_some(),
+            "lockdown_closes_connections",
+        ),
+    ];
+    for (set, key) in later {
+        if set {
+            problems.push(format!(
+                "security.{key} is not supported by this version of Relay yet"
+            ));
+        }
+    }
+    problems
 }
 
 /// Accepted keys that this build does not act on yet.
@@ -233,8 +291,20 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
         warnings
             .push("[metrics] is accepted but not served by this version of Relay yet".to_owned());
     }
-    if config.geoip.is_some() {
-        warnings.push("[geoip] is accepted but unused until Geo-IP rules are supported".to_owned());
+    let no_server_proxies = config.server.trusted_proxies.is_empty();
+    for (index, app) in config.apps.iter().enumerate() {
+        let Some(security) = &app.security else {
+            continue;
+        };
+        let no_proxies = security
+            .trusted_proxies
+            .as_ref()
+            .map_or(no_server_proxies, Vec::is_empty);
+        if !security.mtls_fingerprints.is_empty() && no_proxies {
+            warnings.push(format!(
+                "apps[{index}]: mtls_fingerprints are read from X-Client-Cert-Fingerprint, which is only believed from trusted_proxies, and none are set"
+            ));
+        }
     }
     for (index, app) in config.apps.iter().enumerate() {
         let asks_for_counts = app.webhooks.iter().any(|webhook| {

@@ -8,14 +8,20 @@
 //! body read ([`super::body_reader`]: a deadline, a size limit and a server-wide budget) and
 //! held to its MD5, so an unsigned request never costs a body's memory. A refused request's
 //! connection is closed with its answer ([`super::unread_body`]). The same head check answers
-//! `Expect: 100-continue` ([`super::expect`]). Today the one method is Pusher's HMAC query
-//! signature; Bearer API tokens and key/secret headers will be further arms of
-//! [`authenticate_head`], invisible to handlers.
+//! `Expect: 100-continue` ([`super::expect`]).
+//!
+//! In order: the declared size, the app, the guard's network rules (IP, geo, mTLS:
+//! [`crate::guard::Guard::admit_api`]), then the credentials of the one method the request
+//! uses ([`crate::guard::api_credentials`]): Pusher's HMAC query signature, or the
+//! `X-Relay-Key` + `X-Relay-Secret` headers (full access, no signature, so no `body_md5`).
+//! Bearer API tokens will be a further arm, invisible to handlers.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use std::net::SocketAddr;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, TRANSFER_ENCODING};
@@ -29,6 +35,7 @@ use super::signature::{
     verify_query_signature,
 };
 use crate::apps::App;
+use crate::guard::{ApiCredentials, PeerHeaders, api_credentials};
 use crate::state::ServerState;
 
 /// An authenticated API request.
@@ -66,14 +73,21 @@ async fn authenticate(req: &HttpRequest, payload: &mut Payload) -> Result<Signed
     let state = req
         .app_data::<web::Data<ServerState>>()
         .ok_or(ApiError::Unavailable)?;
-    let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers());
-    let AuthenticatedHead { app, query } = authenticate_head(state, &head, req.query_string())?;
+    let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers())
+        .from_socket(req.peer_addr());
+    let AuthenticatedHead {
+        app,
+        query,
+        body_signed,
+    } = authenticate_head(state, &head, req.query_string())?;
     let limits = BodyLimits {
         max_bytes: state.settings.max_request_size,
         timeout: state.settings.request_body_timeout,
     };
     let body = read_body(payload, head.content_length, limits, &state.pending_bodies).await?;
-    verify_body_md5(&query, &body)?;
+    if body_signed {
+        verify_body_md5(&query, &body)?;
+    }
     Ok(SignedRequest { app, query, body })
 }
 
@@ -89,10 +103,14 @@ pub(super) struct ApiRequestHead<'a> {
     pub content_length: Option<usize>,
     /// Whether a body is coming: a non-zero `Content-Length`, or a chunked one.
     pub has_body: bool,
+    /// The headers (credentials, forwarded addresses, fingerprints).
+    pub headers: &'a HeaderMap,
+    /// The socket's peer.
+    pub socket: Option<SocketAddr>,
 }
 
 impl<'a> ApiRequestHead<'a> {
-    pub fn new(method: &'a str, path: &'a str, headers: &HeaderMap) -> Self {
+    pub fn new(method: &'a str, path: &'a str, headers: &'a HeaderMap) -> Self {
         let content_length = headers
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
@@ -106,18 +124,27 @@ impl<'a> ApiRequestHead<'a> {
             path,
             content_length,
             has_body: chunked || content_length.is_some_and(|len| len > 0),
+            headers,
+            socket: None,
         }
+    }
+
+    /// The same head, sent from `socket`.
+    pub fn from_socket(self, socket: Option<SocketAddr>) -> Self {
+        ApiRequestHead { socket, ..self }
     }
 }
 
-/// A request head that passed authentication: its app and its decoded query.
+/// A request head that passed authentication: its app, its decoded query, and whether its
+/// body is held to a signed `body_md5`.
 pub(super) struct AuthenticatedHead {
     pub app: Arc<App>,
     pub query: Vec<(String, String)>,
+    pub body_signed: bool,
 }
 
-/// Checks everything the head of an API request allows: its declared size, its app, and its
-/// query signature.
+/// Checks everything the head of an API request allows: its declared size, its app, the
+/// guard's network rules, and its credentials.
 pub(super) fn authenticate_head(
     state: &ServerState,
     head: &ApiRequestHead<'_>,
@@ -130,18 +157,43 @@ pub(super) fn authenticate_head(
         return Err(ApiError::body_too_large());
     }
     let query = decode_query(query_string);
-    let app = find_app(state, head.path, &query)?;
-    let unverified = UnverifiedRequest {
-        method: head.method,
-        path: head.path,
-        query: &query,
+    let credentials = api_credentials(head.headers, &query)
+        .map_err(|error| ApiError::unauthorized(error.to_string()))?;
+    let key = match &credentials {
+        ApiCredentials::KeyAndSecret { key, .. } => Some(*key),
+        ApiCredentials::Signature => query_param(&query, "auth_key"),
     };
-    let skew = state.settings.max_auth_timestamp_skew;
-    verify_query_signature(&app, &unverified, skew, unix_now())?;
-    if head.has_body && query_param(&query, "body_md5").is_none() {
-        return Err(ApiError::unauthorized("Missing body_md5 parameter"));
-    }
-    Ok(AuthenticatedHead { app, query })
+    let app = find_app(state, head.path, key)?;
+    let peer = PeerHeaders::from_request(head.socket, head.headers);
+    state.guard.admit_api(&app.id, &peer).map_err(|refusal| {
+        tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
+        ApiError::Forbidden(refusal)
+    })?;
+    let body_signed = match credentials {
+        ApiCredentials::KeyAndSecret { key, secret } => {
+            app.verify_key_and_secret(key, secret)
+                .map_err(|_| ApiError::unauthorized("Invalid X-Relay-Key or X-Relay-Secret"))?;
+            false
+        }
+        ApiCredentials::Signature => {
+            let unverified = UnverifiedRequest {
+                method: head.method,
+                path: head.path,
+                query: &query,
+            };
+            let skew = state.settings.max_auth_timestamp_skew;
+            verify_query_signature(&app, &unverified, skew, unix_now())?;
+            if head.has_body && query_param(&query, "body_md5").is_none() {
+                return Err(ApiError::unauthorized("Missing body_md5 parameter"));
+            }
+            true
+        }
+    };
+    Ok(AuthenticatedHead {
+        app,
+        query,
+        body_signed,
+    })
 }
 
 /// How an API path names its app.
@@ -171,15 +223,12 @@ pub(super) fn path_app(path: &str) -> PathApp<'_> {
     }
 }
 
-/// The app named by the path's `{app_id}`, or by `auth_key` on paths without one.
-fn find_app(
-    state: &ServerState,
-    path: &str,
-    query: &[(String, String)],
-) -> Result<Arc<App>, ApiError> {
+/// The app named by the path's `{app_id}`, or on paths without one by `key` (the query's
+/// `auth_key`, or `X-Relay-Key`).
+fn find_app(state: &ServerState, path: &str, key: Option<&str>) -> Result<Arc<App>, ApiError> {
     let app = match path_app(path) {
         PathApp::Id(app_id) => state.apps.by_id(app_id),
-        PathApp::ByAuthKey => query_param(query, "auth_key").and_then(|key| state.apps.by_key(key)),
+        PathApp::ByAuthKey => key.and_then(|key| state.apps.by_key(key)),
         PathApp::None => None,
     };
     let app = app.ok_or(ApiError::AppNotFound)?;

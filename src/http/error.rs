@@ -16,6 +16,9 @@ pub enum ApiError {
     /// Authentication failed; the message names what was wrong.
     #[error("{0}")]
     Unauthorized(String),
+    /// The app's security rules refuse the sender (address, country, client certificate).
+    #[error("{0}")]
+    Forbidden(crate::guard::Refusal),
     /// The request is malformed; the message names the field.
     #[error("{0}")]
     BadRequest(String),
@@ -68,7 +71,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::AppNotFound => StatusCode::NOT_FOUND,
-            ApiError::AppDisabled => StatusCode::FORBIDDEN,
+            ApiError::AppDisabled | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -26,7 +26,8 @@ fn continue_or_refuse(
     if path_app(path) == PathApp::None {
         return Ok(());
     }
-    let api_head = ApiRequestHead::new(head.method.as_str(), path, &head.headers);
+    let api_head =
+        ApiRequestHead::new(head.method.as_str(), path, &head.headers).from_socket(req.peer_addr());
     let query = head.uri.query().unwrap_or_default();
     let verdict = authenticate_head(state, &api_head, query).and_then(|_| {
         let declared = api_head.content_length.unwrap_or(0);

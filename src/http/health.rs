@@ -33,7 +33,7 @@ mod tests {
             std::path::Path::new("test.toml"),
         )
         .unwrap();
-        let state = web::Data::new(ServerState::new(&config).0);
+        let state = web::Data::new(ServerState::new(&config).unwrap().0);
         assert_eq!(ready(state.clone()).await.status(), StatusCode::OK);
         state.shutdown.cancel();
         assert_eq!(ready(state).await.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -18,6 +18,7 @@ pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
 use crate::adapter::{Adapter, LocalAdapter};
 use crate::apps::AppRegistry;
 use crate::config::Config;
+use crate::guard::{GeoDatabaseError, Guard};
 use crate::hub::{Hub, OutboxLimits};
 use crate::webhooks::{self, WebhookWorkers};
 
@@ -52,12 +53,16 @@ pub struct ServerState {
     pub pending_bodies: PendingBodies,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// The apps' security rules.
+    pub guard: Guard,
 }
 
 impl ServerState {
     /// Builds the shared state for a single node, with the webhook tasks that still have to
-    /// be started ([`RunningWebhooks::start`]) on an actix runtime.
-    pub fn new(config: &Config) -> (Self, Vec<WebhookWorkers>) {
+    /// be started ([`RunningWebhooks::start`]) on an actix runtime. Fails only when an app's
+    /// geo rule has no readable country database.
+    pub fn new(config: &Config) -> Result<(Self, Vec<WebhookWorkers>), GeoDatabaseError> {
+        let guard = Guard::from_config(config)?;
         let apps = AppRegistry::from_config(config);
         let mut sinks = HashMap::new();
         let mut workers = Vec::new();
@@ -89,7 +94,8 @@ impl ServerState {
             },
             pending_bodies: PendingBodies::new(config.server.max_pending_request_bytes),
             shutdown: CancellationToken::new(),
+            guard,
         };
-        (state, workers)
+        Ok((state, workers))
     }
 }

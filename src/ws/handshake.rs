@@ -1,8 +1,10 @@
-//! Admission of a new connection: app look-up, protocol version, connection quota.
+//! Admission of a new connection: app look-up, the guard's handshake rules (origins, and with
+//! `apply_to_websocket` the IP, geo and mTLS rules), protocol version, connection quota.
 
 use std::sync::Arc;
 
 use crate::apps::App;
+use crate::guard::{PeerHeaders, Refusal};
 use crate::hub::ConnectionSlot;
 use crate::protocol::CloseCode;
 use crate::state::ServerState;
@@ -19,12 +21,36 @@ pub(super) struct Admitted {
     pub slot: ConnectionSlot,
 }
 
-/// Admits a connection to the app with `key`, or names the Pusher code to refuse it with.
-pub(super) fn admit(state: &ServerState, key: &str, query: &str) -> Result<Admitted, CloseCode> {
+/// Why a handshake is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// A Pusher protocol reason, sent with its own code and message.
+    Protocol(CloseCode),
+    /// The app's security rules: 4009 (pusher-js does not reconnect), with the rule's message.
+    Guard(Refusal),
+}
+
+impl From<CloseCode> for Refused {
+    fn from(code: CloseCode) -> Self {
+        Refused::Protocol(code)
+    }
+}
+
+/// Admits a connection from `peer` to the app with `key`, or says why not.
+pub(super) fn admit(
+    state: &ServerState,
+    key: &str,
+    query: &str,
+    peer: &PeerHeaders,
+) -> Result<Admitted, Refused> {
     let app = state.apps.by_key(key).ok_or(CloseCode::AppNotFound)?;
     if !app.enabled {
-        return Err(CloseCode::AppDisabled);
+        return Err(CloseCode::AppDisabled.into());
     }
+    state.guard.admit_socket(&app.id, peer).map_err(|refusal| {
+        tracing::debug!(app = %app.id, %refusal, "handshake refused by the app's security rules");
+        Refused::Guard(refusal)
+    })?;
     check_protocol(query)?;
     let slot = state
         .hub

@@ -35,16 +35,21 @@ use actix_codec::Framed;
 use actix_http::{Request, h1};
 use tokio::net::TcpStream;
 
+use crate::guard::PeerHeaders;
 use crate::hub::{CloseFrame, OutboundFrame};
 use crate::protocol::{CloseCode, frames};
 use crate::state::ServerState;
+use handshake::Refused;
 use upgrade::Route;
 
 /// Serves one WebSocket upgrade request on its socket, until the connection ends.
 pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
     let admission = match upgrade::route(req.path()) {
-        Route::App(key) => handshake::admit(&state, key, req.uri().query().unwrap_or_default()),
-        Route::Unknown => Err(CloseCode::PathNotFound),
+        Route::App(key) => {
+            let peer = PeerHeaders::from_request(req.peer_addr(), &req.head().headers);
+            handshake::admit(&state, key, req.uri().query().unwrap_or_default(), &peer)
+        }
+        Route::Unknown => Err(CloseCode::PathNotFound.into()),
     };
     let Some(upgraded) = upgrade::accept(&req, framed).await else {
         return;
@@ -58,7 +63,14 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
     match admission {
         Ok(admitted) => session::run(state, admitted, upgraded).await,
         // A refusal is a `pusher:error` with the code, then a close frame with the same code.
-        Err(code) => session::refuse(upgraded, pusher_closing_frames(code)).await,
+        Err(Refused::Protocol(code)) => {
+            session::refuse(upgraded, pusher_closing_frames(code)).await
+        }
+        Err(Refused::Guard(refusal)) => {
+            let code = CloseCode::Unauthorized.as_u16();
+            let frames = closing_frames(Some(code), code, &refusal.to_string());
+            session::refuse(upgraded, frames).await;
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! The security policy of both edges: one decision per edge, [`Guard::admit_api`] for HTTP
+//! API requests and [`Guard::admit_socket`] for WebSocket handshakes, each given the same
+//! [`PeerHeaders`] that the edge took from its request before dropping it.
+//!
+//! Every network rule of `[apps.security]` lives here, not in a handler: the IP allowlist
+//! ([`networks`]), the trusted proxies that may name the client ([`peer`]), Geo-IP rules
+//! ([`geo`]), allowed origins ([`origin`]) and client-certificate fingerprints. The API
+//! rules (IP, geo, mTLS) guard the HTTP API; `apply_to_websocket` applies them to handshakes
+//! too, and origins guard handshakes only. An app without `[apps.security]` costs one map
+//! look-up. Later protections (rate limits, bans, lockdown) plug into the same two calls.
+//!
+//! Which authentication method an API request uses is decided here too ([`credentials`]:
+//! the HMAC query signature or the `X-Relay-Key`/`X-Relay-Secret` headers, never two at
+//! once); the credentials themselves are checked by the app after the network rules, so a
+//! refused address learns nothing about them.
+
+mod credentials;
+mod geo;
+mod networks;
+mod origin;
+mod peer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
+pub use geo::{GeoDatabase, GeoDatabaseError};
+pub use networks::Networks;
+pub use peer::{CertFingerprint, Peer, PeerHeaders};
+
+use crate::config::{Config, Fingerprint, SecurityConfig};
+use geo::GeoRule;
+use origin::AllowedOrigins;
+
+/// Why the guard refused a request or handshake; each message is safe to send to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The client's address is not in `ip_allowlist` (or could not be told).
+    #[error("Address not allowed")]
+    AddressNotAllowed,
+    /// The client's country is not allowed by the geo rule.
+    #[error("Country not allowed")]
+    CountryNotAllowed,
+    /// The forwarded client certificate is not in `mtls_fingerprints`.
+    #[error("Client certificate not registered")]
+    CertificateNotRegistered,
+    /// `mtls_required`, and no client certificate was forwarded.
+    #[error("Client certificate required")]
+    CertificateRequired,
+    /// The handshake's `Origin` is not in `allowed_origins`.
+    #[error("Origin not allowed")]
+    OriginNotAllowed,
+}
+
+/// The rules of every app, and the server-wide trusted proxies.
+#[derive(Debug, Default)]
+pub struct Guard {
+    default_proxies: Networks,
+    apps: HashMap<String, AppGuard>,
+}
+
+/// One app's rules.
+#[derive(Debug)]
+struct AppGuard {
+    trusted_proxies: Option<Networks>,
+    ip_allowlist: Option<Networks>,
+    geo: Option<GeoRule>,
+    origins: Option<AllowedOrigins>,
+    mtls: Option<MtlsRule>,
+    apply_to_websocket: bool,
+}
+
+/// Registered client certificates.
+#[derive(Debug)]
+struct MtlsRule {
+    fingerprints: HashSet<Fingerprint>,
+    required: bool,
+}
+
+impl Guard {
+    /// The guard `config` describes; the country database is read if an app has a geo rule.
+    pub fn from_config(config: &Config) -> Result<Self, GeoDatabaseError> {
+        let uses_geo = config.apps.iter().any(|app| {
+            app.security
+                .as_ref()
+                .is_some_and(|security| security.geo.is_some())
+        });
+        let database = match (&config.geoip, uses_geo) {
+            (Some(geoip), true) => Some(Arc::new(GeoDatabase::open(
+                &geoip.database_path(&config.config_dir),
+            )?)),
+            _ => None,
+        };
+        let apps = config
+            .apps
+            .iter()
+            .filter_map(|app| {
+                let security = app.security.as_ref()?;
+                Some((
+                    app.id.as_str().to_owned(),
+                    AppGuard::new(security, database.as_ref()),
+                ))
+            })
+            .collect();
+        Ok(Guard {
+            default_proxies: Networks::new(config.server.trusted_proxies.clone()),
+            apps,
+        })
+    }
+
+    /// Who sent a request to `app_id` (`None`: an unknown app), as far as the trusted proxies
+    /// allow believing it.
+    pub fn peer(&self, app_id: Option<&str>, headers: &PeerHeaders) -> Peer {
+        let app = app_id.and_then(|id| self.apps.get(id));
+        let trusted = app
+            .and_then(|app| app.trusted_proxies.as_ref())
+            .unwrap_or(&self.default_proxies);
+        Peer::resolve(headers, trusted)
+    }
+
+    /// Admits an HTTP API request to `app_id`: the IP, geo and mTLS rules.
+    pub fn admit_api(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
+        let peer = self.peer(Some(app_id), headers);
+        if let Some(app) = self.apps.get(app_id) {
+            app.check_network(&peer)?;
+        }
+        Ok(peer)
+    }
+
+    /// Admits a WebSocket handshake to `app_id`: allowed origins, and with
+    /// `apply_to_websocket` the IP, geo and mTLS rules.
+    pub fn admit_socket(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
+        let peer = self.peer(Some(app_id), headers);
+        if let Some(app) = self.apps.get(app_id) {
+            if let Some(origins) = &app.origins
+                && !origins.admits(peer.origin.as_deref())
+            {
+                return Err(Refusal::OriginNotAllowed);
+            }
+            if app.apply_to_websocket {
+                app.check_network(&peer)?;
+            }
+        }
+        Ok(peer)
+    }
+}
+
+impl AppGuard {
+    fn new(security: &SecurityConfig, database: Option<&Arc<GeoDatabase>>) -> Self {
+        let has_mtls = security.mtls_required || !security.mtls_fingerprints.is_empty();
+        AppGuard {
+            trusted_proxies: security.trusted_proxies.clone().map(Networks::new),
+            ip_allowlist: security.ip_allowlist.clone().map(Networks::new),
+            geo: security
+                .geo
+                .as_ref()
+                .zip(database)
+                .map(|(rule, database)| GeoRule::new(rule, database.clone())),
+            origins: security
+                .allowed_origins
+                .clone()
+                .map(|patterns| AllowedOrigins::new(patterns, security.allow_missing_origin)),
+            mtls: has_mtls.then(|| MtlsRule {
+                fingerprints: security.mtls_fingerprints.iter().copied().collect(),
+                required: security.mtls_required,
+            }),
+            apply_to_websocket: security.apply_to_websocket,
+        }
+    }
+
+    /// The IP, geo and mTLS rules.
+    fn check_network(&self, peer: &Peer) -> Result<(), Refusal> {
+        if let Some(mtls) = &self.mtls {
+            mtls.check(peer.fingerprint)?;
+        }
+        if let Some(allowlist) = &self.ip_allowlist
+            && !peer
+                .address
+                .is_some_and(|address| allowlist.contains(address))
+        {
+            return Err(Refusal::AddressNotAllowed);
+        }
+        if let Some(geo) = &self.geo
+            && !geo.admits(peer.address)
+        {
+            return Err(Refusal::CountryNotAllowed);
+        }
+        Ok(())
+    }
+}
+
+impl MtlsRule {
+    fn check(&self, fingerprint: CertFingerprint) -> Result<(), Refusal> {
+        match fingerprint {
+            CertFingerprint::Sha256(fingerprint) if self.fingerprints.contains(&fingerprint) => {
+                Ok(())
+            }
+            CertFingerprint::Sha256(_) | CertFingerprint::Malformed => {
+                Err(Refusal::CertificateNotRegistered)
+            }
+            CertFingerprint::Missing if self.required => Err(Refusal::CertificateRequired),
+            CertFingerprint::Missing => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
