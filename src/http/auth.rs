@@ -74,7 +74,7 @@ async fn authenticate(req: &HttpRequest, payload: &mut Payload) -> Result<Signed
         .app_data::<web::Data<ServerState>>()
         .ok_or(ApiError::Unavailable)?;
     let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers())
-        .from_socket(req.peer_addr());
+        .sent_from(req.peer_addr());
     let AuthenticatedHead {
         app,
         query,
@@ -130,7 +130,7 @@ impl<'a> ApiRequestHead<'a> {
     }
 
     /// The same head, sent from `socket`.
-    pub fn from_socket(self, socket: Option<SocketAddr>) -> Self {
+    pub fn sent_from(self, socket: Option<SocketAddr>) -> Self {
         ApiRequestHead { socket, ..self }
     }
 }

@@ -27,7 +27,7 @@ fn continue_or_refuse(
         return Ok(());
     }
     let api_head =
-        ApiRequestHead::new(head.method.as_str(), path, &head.headers).from_socket(req.peer_addr());
+        ApiRequestHead::new(head.method.as_str(), path, &head.headers).sent_from(req.peer_addr());
     let query = head.uri.query().unwrap_or_default();
     let verdict = authenticate_head(state, &api_head, query).and_then(|_| {
         let declared = api_head.content_length.unwrap_or(0);

@@ -4,7 +4,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::{APP_ID, APP_KEY, APP_SECRET, TIMEOUT, TestServer, sign};
 
@@ -48,9 +47,20 @@ pub async fn raw_request_with_headers(
     body: &str,
     headers: &str,
 ) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port))
-        .await
-        .unwrap();
+    raw_request_from(server, "127.0.0.1", method, path_and_query, body, headers).await
+}
+
+/// Like [`raw_request_with_headers`], sent from the loopback address `source` (all of
+/// 127.0.0.0/8 is loopback, so a test can arrive from another address).
+pub async fn raw_request_from(
+    server: &TestServer,
+    source: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+    headers: &str,
+) -> Response {
+    let mut stream = super::connect_from(source, server.port).await;
     let request = format!(
         "{method} {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}\r\n{body}",
         body.len()

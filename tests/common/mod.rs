@@ -198,6 +198,43 @@ pub struct Client {
     pub socket_id: String,
 }
 
+/// A TCP connection to the server's `port` from the loopback address `source`.
+pub async fn connect_from(source: &str, port: u16) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    let source: std::net::IpAddr = source.parse().expect("a source address");
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .expect("bind the source address");
+    tokio::time::timeout(TIMEOUT, socket.connect(([127, 0, 0, 1], port).into()))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed")
+}
+
+/// Opens a WebSocket to `path` of `server` from the loopback address `source`, with extra
+/// handshake `headers` (e.g. `Origin`), without reading anything.
+pub async fn open_from(
+    server: &TestServer,
+    source: &str,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = server.ws_url(path).into_client_request().expect("request");
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(*name, value.parse().expect("header value"));
+    }
+    let stream = connect_from(source, server.port).await;
+    let connecting = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream));
+    let (ws, _) = tokio::time::timeout(TIMEOUT, connecting)
+        .await
+        .expect("handshake timed out")
+        .expect("handshake failed");
+    ws
+}
+
 /// Opens a WebSocket to `url` without reading anything.
 pub async fn open(url: &str) -> Socket {
     let (ws, _) = tokio::time::timeout(TIMEOUT, connect_async(url))

@@ -1,0 +1,86 @@
+//! No secret, signature or `auth` value reaches the log, even at trace level: a session uses
+//! every credential this build knows (HMAC-signed API calls, the key and secret headers, right
+//! and wrong; private and presence `auth`; user sign-in; a signed webhook), then the whole
+//! log is searched for each of them.
+
+mod common;
+
+use common::http::{api, now, raw_request_from, signed_path};
+use common::webhooks::{WebhookReceiver, config};
+use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, presence_auth, private_auth};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
+    let mut receiver = WebhookReceiver::start().await;
+    let text = config("webhook_vacate_delay_ms = 0", &[(&receiver.url(), "")]);
+    let mut server = TestServer::start_with_env(&text, &[("RUST_LOG", "trace")]);
+    let mut used: Vec<String> = vec![APP_SECRET.to_owned()];
+
+    // HMAC-signed API calls, one of them with a wrong signature.
+    let response = api(&server, "GET", "/channels", &[], "").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let path = format!("/apps/{APP_ID}/channels");
+    let signed = signed_path("GET", &path, &[], "", APP_SECRET, now());
+    used.push(signed.rsplit("auth_signature=").next().unwrap().to_owned());
+    let wrong = signed_path("GET", &path, &[], "", "wrong-secret-value", now());
+    used.push(wrong.rsplit("auth_signature=").next().unwrap().to_owned());
+    assert_eq!(
+        raw_request_from(&server, "127.0.0.1", "GET", &wrong, "", "")
+            .await
+            .status,
+        401
+    );
+
+    // The key and secret headers, right and wrong.
+    let headers = format!("X-Relay-Key: {APP_KEY}\r\nX-Relay-Secret: {APP_SECRET}\r\n");
+    let ok = raw_request_from(&server, "127.0.0.1", "GET", &path, "", &headers).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let guessed = "guessed-secret-4711";
+    used.push(guessed.to_owned());
+    let bad = format!("X-Relay-Key: {APP_KEY}\r\nX-Relay-Secret: {guessed}\r\n");
+    assert_eq!(
+        raw_request_from(&server, "127.0.0.1", "GET", &path, "", &bad)
+            .await
+            .status,
+        401
+    );
+
+    // Channel auth and sign-in, right and wrong.
+    let mut client = Client::connect(&server).await;
+    let private = private_auth(&client.socket_id, "private-room");
+    used.push(private.split(':').nth(1).unwrap().to_owned());
+    client
+        .subscribe_with("private-room", Some(&private), None)
+        .await;
+    let data = r#"{"user_id":"u1"}"#;
+    let presence = presence_auth(&client.socket_id, "presence-room", data);
+    used.push(presence.split(':').nth(1).unwrap().to_owned());
+    client.join_presence("presence-room", data).await;
+    let forged = format!("{APP_KEY}:{}", "0".repeat(64));
+    client
+        .send(serde_json::json!({"event": "pusher:subscribe", "data": {"channel": "private-x", "auth": forged}}))
+        .await;
+    client.recv_event("pusher:subscription_error").await;
+    client.recv_event("pusher:error").await;
+    client.sign_in("u1").await;
+
+    // A signed webhook went out.
+    let webhook = receiver.next().await;
+    webhook.assert_signed();
+    used.push(webhook.headers["x-pusher-signature"].clone());
+    client.close().await;
+
+    server.terminate();
+    assert!(
+        server.wait_for_exit(common::TIMEOUT),
+        "the server did not exit"
+    );
+    let log = server.log();
+    assert!(log.contains(" TRACE "), "trace logging was on: {log}");
+    for value in &used {
+        assert!(
+            !log.contains(value.as_str()),
+            "{value} is in the log:\n{log}"
+        );
+    }
+}
