@@ -17,6 +17,7 @@
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
 //!   `ws` and `http`.
 //! - [`server`]: assembling and running the server, graceful shutdown.
+//! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
 //!
 //! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
 //! frame once and hands it to the [`adapter::Adapter`]; the adapter reaches every node's
@@ -33,5 +34,6 @@ pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod token_cli;
 pub mod webhooks;
 pub mod ws;

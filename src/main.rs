@@ -25,6 +25,28 @@ enum Command {
         /// The file to check (default: --config, $RELAY_CONFIG or ./config.toml).
         path: Option<PathBuf>,
     },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a new token: prints it once, and the [[apps.tokens]] block to add to the config.
+    Create {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+        /// A name for the token (unique per app).
+        #[arg(long)]
+        name: String,
+        /// A scope it may use (repeat for several; none: full access).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// How long it is valid: 90d, 12h, 30m or seconds (absent: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +86,12 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Some(Command::Token(TokenCommand::Create {
+            app,
+            name,
+            scopes,
+            expires,
+        })) => create_token(&cli.serve.config, &app, &name, &scopes, expires.as_deref()),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -84,6 +112,37 @@ fn serve(args: ServeArgs) -> ExitCode {
     raise_open_file_limit();
     match actix_web::rt::System::new().block_on(relay::server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn create_token(
+    path: &std::path::Path,
+    app: &str,
+    name: &str,
+    scopes: &[String],
+    expires: Option<&str>,
+) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let request = relay::token_cli::CreateRequest {
+        app,
+        name,
+        scopes,
+        expires,
+    };
+    match relay::token_cli::create(&config, &request, std::time::SystemTime::now()) {
+        Ok(created) => {
+            println!("{}", created.token);
+            eprintln!(
+                "relay: the token above is shown only this once; add this block under app {app:?} in {}:\n",
+                path.display()
+            );
+            eprintln!("{}", created.block);
+            ExitCode::SUCCESS
+        }
         Err(error) => fail(&error),
     }
 }

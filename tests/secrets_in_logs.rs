@@ -1,7 +1,7 @@
 //! No secret, signature or `auth` value reaches the log, even at trace level: a session uses
-//! every credential this build knows (HMAC-signed API calls, the key and secret headers, right
-//! and wrong; private and presence `auth`; user sign-in; a signed webhook), then the whole
-//! log is searched for each of them.
+//! every credential this build knows (HMAC-signed API calls, the key and secret headers and an
+//! API token, right and wrong; private and presence `auth`; user sign-in; a signed webhook),
+//! then the whole log is searched for each of them.
 
 mod common;
 
@@ -12,7 +12,11 @@ use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, presence_auth, pri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
     let mut receiver = WebhookReceiver::start().await;
-    let text = config("webhook_vacate_delay_ms = 0", &[(&receiver.url(), "")]);
+    let token = relay::guard::generate_token();
+    let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
+    let tokens = format!("[[apps.tokens]]\nname = \"ci\"\nhash = \"{hash:?}\"");
+    let app = format!("webhook_vacate_delay_ms = 0\n{tokens}");
+    let text = config(&app, &[(&receiver.url(), "")]);
     let mut server = TestServer::start_with_env(&text, &[("RUST_LOG", "trace")]);
     let mut used: Vec<String> = vec![APP_SECRET.to_owned()];
 
@@ -40,6 +44,21 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
     let bad = format!("X-Relay-Key: {APP_KEY}\r\nX-Relay-Secret: {guessed}\r\n");
     assert_eq!(
         raw_request_from(&server, "127.0.0.1", "GET", &path, "", &bad)
+            .await
+            .status,
+        401
+    );
+
+    // An API token, right and wrong (one that is well formed but unknown).
+    used.push(token.clone());
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let ok = raw_request_from(&server, "127.0.0.1", "GET", &path, "", &bearer).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let unknown = relay::guard::generate_token();
+    used.push(unknown.clone());
+    let bearer = format!("Authorization: Bearer {unknown}\r\n");
+    assert_eq!(
+        raw_request_from(&server, "127.0.0.1", "GET", &path, "", &bearer)
             .await
             .status,
         401

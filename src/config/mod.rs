@@ -10,6 +10,7 @@
 mod interpolate;
 mod schema;
 mod security;
+mod tokens;
 mod validate;
 mod webhook;
 
@@ -21,6 +22,7 @@ pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,
     SecurityConfig, UnknownCountry,
 };
+pub use tokens::{Rfc3339, Scope, TokenConfig, TokenHash};
 pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl, loggable_host};
 
 /// Why a configuration could not be used.

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::security::{GeoIpConfig, Network, SecurityConfig};
+use super::tokens::TokenConfig;
 use super::{ConfigString, WebhookConfig};
 
 /// The whole configuration file.
@@ -185,9 +186,9 @@ pub struct AppConfig {
     /// `[apps.security]`: the app's network rules.
     #[serde(default)]
     pub security: Option<SecurityConfig>,
-    /// `[[apps.tokens]]`: not supported by this build yet.
+    /// `[[apps.tokens]]`: the app's API tokens (hashes, scopes, expiry).
     #[serde(default)]
-    pub tokens: Option<Vec<toml::Table>>,
+    pub tokens: Vec<TokenConfig>,
 }
 
 fn yes() -> bool {

@@ -120,6 +120,7 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     problems.extend(overlong_durations(config));
     let mut ids = HashSet::new();
     let mut keys = HashSet::new();
+    let mut token_hashes = HashSet::new();
     for (index, app) in config.apps.iter().enumerate() {
         let at = format!("apps[{index}]");
         if !ids.insert(app.id.as_str()) {
@@ -127,6 +128,14 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
         }
         if !keys.insert(app.key.as_str()) {
             problems.push(format!("{at}: duplicate app key {:?}", app.key.as_str()));
+        }
+        for token in &app.tokens {
+            if !token_hashes.insert(token.hash) {
+                problems.push(format!(
+                    "{at}: token {:?} has the hash of another token (each token names one app)",
+                    token.name
+                ));
+            }
         }
         app_problems(app, config, &at, &mut problems);
     }
@@ -213,8 +222,17 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             ));
         }
     }
-    if app.tokens.is_some() {
-        problem("[[apps.tokens]] is not supported by this version of Relay yet");
+    let mut names = HashSet::new();
+    for (index, token) in app.tokens.iter().enumerate() {
+        if token.name.trim().is_empty() {
+            problem(&format!("tokens[{index}].name must not be empty"));
+        }
+        if !names.insert(token.name.as_str()) {
+            problem(&format!(
+                "tokens[{index}]: duplicate token name {:?}",
+                token.name
+            ));
+        }
     }
     if let Some(security) = &app.security {
         for line in security_problems(security, config.geoip.is_some()) {

@@ -1,9 +1,8 @@
 //! Which authentication method an HTTP API request uses: Pusher's HMAC query signature, or
 //! Relay's `X-Relay-Key` + `X-Relay-Secret` headers (full access). A request that carries more
 //! than one method is refused naming them, so a mistake in a client (or an attempt to confuse
-//! the server about which method counts) never gets a lenient reading. Bearer API tokens are
-//! recognised here so that they conflict correctly; they are accepted once they exist (part 2
-//! of access control).
+//! the server about which method counts) never gets a lenient reading. The third method is a
+//! Relay API token, `Authorization: Bearer rly_…`.
 //!
 //! Only the choice is made here; checking the credentials is the app's
 //! (`App::verify_signature`, `App::verify_key_and_secret`).
@@ -34,6 +33,8 @@ pub enum ApiCredentials<'a> {
         /// The app secret; never logged.
         secret: &'a str,
     },
+    /// `Authorization: Bearer <token>`; never logged.
+    Bearer(&'a str),
 }
 
 /// Why a request's authentication cannot even be tried; each message is safe to send.
@@ -45,9 +46,6 @@ pub enum CredentialsError {
     /// One of the two headers without the other.
     #[error("X-Relay-Key and X-Relay-Secret must be sent together")]
     Incomplete,
-    /// A Bearer token, which this version does not accept yet.
-    #[error("Bearer API tokens are not supported by this version of Relay yet")]
-    BearerUnsupported,
 }
 
 /// The method `headers` and `query` use.
@@ -60,17 +58,18 @@ pub fn api_credentials<'a>(
         .any(|(name, _)| SIGNATURE_PARAMS.contains(&name.as_str()));
     let key = headers.get(&RELAY_KEY);
     let secret = headers.get(&RELAY_SECRET);
-    let bearer = headers.get_all(AUTHORIZATION).any(|value| {
-        value
-            .as_bytes()
-            .get(..7)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+    let bearer = headers.get_all(AUTHORIZATION).find_map(|value| {
+        let value = value.to_str().ok()?;
+        let scheme = value.get(..7)?;
+        scheme
+            .eq_ignore_ascii_case("bearer ")
+            .then(|| value[7..].trim())
     });
     let headers_present = key.is_some() || secret.is_some();
     let methods: Vec<&str> = [
         (signed, "an HMAC query signature"),
         (headers_present, "X-Relay-Key/X-Relay-Secret headers"),
-        (bearer, "a Bearer token"),
+        (bearer.is_some(), "a Bearer token"),
     ]
     .into_iter()
     .filter_map(|(present, name)| present.then_some(name))
@@ -78,8 +77,8 @@ pub fn api_credentials<'a>(
     if methods.len() > 1 {
         return Err(CredentialsError::Conflict(methods.join(" and ")));
     }
-    if bearer {
-        return Err(CredentialsError::BearerUnsupported);
+    if let Some(token) = bearer {
+        return Ok(ApiCredentials::Bearer(token));
     }
     if !headers_present {
         return Ok(ApiCredentials::Signature);
@@ -153,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn half_a_pair_and_bearer_tokens_are_refused() {
+    fn half_a_pair_is_refused_and_a_bearer_token_is_its_own_method() {
         let key_only = headers(&[("x-relay-key", "k")]);
         assert_eq!(
             api_credentials(&key_only, &[]),
@@ -167,7 +166,7 @@ mod tests {
         let bearer = headers(&[("authorization", "bearer rly_x")]);
         assert_eq!(
             api_credentials(&bearer, &[]),
-            Err(CredentialsError::BearerUnsupported)
+            Ok(ApiCredentials::Bearer("rly_x"))
         );
         let basic = headers(&[("authorization", "Basic eA==")]);
         assert_eq!(api_credentials(&basic, &[]), Ok(ApiCredentials::Signature));

@@ -12,9 +12,11 @@
 //!
 //! In order: the declared size, the app, the guard's network rules (IP, geo, mTLS:
 //! [`crate::guard::Guard::admit_api`]), then the credentials of the one method the request
-//! uses ([`crate::guard::api_credentials`]): Pusher's HMAC query signature, or the
-//! `X-Relay-Key` + `X-Relay-Secret` headers (full access, no signature, so no `body_md5`).
-//! Bearer API tokens will be a further arm, invisible to handlers.
+//! uses ([`crate::guard::api_credentials`]): Pusher's HMAC query signature, the
+//! `X-Relay-Key` + `X-Relay-Secret` headers (full access), or a Relay API token
+//! (`Authorization: Bearer rly_…`, with the scope the endpoint needs: [`required_scope`]).
+//! Only the signature covers the body (`body_md5`); the other two are sent over the
+//! connection as a whole, like any bearer credential.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +37,8 @@ use super::signature::{
     verify_query_signature,
 };
 use crate::apps::App;
-use crate::guard::{ApiCredentials, PeerHeaders, api_credentials};
+use crate::config::Scope;
+use crate::guard::{ApiCredentials, PeerHeaders, TokenRefusal, api_credentials};
 use crate::state::ServerState;
 
 /// An authenticated API request.
@@ -159,11 +162,25 @@ pub(super) fn authenticate_head(
     let query = decode_query(query_string);
     let credentials = api_credentials(head.headers, &query)
         .map_err(|error| ApiError::unauthorized(error.to_string()))?;
-    let key = match &credentials {
-        ApiCredentials::KeyAndSecret { key, .. } => Some(*key),
-        ApiCredentials::Signature => query_param(&query, "auth_key"),
+    // A token is looked up first (the short terminate path has no app id: its token names
+    // the app), but a refusal of the sender by the network rules is answered before it.
+    let token = match &credentials {
+        ApiCredentials::Bearer(text) => Some(state.guard.token(text, SystemTime::now())),
+        _ => None,
     };
-    let app = find_app(state, head.path, key)?;
+    let app = match (&token, path_app(head.path)) {
+        (Some(verdict), PathApp::ByAuthKey) => {
+            let entry = verdict.as_ref().map_err(|refusal| token_error(*refusal))?;
+            enabled(state.apps.by_id(&entry.app_id))?
+        }
+        _ => {
+            let key = match &credentials {
+                ApiCredentials::KeyAndSecret { key, .. } => Some(*key),
+                _ => query_param(&query, "auth_key"),
+            };
+            find_app(state, head.path, key)?
+        }
+    };
     let peer = PeerHeaders::from_request(head.socket, head.headers);
     state.guard.admit_api(&app.id, &peer).map_err(|refusal| {
         tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
@@ -173,6 +190,18 @@ pub(super) fn authenticate_head(
         ApiCredentials::KeyAndSecret { key, secret } => {
             app.verify_key_and_secret(key, secret)
                 .map_err(|_| ApiError::unauthorized("Invalid X-Relay-Key or X-Relay-Secret"))?;
+            false
+        }
+        ApiCredentials::Bearer(_) => {
+            let entry = token
+                .unwrap_or(Err(TokenRefusal::Invalid))
+                .map_err(token_error)?;
+            if entry.app_id != app.id {
+                return Err(token_error(TokenRefusal::Invalid));
+            }
+            entry
+                .allows(required_scope(head.method, head.path))
+                .map_err(token_error)?;
             false
         }
         ApiCredentials::Signature => {
@@ -231,11 +260,44 @@ fn find_app(state: &ServerState, path: &str, key: Option<&str>) -> Result<Arc<Ap
         PathApp::ByAuthKey => key.and_then(|key| state.apps.by_key(key)),
         PathApp::None => None,
     };
+    enabled(app)
+}
+
+/// `app`, if there is one and it is enabled.
+fn enabled(app: Option<&Arc<App>>) -> Result<Arc<App>, ApiError> {
     let app = app.ok_or(ApiError::AppNotFound)?;
     if !app.enabled {
         return Err(ApiError::AppDisabled);
     }
     Ok(app.clone())
+}
+
+/// The scope an API token needs for `method` on `path`; `None` for anything else, which only
+/// a full-access token may call.
+pub(super) fn required_scope(method: &str, path: &str) -> Option<Scope> {
+    let path = path.strip_prefix(API_PREFIX).unwrap_or(path);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["apps", _, "events"]) => Some(Scope::EventsPublish),
+        ("POST", ["apps", _, "batch_events"]) => Some(Scope::EventsBatch),
+        ("GET", ["apps", _, "channels"] | ["apps", _, "channels", _]) => Some(Scope::ChannelsRead),
+        ("GET", ["apps", _, "channels", _, "users"]) => Some(Scope::PresenceRead),
+        (
+            "POST",
+            ["apps", _, "users", _, "terminate_connections"]
+            | ["users", _, "terminate_connections"],
+        ) => Some(Scope::ConnectionsManage),
+        _ => None,
+    }
+}
+
+/// The answer to a refused token: 401 with one message for every reason, or 403 naming the
+/// missing scope.
+fn token_error(refusal: TokenRefusal) -> ApiError {
+    match refusal {
+        TokenRefusal::Invalid => ApiError::unauthorized(refusal.to_string()),
+        TokenRefusal::LacksScope(_) => ApiError::LacksScope(refusal.to_string()),
+    }
 }
 
 fn unix_now() -> u64 {
@@ -259,5 +321,41 @@ mod tests {
         assert_eq!(path_app("/apps/123"), PathApp::None);
         assert_eq!(path_app("/apps//events"), PathApp::None);
         assert_eq!(path_app("/ready"), PathApp::None);
+    }
+
+    #[test]
+    fn each_endpoint_needs_its_scope() {
+        let cases = [
+            ("POST", "/apps/1/events", Some(Scope::EventsPublish)),
+            ("POST", "/api/v1/apps/1/events", Some(Scope::EventsPublish)),
+            ("POST", "/apps/1/batch_events", Some(Scope::EventsBatch)),
+            ("GET", "/apps/1/channels", Some(Scope::ChannelsRead)),
+            (
+                "GET",
+                "/apps/1/channels/presence-a",
+                Some(Scope::ChannelsRead),
+            ),
+            (
+                "GET",
+                "/apps/1/channels/presence-a/users",
+                Some(Scope::PresenceRead),
+            ),
+            (
+                "POST",
+                "/apps/1/users/u/terminate_connections",
+                Some(Scope::ConnectionsManage),
+            ),
+            (
+                "POST",
+                "/users/u/terminate_connections",
+                Some(Scope::ConnectionsManage),
+            ),
+            ("GET", "/apps/1/events", None),
+            ("POST", "/apps/1/channels", None),
+            ("POST", "/apps/1/unknown", None),
+        ];
+        for (method, path, scope) in cases {
+            assert_eq!(required_scope(method, path), scope, "{method} {path}");
+        }
     }
 }

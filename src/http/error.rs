@@ -19,6 +19,9 @@ pub enum ApiError {
     /// The app's security rules refuse the sender (address, country, client certificate).
     #[error("{0}")]
     Forbidden(crate::guard::Refusal),
+    /// An API token without the scope the endpoint needs; the message names the scope.
+    #[error("{0}")]
+    LacksScope(String),
     /// The request is malformed; the message names the field.
     #[error("{0}")]
     BadRequest(String),
@@ -71,7 +74,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::AppNotFound => StatusCode::NOT_FOUND,
-            ApiError::AppDisabled | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::AppDisabled | ApiError::Forbidden(_) | ApiError::LacksScope(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
