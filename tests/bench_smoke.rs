@@ -318,3 +318,40 @@ fn webhooks_signed_with_another_secret_fail_the_run() {
         "{stderr}"
     );
 }
+
+#[test]
+fn trigger_with_a_bearer_token_is_accepted_and_a_wrong_one_fails_the_run() {
+    let token = relay::guard::generate_token();
+    let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
+    let config = format!(
+        "{}[[apps.tokens]]\nname = \"bench\"\nhash = \"{hash:?}\"\nscopes = [\"events:publish\"]\n",
+        common::default_config()
+    );
+    let server = TestServer::start_with(&config);
+    let report = bench(
+        &server,
+        &format!("trigger --clients 2 --duration 0.3 --bearer {token}"),
+    );
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["non_2xx"], 0, "{report}");
+    let unknown = relay::guard::generate_token();
+    let output = Command::new(bench_binary())
+        .args([
+            "trigger",
+            "--clients",
+            "1",
+            "--duration",
+            "0.2",
+            "--bearer",
+            &unknown,
+        ])
+        .args(["--port", &server.port.to_string(), "--timeout", "30"])
+        .output()
+        .expect("run relay-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("Invalid API token"),
+        "{stderr}"
+    );
+}

@@ -27,6 +27,10 @@ pub struct Target {
         default_value = "app-secret"
     )]
     pub secret: String,
+    /// A Relay API token (`rly_…`): HTTP API requests carry `Authorization: Bearer` with it
+    /// instead of an HMAC signature (never printed).
+    #[arg(long, global = true, env = "RELAY_BENCH_BEARER")]
+    pub bearer: Option<String>,
 }
 
 impl Target {

@@ -46,6 +46,7 @@ async fn scripted(connections: Vec<Vec<Step>>) -> (Target, JoinHandle<usize>) {
         app_id: "1".into(),
         key: "key".into(),
         secret: "secret".into(),
+        bearer: None,
     };
     (target, task)
 }
