@@ -349,3 +349,56 @@ fn a_relative_database_path_is_relative_to_the_config_file() {
     );
     assert!(stdout.contains(": ok (1 apps)"), "{stdout}");
 }
+
+#[tokio::test]
+async fn the_short_terminate_path_and_expect_continue_are_guarded_too() {
+    let server = TestServer::start_with(&secured(r#"ip_allowlist = ["127.0.0.2"]"#, ""));
+    let pair = format!("X-Relay-Key: {APP_KEY}\r\nX-Relay-Secret: {APP_SECRET}\r\n");
+    let terminate = "/users/u1/terminate_connections";
+    let refused = raw_request_from(&server, "127.0.0.3", "POST", terminate, "{}", &pair).await;
+    assert_eq!(
+        (refused.status, refused.error().as_str()),
+        (403, "Address not allowed")
+    );
+    let allowed = raw_request_from(&server, "127.0.0.2", "POST", terminate, "{}", &pair).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    // A client that waits for `100 Continue` is refused on its head, its body never asked for.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = common::connect_from("127.0.0.3", server.port).await;
+    let head = format!(
+        "POST /apps/{APP_ID}/events HTTP/1.1\r\nHost: x\r\n{pair}Content-Type: application/json\r\nContent-Length: 40\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(common::TIMEOUT, stream.read(&mut answer))
+        .await
+        .expect("an answer to the head")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+}
+
+#[tokio::test]
+async fn padding_forwarded_for_cannot_slip_past_a_geo_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = common::geoip::test_database(dir.path());
+    let rules =
+        "trusted_proxies = [\"127.0.0.1\"]\ngeo = { mode = \"block\", countries = [\"KP\"] }";
+    let config = secured(
+        rules,
+        &format!("[geoip]\ndatabase = \"{}\"", database.display()),
+    );
+    let server = TestServer::start_with(&config);
+    // The proxy appended the client's real address (127.0.0.4, KP) after what it sent.
+    let padded = format!("{}, 127.0.0.4", "x".repeat(3000));
+    let response = channels_from(&server, "127.0.0.1", &forwarded(&padded)).await;
+    assert_eq!(
+        (response.status, response.error().as_str()),
+        (403, "Country not allowed")
+    );
+    // An entry the proxies vouch for that is not an address names no one: refused.
+    let garbage = channels_from(&server, "127.0.0.1", &forwarded("not-an-address")).await;
+    assert_eq!(garbage.status, 403);
+    let plain = channels_from(&server, "127.0.0.1", &forwarded("127.0.0.2")).await;
+    assert_eq!(plain.status, 200, "{}", plain.body);
+}

@@ -114,12 +114,24 @@ impl TryFrom<ConfigString> for Network {
 
     fn try_from(text: ConfigString) -> Result<Self, String> {
         let text = text.as_str().trim();
-        if let Ok(net) = text.parse::<IpNet>() {
-            return Ok(Network(net.trunc()));
-        }
-        text.parse::<std::net::IpAddr>()
-            .map(|address| Network(IpNet::from(address)))
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
+        Ok(Network(ipv4_if_mapped(net.trunc())))
+    }
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) as the IPv4 range it is: the guard sees
+/// mapped addresses as IPv4, so the range must be one too.
+fn ipv4_if_mapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .network()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(IpNet::V6(v6), IpNet::V4),
+        other => other,
     }
 }
 
@@ -192,6 +204,11 @@ impl TryFrom<ConfigString> for OriginPattern {
         if port.len() == 1 || !port.bytes().skip(1).all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
+        // Browsers leave a scheme's default port out of `Origin`.
+        let port = match (scheme, port) {
+            ("https", ":443") | ("http", ":80") => "",
+            (_, port) => port,
+        };
         let (host, subdomains) = match host.strip_prefix("*.") {
             Some(domain) => (domain, true),
             None => (host, false),
@@ -266,6 +283,14 @@ mod tests {
             "2001:db8::/32"
         );
         assert_eq!(parse("::1").unwrap().0.to_string(), "::1/128");
+        assert_eq!(
+            parse("::ffff:10.0.0.0/104").unwrap().0.to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse("::ffff:192.0.2.1").unwrap().0.to_string(),
+            "192.0.2.1/32"
+        );
         assert!(parse("10.0.0.0/33").is_err());
         assert!(parse("example.com").is_err());
     }
@@ -277,6 +302,13 @@ mod tests {
             (exact.host.as_str(), exact.subdomains),
             ("app.example.com", false)
         );
+        assert_eq!(
+            origin("https://a.com:443").unwrap().port,
+            "",
+            "the default port"
+        );
+        assert_eq!(origin("http://a.com:80").unwrap().port, "");
+        assert_eq!(origin("http://a.com:443").unwrap().port, ":443");
         let wild = origin("https://*.example.com:8443").unwrap();
         assert_eq!(
             (wild.host.as_str(), wild.subdomains, wild.port.as_str()),

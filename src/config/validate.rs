@@ -21,6 +21,8 @@ const MAX_WORKERS: usize = 1024;
 const MIN_OUTBOUND_QUEUE_BYTES: usize = 64 * 1024;
 /// Most webhook requests one endpoint may queue.
 const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
+/// Most events in one webhook request.
+const MAX_WEBHOOK_BATCH_EVENTS: usize = 10_000;
 /// Most requests in flight to one webhook endpoint: each holds a connection.
 const MAX_WEBHOOK_CONCURRENCY: usize = 256;
 
@@ -199,6 +201,11 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
     }
     if app.webhook_batch_max_events == 0 || app.webhook_queue_size == 0 {
         problem("webhook_batch_max_events and webhook_queue_size must be at least 1");
+    }
+    if app.webhook_batch_max_events > MAX_WEBHOOK_BATCH_EVENTS {
+        problem(&format!(
+            "webhook_batch_max_events must be at most {MAX_WEBHOOK_BATCH_EVENTS}"
+        ));
     }
     if app.webhook_queue_size > MAX_WEBHOOK_QUEUE_SIZE {
         problem(&format!(

@@ -22,7 +22,7 @@ const SIGNATURE_PARAMS: [&str; 4] = [
 ];
 
 /// How a request authenticates.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum ApiCredentials<'a> {
     /// Pusher's signed query (or nothing: the signature check then names what is missing).
     Signature,
@@ -35,6 +35,19 @@ pub enum ApiCredentials<'a> {
     },
     /// `Authorization: Bearer <token>`; never logged.
     Bearer(&'a str),
+}
+
+impl std::fmt::Debug for ApiCredentials<'_> {
+    /// The method and the key, never a secret or token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiCredentials::Signature => f.write_str("Signature"),
+            ApiCredentials::KeyAndSecret { key, .. } => {
+                write!(f, "KeyAndSecret({key}, <redacted>)")
+            }
+            ApiCredentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
 }
 
 /// Why a request's authentication cannot even be tried; each message is safe to send.
@@ -133,6 +146,16 @@ mod tests {
                 secret: "s"
             })
         );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret_or_token() {
+        let pair = ApiCredentials::KeyAndSecret {
+            key: "k",
+            secret: "hunter2",
+        };
+        assert_eq!(format!("{pair:?}"), "KeyAndSecret(k, <redacted>)");
+        assert!(!format!("{:?}", ApiCredentials::Bearer("rly_secret")).contains("rly_secret"));
     }
 
     #[test]

@@ -71,9 +71,10 @@ impl GeoRule {
         }
     }
 
-    /// Whether a client at `address` (`None`: unknown) may come in.
-    pub fn admits(&self, address: Option<IpAddr>) -> bool {
-        let Some(country) = address.and_then(|address| self.database.country(address)) else {
+    /// Whether a client at `address` may come in (an address the database does not place is
+    /// decided by `unknown`).
+    pub fn admits(&self, address: IpAddr) -> bool {
+        let Some(country) = self.database.country(address) else {
             return self.unknown == UnknownCountry::Allow;
         };
         let listed = self.countries.contains(&country);

@@ -28,7 +28,7 @@ use std::time::SystemTime;
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
 pub use networks::Networks;
-pub use peer::{CertFingerprint, Peer, PeerHeaders};
+pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
 
 use crate::config::{Config, Fingerprint, Scope, SecurityConfig, TokenHash};
@@ -249,14 +249,18 @@ impl AppGuard {
         if let Some(allowlist) = &self.ip_allowlist
             && !peer
                 .address
+                .known()
                 .is_some_and(|address| allowlist.contains(address))
         {
             return Err(Refusal::AddressNotAllowed);
         }
-        if let Some(geo) = &self.geo
-            && !geo.admits(peer.address)
-        {
-            return Err(Refusal::CountryNotAllowed);
+        if let Some(geo) = &self.geo {
+            // An unreadable address is refused whatever `unknown` says: the client may have
+            // made it unreadable on purpose.
+            let address = peer.address.known().ok_or(Refusal::AddressNotAllowed)?;
+            if !geo.admits(address) {
+                return Err(Refusal::CountryNotAllowed);
+            }
         }
         Ok(())
     }

@@ -5,10 +5,17 @@
 //! edge drops its request right after the handshake), and the guard resolves it into a
 //! [`Peer`] with the app's trusted proxies. Forwarded headers are believed only when the
 //! socket's peer is a trusted proxy; otherwise they are ignored, never trusted.
+//!
+//! `X-Forwarded-For` is read from the right, where each trusted proxy appended the address it
+//! saw, up to [`MAX_FORWARDED_HOPS`] entries: what a client wrote at the left never counts,
+//! however long or malformed, unless every proxy on the way is trusted. An entry on the way
+//! that is not an address makes the client [`ClientAddress::Unreadable`], which every network
+//! rule refuses.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use actix_http::header::{HeaderMap, HeaderName};
+use actix_http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::networks::Networks;
 use crate::config::Fingerprint;
@@ -17,85 +24,124 @@ use crate::config::Fingerprint;
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The client certificate's SHA-256, set by a TLS-terminating proxy.
 const CERT_FINGERPRINT: HeaderName = HeaderName::from_static("x-client-cert-fingerprint");
-/// Most `X-Forwarded-For` bytes read; a longer chain is refused rather than walked.
-const MAX_FORWARDED_FOR: usize = 2048;
+/// Right-most `X-Forwarded-For` entries kept: more trusted proxies in a row than this is not
+/// a deployment, and the client is then unreadable.
+pub const MAX_FORWARDED_HOPS: usize = 16;
 
 /// What a request says about its sender, before any of it is believed.
 #[derive(Debug, Clone, Default)]
 pub struct PeerHeaders {
     /// The socket's peer (`None` only when the OS could not tell).
     pub socket: Option<IpAddr>,
-    /// Every `X-Forwarded-For` value, joined with commas (`None`: none, or too long).
-    forwarded_for: Option<String>,
-    /// `X-Client-Cert-Fingerprint`, parsed (`None`: absent or not a SHA-256).
-    fingerprint: Option<Fingerprint>,
-    /// Whether an `X-Client-Cert-Fingerprint` was present at all.
-    fingerprint_present: bool,
-    /// `Origin`, as sent.
+    /// The right-most `X-Forwarded-For` entries, right-most first (`None`: not an address).
+    forwarded_for: VecDeque<Option<IpAddr>>,
+    /// Whether `X-Forwarded-For` had more entries than were kept.
+    forwarded_truncated: bool,
+    /// What `X-Client-Cert-Fingerprint` says.
+    fingerprint: CertFingerprint,
+    /// `Origin`, as sent; a value that is not text is kept as empty, which no allowed origin
+    /// matches (it is present, so `allow_missing_origin` does not apply).
     pub origin: Option<String>,
 }
 
 impl PeerHeaders {
     /// Takes what the guard needs from a request's socket address and headers.
     pub fn from_request(socket: Option<SocketAddr>, headers: &HeaderMap) -> Self {
-        let mut forwarded_for = String::new();
-        let mut too_long = false;
-        for value in headers.get_all(&FORWARDED_FOR) {
-            let Ok(value) = value.to_str() else {
-                too_long = true;
-                continue;
-            };
-            if forwarded_for.len() + value.len() + 1 > MAX_FORWARDED_FOR {
-                too_long = true;
-                break;
-            }
-            if !forwarded_for.is_empty() {
-                forwarded_for.push(',');
-            }
-            forwarded_for.push_str(value);
-        }
-        let has_forwarded = headers.contains_key(&FORWARDED_FOR);
-        let fingerprint_value = headers.get(&CERT_FINGERPRINT);
+        let (forwarded_for, forwarded_truncated) = right_most_entries(headers);
         PeerHeaders {
             socket: socket.map(|addr| canonical(addr.ip())),
-            // A chain that cannot be read whole names no one: see `Peer::resolve`.
-            forwarded_for: has_forwarded.then(|| {
-                if too_long {
-                    "unreadable".to_owned()
-                } else {
-                    forwarded_for
-                }
-            }),
-            fingerprint: fingerprint_value
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| Fingerprint::parse(value, true)),
-            fingerprint_present: fingerprint_value.is_some(),
+            forwarded_for,
+            forwarded_truncated,
+            fingerprint: forwarded_fingerprint(headers),
             origin: headers
                 .get(actix_http::header::ORIGIN)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned),
+                .map(|value| value.to_str().unwrap_or_default().to_owned()),
         }
+    }
+}
+
+/// The right-most [`MAX_FORWARDED_HOPS`] entries of every `X-Forwarded-For` line (the last
+/// line's last entry first), and whether there were more.
+fn right_most_entries(headers: &HeaderMap) -> (VecDeque<Option<IpAddr>>, bool) {
+    let lines: Vec<&HeaderValue> = headers.get_all(&FORWARDED_FOR).collect();
+    let mut entries = VecDeque::new();
+    for value in lines.iter().rev() {
+        let Ok(text) = value.to_str() else {
+            // A line that is not text is one unreadable entry.
+            entries.push_back(None);
+            if entries.len() >= MAX_FORWARDED_HOPS {
+                return (entries, true);
+            }
+            continue;
+        };
+        for entry in text.rsplit(',') {
+            if entries.len() >= MAX_FORWARDED_HOPS {
+                return (entries, true);
+            }
+            entries.push_back(parse_forwarded(entry.trim()));
+        }
+    }
+    (entries, false)
+}
+
+/// What the `X-Client-Cert-Fingerprint` lines say: an empty one (proxies that always set the
+/// header send it empty without a certificate) is missing; two lines are malformed (a proxy
+/// must overwrite the client's, not add to it).
+fn forwarded_fingerprint(headers: &HeaderMap) -> CertFingerprint {
+    let mut values = headers.get_all(&CERT_FINGERPRINT);
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return if headers.contains_key(&CERT_FINGERPRINT) {
+            CertFingerprint::Malformed
+        } else {
+            CertFingerprint::Missing
+        };
+    };
+    match value.to_str().map(str::trim) {
+        Ok("") => CertFingerprint::Missing,
+        Ok(text) => Fingerprint::parse(text, true)
+            .map_or(CertFingerprint::Malformed, CertFingerprint::Sha256),
+        Err(_) => CertFingerprint::Malformed,
     }
 }
 
 /// The sender, as the guard believes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
-    /// The client's address; `None` when a trusted proxy's `X-Forwarded-For` was unreadable
-    /// (rules that need an address then refuse).
-    pub address: Option<IpAddr>,
+    /// The client's address.
+    pub address: ClientAddress,
     /// The certificate fingerprint a trusted proxy forwarded.
     pub fingerprint: CertFingerprint,
     /// `Origin`, as sent.
     pub origin: Option<String>,
 }
 
-/// What a trusted proxy said about the client's certificate.
+/// Where the client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAddress {
+    /// This address.
+    Known(IpAddr),
+    /// Unknown: the OS did not tell, or a trusted proxy's `X-Forwarded-For` could not be read
+    /// as far as it had to be. Every network rule refuses it.
+    Unreadable,
+}
+
+impl ClientAddress {
+    /// The address, if known.
+    pub fn known(self) -> Option<IpAddr> {
+        match self {
+            ClientAddress::Known(address) => Some(address),
+            ClientAddress::Unreadable => None,
+        }
+    }
+}
+
+/// What a trusted proxy said about the client's certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CertFingerprint {
     /// No fingerprint (or one from a peer that is not a trusted proxy, which is ignored).
+    #[default]
     Missing,
-    /// A fingerprint that is not a SHA-256.
+    /// Not one SHA-256 fingerprint.
     Malformed,
     /// A SHA-256 fingerprint.
     Sha256(Fingerprint),
@@ -106,41 +152,53 @@ impl Peer {
     /// them, the client is the right-most `X-Forwarded-For` address that is not itself a
     /// trusted proxy (all trusted: the left-most), and its fingerprint header counts.
     pub fn resolve(headers: &PeerHeaders, trusted: &Networks) -> Self {
-        let from_proxy = headers
-            .socket
-            .is_some_and(|socket| trusted.contains(socket));
-        let address = match (&headers.forwarded_for, from_proxy) {
-            (Some(chain), true) => client_in_chain(chain, trusted),
-            _ => headers.socket,
+        let Some(socket) = headers.socket else {
+            return Peer {
+                address: ClientAddress::Unreadable,
+                fingerprint: CertFingerprint::Missing,
+                origin: headers.origin.clone(),
+            };
         };
-        let fingerprint = match (from_proxy, headers.fingerprint, headers.fingerprint_present) {
-            (true, Some(fingerprint), _) => CertFingerprint::Sha256(fingerprint),
-            (true, None, true) => CertFingerprint::Malformed,
-            _ => CertFingerprint::Missing,
+        let from_proxy = trusted.contains(socket);
+        let address = if from_proxy {
+            client_in_chain(headers, socket, trusted)
+        } else {
+            ClientAddress::Known(socket)
         };
         Peer {
             address,
-            fingerprint,
+            fingerprint: if from_proxy {
+                headers.fingerprint
+            } else {
+                CertFingerprint::Missing
+            },
             origin: headers.origin.clone(),
         }
     }
 }
 
-/// The client in a trusted proxy's `X-Forwarded-For` chain; `None` when an entry on the way
-/// is not an address (the chain cannot be trusted past it).
-fn client_in_chain(chain: &str, trusted: &Networks) -> Option<IpAddr> {
-    let mut client = None;
-    for entry in chain.rsplit(',') {
-        let address = parse_forwarded(entry.trim())?;
-        client = Some(address);
+/// The client behind the trusted proxy at `socket`.
+fn client_in_chain(headers: &PeerHeaders, socket: IpAddr, trusted: &Networks) -> ClientAddress {
+    let mut client = socket;
+    for entry in &headers.forwarded_for {
+        let Some(address) = *entry else {
+            return ClientAddress::Unreadable;
+        };
+        client = address;
         if !trusted.contains(address) {
-            break;
+            return ClientAddress::Known(address);
         }
     }
-    client
+    if headers.forwarded_truncated {
+        // Every kept hop was a trusted proxy, and the chain goes on.
+        ClientAddress::Unreadable
+    } else {
+        ClientAddress::Known(client)
+    }
 }
 
 /// An `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:80`, `[::1]:80`).
+/// Zone ids (`fe80::1%eth0`) and anything else are not addresses.
 fn parse_forwarded(entry: &str) -> Option<IpAddr> {
     entry
         .parse::<IpAddr>()
@@ -186,7 +244,9 @@ mod tests {
     }
 
     fn address(peer: &Peer) -> String {
-        peer.address.map_or("none".to_owned(), |a| a.to_string())
+        peer.address
+            .known()
+            .map_or("none".to_owned(), |a| a.to_string())
     }
 
     #[test]
@@ -236,9 +296,56 @@ mod tests {
         assert_eq!(address(&Peer::resolve(&ported, &trusted)), "2001:db8::1");
         let garbage = headers("10.0.0.1", &[("x-forwarded-for", "203.0.113.5, not-an-ip")]);
         assert_eq!(address(&Peer::resolve(&garbage, &trusted)), "none");
-        let long = "1.2.3.4,".repeat(400);
-        let too_long = headers("10.0.0.1", &[("x-forwarded-for", &long)]);
-        assert_eq!(address(&Peer::resolve(&too_long, &trusted)), "none");
+        let zone = headers("10.0.0.1", &[("x-forwarded-for", "fe80::1%eth0")]);
+        assert_eq!(address(&Peer::resolve(&zone, &trusted)), "none");
+    }
+
+    #[test]
+    fn what_a_client_writes_left_of_the_first_untrusted_hop_never_counts() {
+        let trusted = networks(&["10.0.0.1/32"]);
+        // 2 KB of garbage, then the address the trusted proxy appended.
+        let padded = format!("{}, 203.0.113.4", "x".repeat(2400));
+        let long = headers("10.0.0.1", &[("x-forwarded-for", &padded)]);
+        assert_eq!(address(&Peer::resolve(&long, &trusted)), "203.0.113.4");
+        let many = format!("{}203.0.113.4", "198.51.100.1, ".repeat(100));
+        let hops = headers("10.0.0.1", &[("x-forwarded-for", &many)]);
+        assert_eq!(address(&Peer::resolve(&hops, &trusted)), "203.0.113.4");
+        // More trusted proxies in a row than are kept: no one can be named.
+        let all_trusted = networks(&["10.0.0.0/8"]);
+        let chain = vec!["10.0.0.9"; MAX_FORWARDED_HOPS + 1].join(", ");
+        let deep = headers("10.0.0.1", &[("x-forwarded-for", &chain)]);
+        assert_eq!(
+            Peer::resolve(&deep, &all_trusted).address,
+            ClientAddress::Unreadable
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_text_is_unreadable_where_it_is_reached() {
+        let trusted = networks(&["10.0.0.1/32"]);
+        let mut map = HeaderMap::new();
+        map.append(
+            FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xff203.0.113.9").unwrap(),
+        );
+        map.append(FORWARDED_FOR, HeaderValue::from_static("203.0.113.4"));
+        let socket: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let raw = PeerHeaders::from_request(Some(socket), &map);
+        assert_eq!(
+            address(&Peer::resolve(&raw, &trusted)),
+            "203.0.113.4",
+            "not reached"
+        );
+        let mut reached = HeaderMap::new();
+        reached.append(
+            FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xff203.0.113.9").unwrap(),
+        );
+        let raw = PeerHeaders::from_request(Some(socket), &reached);
+        assert_eq!(
+            Peer::resolve(&raw, &trusted).address,
+            ClientAddress::Unreadable
+        );
     }
 
     #[test]
@@ -259,6 +366,23 @@ mod tests {
         );
         assert_eq!(
             Peer::resolve(&sha1, &trusted).fingerprint,
+            CertFingerprint::Malformed
+        );
+        let empty = headers("10.0.0.1", &[("x-client-cert-fingerprint", " ")]);
+        assert_eq!(
+            Peer::resolve(&empty, &trusted).fingerprint,
+            CertFingerprint::Missing
+        );
+        let value = format!("sha256:{}", "ab".repeat(32));
+        let twice = headers(
+            "10.0.0.1",
+            &[
+                ("x-client-cert-fingerprint", &value),
+                ("x-client-cert-fingerprint", &value),
+            ],
+        );
+        assert_eq!(
+            Peer::resolve(&twice, &trusted).fingerprint,
             CertFingerprint::Malformed
         );
     }

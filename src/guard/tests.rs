@@ -64,7 +64,10 @@ fn the_app_s_trusted_proxies_replace_the_server_wide_ones() {
             .is_ok()
     );
     let unknown_app = default.peer(None, &from("10.0.0.1", &forwarded));
-    assert_eq!(unknown_app.address, Some("203.0.113.7".parse().unwrap()));
+    assert_eq!(
+        unknown_app.address,
+        ClientAddress::Known("203.0.113.7".parse().unwrap())
+    );
 }
 
 #[test]

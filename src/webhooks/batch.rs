@@ -1,6 +1,7 @@
 //! Batching: events bound for one endpoint are gathered for up to a window, or until a batch
 //! is full, and then sent in one request. A zero window sends each event on its own.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,7 +82,8 @@ pub struct Batcher {
     window: Duration,
     max_events: usize,
     open: Vec<Arc<str>>,
-    channels: Vec<ChannelName>,
+    /// The open batch's channels, each once.
+    seen: HashSet<ChannelName>,
     due: Option<Instant>,
 }
 
@@ -92,7 +94,7 @@ impl Batcher {
             window,
             max_events: max_events.max(1),
             open: Vec::new(),
-            channels: Vec::new(),
+            seen: HashSet::new(),
             due: None,
         }
     }
@@ -105,10 +107,7 @@ impl Batcher {
         now: Instant,
     ) -> Option<WebhookBatch> {
         self.open.push(event);
-        // A batch holds at most `max_events` events, so this look-up stays short.
-        if !self.channels.contains(&channel) {
-            self.channels.push(channel);
-        }
+        self.seen.insert(channel);
         if self.window.is_zero() || self.open.len() >= self.max_events {
             return self.take();
         }
@@ -137,7 +136,7 @@ impl Batcher {
         Some(WebhookBatch {
             id: WebhookId::random(),
             events: std::mem::take(&mut self.open),
-            channels: std::mem::take(&mut self.channels),
+            channels: self.seen.drain().collect(),
         })
     }
 }
@@ -179,7 +178,9 @@ mod tests {
         assert!(batcher.take_due(start + window / 2).is_none());
         let batch = batcher.take_due(start + window).unwrap();
         assert_eq!(batch.body(1), r#"{"time_ms":1,"events":[1,2]}"#);
-        assert_eq!(batch.channels(), [channel("x"), channel("y")]);
+        let mut channels = batch.channels().to_vec();
+        channels.sort();
+        assert_eq!(channels, [channel("x"), channel("y")]);
         assert!(batcher.take_due(start + window * 2).is_none());
         for n in ["3", "4"] {
             assert!(batcher.push(event(n), channel("z"), start).is_none());

@@ -35,6 +35,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
@@ -85,12 +86,23 @@ type Connection = SendRequest<Full<Bytes>>;
 struct Origin {
     host: String,
     port: u16,
-    /// The TLS connector and name to verify, for `https`.
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Plain TCP or TLS.
+    transport: Transport,
     /// The `Host` header.
     authority: HeaderValue,
     /// The request target: path and query.
     target: String,
+}
+
+/// How an endpoint is reached.
+enum Transport {
+    /// `http://`.
+    Plain,
+    /// `https://`: the connector and the name to verify.
+    Tls(TlsConnector, ServerName<'static>),
+    /// `https://` to a host TLS cannot verify (e.g. `127.1`): every attempt fails rather than
+    /// fall back to plain text.
+    UnverifiableHost,
 }
 
 /// Sends one endpoint's webhooks over pooled keep-alive connections.
@@ -117,14 +129,17 @@ impl WebhookClient {
             .to_owned();
         let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
         let authority = url.authority().map_or("", |authority| authority.as_str());
-        let tls = https
-            .then(|| ServerName::try_from(host.clone()).ok())
-            .flatten()
-            .map(|name| (TlsConnector::from(tls_config()), name));
+        let transport = if https {
+            ServerName::try_from(host.clone()).map_or(Transport::UnverifiableHost, |name| {
+                Transport::Tls(TlsConnector::from(tls_config()), name)
+            })
+        } else {
+            Transport::Plain
+        };
         let origin = Origin {
             host,
             port,
-            tls,
+            transport,
             authority: HeaderValue::from_str(authority).unwrap_or(HeaderValue::from_static("")),
             target: url
                 .path_and_query()
@@ -161,8 +176,13 @@ impl WebhookClient {
     /// counts from when the request may go (a wait for a new-connection permit is not the
     /// receiver's fault).
     pub async fn post(&self, request: &Outgoing) -> Result<u16, SendError> {
+        let mut deadline = None;
         if let Some(connection) = self.take_idle() {
-            match self.timed(self.exchange(connection, request)).await {
+            let started = *deadline.insert(Instant::now() + self.timeout);
+            match self
+                .timed(started, self.exchange(connection, request))
+                .await
+            {
                 Err(SendError::ClosedBeforeAnswer) => {
                     debug!("webhook receiver closed a reused connection; sending on a fresh one");
                 }
@@ -171,21 +191,24 @@ impl WebhookClient {
         }
         // Never closed: the permits outlive every request.
         let _permit = self.new_connections.acquire().await;
-        self.timed(async {
+        // The resend shares the first try's deadline: one attempt, one timeout.
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.timeout);
+        self.timed(deadline, async {
             let connection = self.connect().await?;
             self.exchange(connection, request).await
         })
         .await
     }
 
-    /// `exchange` within the endpoint's timeout. A receiver that lets a request time out
-    /// gets its idle connections closed too: it may be one that serves one connection at a
-    /// time and is waiting on one of them.
+    /// `exchange`, given up at `deadline`. A receiver that lets a request time out gets its
+    /// idle connections closed too: it may be one that serves one connection at a time and is
+    /// waiting on one of them.
     async fn timed(
         &self,
+        deadline: Instant,
         exchange: impl Future<Output = Result<u16, SendError>>,
     ) -> Result<u16, SendError> {
-        let answered = tokio::time::timeout(self.timeout, exchange).await;
+        let answered = tokio::time::timeout_at(deadline, exchange).await;
         answered.unwrap_or_else(|_| {
             self.lock_idle().clear();
             Err(SendError::Timeout(self.timeout))
@@ -236,19 +259,24 @@ impl WebhookClient {
 
     async fn connect(&self) -> Result<Connection, SendError> {
         let origin = &self.origin;
+        if matches!(origin.transport, Transport::UnverifiableHost) {
+            return Err(SendError::Tls(std::io::Error::other(
+                "the host is not a name or address TLS can verify",
+            )));
+        }
         let stream = TcpStream::connect((origin.host.as_str(), origin.port))
             .await
             .map_err(SendError::Connect)?;
         stream.set_nodelay(true).map_err(SendError::Connect)?;
-        match &origin.tls {
-            None => handshake(stream).await,
-            Some((connector, name)) => {
+        match &origin.transport {
+            Transport::Tls(connector, name) => {
                 let stream = connector
                     .connect(name.clone(), stream)
                     .await
                     .map_err(SendError::Tls)?;
                 handshake(stream).await
             }
+            Transport::Plain | Transport::UnverifiableHost => handshake(stream).await,
         }
     }
 

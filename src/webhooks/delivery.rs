@@ -76,8 +76,11 @@ impl Delivery {
                 return;
             }
             let wake = schedule.next_wake();
+            // A full schedule takes nothing more: the queue fills, and the dispatcher drops
+            // (and counts) what does not fit, so at most `capacity` batches wait here and as
+            // many in the queue.
             tokio::select! {
-                received = queue.recv(), if open => match received {
+                received = queue.recv(), if open && !schedule.is_full() => match received {
                     Some(batch) => self.accept(&mut schedule, batch),
                     None => open = false,
                 },
@@ -85,6 +88,12 @@ impl Delivery {
                     self.settle(&mut schedule, ticket, outcome);
                 }
                 () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {}
+                // Nothing to wait for: every branch is off only if the schedule is full with
+                // nothing in flight or backing off, which its bookkeeping rules out.
+                else => {
+                    debug_assert!(false, "a webhook delivery with nothing to wait for");
+                    return;
+                }
             }
         }
     }
@@ -330,6 +339,28 @@ mod tests {
         let stats = deliver(delivery_to("https", port, 0), vec![batch_on("c")]).await;
         assert_eq!(first_byte.recv_timeout(WAIT).unwrap(), 0x16);
         assert_eq!(count(&stats.failed_attempts), 1);
+    }
+
+    #[tokio::test]
+    async fn an_https_host_tls_cannot_verify_is_never_sent_in_plain_text() {
+        // `127.1` is a valid URL host but no name or address rustls verifies.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"https://127.1:{port}/h\"\nretry_for = 0\n"
+        );
+        let config = Config::from_toml(&text, Path::new("test.toml")).unwrap();
+        let app = Arc::new(App::from_config(&config.apps[0]));
+        let endpoint = Arc::new(Endpoint::from_config(&config.apps[0].webhooks[0]));
+        let delivery = Delivery::new(app, endpoint, Arc::new(WebhookStats::default()), 10);
+        let stats = deliver(delivery, vec![batch_on("c")]).await;
+        assert_eq!(count(&stats.failed_attempts), 1);
+        let accepted = listener.accept();
+        assert!(
+            matches!(&accepted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "no connection was made: {accepted:?}"
+        );
     }
 
     #[tokio::test]

@@ -98,9 +98,14 @@ impl Schedule {
         self.held.is_empty()
     }
 
+    /// Whether it holds as many batches as it may.
+    pub fn is_full(&self) -> bool {
+        self.held.len() >= self.capacity
+    }
+
     /// Takes `batch` behind everything before it; a full schedule gives it back.
     pub fn push(&mut self, batch: WebhookBatch) -> Result<(), WebhookBatch> {
-        if self.held.len() >= self.capacity {
+        if self.is_full() {
             return Err(batch);
         }
         let ticket = Ticket(self.next_ticket);
@@ -132,8 +137,8 @@ impl Schedule {
             return None;
         }
         let ticket = self.ready.pop_first()?;
-        self.in_flight += 1;
         let held = self.held.get_mut(&ticket)?;
+        self.in_flight += 1;
         held.stage = Stage::InFlight;
         held.first_sent.get_or_insert(now);
         Some((ticket, &held.batch))

@@ -230,27 +230,34 @@ async fn serve(
         let number = shared.seen.fetch_add(1, Ordering::SeqCst);
         let in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
-        let _ = requests.send(received);
+        // The answer is decided before the test hears of the request, so a test that reacts
+        // to a request (e.g. `set_down(false)`) changes only the answers to later ones.
         let status = match answer {
-            Answer::FailFirst(n) if number >= n => "200 OK",
-            Answer::FailEveryOther if number % 2 == 1 => "200 OK",
+            Answer::FailFirst(n) if number >= n => Some("200 OK"),
+            Answer::FailEveryOther if number % 2 == 1 => Some("200 OK"),
             Answer::FailFirst(_) | Answer::AlwaysFail | Answer::FailEveryOther => {
-                "500 Internal Server Error"
+                Some("500 Internal Server Error")
             }
-            Answer::Switchable if shared.down.load(Ordering::SeqCst) => "503 Service Unavailable",
-            Answer::Http10 | Answer::HangUpAfterEach | Answer::Switchable => "200 OK",
-            Answer::RandomDelay(most) => {
-                let delay = rand::random_range(0..=most);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                "200 OK"
+            Answer::Switchable if shared.down.load(Ordering::SeqCst) => {
+                Some("503 Service Unavailable")
             }
-            Answer::Never => {
-                // Hold the connection open, answering nothing, until the client gives up.
-                let mut rest = Vec::new();
-                let _ = stream.read_to_end(&mut rest).await;
-                return;
-            }
+            Answer::Http10
+            | Answer::HangUpAfterEach
+            | Answer::Switchable
+            | Answer::RandomDelay(_) => Some("200 OK"),
+            Answer::Never => None,
         };
+        let _ = requests.send(received);
+        let Some(status) = status else {
+            // Hold the connection open, answering nothing, until the client gives up.
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+            return;
+        };
+        if let Answer::RandomDelay(most) = answer {
+            let delay = rand::random_range(0..=most);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         let version = if matches!(answer, Answer::Http10) {
             "HTTP/1.0"
         } else {
