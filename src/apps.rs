@@ -24,6 +24,9 @@ pub enum AuthError {
     /// The signature does not match.
     #[error("invalid signature")]
     BadSignature,
+    /// The `X-Relay-Secret` is not the app's secret.
+    #[error("invalid secret")]
+    WrongSecret,
 }
 
 /// Per-app limits, from `config.toml`.
@@ -163,7 +166,7 @@ impl App {
         if bool::from(expected.ct_eq(&given)) {
             Ok(())
         } else {
-            Err(AuthError::BadSignature)
+            Err(AuthError::WrongSecret)
         }
     }
 

@@ -41,15 +41,19 @@ pub struct SecurityConfig {
     /// The client certificates (SHA-256 fingerprints) that are let in.
     #[serde(default)]
     pub mtls_fingerprints: Vec<Fingerprint>,
-    /// Keys of the payload-protection issue, refused until they work (see `validate`).
+    /// Secret scanning of payloads (payload-protection issue): refused until it works.
     #[serde(default)]
     pub secret_scanning: Option<toml::Value>,
+    /// Secret-scanning detectors switched off: refused until scanning works.
     #[serde(default)]
     pub secret_scanning_skip: Option<toml::Value>,
+    /// Personal-data detectors switched on: refused until scanning works.
     #[serde(default)]
     pub secret_scanning_pii: Option<toml::Value>,
+    /// Automatic lockdown: refused until it works.
     #[serde(default)]
     pub auto_lockdown: Option<toml::Value>,
+    /// Whether a lockdown closes open connections: refused until lockdowns work.
     #[serde(default)]
     pub lockdown_closes_connections: Option<toml::Value>,
 }

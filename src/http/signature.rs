@@ -74,7 +74,7 @@ pub fn verify_query_signature(
     }
     result.map_err(|error| match error {
         AuthError::WrongKey => ApiError::unauthorized("auth_key does not belong to this app"),
-        AuthError::Malformed | AuthError::BadSignature => {
+        AuthError::Malformed | AuthError::BadSignature | AuthError::WrongSecret => {
             ApiError::unauthorized("Invalid signature")
         }
     })
