@@ -16,6 +16,7 @@
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
 //!   `ws` and `http`.
+//! - [`store`]: state that outlives the process (token revocations and use): SQLite on one node.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
 //!
@@ -34,6 +35,7 @@ pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod token_cli;
 pub mod webhooks;
 pub mod ws;

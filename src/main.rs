@@ -47,6 +47,21 @@ enum TokenCommand {
         #[arg(long)]
         expires: Option<String>,
     },
+    /// List an app's tokens with their use and whether they are revoked.
+    List {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+    },
+    /// Revoke a token: running servers refuse it within seconds, without a restart.
+    Revoke {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +107,25 @@ fn main() -> ExitCode {
             scopes,
             expires,
         })) => create_token(&cli.serve.config, &app, &name, &scopes, expires.as_deref()),
+        Some(Command::Token(TokenCommand::List { app })) => {
+            with_store(&cli.serve.config, |config, store| {
+                for line in relay::token_cli::list(config, store, &app)? {
+                    println!("{line}");
+                }
+                Ok(())
+            })
+        }
+        Some(Command::Token(TokenCommand::Revoke { app, name })) => {
+            with_store(&cli.serve.config, |config, store| {
+                let now = std::time::SystemTime::now();
+                if relay::token_cli::revoke(config, store, &app, &name, now)? {
+                    println!("revoked {name:?}; running servers refuse it within a few seconds");
+                } else {
+                    println!("{name:?} was already revoked");
+                }
+                Ok(())
+            })
+        }
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -111,6 +145,29 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     raise_open_file_limit();
     match actix_web::rt::System::new().block_on(relay::server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+/// Runs `command` with the configuration at `path` and its state store.
+fn with_store(
+    path: &std::path::Path,
+    command: impl FnOnce(
+        &Config,
+        &dyn relay::store::Store,
+    ) -> Result<(), relay::token_cli::TokenCliError>,
+) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let store_path = config.store.path_in(&config.config_dir);
+    let store = match relay::store::SqliteStore::open(&store_path) {
+        Ok(store) => store,
+        Err(error) => return fail(&error),
+    };
+    match command(&config, &store) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

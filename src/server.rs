@@ -21,6 +21,7 @@ use actix_web::dev::AppConfig;
 use actix_web::{App as ActixApp, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -64,6 +65,14 @@ pub async fn serve(config: Config) -> io::Result<()> {
     }
     let server = builder.run();
     let webhooks = RunningWebhooks::start(webhook_workers);
+    let stop_sync = CancellationToken::new();
+    let sync = state.store.clone().map(|store| {
+        actix_web::rt::spawn(crate::state::sync::run(
+            state.clone().into_inner(),
+            store,
+            stop_sync.clone(),
+        ))
+    });
     announce(&addrs);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
@@ -73,6 +82,11 @@ pub async fn serve(config: Config) -> io::Result<()> {
         handle.stop(true).await;
     });
     let served = server.await;
+    // The last token uses go to the store.
+    stop_sync.cancel();
+    if let Some(sync) = sync {
+        let _ = sync.await;
+    }
     // The connections are gone: their channel_vacated and member_removed go out now.
     let flush_limit = Duration::from_secs(config.server.shutdown_timeout);
     webhooks.flush(flush_limit).await;

@@ -1,14 +1,14 @@
-//! `relay token create`: makes a new API token for an app, prints it once and the
-//! `[[apps.tokens]]` block (with only the token's hash) to paste into `config.toml`. The
-//! server never sees or stores the token itself.
-//!
-//! Listing tokens with their last use and revoking one without a restart need the state
-//! store, which comes with key rotation.
+//! `relay token create | list | revoke`. `create` makes a new API token for an app and prints
+//! it once with the `[[apps.tokens]]` block (only the token's hash) to paste into
+//! `config.toml`; the server never sees or stores the token itself. `list` shows an app's
+//! tokens with their use and revocation from the state store; `revoke` records a revocation
+//! there, which running servers pick up within `store::SYNC_INTERVAL`.
 
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, Scope};
 use crate::guard::{WellFormedToken, generate_token};
+use crate::store::Store;
 
 /// Why a token could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,12 @@ pub enum TokenCliError {
     /// A name already used by one of the app's tokens.
     #[error("the app already has a token named {0:?}")]
     DuplicateName(String),
+    /// No token of the app has the name.
+    #[error("the app has no token named {0:?}")]
+    UnknownToken(String),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What `relay token create` was asked for.
@@ -99,6 +105,85 @@ pub fn create(
         ));
     }
     Ok(CreatedToken { token, block })
+}
+
+/// Revokes the token `name` of app `app` in `store`; `false` if it already was revoked.
+pub fn revoke(
+    config: &Config,
+    store: &dyn Store,
+    app: &str,
+    name: &str,
+    now: SystemTime,
+) -> Result<bool, TokenCliError> {
+    let tokens = app_tokens(config, app)?;
+    if !tokens.iter().any(|token| token.name == name) {
+        return Err(TokenCliError::UnknownToken(name.to_owned()));
+    }
+    Ok(store.revoke_token(app, name, now)?)
+}
+
+/// One line per token of app `app`: name, scopes, expiry, uses, last use and its address,
+/// and whether it is revoked.
+pub fn list(config: &Config, store: &dyn Store, app: &str) -> Result<Vec<String>, TokenCliError> {
+    let tokens = app_tokens(config, app)?;
+    let uses = store.token_uses(app)?;
+    let revoked = store.revoked_tokens()?;
+    Ok(tokens
+        .iter()
+        .map(|token| {
+            let scopes = if token.scopes.is_empty() {
+                "full access".to_owned()
+            } else {
+                token
+                    .scopes
+                    .iter()
+                    .map(|scope| scope.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let expires = token.expires_at.map_or_else(
+                || "no expiry".to_owned(),
+                |at| format!("expires {}", humantime::format_rfc3339_seconds(at.0)),
+            );
+            let used = uses
+                .iter()
+                .find(|used| used.name == token.name)
+                .map_or_else(
+                    || "never used".to_owned(),
+                    |used| {
+                        let from = used
+                            .last_address
+                            .map_or_else(String::new, |address| format!(" from {address}"));
+                        format!(
+                            "{} uses, last {}{from}",
+                            used.count,
+                            humantime::format_rfc3339_seconds(used.last_used)
+                        )
+                    },
+                );
+            let state = if revoked
+                .iter()
+                .any(|gone| gone.app_id == app && gone.name == token.name)
+            {
+                "REVOKED"
+            } else {
+                "active"
+            };
+            format!("{}  {state}  {scopes}  {expires}  {used}", token.name)
+        })
+        .collect())
+}
+
+fn app_tokens<'a>(
+    config: &'a Config,
+    app: &str,
+) -> Result<&'a [crate::config::TokenConfig], TokenCliError> {
+    config
+        .apps
+        .iter()
+        .find(|candidate| candidate.id.as_str() == app)
+        .map(|found| found.tokens.as_slice())
+        .ok_or_else(|| TokenCliError::UnknownApp(app.to_owned()))
 }
 
 /// `90d`, `12h`, `30m`, `45s` or plain seconds.

@@ -17,7 +17,7 @@ mod webhook;
 use std::path::{Path, PathBuf};
 
 pub use interpolate::ConfigString;
-pub use schema::{AppConfig, Config, Environment, ServerConfig};
+pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
 pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,
     SecurityConfig, UnknownCountry,

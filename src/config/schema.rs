@@ -28,9 +28,36 @@ pub struct Config {
     /// `[geoip]`: the country database of the apps' geo rules.
     #[serde(default)]
     pub geoip: Option<GeoIpConfig>,
+    /// `[store]`: where state that outlives the process is kept.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// The folder of the configuration file, which relative paths in it are relative to.
     #[serde(skip)]
     pub config_dir: std::path::PathBuf,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file (created if missing); a relative path is relative to the
+    /// configuration file's folder.
+    pub path: ConfigString,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: ConfigString::from("relay-state.db"),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The file's path, a relative one taken from `config_dir`.
+    pub fn path_in(&self, config_dir: &std::path::Path) -> std::path::PathBuf {
+        config_dir.join(self.path.as_str())
+    }
 }
 
 /// The deployment environment.

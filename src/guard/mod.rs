@@ -20,18 +20,19 @@ mod networks;
 mod origin;
 mod peer;
 mod token;
+mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
 pub use networks::Networks;
 pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
+pub use tokens::{TokenEntry, TokenRefusal, TokenRegistry};
 
-use crate::config::{Config, Fingerprint, Scope, SecurityConfig, TokenHash};
+use crate::config::{Config, Fingerprint, SecurityConfig};
 use geo::GeoRule;
 use origin::AllowedOrigins;
 
@@ -55,51 +56,13 @@ pub enum Refusal {
     OriginNotAllowed,
 }
 
-/// Why an API token was refused; each message is safe to send to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenRefusal {
-    /// Malformed, unknown, expired, for another app, or revoked: one message for all, so the
-    /// answer tells nothing about which (401).
-    #[error("Invalid API token")]
-    Invalid,
-    /// Valid, but without the scope the endpoint needs (403).
-    #[error("token lacks scope {}", .0.as_str())]
-    LacksScope(Scope),
-}
-
 /// The rules of every app, its API tokens, and the server-wide trusted proxies.
 #[derive(Debug, Default)]
 pub struct Guard {
     default_proxies: Networks,
     apps: HashMap<String, AppGuard>,
-    tokens: HashMap<TokenHash, TokenEntry>,
-}
-
-/// One API token, as `[[apps.tokens]]` describes it.
-#[derive(Debug)]
-pub struct TokenEntry {
-    /// The app it belongs to.
-    pub app_id: String,
-    /// Its name (for logs and the CLI; never the token).
-    pub name: String,
-    /// What it may do; empty: everything.
-    scopes: Vec<Scope>,
-    expires_at: Option<SystemTime>,
-}
-
-impl TokenEntry {
-    /// Whether it may call an endpoint that needs `scope` (`None`: an endpoint that only
-    /// full-access tokens may call).
-    pub fn allows(&self, scope: Option<Scope>) -> Result<(), TokenRefusal> {
-        if self.scopes.is_empty() {
-            return Ok(());
-        }
-        match scope {
-            Some(scope) if self.scopes.contains(&scope) => Ok(()),
-            Some(scope) => Err(TokenRefusal::LacksScope(scope)),
-            None => Err(TokenRefusal::Invalid),
-        }
-    }
+    /// The apps' API tokens.
+    pub tokens: TokenRegistry,
 }
 
 /// One app's rules.
@@ -145,40 +108,11 @@ impl Guard {
                 ))
             })
             .collect();
-        let tokens = config
-            .apps
-            .iter()
-            .flat_map(|app| {
-                app.tokens.iter().map(|token| {
-                    let entry = TokenEntry {
-                        app_id: app.id.as_str().to_owned(),
-                        name: token.name.clone(),
-                        scopes: token.scopes.clone(),
-                        expires_at: token.expires_at.map(|at| at.0),
-                    };
-                    (token.hash, entry)
-                })
-            })
-            .collect();
         Ok(Guard {
             default_proxies: Networks::new(config.server.trusted_proxies.clone()),
             apps,
-            tokens,
+            tokens: TokenRegistry::from_config(config),
         })
-    }
-
-    /// The token `text` names, if it is well formed (checked before any look-up), known and
-    /// not expired at `now`.
-    pub fn token(&self, text: &str, now: SystemTime) -> Result<&TokenEntry, TokenRefusal> {
-        let token = WellFormedToken::parse(text).ok_or(TokenRefusal::Invalid)?;
-        let entry = self
-            .tokens
-            .get(&token.hash())
-            .ok_or(TokenRefusal::Invalid)?;
-        if entry.expires_at.is_some_and(|expires| expires <= now) {
-            return Err(TokenRefusal::Invalid);
-        }
-        Ok(entry)
     }
 
     /// Who sent a request to `app_id` (`None`: an unknown app), as far as the trusted proxies

@@ -165,7 +165,7 @@ pub(super) fn authenticate_head(
     // A token is looked up first (the short terminate path has no app id: its token names
     // the app), but a refusal of the sender by the network rules is answered before it.
     let token = match &credentials {
-        ApiCredentials::Bearer(text) => Some(state.guard.token(text, SystemTime::now())),
+        ApiCredentials::Bearer(text) => Some(state.guard.tokens.verify(text, SystemTime::now())),
         _ => None,
     };
     let app = match (&token, path_app(head.path)) {
@@ -182,7 +182,7 @@ pub(super) fn authenticate_head(
         }
     };
     let peer = PeerHeaders::from_request(head.socket, head.headers);
-    state.guard.admit_api(&app.id, &peer).map_err(|refusal| {
+    let sender = state.guard.admit_api(&app.id, &peer).map_err(|refusal| {
         tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
         ApiError::Forbidden(refusal)
     })?;
@@ -202,6 +202,7 @@ pub(super) fn authenticate_head(
             entry
                 .allows(required_scope(head.method, head.path))
                 .map_err(token_error)?;
+            entry.record_use(sender.address.known(), SystemTime::now());
             false
         }
         ApiCredentials::Signature => {

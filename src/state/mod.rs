@@ -6,6 +6,7 @@
 //! then imported back: a cycle.)
 
 mod pending_bodies;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,19 @@ use crate::apps::AppRegistry;
 use crate::config::Config;
 use crate::guard::{GeoDatabaseError, Guard};
 use crate::hub::{Hub, OutboxLimits};
+use crate::store::{SqliteStore, Store, StoreError};
 use crate::webhooks::{self, WebhookWorkers};
+
+/// Why the shared state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An app's geo rule has no readable country database.
+    #[error(transparent)]
+    Geo(#[from] GeoDatabaseError),
+    /// The state store cannot be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Settings from `[server]` that handlers need.
 #[derive(Debug, Clone)]
@@ -55,14 +68,22 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// The apps' security rules.
     pub guard: Guard,
+    /// The state store, when an app has API tokens (their revocations and uses live there).
+    pub store: Option<Arc<dyn Store>>,
 }
 
 impl ServerState {
     /// Builds the shared state for a single node, with the webhook tasks that still have to
-    /// be started ([`RunningWebhooks::start`]) on an actix runtime. Fails only when an app's
-    /// geo rule has no readable country database.
-    pub fn new(config: &Config) -> Result<(Self, Vec<WebhookWorkers>), GeoDatabaseError> {
+    /// be started ([`RunningWebhooks::start`]) on an actix runtime. Fails when an app's geo
+    /// rule has no readable country database, or the state store cannot be opened.
+    pub fn new(config: &Config) -> Result<(Self, Vec<WebhookWorkers>), StartError> {
         let guard = Guard::from_config(config)?;
+        let store: Option<Arc<dyn Store>> = if guard.tokens.is_empty() {
+            None
+        } else {
+            let path = config.store.path_in(&config.config_dir);
+            Some(Arc::new(SqliteStore::open(&path)?))
+        };
         let apps = AppRegistry::from_config(config);
         let mut sinks = HashMap::new();
         let mut workers = Vec::new();
@@ -95,7 +116,11 @@ impl ServerState {
             pending_bodies: PendingBodies::new(config.server.max_pending_request_bytes),
             shutdown: CancellationToken::new(),
             guard,
+            store,
         };
+        if let Some(store) = &state.store {
+            sync::load_revocations(&state, store.as_ref())?;
+        }
         Ok((state, workers))
     }
 }

@@ -105,6 +105,11 @@ impl TestServer {
         }
     }
 
+    /// The configuration file the server runs with (the CLI can be pointed at it).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("config.toml")
+    }
+
     /// The file the server logs to.
     pub fn log_path(&self) -> std::path::PathBuf {
         self.log_path.clone()

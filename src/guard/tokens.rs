@@ -1,0 +1,213 @@
+//! The apps' API tokens as the running server knows them: `[[apps.tokens]]` by hash, the
+//! revoked ones (read from the state store and swapped in whole, so a request never waits on
+//! the store), and each token's use since the last flush to the store.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use super::token::WellFormedToken;
+use crate::config::{Config, Scope, TokenHash};
+use crate::store::{RevokedToken, TokenUse};
+
+/// Why an API token was refused; each message is safe to send to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// Malformed, unknown, expired, for another app, or revoked: one message for all, so the
+    /// answer tells nothing about which (401).
+    #[error("Invalid API token")]
+    Invalid,
+    /// Valid, but without the scope the endpoint needs (403).
+    #[error("token lacks scope {}", .0.as_str())]
+    LacksScope(Scope),
+}
+
+/// One API token, as `[[apps.tokens]]` describes it.
+#[derive(Debug)]
+pub struct TokenEntry {
+    /// The app it belongs to.
+    pub app_id: String,
+    /// Its name (for logs and the CLI; never the token).
+    pub name: String,
+    /// What it may do; empty: everything.
+    scopes: Vec<Scope>,
+    expires_at: Option<SystemTime>,
+    /// Uses since the last flush.
+    pending: Mutex<PendingUse>,
+}
+
+/// Uses of one token not yet in the store.
+#[derive(Debug, Default)]
+struct PendingUse {
+    count: u64,
+    last: Option<(SystemTime, Option<IpAddr>)>,
+}
+
+impl TokenEntry {
+    /// Whether it may call an endpoint that needs `scope` (`None`: an endpoint that only
+    /// full-access tokens may call).
+    pub fn allows(&self, scope: Option<Scope>) -> Result<(), TokenRefusal> {
+        if self.scopes.is_empty() {
+            return Ok(());
+        }
+        match scope {
+            Some(scope) if self.scopes.contains(&scope) => Ok(()),
+            Some(scope) => Err(TokenRefusal::LacksScope(scope)),
+            None => Err(TokenRefusal::Invalid),
+        }
+    }
+
+    /// Counts one authenticated request from `address` at `now`.
+    pub fn record_use(&self, address: Option<IpAddr>, now: SystemTime) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        pending.count += 1;
+        pending.last = Some((now, address));
+    }
+}
+
+/// Every app's tokens.
+#[derive(Debug, Default)]
+pub struct TokenRegistry {
+    by_hash: HashMap<TokenHash, TokenEntry>,
+    by_name: HashMap<(String, String), TokenHash>,
+    revoked: ArcSwap<HashSet<TokenHash>>,
+}
+
+impl TokenRegistry {
+    /// The tokens of `config`, none revoked yet.
+    pub fn from_config(config: &Config) -> Self {
+        let mut registry = TokenRegistry::default();
+        for app in &config.apps {
+            for token in &app.tokens {
+                let key = (app.id.as_str().to_owned(), token.name.clone());
+                registry.by_name.insert(key, token.hash);
+                let entry = TokenEntry {
+                    app_id: app.id.as_str().to_owned(),
+                    name: token.name.clone(),
+                    scopes: token.scopes.clone(),
+                    expires_at: token.expires_at.map(|at| at.0),
+                    pending: Mutex::default(),
+                };
+                registry.by_hash.insert(token.hash, entry);
+            }
+        }
+        registry
+    }
+
+    /// Whether any app has a token.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// The token `text` names, if it is well formed (checked before any look-up), known, not
+    /// revoked and not expired at `now`.
+    pub fn verify(&self, text: &str, now: SystemTime) -> Result<&TokenEntry, TokenRefusal> {
+        let hash = WellFormedToken::parse(text)
+            .ok_or(TokenRefusal::Invalid)?
+            .hash();
+        let entry = self.by_hash.get(&hash).ok_or(TokenRefusal::Invalid)?;
+        if entry.expires_at.is_some_and(|expires| expires <= now)
+            || self.revoked.load().contains(&hash)
+        {
+            return Err(TokenRefusal::Invalid);
+        }
+        Ok(entry)
+    }
+
+    /// Takes `revoked` (from the store) as the whole revoked set; names of tokens not in the
+    /// configuration are ignored.
+    pub fn set_revoked(&self, revoked: &[RevokedToken]) {
+        let hashes: HashSet<TokenHash> = revoked
+            .iter()
+            .filter_map(|token| {
+                self.by_name
+                    .get(&(token.app_id.clone(), token.name.clone()))
+                    .copied()
+            })
+            .collect();
+        if **self.revoked.load() != hashes {
+            self.revoked.store(Arc::new(hashes));
+        }
+    }
+
+    /// The uses since the last call, for the store.
+    pub fn take_uses(&self) -> Vec<TokenUse> {
+        self.by_hash
+            .values()
+            .filter_map(|entry| {
+                let mut pending = entry
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                let taken = std::mem::take(&mut *pending);
+                let (last_used, last_address) = taken.last?;
+                Some(TokenUse {
+                    app_id: entry.app_id.clone(),
+                    name: entry.name.clone(),
+                    count: taken.count,
+                    last_used,
+                    last_address,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::guard::generate_token;
+
+    fn registry_with(token: &str) -> TokenRegistry {
+        let hash = WellFormedToken::parse(token).unwrap().hash();
+        let text = format!(
+            "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.tokens]]\nname = \"ci\"\nhash = \"{hash:?}\"\n"
+        );
+        TokenRegistry::from_config(&Config::from_toml(&text, Path::new("t.toml")).unwrap())
+    }
+
+    #[test]
+    fn a_revoked_token_is_refused_and_comes_back_if_the_revocation_goes() {
+        let token = generate_token();
+        let registry = registry_with(&token);
+        let now = SystemTime::now();
+        assert!(registry.verify(&token, now).is_ok());
+        let revoked = RevokedToken {
+            app_id: "1".into(),
+            name: "ci".into(),
+        };
+        registry.set_revoked(std::slice::from_ref(&revoked));
+        assert_eq!(
+            registry.verify(&token, now).unwrap_err(),
+            TokenRefusal::Invalid
+        );
+        registry.set_revoked(&[]);
+        assert!(registry.verify(&token, now).is_ok());
+    }
+
+    #[test]
+    fn uses_are_gathered_until_taken() {
+        let token = generate_token();
+        let registry = registry_with(&token);
+        let now = SystemTime::now();
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            registry
+                .verify(&token, now)
+                .unwrap()
+                .record_use(Some(address), now);
+        }
+        let uses = registry.take_uses();
+        assert_eq!(uses.len(), 1);
+        assert_eq!((uses[0].count, uses[0].last_address), (3, Some(address)));
+        assert!(registry.take_uses().is_empty(), "taken once");
+    }
+}
