@@ -56,9 +56,7 @@ impl SqliteStore {
         };
         let connection = Connection::open(path).map_err(error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(error)?;
+        use_wal(&connection).map_err(error)?;
         connection.execute_batch(SCHEMA).map_err(error)?;
         Ok(SqliteStore {
             path: shown,
@@ -152,6 +150,27 @@ impl Store for SqliteStore {
             })?;
             rows.collect()
         })
+    }
+}
+
+/// Puts the file in WAL mode (kept in the file, so only its first opening changes it). The
+/// change needs the file to itself and SQLite's busy handler does not wait for it, so when
+/// two processes open a new store at once the loser retries, for at most [`BUSY_TIMEOUT`].
+fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode: rusqlite::Result<String> =
+            connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(other) => return Err(other),
+        }
     }
 }
 
