@@ -64,12 +64,8 @@ pub fn create(
     request: &CreateRequest<'_>,
     now: SystemTime,
 ) -> Result<CreatedToken, TokenCliError> {
-    let app = config
-        .apps
-        .iter()
-        .find(|app| app.id.as_str() == request.app)
-        .ok_or_else(|| TokenCliError::UnknownApp(request.app.to_owned()))?;
-    if app.tokens.iter().any(|token| token.name == request.name) {
+    let tokens = app_tokens(config, request.app)?;
+    if tokens.iter().any(|token| token.name == request.name) {
         return Err(TokenCliError::DuplicateName(request.name.to_owned()));
     }
     let scopes = request

@@ -118,7 +118,11 @@ impl Guard {
     /// Who sent a request to `app_id` (`None`: an unknown app), as far as the trusted proxies
     /// allow believing it.
     pub fn peer(&self, app_id: Option<&str>, headers: &PeerHeaders) -> Peer {
-        let app = app_id.and_then(|id| self.apps.get(id));
+        self.resolve(app_id.and_then(|id| self.apps.get(id)), headers)
+    }
+
+    /// `headers` believed as far as `app`'s trusted proxies (or the server's) allow.
+    fn resolve(&self, app: Option<&AppGuard>, headers: &PeerHeaders) -> Peer {
         let trusted = app
             .and_then(|app| app.trusted_proxies.as_ref())
             .unwrap_or(&self.default_proxies);
@@ -127,8 +131,9 @@ impl Guard {
 
     /// Admits an HTTP API request to `app_id`: the IP, geo and mTLS rules.
     pub fn admit_api(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
-        let peer = self.peer(Some(app_id), headers);
-        if let Some(app) = self.apps.get(app_id) {
+        let app = self.apps.get(app_id);
+        let peer = self.resolve(app, headers);
+        if let Some(app) = app {
             app.check_network(&peer)?;
         }
         Ok(peer)
@@ -137,8 +142,9 @@ impl Guard {
     /// Admits a WebSocket handshake to `app_id`: allowed origins, and with
     /// `apply_to_websocket` the IP, geo and mTLS rules.
     pub fn admit_socket(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
-        let peer = self.peer(Some(app_id), headers);
-        if let Some(app) = self.apps.get(app_id) {
+        let app = self.apps.get(app_id);
+        let peer = self.resolve(app, headers);
+        if let Some(app) = app {
             if let Some(origins) = &app.origins
                 && !origins.admits(peer.origin.as_deref())
             {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
-use http::{Method, Request, Response, Version};
+use http::{Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -91,7 +91,7 @@ struct Origin {
     /// The `Host` header.
     authority: HeaderValue,
     /// The request target: path and query.
-    target: String,
+    target: Uri,
 }
 
 /// How an endpoint is reached.
@@ -141,9 +141,13 @@ impl WebhookClient {
             port,
             transport,
             authority: HeaderValue::from_str(authority).unwrap_or(HeaderValue::from_static("")),
+            // Checked as a URL at start-up; what the other `http` version refuses goes to "/"
+            // (the default target, as before it was parsed once here).
             target: url
                 .path_and_query()
-                .map_or_else(|| "/".to_owned(), ToString::to_string),
+                .map_or("/", |target| target.as_str())
+                .parse()
+                .unwrap_or_else(|_| Uri::from_static("/")),
         };
         // The configured headers were checked at start-up; a name or value another `http`
         // version would refuse cannot occur, and is skipped rather than sent malformed.
@@ -240,9 +244,7 @@ impl WebhookClient {
     fn build(&self, outgoing: &Outgoing) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(outgoing.body.clone()));
         *request.method_mut() = Method::POST;
-        if let Ok(target) = self.origin.target.parse() {
-            *request.uri_mut() = target;
-        }
+        *request.uri_mut() = self.origin.target.clone();
         let headers = request.headers_mut();
         headers.insert(HOST, self.origin.authority.clone());
         for (name, value) in &self.headers {
