@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use relay::apps::AppRegistry;
+use relay::apps::{AppRegistry, CredentialUse, Via};
 use relay::config::Config;
 use relay::http::{UnverifiedRequest, decode_query, verify_body_md5, verify_query_signature};
 use relay::protocol::frames;
@@ -19,6 +19,10 @@ const CONFIG: &str = r#"
 id = "123456"
 key = "app-key"
 secret = "app-secret"
+[[apps.previous_credentials]]
+key = "app-key"
+secret = "old-secret"
+valid_until = "2999-01-01T00:00:00Z"
 "#;
 const SOCKET_ID: &str = "123456.7890123";
 
@@ -38,7 +42,19 @@ fn channel_auth(c: &mut Criterion) {
     c.bench_function("channel_auth/private", |b| {
         b.iter(|| {
             let signed = channel_string_to_sign(SOCKET_ID, channel);
-            app.verify_auth(Some(&auth), &signed).expect("valid auth");
+            let used = CredentialUse::now(Via::ChannelAuth, None);
+            app.verify_auth(Some(&auth), &signed, &used)
+                .expect("valid auth");
+        })
+    });
+    // A client still on the previous secret: the current one is tried first.
+    let old_auth = format!("app-key:{}", sign(b"old-secret", signed.as_bytes()));
+    c.bench_function("channel_auth/private_previous_pair", |b| {
+        b.iter(|| {
+            let signed = channel_string_to_sign(SOCKET_ID, channel);
+            let used = CredentialUse::now(Via::ChannelAuth, None);
+            app.verify_auth(Some(&old_auth), &signed, &used)
+                .expect("valid auth");
         })
     });
     let channel = "presence-room";
@@ -48,7 +64,9 @@ fn channel_auth(c: &mut Criterion) {
     c.bench_function("channel_auth/presence", |b| {
         b.iter(|| {
             let signed = presence_string_to_sign(SOCKET_ID, channel, data);
-            app.verify_auth(Some(&auth), &signed).expect("valid auth");
+            let used = CredentialUse::now(Via::ChannelAuth, None);
+            app.verify_auth(Some(&auth), &signed, &used)
+                .expect("valid auth");
         })
     });
 }
@@ -80,7 +98,11 @@ fn http_signature(c: &mut Criterion) {
                 path,
                 query: &query,
             };
-            verify_query_signature(&app, &request, 600, now).expect("valid signature");
+            let used = CredentialUse {
+                now: std::time::UNIX_EPOCH + std::time::Duration::from_secs(now),
+                ..CredentialUse::now(Via::Api, None)
+            };
+            verify_query_signature(&app, &request, 600, &used).expect("valid signature");
             verify_body_md5(&query, body).expect("matching body_md5");
         })
     });

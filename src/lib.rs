@@ -31,6 +31,7 @@ pub mod config;
 pub mod guard;
 pub mod http;
 pub mod hub;
+pub mod keys_cli;
 pub mod logging;
 pub mod protocol;
 pub mod server;

@@ -28,6 +28,34 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Rotate and show an app's key and secret.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Replace the app's secret now (running servers pick it up within seconds); the
+    /// replaced pair keeps working for the grace period.
+    Rotate {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+        /// Replace the key too (a leaked key); the old key keeps working for the grace.
+        #[arg(long)]
+        key: bool,
+        /// How long the replaced pair keeps working: 24h, 30m or seconds (default: the
+        /// app's rotation.grace, else 24h).
+        #[arg(long)]
+        grace: Option<String>,
+    },
+    /// Print the current key and secret, and the previous pairs still in their grace with
+    /// their uses (the only command that prints a secret).
+    Show {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +154,38 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Some(Command::Keys(KeysCommand::Rotate { app, key, grace })) => {
+            with_store(&cli.serve.config, |config, store| {
+                let now = std::time::SystemTime::now();
+                let rotated =
+                    relay::keys_cli::rotate(config, store, &app, key, grace.as_deref(), now)?;
+                println!(
+                    "rotated app {app:?} to generation {} (key {}); the previous pair works until {}",
+                    rotated.generation,
+                    rotated.key,
+                    humantime::format_rfc3339_seconds(rotated.previous_valid_until)
+                );
+                println!(
+                    "running servers use the new pair within a few seconds; `relay keys show --app {app}` prints its secret"
+                );
+                if let Some(notice) = rotated.notice {
+                    match actix_web::rt::System::new().block_on(notice.send()) {
+                        Ok(status) => println!("rotation notice delivered ({status})"),
+                        Err(error) => eprintln!("relay: rotation notice not delivered: {error}"),
+                    }
+                }
+                Ok(())
+            })
+        }
+        Some(Command::Keys(KeysCommand::Show { app })) => {
+            with_store(&cli.serve.config, |config, store| {
+                let now = std::time::SystemTime::now();
+                for line in relay::keys_cli::show(config, store, &app, now)? {
+                    println!("{line}");
+                }
+                Ok(())
+            })
+        }
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -153,10 +213,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 /// Runs `command` with the configuration at `path` and its state store.
 fn with_store(
     path: &std::path::Path,
-    command: impl FnOnce(
-        &Config,
-        &dyn relay::store::Store,
-    ) -> Result<(), relay::token_cli::TokenCliError>,
+    command: impl FnOnce(&Config, &dyn relay::store::Store) -> Result<(), Box<dyn std::error::Error>>,
 ) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,

@@ -66,13 +66,10 @@ pub async fn serve(config: Config) -> io::Result<()> {
     let server = builder.run();
     let webhooks = RunningWebhooks::start(webhook_workers);
     let stop_sync = CancellationToken::new();
-    let sync = state.store.clone().map(|store| {
-        actix_web::rt::spawn(crate::state::sync::run(
-            state.clone().into_inner(),
-            store,
-            stop_sync.clone(),
-        ))
-    });
+    let sync = actix_web::rt::spawn(crate::state::sync::run(
+        state.clone().into_inner(),
+        stop_sync.clone(),
+    ));
     announce(&addrs);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
@@ -84,9 +81,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
     let served = server.await;
     // The last token uses go to the store.
     stop_sync.cancel();
-    if let Some(sync) = sync {
-        let _ = sync.await;
-    }
+    let _ = sync.await;
     // The connections are gone: their channel_vacated and member_removed go out now.
     let flush_limit = Duration::from_secs(config.server.shutdown_timeout);
     webhooks.flush(flush_limit).await;

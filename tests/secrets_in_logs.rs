@@ -1,13 +1,17 @@
 //! No secret, signature or `auth` value reaches the log, even at trace level: a session uses
 //! every credential this build knows (HMAC-signed API calls, the key and secret headers and an
-//! API token, right and wrong; private and presence `auth`; user sign-in; a signed webhook),
-//! then the whole log is searched for each of them.
+//! API token, right and wrong; private and presence `auth`; user sign-in; a signed webhook; a
+//! previous pair inside its grace; a secret made by `relay keys rotate`), then the whole log is
+//! searched for each of them.
 
 mod common;
 
-use common::http::{api, now, raw_request_from, signed_path};
+use common::http::{api, now, raw_request_from, signed_path, signed_path_as};
 use common::webhooks::{WebhookReceiver, config};
-use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, presence_auth, private_auth};
+use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, presence_auth, private_auth, sign};
+
+const OLD_KEY: &str = "old-key-4713";
+const OLD_SECRET: &str = "old-secret-4712";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
@@ -15,10 +19,14 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
     let token = relay::guard::generate_token();
     let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
     let tokens = format!("[[apps.tokens]]\nname = \"ci\"\nhash = \"{hash:?}\"");
-    let app = format!("webhook_vacate_delay_ms = 0\n{tokens}");
+    let previous = format!(
+        "[[apps.previous_credentials]]\nkey = \"{OLD_KEY}\"\nsecret = \"{OLD_SECRET}\"\nvalid_until = \"2999-01-01T00:00:00Z\""
+    );
+    let app =
+        format!("webhook_vacate_delay_ms = 0\nwebhook_signing = \"newest\"\n{tokens}\n{previous}");
     let text = config(&app, &[(&receiver.url(), "")]);
     let mut server = TestServer::start_with_env(&text, &[("RUST_LOG", "trace")]);
-    let mut used: Vec<String> = vec![APP_SECRET.to_owned()];
+    let mut used: Vec<String> = vec![APP_SECRET.to_owned(), OLD_SECRET.to_owned()];
 
     // HMAC-signed API calls, one of them with a wrong signature.
     let response = api(&server, "GET", "/channels", &[], "").await;
@@ -64,6 +72,21 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
         401
     );
 
+    // The previous pair, for the API and for channel auth.
+    let old = signed_path_as("GET", &path, &[], "", (OLD_KEY, OLD_SECRET), now());
+    used.push(old.rsplit("auth_signature=").next().unwrap().to_owned());
+    let ok = raw_request_from(&server, "127.0.0.1", "GET", &old, "", "").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let mut old_client = Client::connect_to(&server, OLD_KEY).await;
+    let message = format!("{}:private-old", old_client.socket_id);
+    let old_auth = sign(OLD_SECRET, &message);
+    used.push(old_auth.clone());
+    let reply = old_client
+        .subscribe_with("private-old", Some(&format!("{OLD_KEY}:{old_auth}")), None)
+        .await;
+    assert_eq!(reply["event"], "pusher_internal:subscription_succeeded");
+    old_client.close().await;
+
     // Channel auth and sign-in, right and wrong.
     let mut client = Client::connect(&server).await;
     let private = private_auth(&client.socket_id, "private-room");
@@ -88,6 +111,46 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
     webhook.assert_signed();
     used.push(webhook.headers["x-pusher-signature"].clone());
     client.close().await;
+
+    // A rotated secret, used once the server has it.
+    let rotate = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--config")
+        .arg(server.config_path())
+        .args(["keys", "rotate", "--app", APP_ID])
+        .output()
+        .unwrap();
+    assert!(rotate.status.success());
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--config")
+        .arg(server.config_path())
+        .args(["keys", "show", "--app", APP_ID])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    let rotated = shown
+        .split("  secret ")
+        .nth(1)
+        .and_then(|rest| rest.split("  ").next())
+        .unwrap()
+        .to_owned();
+    used.push(rotated.clone());
+    let start = std::time::Instant::now();
+    loop {
+        let target = signed_path_as("GET", &path, &[], "", (APP_KEY, &rotated), now());
+        if raw_request_from(&server, "127.0.0.1", "GET", &target, "", "")
+            .await
+            .status
+            == 200
+        {
+            used.push(target.rsplit("auth_signature=").next().unwrap().to_owned());
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "never rotated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     server.terminate();
     assert!(

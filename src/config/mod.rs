@@ -7,6 +7,7 @@
 //! ([`interpolate`]), and [`validate`] checks what types cannot (duplicates, empty secrets,
 //! ranges), reporting every problem on its own line.
 
+mod credentials;
 mod interpolate;
 mod schema;
 mod security;
@@ -16,6 +17,9 @@ mod webhook;
 
 use std::path::{Path, PathBuf};
 
+pub use credentials::{
+    ConfigDuration, PreviousCredentials, RotationConfig, WebhookSigning, parse_duration,
+};
 pub use interpolate::ConfigString;
 pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
 pub use security::{

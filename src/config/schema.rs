@@ -2,9 +2,10 @@
 
 use serde::Deserialize;
 
+use super::credentials::{PreviousCredentials, RotationConfig, WebhookSigning};
 use super::security::{GeoIpConfig, Network, SecurityConfig};
 use super::tokens::TokenConfig;
-use super::{ConfigString, WebhookConfig};
+use super::{ConfigString, WebhookConfig, WebhookUrl};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +217,19 @@ pub struct AppConfig {
     /// `[[apps.tokens]]`: the app's API tokens (hashes, scopes, expiry).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// `[[apps.previous_credentials]]`: earlier key/secret pairs, accepted until their
+    /// `valid_until`.
+    #[serde(default)]
+    pub previous_credentials: Vec<PreviousCredentials>,
+    /// Which valid pair signs webhooks: the oldest (default) or the newest.
+    #[serde(default)]
+    pub webhook_signing: WebhookSigning,
+    /// The secret's automatic rotation, if any.
+    #[serde(default)]
+    pub rotation: Option<RotationConfig>,
+    /// Where each rotation is announced (a signed notice without the secret).
+    #[serde(default)]
+    pub rotation_webhook: Option<WebhookUrl>,
 }
 
 fn yes() -> bool {

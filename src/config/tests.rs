@@ -296,3 +296,61 @@ fn durations_beyond_a_year_are_refused_before_they_can_overflow_a_deadline() {
     let year = 365 * 24 * 3600;
     assert!(load(&format!("{APP}cache_ttl = {year}\n")).is_ok());
 }
+
+#[test]
+fn previous_credentials_rotation_and_webhook_signing_are_read() {
+    let config = load(&format!(
+        "{APP}webhook_signing = \"newest\"\nrotation = {{ every = \"90d\", grace = 3600 }}\n\
+         rotation_webhook = \"https://example.com/rotated\"\n\
+         [[apps.previous_credentials]]\nkey = \"app-key\"\nsecret = \"old\"\nvalid_until = \"2999-01-01T00:00:00Z\"\n\
+         [[apps.previous_credentials]]\nkey = \"older-key\"\nsecret = \"older\"\nvalid_until = \"2999-01-01T00:00:00Z\"\n"
+    ))
+    .unwrap();
+    let app = &config.apps[0];
+    assert_eq!(app.webhook_signing, super::WebhookSigning::Newest);
+    let rotation = app.rotation.unwrap();
+    assert_eq!(rotation.every.0.as_secs(), 90 * 24 * 3600);
+    assert_eq!(rotation.grace.0.as_secs(), 3600);
+    assert_eq!(app.previous_credentials.len(), 2);
+    assert!(config.warnings().is_empty());
+    let default = load(APP).unwrap();
+    assert_eq!(
+        default.apps[0].webhook_signing,
+        super::WebhookSigning::Oldest
+    );
+}
+
+#[test]
+fn bad_previous_credentials_and_rotations_are_refused() {
+    let other_app = "[[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"s2\"\n";
+    let found = problems(&format!(
+        "{APP}rotation = {{ every = \"30s\", grace = \"1m\" }}\n\
+         [[apps.previous_credentials]]\nkey = \"k2\"\nsecret = \"\"\nvalid_until = \"2999-01-01T00:00:00Z\"\n\
+         [[apps.previous_credentials]]\nkey = \"a:b\"\nsecret = \"x\"\nvalid_until = \"2999-01-01T00:00:00Z\"\n\
+         {other_app}"
+    ));
+    for expected in [
+        "previous_credentials[0].secret must not be empty",
+        "previous_credentials[1].key must be non-empty",
+        "rotation.every must be at least 1 minute",
+        "rotation.grace must not be longer than rotation.every",
+        "apps[1]: duplicate app key \"k2\"",
+    ] {
+        assert!(
+            found.iter().any(|problem| problem.contains(expected)),
+            "{expected}: {found:?}"
+        );
+    }
+    let parse_error = |entry: &str| match load(&format!("{APP}{entry}\n")) {
+        Err(ConfigError::Parse { message, .. }) => message,
+        other => panic!("{entry}: expected a parse error, got {other:?}"),
+    };
+    assert!(parse_error("rotation = { every = \"1w\", grace = \"1h\" }").contains("90d, 12h"));
+    assert!(parse_error("webhook_signing = \"middle\"").contains("oldest"));
+    let expired = load(&format!(
+        "{APP}[[apps.previous_credentials]]\nkey = \"old\"\nsecret = \"x\"\nvalid_until = \"2000-01-01T00:00:00Z\"\n"
+    ))
+    .unwrap();
+    assert_eq!(expired.warnings().len(), 1);
+    assert!(expired.warnings()[0].contains("expired at 2000-01-01T00:00:00Z"));
+}

@@ -2,7 +2,7 @@
 //! features this build does not implement yet (refused rather than silently ignored when
 //! ignoring them would weaken security or lose events).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{AppConfig, Config, Environment, SecurityConfig};
 
@@ -25,6 +25,14 @@ const MAX_WEBHOOK_QUEUE_SIZE: usize = 1_000_000;
 const MAX_WEBHOOK_BATCH_EVENTS: usize = 10_000;
 /// Most requests in flight to one webhook endpoint: each holds a connection.
 const MAX_WEBHOOK_CONCURRENCY: usize = 256;
+
+/// Shortest `rotation.every`: a secret replaced more often than this is a mistake.
+const MIN_ROTATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `key` can be an app key: it is a path segment and the prefix of `auth`.
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains([':', '/', '?', '#', ' '])
+}
 
 /// Every duration key of `config` that exceeds [`MAX_DURATION_SECS`], named as in the file.
 fn overlong_durations(config: &Config) -> Vec<String> {
@@ -121,15 +129,25 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     }
     problems.extend(overlong_durations(config));
     let mut ids = HashSet::new();
-    let mut keys = HashSet::new();
+    // Each key names one app: a previous pair may share its own app's keys, not another's.
+    let mut key_owners: HashMap<&str, usize> = HashMap::new();
     let mut token_hashes = HashSet::new();
     for (index, app) in config.apps.iter().enumerate() {
         let at = format!("apps[{index}]");
         if !ids.insert(app.id.as_str()) {
             problems.push(format!("{at}: duplicate app id {:?}", app.id.as_str()));
         }
-        if !keys.insert(app.key.as_str()) {
+        if key_owners.insert(app.key.as_str(), index).is_some() {
             problems.push(format!("{at}: duplicate app key {:?}", app.key.as_str()));
+        }
+        for previous in &app.previous_credentials {
+            let owner = *key_owners.entry(previous.key.as_str()).or_insert(index);
+            if owner != index {
+                problems.push(format!(
+                    "{at}: previous_credentials key {:?} is the key of apps[{owner}]",
+                    previous.key.as_str()
+                ));
+            }
         }
         for token in &app.tokens {
             if !token_hashes.insert(token.hash) {
@@ -156,11 +174,35 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             "id must be non-empty and use only letters, digits, - and _ (digits for the Python SDK)",
         );
     }
-    if app.key.is_empty() || app.key.contains([':', '/', '?', '#', ' ']) {
+    if !is_valid_key(app.key.as_str()) {
         problem("key must be non-empty and contain no : / ? # or spaces");
     }
     if app.secret.is_empty() {
         problem("secret must not be empty");
+    }
+    for (index, previous) in app.previous_credentials.iter().enumerate() {
+        if !is_valid_key(previous.key.as_str()) {
+            problem(&format!(
+                "previous_credentials[{index}].key must be non-empty and contain no : / ? # or spaces"
+            ));
+        }
+        if previous.secret.is_empty() {
+            problem(&format!(
+                "previous_credentials[{index}].secret must not be empty"
+            ));
+        }
+    }
+    if let Some(rotation) = &app.rotation {
+        let (every, grace) = (rotation.every.0, rotation.grace.0);
+        if every < MIN_ROTATION_INTERVAL {
+            problem("rotation.every must be at least 1 minute (60)");
+        }
+        if every.as_secs() > MAX_DURATION_SECS {
+            problem("rotation.every must be at most 365d");
+        }
+        if grace > every {
+            problem("rotation.grace must not be longer than rotation.every");
+        }
     }
     if config.environment == Environment::Production
         && (app.secret.as_str() == EXAMPLE_SECRET
@@ -329,6 +371,17 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
             warnings.push(format!(
                 "apps[{index}]: mtls_fingerprints are read from X-Client-Cert-Fingerprint, which is only believed from trusted_proxies, and none are set"
             ));
+        }
+    }
+    let now = std::time::SystemTime::now();
+    for (index, app) in config.apps.iter().enumerate() {
+        for (pair, previous) in app.previous_credentials.iter().enumerate() {
+            if previous.valid_until.0 <= now {
+                warnings.push(format!(
+                    "apps[{index}]: previous_credentials[{pair}] expired at {}; it is refused and can be removed",
+                    humantime::format_rfc3339_seconds(previous.valid_until.0)
+                ));
+            }
         }
     }
     for (index, app) in config.apps.iter().enumerate() {

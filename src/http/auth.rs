@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use std::net::SocketAddr;
 
@@ -36,7 +36,8 @@ use super::signature::{
     API_PREFIX, UnverifiedRequest, decode_query, query_param, verify_body_md5,
     verify_query_signature,
 };
-use crate::apps::App;
+use crate::apps::{App, CredentialUse, Via};
+
 use crate::config::Scope;
 use crate::guard::{ApiCredentials, PeerHeaders, TokenRefusal, api_credentials};
 use crate::state::ServerState;
@@ -188,7 +189,8 @@ pub(super) fn authenticate_head(
     })?;
     let body_signed = match credentials {
         ApiCredentials::KeyAndSecret { key, secret } => {
-            app.verify_key_and_secret(key, secret)
+            let used = CredentialUse::now(Via::Api, sender.address.known());
+            app.verify_key_and_secret(key, secret, &used)
                 .map_err(|_| ApiError::unauthorized("Invalid X-Relay-Key or X-Relay-Secret"))?;
             false
         }
@@ -212,7 +214,8 @@ pub(super) fn authenticate_head(
                 query: &query,
             };
             let skew = state.settings.max_auth_timestamp_skew;
-            verify_query_signature(&app, &unverified, skew, unix_now())?;
+            let used = CredentialUse::now(Via::Api, sender.address.known());
+            verify_query_signature(&app, &unverified, skew, &used)?;
             if head.has_body && query_param(&query, "body_md5").is_none() {
                 return Err(ApiError::unauthorized("Missing body_md5 parameter"));
             }
@@ -265,12 +268,12 @@ fn find_app(state: &ServerState, path: &str, key: Option<&str>) -> Result<Arc<Ap
 }
 
 /// `app`, if there is one and it is enabled.
-fn enabled(app: Option<&Arc<App>>) -> Result<Arc<App>, ApiError> {
+fn enabled(app: Option<Arc<App>>) -> Result<Arc<App>, ApiError> {
     let app = app.ok_or(ApiError::AppNotFound)?;
     if !app.enabled {
         return Err(ApiError::AppDisabled);
     }
-    Ok(app.clone())
+    Ok(app)
 }
 
 /// The scope an API token needs for `method` on `path`; `None` for anything else, which only
@@ -299,12 +302,6 @@ fn token_error(refusal: TokenRefusal) -> ApiError {
         TokenRefusal::Invalid => ApiError::unauthorized(refusal.to_string()),
         TokenRefusal::LacksScope(_) => ApiError::LacksScope(refusal.to_string()),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::apps::{App, AuthError};
+use crate::apps::{App, AuthError, CredentialUse};
 use crate::protocol::http_signature::{body_md5, string_to_sign};
 
 /// The path prefix under which the API is also served; SDKs may sign with or without it.
@@ -37,8 +37,12 @@ pub fn verify_query_signature(
     app: &App,
     request: &UnverifiedRequest<'_>,
     max_skew: u64,
-    now: u64,
+    used: &CredentialUse,
 ) -> Result<(), ApiError> {
+    let now = used
+        .now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
     let query = request.query;
     let param = |name: &str| {
         query_param(query, name)
@@ -67,7 +71,7 @@ pub fn verify_query_signature(
     let mut result = Err(AuthError::BadSignature);
     for candidate in std::iter::once(path).chain(unprefixed) {
         let signed = string_to_sign(method, candidate, query);
-        result = app.verify_signature(key, &signed, signature);
+        result = app.verify_signature(key, &signed, signature, used);
         if !matches!(result, Err(AuthError::BadSignature)) {
             break;
         }

@@ -5,10 +5,12 @@
 //! `server` assembles it and runs the listeners. (It lived in `server`, which `ws` and `http`
 //! then imported back: a cycle.)
 
+pub mod credentials;
 mod pending_bodies;
 pub mod sync;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
 
 use crate::adapter::{Adapter, LocalAdapter};
-use crate::apps::AppRegistry;
+use crate::apps::{AppRegistry, Apps};
 use crate::config::Config;
 use crate::guard::{GeoDatabaseError, Guard};
 use crate::hub::{Hub, OutboxLimits};
@@ -55,7 +57,7 @@ pub struct ServerSettings {
 /// Everything the request handlers share.
 pub struct ServerState {
     /// The hosted apps.
-    pub apps: AppRegistry,
+    pub apps: Apps,
     /// This node's subscriptions.
     pub hub: Arc<Hub>,
     /// Cluster fan-out and cluster-wide state.
@@ -68,8 +70,12 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// The apps' security rules.
     pub guard: Guard,
-    /// The state store, when an app has API tokens (their revocations and uses live there).
+    /// The state store, opened at start-up when an app needs it (API tokens, previous or
+    /// rotated credentials) or its file exists; otherwise the sync opens it once a CLI
+    /// command has made the file (see `sync::run`).
     pub store: Option<Arc<dyn Store>>,
+    /// Where the state store's file is.
+    pub store_path: PathBuf,
 }
 
 impl ServerState {
@@ -78,20 +84,20 @@ impl ServerState {
     /// rule has no readable country database, or the state store cannot be opened.
     pub fn new(config: &Config) -> Result<(Self, Vec<WebhookWorkers>), StartError> {
         let guard = Guard::from_config(config)?;
-        let store: Option<Arc<dyn Store>> = if guard.tokens.is_empty() {
-            None
+        let store_path = config.store.path_in(&config.config_dir);
+        let store: Option<Arc<dyn Store>> = if needs_store(config) || store_path.exists() {
+            Some(Arc::new(SqliteStore::open(&store_path)?))
         } else {
-            let path = config.store.path_in(&config.config_dir);
-            Some(Arc::new(SqliteStore::open(&path)?))
+            None
         };
-        let apps = AppRegistry::from_config(config);
+        let apps = Apps::new(AppRegistry::from_config(config));
         let mut sinks = HashMap::new();
         let mut workers = Vec::new();
         for app_config in &config.apps {
             let Some(app) = apps.by_id(app_config.id.as_str()) else {
                 continue;
             };
-            if let Some((sink, app_workers)) = webhooks::for_app(app, app_config) {
+            if let Some((sink, app_workers)) = webhooks::for_app(&app, app_config) {
                 sinks.insert(app.id.clone(), sink);
                 workers.push(app_workers);
             }
@@ -117,10 +123,19 @@ impl ServerState {
             shutdown: CancellationToken::new(),
             guard,
             store,
+            store_path,
         };
         if let Some(store) = &state.store {
-            sync::load_revocations(&state, store.as_ref())?;
+            sync::load(&state, store.as_ref())?;
         }
         Ok((state, workers))
     }
+}
+
+/// Whether an app keeps state in the store: API tokens (revocations, uses), previous pairs
+/// (their uses) or a rotation schedule.
+fn needs_store(config: &Config) -> bool {
+    config.apps.iter().any(|app| {
+        !app.tokens.is_empty() || !app.previous_credentials.is_empty() || app.rotation.is_some()
+    })
 }

@@ -1,28 +1,31 @@
-//! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the
-//! tokens' uses are flushed to the store and the revocations read back into the guard, so a
-//! `relay token revoke` reaches the server within seconds and a request never waits on the
-//! store. The store's calls block (SQLite), so they run on tokio's blocking pool.
+//! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the uses
+//! of tokens and previous pairs are flushed to the store, the revocations read back into the
+//! guard, and the store's credentials laid over the apps' keyrings (rotating those whose
+//! schedule is due), so a `relay token revoke` or `relay keys rotate` reaches the server within
+//! seconds and a request never waits on the store. The store's calls block (SQLite), so they
+//! run on tokio's blocking pool.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::ServerState;
-use crate::store::{SYNC_INTERVAL, Store};
+use super::{ServerState, credentials};
+use crate::store::{SYNC_INTERVAL, SqliteStore, Store, StoreError};
 
-/// Reads the revocations once, before the server serves (a revoked token is refused from
-/// the first request).
-pub fn load_revocations(
-    state: &ServerState,
-    store: &dyn Store,
-) -> Result<(), crate::store::StoreError> {
+/// Reads the revocations and the stored credentials once, before the server serves (a
+/// revoked token is refused, and a rotated secret current, from the first request).
+pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     state.guard.tokens.set_revoked(&store.revoked_tokens()?);
+    credentials::apply_stored(&state.apps, &store.credentials()?, SystemTime::now(), true);
     Ok(())
 }
 
-/// Syncs every [`SYNC_INTERVAL`] until `stop`, then flushes the last uses.
-pub async fn run(state: Arc<ServerState>, store: Arc<dyn Store>, stop: CancellationToken) {
+/// Syncs every [`SYNC_INTERVAL`] until `stop`, then flushes the last uses. Without a store
+/// at start-up, opens it as soon as its file appears (a CLI command made it).
+pub async fn run(state: Arc<ServerState>, stop: CancellationToken) {
+    let mut store = state.store.clone();
     let mut ticks = tokio::time::interval(SYNC_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,24 +33,61 @@ pub async fn run(state: Arc<ServerState>, store: Arc<dyn Store>, stop: Cancellat
             _ = ticks.tick() => {}
             () = stop.cancelled() => break,
         }
-        sync_once(&state, &store).await;
+        if store.is_none() {
+            store = open_if_made(&state).await;
+        }
+        if let Some(store) = &store {
+            sync_once(&state, store).await;
+        }
     }
-    sync_once(&state, &store).await;
+    if let Some(store) = &store {
+        sync_once(&state, store).await;
+    }
+}
+
+/// The store, if its file exists now.
+async fn open_if_made(state: &ServerState) -> Option<Arc<dyn Store>> {
+    let path = state.store_path.clone();
+    if !path.exists() {
+        return None;
+    }
+    let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await;
+    match opened {
+        Ok(Ok(store)) => {
+            info!(path = %state.store_path.display(), "the state store appeared; syncing with it");
+            Some(Arc::new(store))
+        }
+        Ok(Err(error)) => {
+            warn!(%error, "cannot open the state store");
+            None
+        }
+        Err(error) => {
+            warn!(%error, "the state store task failed");
+            None
+        }
+    }
 }
 
 async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
-    let uses = state.guard.tokens.take_uses();
+    let token_uses = state.guard.tokens.take_uses();
+    let pair_uses: Vec<_> = state
+        .apps
+        .load()
+        .apps()
+        .flat_map(|app| app.take_pair_uses())
+        .collect();
     let (state, store) = (state.clone(), store.clone());
     let synced = tokio::task::spawn_blocking(move || {
-        store.record_token_uses(&uses)?;
-        store
-            .revoked_tokens()
-            .map(|revoked| state.guard.tokens.set_revoked(&revoked))
+        store.record_token_uses(&token_uses)?;
+        store.record_pair_uses(&pair_uses)?;
+        state.guard.tokens.set_revoked(&store.revoked_tokens()?);
+        credentials::rotate_due(&state.apps, store.as_ref(), SystemTime::now())
     })
     .await;
     match synced {
-        Ok(Ok(())) => {}
-        // The last known revocations stay in force (fail closed); uses of this round are lost.
+        Ok(Ok(notices)) => credentials::send_all(notices),
+        // The last known revocations and keyrings stay in force (fail closed); uses of this
+        // round are lost.
         Ok(Err(error)) => warn!(%error, "cannot sync with the state store"),
         Err(error) => warn!(%error, "the state store sync task failed"),
     }

@@ -1,5 +1,6 @@
 //! State that must outlive the process and be shared with the CLI: token revocations and
-//! token use (later generated credentials, security events, bans and lockdowns). One node
+//! uses, rotated credentials with their schedule, and uses of previous pairs (later security
+//! events, bans and lockdowns). One node
 //! keeps it in an embedded SQLite file ([`SqliteStore`], WAL mode, so the CLI writes while
 //! the server runs); the Redis scale-out implements the same [`Store`] trait.
 //!
@@ -48,6 +49,127 @@ pub struct TokenUse {
     pub last_address: Option<IpAddr>,
 }
 
+/// Why a pair was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationReason {
+    /// The pair `config.toml` named, kept when the first rotation replaced it.
+    Config,
+    /// The schedule (`rotation.every`).
+    Scheduled,
+    /// `relay keys rotate`.
+    Manual,
+    /// `relay keys rotate --key`: a new key as well as a new secret.
+    NewKey,
+}
+
+impl RotationReason {
+    /// The name kept in the store and shown by `relay keys show`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationReason::Config => "config",
+            RotationReason::Scheduled => "scheduled",
+            RotationReason::Manual => "manual",
+            RotationReason::NewKey => "new-key",
+        }
+    }
+
+    /// The reason named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            RotationReason::Config,
+            RotationReason::Scheduled,
+            RotationReason::Manual,
+            RotationReason::NewKey,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == name)
+    }
+}
+
+/// One key/secret pair of an app as the store keeps it. The pair with the highest
+/// generation is the app's current one; the others end at their `valid_until`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPair {
+    /// Its app.
+    pub app_id: String,
+    /// 0 for the pair `config.toml` named, then 1, 2, … in rotation order.
+    pub generation: u64,
+    /// The key.
+    pub key: String,
+    /// The secret.
+    pub secret: String,
+    /// When it was made (for generation 0: when it was replaced).
+    pub created_at: SystemTime,
+    /// When it stops working; `None` while it is current.
+    pub valid_until: Option<SystemTime>,
+    /// Why it was made.
+    pub reason: RotationReason,
+}
+
+impl std::fmt::Debug for StoredPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPair")
+            .field("app_id", &self.app_id)
+            .field("generation", &self.generation)
+            .field("key", &self.key)
+            .field("secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("valid_until", &self.valid_until)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+/// A rotation to record: `new_key`/`new_secret` become current, the pair they replace stays
+/// valid until `replaced_valid_until`.
+#[derive(Debug, Clone)]
+pub struct Rotation<'a> {
+    /// The app.
+    pub app_id: &'a str,
+    /// The generation the caller saw as current (`None`: config.toml's pair). If another
+    /// process rotated since, nothing is written ([`Rotated::Conflict`]).
+    pub based_on: Option<u64>,
+    /// The pair replaced, kept as generation 0 when it is config.toml's (`based_on` is
+    /// `None`); otherwise the stored current pair is the one replaced.
+    pub replaced: (&'a str, &'a str),
+    /// The new key.
+    pub new_key: &'a str,
+    /// The new secret.
+    pub new_secret: &'a str,
+    /// When.
+    pub at: SystemTime,
+    /// When the replaced pair stops working.
+    pub replaced_valid_until: SystemTime,
+    /// Why.
+    pub reason: RotationReason,
+}
+
+/// What became of a [`Rotation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotated {
+    /// Recorded: the new pair has this generation.
+    Done(u64),
+    /// Another process rotated the app first; nothing was written.
+    Conflict,
+}
+
+/// How a previous pair has been used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairUse {
+    /// Its app.
+    pub app_id: String,
+    /// The pair's label (`generation N`, or `config KEY VALID_UNTIL`).
+    pub pair: String,
+    /// Uses counted.
+    pub count: u64,
+    /// The last one's time.
+    pub last_used: SystemTime,
+    /// The last one's client address, when known.
+    pub last_address: Option<IpAddr>,
+    /// Where the last one was presented (`HTTP API`, `channel auth`, …).
+    pub last_via: String,
+}
+
 /// The state store.
 pub trait Store: Send + Sync {
     /// Revokes the app's token `name`; `false` if it already was.
@@ -58,4 +180,21 @@ pub trait Store: Send + Sync {
     fn record_token_uses(&self, uses: &[TokenUse]) -> Result<(), StoreError>;
     /// The app's tokens' uses so far.
     fn token_uses(&self, app_id: &str) -> Result<Vec<TokenUse>, StoreError>;
+    /// Every app's stored pairs, by app and generation.
+    fn credentials(&self) -> Result<Vec<StoredPair>, StoreError>;
+    /// Records `rotation` in one transaction, unless another rotation came first.
+    fn rotate(&self, rotation: &Rotation<'_>) -> Result<Rotated, StoreError>;
+    /// When the app's rotation schedule started: `now` the first time it is asked, the same
+    /// time ever after (so a restart does not reset the schedule).
+    fn rotation_schedule_start(
+        &self,
+        app_id: &str,
+        now: SystemTime,
+    ) -> Result<SystemTime, StoreError>;
+    /// When the app's rotation schedule started, if a server has started it.
+    fn rotation_schedule(&self, app_id: &str) -> Result<Option<SystemTime>, StoreError>;
+    /// Adds uses of previous pairs (counts added, the later one kept), in one transaction.
+    fn record_pair_uses(&self, uses: &[PairUse]) -> Result<(), StoreError>;
+    /// The app's previous pairs' uses so far.
+    fn pair_uses(&self, app_id: &str) -> Result<Vec<PairUse>, StoreError>;
 }

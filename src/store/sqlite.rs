@@ -1,6 +1,7 @@
 //! The state store in an embedded SQLite file: WAL mode (readers never wait for the writer,
 //! and the server and the CLI may write at once, each waiting up to [`BUSY_TIMEOUT`] for the
 //! other), every write one transaction, so a `kill -9` loses at most the last unflushed uses.
+//! The file holds rotated secrets, so a new one is made readable by its owner only.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -9,7 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
 
-use super::{RevokedToken, Store, StoreError, TokenUse};
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use super::{
+    PairUse, RevokedToken, Rotated, Rotation, RotationReason, Store, StoreError, StoredPair,
+    TokenUse,
+};
 
 /// How long a write waits for another process's write.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +35,29 @@ CREATE TABLE IF NOT EXISTS token_uses (
     last_used_ms INTEGER NOT NULL,
     last_address TEXT,
     PRIMARY KEY (app_id, name)
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    app_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    valid_until_ms INTEGER,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (app_id, generation)
+);
+CREATE TABLE IF NOT EXISTS rotation_schedules (
+    app_id TEXT PRIMARY KEY,
+    started_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pair_uses (
+    app_id TEXT NOT NULL,
+    pair TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    last_used_ms INTEGER NOT NULL,
+    last_address TEXT,
+    last_via TEXT NOT NULL,
+    PRIMARY KEY (app_id, pair)
 );
 ";
 
@@ -54,7 +83,14 @@ impl SqliteStore {
             path: shown.clone(),
             reason: reason.to_string(),
         };
+        let is_new = !path.exists();
         let connection = Connection::open(path).map_err(error)?;
+        if is_new {
+            owner_only(path).map_err(|reason| StoreError {
+                path: shown.clone(),
+                reason: format!("cannot make it readable by its owner only: {reason}"),
+            })?;
+        }
         connection.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
         use_wal(&connection).map_err(error)?;
         connection.execute_batch(SCHEMA).map_err(error)?;
@@ -143,9 +179,159 @@ impl Store for SqliteStore {
                     app_id: app_id.to_owned(),
                     name: row.get(0)?,
                     count: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-                    last_used: UNIX_EPOCH
-                        + Duration::from_millis(u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0)),
+                    last_used: time(row.get(2)?),
                     last_address: address.and_then(|text| text.parse::<IpAddr>().ok()),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn credentials(&self) -> Result<Vec<StoredPair>, StoreError> {
+        self.with(|connection| {
+            let mut query = connection.prepare(
+                "SELECT app_id, generation, key, secret, created_at_ms, valid_until_ms, reason
+                 FROM credentials ORDER BY app_id, generation",
+            )?;
+            let rows = query.query_map([], |row| {
+                let reason: String = row.get(6)?;
+                Ok(StoredPair {
+                    app_id: row.get(0)?,
+                    generation: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    key: row.get(2)?,
+                    secret: row.get(3)?,
+                    created_at: time(row.get(4)?),
+                    valid_until: row.get::<_, Option<i64>>(5)?.map(time),
+                    // Only this module writes the column; an unknown value is a manual one.
+                    reason: RotationReason::parse(&reason).unwrap_or(RotationReason::Manual),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn rotate(&self, rotation: &Rotation<'_>) -> Result<Rotated, StoreError> {
+        self.with(|connection| {
+            // Immediate: the write lock is taken before the current generation is read, so two
+            // processes rotating at once cannot both base a rotation on it.
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<i64> = transaction.query_row(
+                "SELECT MAX(generation) FROM credentials WHERE app_id = ?1",
+                [rotation.app_id],
+                |row| row.get(0),
+            )?;
+            let current = current.and_then(|generation| u64::try_from(generation).ok());
+            if current != rotation.based_on {
+                return Ok(Rotated::Conflict);
+            }
+            let replaced_until = millis(rotation.replaced_valid_until);
+            let next = match current {
+                None => {
+                    let (key, secret) = rotation.replaced;
+                    transaction.execute(
+                        "INSERT INTO credentials VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            rotation.app_id,
+                            key,
+                            secret,
+                            millis(rotation.at),
+                            replaced_until,
+                            RotationReason::Config.as_str()
+                        ],
+                    )?;
+                    1
+                }
+                Some(generation) => {
+                    transaction.execute(
+                        "UPDATE credentials SET valid_until_ms = ?3
+                         WHERE app_id = ?1 AND generation = ?2",
+                        params![rotation.app_id, generation as i64, replaced_until],
+                    )?;
+                    generation + 1
+                }
+            };
+            transaction.execute(
+                "INSERT INTO credentials VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+                params![
+                    rotation.app_id,
+                    next as i64,
+                    rotation.new_key,
+                    rotation.new_secret,
+                    millis(rotation.at),
+                    rotation.reason.as_str()
+                ],
+            )?;
+            transaction.commit()?;
+            Ok(Rotated::Done(next))
+        })
+    }
+
+    fn rotation_schedule_start(
+        &self,
+        app_id: &str,
+        now: SystemTime,
+    ) -> Result<SystemTime, StoreError> {
+        self.with(|connection| {
+            connection.execute(
+                "INSERT OR IGNORE INTO rotation_schedules (app_id, started_at_ms) VALUES (?1, ?2)",
+                params![app_id, millis(now)],
+            )?;
+            Ok(schedule_start(connection, app_id)?.unwrap_or(now))
+        })
+    }
+
+    fn rotation_schedule(&self, app_id: &str) -> Result<Option<SystemTime>, StoreError> {
+        self.with(|connection| schedule_start(connection, app_id))
+    }
+
+    fn record_pair_uses(&self, uses: &[PairUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.with(|connection| {
+            let transaction = connection.transaction()?;
+            for pair in uses {
+                let address = pair.last_address.map(|address| address.to_string());
+                transaction.execute(
+                    "INSERT INTO pair_uses (app_id, pair, count, last_used_ms, last_address, last_via)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (app_id, pair) DO UPDATE SET
+                         count = count + excluded.count,
+                         last_address = CASE WHEN excluded.last_used_ms >= last_used_ms
+                             THEN excluded.last_address ELSE last_address END,
+                         last_via = CASE WHEN excluded.last_used_ms >= last_used_ms
+                             THEN excluded.last_via ELSE last_via END,
+                         last_used_ms = MAX(last_used_ms, excluded.last_used_ms)",
+                    params![
+                        pair.app_id,
+                        pair.pair,
+                        pair.count as i64,
+                        millis(pair.last_used),
+                        address,
+                        pair.last_via
+                    ],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    fn pair_uses(&self, app_id: &str) -> Result<Vec<PairUse>, StoreError> {
+        self.with(|connection| {
+            let mut query = connection.prepare(
+                "SELECT pair, count, last_used_ms, last_address, last_via FROM pair_uses
+                 WHERE app_id = ?1",
+            )?;
+            let rows = query.query_map([app_id], |row| {
+                let address: Option<String> = row.get(3)?;
+                Ok(PairUse {
+                    app_id: app_id.to_owned(),
+                    pair: row.get(0)?,
+                    count: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    last_used: time(row.get(2)?),
+                    last_address: address.and_then(|text| text.parse::<IpAddr>().ok()),
+                    last_via: row.get(4)?,
                 })
             })?;
             rows.collect()
@@ -179,6 +365,35 @@ fn millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
         i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
     })
+}
+
+/// When the app's schedule started, if it has.
+fn schedule_start(connection: &Connection, app_id: &str) -> rusqlite::Result<Option<SystemTime>> {
+    connection
+        .query_row(
+            "SELECT started_at_ms FROM rotation_schedules WHERE app_id = ?1",
+            [app_id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map(|started| started.map(time))
+}
+
+/// The time SQLite's integer of milliseconds stands for.
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Makes the new file at `path` readable and writable by its owner only.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -263,6 +478,108 @@ mod tests {
                 .unwrap()
                 .len(),
             100
+        );
+    }
+
+    fn rotation<'a>(based_on: Option<u64>, secret: &'a str, at_ms: u64) -> Rotation<'a> {
+        Rotation {
+            app_id: "1",
+            based_on,
+            replaced: ("k", "config-secret"),
+            new_key: "k",
+            new_secret: secret,
+            at: at(at_ms),
+            replaced_valid_until: at(at_ms + 1000),
+            reason: RotationReason::Scheduled,
+        }
+    }
+
+    #[test]
+    fn rotations_keep_the_replaced_pair_and_refuse_a_stale_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        assert_eq!(
+            store.rotate(&rotation(None, "s1", 10)).unwrap(),
+            Rotated::Done(1)
+        );
+        assert_eq!(
+            store.rotate(&rotation(None, "lost", 20)).unwrap(),
+            Rotated::Conflict,
+            "based on config.toml's pair, which is no longer current"
+        );
+        assert_eq!(
+            store.rotate(&rotation(Some(1), "s2", 30)).unwrap(),
+            Rotated::Done(2)
+        );
+        let pairs = store.credentials().unwrap();
+        let summary: Vec<_> = pairs
+            .iter()
+            .map(|pair| {
+                (
+                    pair.generation,
+                    pair.secret.as_str(),
+                    pair.valid_until,
+                    pair.reason,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, "config-secret", Some(at(1010)), RotationReason::Config),
+                (1, "s1", Some(at(1030)), RotationReason::Scheduled),
+                (2, "s2", None, RotationReason::Scheduled),
+            ]
+        );
+        assert!(!format!("{pairs:?}").contains("s1"), "Debug hides secrets");
+    }
+
+    #[test]
+    fn a_schedule_starts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        assert_eq!(store.rotation_schedule("1").unwrap(), None);
+        assert_eq!(store.rotation_schedule_start("1", at(5)).unwrap(), at(5));
+        drop(store);
+        let again = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(again.rotation_schedule_start("1", at(9)).unwrap(), at(5));
+        assert_eq!(again.rotation_schedule("1").unwrap(), Some(at(5)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_store_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        store(&dir);
+        let mode = std::fs::metadata(dir.path().join("state.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn pair_uses_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let pair_use = |count, ms, via: &str| PairUse {
+            app_id: "1".into(),
+            pair: "generation 1".into(),
+            count,
+            last_used: at(ms),
+            last_address: None,
+            last_via: via.into(),
+        };
+        store
+            .record_pair_uses(&[pair_use(2, 100, "sign-in")])
+            .unwrap();
+        store
+            .record_pair_uses(&[pair_use(1, 50, "HTTP API")])
+            .unwrap();
+        assert_eq!(
+            store.pair_uses("1").unwrap(),
+            vec![pair_use(3, 100, "sign-in")]
         );
     }
 }

@@ -74,6 +74,8 @@ pub enum SendError {
 pub struct Outgoing {
     /// The JSON body.
     pub body: Bytes,
+    /// `X-Pusher-Key`: the key of the pair that signed it.
+    pub key: String,
     /// `X-Pusher-Signature`.
     pub signature: String,
     /// `X-Relay-Webhook-Id`.
@@ -118,8 +120,8 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    /// A client for `endpoint`, signing as the app with `app_key`.
-    pub fn new(endpoint: &Endpoint, app_key: &str) -> Self {
+    /// A client for `endpoint`.
+    pub fn new(endpoint: &Endpoint) -> Self {
         let url = &endpoint.url;
         let https = url.scheme_str() == Some("https");
         let host = url.host().unwrap_or_default();
@@ -162,9 +164,6 @@ impl WebhookClient {
         headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
         if !headers.iter().any(|(name, _)| name == USER_AGENT) {
             headers.push((USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)));
-        }
-        if let Ok(key) = HeaderValue::from_str(app_key) {
-            headers.push((HeaderName::from_static("x-pusher-key"), key));
         }
         WebhookClient {
             origin,
@@ -249,6 +248,9 @@ impl WebhookClient {
         headers.insert(HOST, self.origin.authority.clone());
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());
+        }
+        if let Ok(key) = HeaderValue::from_str(&outgoing.key) {
+            headers.insert(HeaderName::from_static("x-pusher-key"), key);
         }
         if let Ok(signature) = HeaderValue::from_str(&outgoing.signature) {
             headers.insert(HeaderName::from_static("x-pusher-signature"), signature);

@@ -61,7 +61,7 @@ impl Delivery {
 
     /// Sends every batch from `queue` until the queue closes and nothing is left to send.
     pub async fn run(self, mut queue: mpsc::Receiver<WebhookBatch>) {
-        let client = WebhookClient::new(&self.endpoint, &self.app.key);
+        let client = WebhookClient::new(&self.endpoint);
         let endpoint = &self.endpoint;
         let mut schedule = Schedule::new(endpoint.concurrency, self.capacity, endpoint.retry_for);
         let mut in_flight = FuturesUnordered::new();
@@ -152,10 +152,11 @@ impl Delivery {
     /// 300 s); the id stays the batch's.
     fn sign(&self, batch: &WebhookBatch) -> Outgoing {
         let body = batch.body(now_ms());
-        let signature = self.app.sign_webhook(body.as_bytes());
+        let signed = self.app.sign_webhook(body.as_bytes(), SystemTime::now());
         Outgoing {
             body: Bytes::from(body),
-            signature,
+            key: signed.key,
+            signature: signed.signature,
             id: batch.id().to_string(),
         }
     }

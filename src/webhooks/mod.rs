@@ -28,6 +28,7 @@ mod dispatcher;
 mod endpoint;
 mod event;
 mod lifecycle;
+mod notice;
 mod schedule;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use batch::{Batcher, WebhookBatch};
 pub use endpoint::Endpoint;
 pub use event::{EventKind, EventKinds, WebhookEvent};
 pub use lifecycle::{CACHE_MISS_DEDUP_WINDOW, Lifecycle};
+pub use notice::{NoticeError, RotationNotice};
 
 /// Events waiting for an app's dispatcher. It never waits on the network, so this only fills
 /// if the main thread stalls.

@@ -1,6 +1,7 @@
 //! The state of one connection, and the ways it talks back to its client.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytestring::ByteString;
@@ -8,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::client_event::ClientEventBudget;
 use super::inbound::CloseReason;
-use crate::apps::App;
+use crate::apps::{App, CredentialUse, Via};
 use crate::hub::{
     AppChannels, CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused,
 };
@@ -32,6 +33,8 @@ pub(super) enum Ending {
 pub(super) struct Connection {
     pub state: Arc<ServerState>,
     pub app: Arc<App>,
+    /// The client's address, when known (counted with uses of previous credentials).
+    pub address: Option<IpAddr>,
     pub channels: Arc<AppChannels>,
     pub socket_id: SocketId,
     /// Subscribed channels, with the member this socket joined as on presence channels.
@@ -46,12 +49,18 @@ pub(super) struct Connection {
 
 impl Connection {
     /// A connection with no subscriptions yet, writing through `outbox`.
-    pub fn new(state: Arc<ServerState>, app: Arc<App>, outbox: OutboxOwner) -> Self {
+    pub fn new(
+        state: Arc<ServerState>,
+        app: Arc<App>,
+        address: Option<IpAddr>,
+        outbox: OutboxOwner,
+    ) -> Self {
         let channels = state.hub.app(&app.id);
         let client_events = ClientEventBudget::new(app.limits.max_client_events_per_second);
         Connection {
             state,
             app,
+            address,
             channels,
             socket_id: SocketId::random(),
             subscriptions: HashMap::new(),
@@ -60,6 +69,11 @@ impl Connection {
             watching: Vec::new(),
             outbox,
         }
+    }
+
+    /// A presentation of credentials on this connection, now.
+    pub fn credential_use(&self, via: Via) -> CredentialUse {
+        CredentialUse::now(via, self.address)
     }
 
     /// The handle publishers deliver to this connection through.

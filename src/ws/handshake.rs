@@ -1,9 +1,10 @@
 //! Admission of a new connection: app look-up, the guard's handshake rules (origins, and with
 //! `apply_to_websocket` the IP, geo and mTLS rules), protocol version, connection quota.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::apps::App;
+use crate::apps::{App, CredentialUse, Via};
 use crate::guard::{PeerHeaders, Refusal};
 use crate::hub::ConnectionSlot;
 use crate::protocol::CloseCode;
@@ -17,6 +18,8 @@ const SUPPORTED_PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
 pub(super) struct Admitted {
     /// The app it connected to.
     pub app: Arc<App>,
+    /// The client's address, when known.
+    pub address: Option<IpAddr>,
     /// Its place in the app's connection quota, held for the connection's lifetime.
     pub slot: ConnectionSlot,
 }
@@ -47,20 +50,22 @@ pub(super) fn admit(
     if !app.enabled {
         return Err(CloseCode::AppDisabled.into());
     }
-    state.guard.admit_socket(&app.id, peer).map_err(|refusal| {
+    let client = state.guard.admit_socket(&app.id, peer).map_err(|refusal| {
         tracing::debug!(app = %app.id, %refusal, "handshake refused by the app's security rules");
         Refused::Guard(refusal)
     })?;
+    let address = client.address.known();
+    // A key whose pair's grace is over is no key of the app's any more.
+    if !app.accepts_key(key, &CredentialUse::now(Via::WebSocket, address)) {
+        return Err(CloseCode::AppNotFound.into());
+    }
     check_protocol(query)?;
     let slot = state
         .hub
         .app(&app.id)
         .try_open_connection(app.limits.max_connections)
         .ok_or(CloseCode::OverConnectionQuota)?;
-    Ok(Admitted {
-        app: app.clone(),
-        slot,
-    })
+    Ok(Admitted { app, address, slot })
 }
 
 /// Checks the `protocol` query parameter; other parameters are ignored.

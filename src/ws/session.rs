@@ -39,7 +39,7 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
     let (read_half, write_half) = socket.split();
     let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
     let mut outbound = OutboundWriter::new(write_half, writer, response_head);
-    let mut connection = Connection::new(state, admitted.app, owner);
+    let mut connection = Connection::new(state, admitted.app, admitted.address, owner);
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
     let ending = match connection.send(established) {

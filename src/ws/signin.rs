@@ -6,6 +6,7 @@
 //! Refusals are `pusher:error` 4009 and leave the connection open.
 
 use super::connection::{Connection, Ending};
+use crate::apps::Via;
 use crate::protocol::frames::{self, SigninRequest};
 use crate::protocol::signature::user_string_to_sign;
 use crate::protocol::{ChannelName, UserData};
@@ -19,7 +20,11 @@ impl Connection {
     /// Handles `pusher:signin`.
     pub(super) async fn signin(&mut self, request: SigninRequest) -> Result<(), Ending> {
         let signed = user_string_to_sign(&self.socket_id.to_string(), &request.user_data);
-        if let Err(error) = self.app.verify_auth(Some(&request.auth), &signed) {
+        if let Err(error) = self.app.verify_auth(
+            Some(&request.auth),
+            &signed,
+            &self.credential_use(Via::SignIn),
+        ) {
             return self.refuse_signin(&format!("Sign-in refused: {error}"));
         }
         let user = match UserData::parse(&request.user_data) {

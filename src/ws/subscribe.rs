@@ -7,7 +7,7 @@
 //! connection stays open.
 
 use super::connection::{Connection, Ending};
-use crate::apps::AuthError;
+use crate::apps::{AuthError, Via};
 use crate::hub::PresenceJoin;
 use crate::protocol::frames::{self, SubscribeRequest, SubscriptionErrorKind};
 use crate::protocol::signature::{channel_string_to_sign, presence_string_to_sign};
@@ -127,7 +127,8 @@ impl Connection {
             }
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let signed = channel_string_to_sign(&socket_id, channel.as_str());
-                self.app.verify_auth(auth, &signed)?;
+                self.app
+                    .verify_auth(auth, &signed, &self.credential_use(Via::ChannelAuth))?;
                 Ok(None)
             }
             ChannelKind::Presence => {
@@ -138,7 +139,8 @@ impl Connection {
                     )
                 })?;
                 let signed = presence_string_to_sign(&socket_id, channel.as_str(), channel_data);
-                self.app.verify_auth(auth, &signed)?;
+                self.app
+                    .verify_auth(auth, &signed, &self.credential_use(Via::ChannelAuth))?;
                 let max_info = self.app.limits.max_presence_member_size;
                 Ok(Some(PresenceMember::parse(channel_data, max_info)?))
             }

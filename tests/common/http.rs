@@ -97,13 +97,27 @@ pub fn signed_path(
     secret: &str,
     timestamp: u64,
 ) -> String {
+    signed_path_as(method, path, params, body, (APP_KEY, secret), timestamp)
+}
+
+/// [`signed_path`] with the key and secret of `pair`.
+#[allow(dead_code)]
+pub fn signed_path_as(
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    body: &str,
+    pair: (&str, &str),
+    timestamp: u64,
+) -> String {
+    let (key, secret) = pair;
     let timestamp = timestamp.to_string();
     let md5 = format!("{:x}", md5::compute(body.as_bytes()));
     let mut pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    pairs.push(("auth_key".into(), APP_KEY.into()));
+    pairs.push(("auth_key".into(), key.into()));
     pairs.push(("auth_timestamp".into(), timestamp));
     pairs.push(("auth_version".into(), "1.0".into()));
     if !body.is_empty() {

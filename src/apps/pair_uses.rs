@@ -1,0 +1,146 @@
+//! Uses of an app's previous pairs, counted so that an admin sees who has not moved to the
+//! current credentials (`relay keys show`). Uses of the current pair are not counted: that is
+//! the hot path, and nobody needs to be chased for it. Counts gather in memory and are taken
+//! by the state-store sync (`state::sync`), never written per request.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tracing::info;
+
+use crate::store::PairUse;
+
+/// Where a credential was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// An HTTP API request (signature or `X-Relay-Key` + secret).
+    Api,
+    /// A private, presence or encrypted channel subscription's `auth`.
+    ChannelAuth,
+    /// A `pusher:signin`'s `auth`.
+    SignIn,
+    /// A WebSocket connection to `/app/{key}`.
+    WebSocket,
+}
+
+impl Via {
+    /// The name shown by `relay keys show` and kept in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "HTTP API",
+            Via::ChannelAuth => "channel auth",
+            Via::SignIn => "sign-in",
+            Via::WebSocket => "WebSocket key",
+        }
+    }
+}
+
+/// One presentation of a credential: where, from whom, and when (the time every check of the
+/// keyring is made at).
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialUse {
+    /// Where.
+    pub via: Via,
+    /// The client's address, when known.
+    pub address: Option<IpAddr>,
+    /// When.
+    pub now: SystemTime,
+}
+
+impl CredentialUse {
+    /// A use at the current time.
+    pub fn now(via: Via, address: Option<IpAddr>) -> Self {
+        CredentialUse {
+            via,
+            address,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Uses {
+    /// Counts since the last [`PairUses::take`], by pair label.
+    counts: HashMap<String, PairUse>,
+    /// Pairs whose first use since start-up has been logged.
+    logged: std::collections::HashSet<String>,
+}
+
+/// The app's counts.
+#[derive(Debug, Default)]
+pub struct PairUses {
+    uses: Mutex<Uses>,
+}
+
+impl PairUses {
+    /// Counts a use of the previous pair `label` of app `app_id`; the first since start-up is
+    /// also logged.
+    pub fn record(&self, app_id: &str, label: &str, used: &CredentialUse) {
+        let mut uses = self
+            .uses
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let entry = uses
+            .counts
+            .entry(label.to_owned())
+            .or_insert_with(|| PairUse {
+                app_id: app_id.to_owned(),
+                pair: label.to_owned(),
+                count: 0,
+                last_used: used.now,
+                last_address: None,
+                last_via: used.via.as_str().to_owned(),
+            });
+        entry.count += 1;
+        entry.last_used = used.now;
+        entry.last_address = used.address;
+        used.via.as_str().clone_into(&mut entry.last_via);
+        if uses.logged.insert(label.to_owned()) {
+            info!(
+                app = app_id,
+                pair = label,
+                via = used.via.as_str(),
+                "a client uses a previous key/secret pair inside its grace period"
+            );
+        }
+    }
+
+    /// The counts gathered since the last call.
+    pub fn take(&self) -> Vec<PairUse> {
+        let mut uses = self
+            .uses
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        uses.counts.drain().map(|(_, counted)| counted).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_add_up_until_taken_and_keep_the_last_one() {
+        let uses = PairUses::default();
+        let at = |secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let used = |via, address: &str, secs| CredentialUse {
+            via,
+            address: address.parse().ok(),
+            now: at(secs),
+        };
+        uses.record("1", "generation 1", &used(Via::Api, "192.0.2.1", 5));
+        uses.record("1", "generation 1", &used(Via::SignIn, "192.0.2.2", 6));
+        uses.record("1", "config k", &used(Via::WebSocket, "", 7));
+        let mut taken = uses.take();
+        taken.sort_by(|a, b| a.pair.cmp(&b.pair));
+        assert_eq!(taken.len(), 2);
+        assert_eq!((taken[0].pair.as_str(), taken[0].count), ("config k", 1));
+        let first = &taken[1];
+        assert_eq!((first.count, first.last_used), (2, at(6)));
+        assert_eq!(first.last_address, "192.0.2.2".parse().ok());
+        assert_eq!(first.last_via, "sign-in");
+        assert!(uses.take().is_empty(), "taken once");
+    }
+}
