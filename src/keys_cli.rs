@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::apps::rotation;
-use crate::config::{AppConfig, Config, parse_duration};
+use crate::config::{AppConfig, Config, format_duration, parse_duration};
 use crate::store::{PairUse, Rotated, RotationReason, Store, StoreError};
 use crate::webhooks::RotationNotice;
 
@@ -133,8 +133,8 @@ pub fn show(
         ));
     }
     if let Some(policy) = app.rotation {
-        let every = humantime::format_duration(policy.every.0);
-        let grace = humantime::format_duration(policy.grace.0);
+        let every = format_duration(policy.every.0);
+        let grace = format_duration(policy.grace.0);
         let next = match store.rotation_schedule(app_id)? {
             Some(start) => format!("next {}", time(rotation::next_due(&policy, start, &stored))),
             None => "counted from the first server start with it".to_owned(),

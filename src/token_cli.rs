@@ -182,18 +182,11 @@ fn app_tokens<'a>(
         .ok_or_else(|| TokenCliError::UnknownApp(app.to_owned()))
 }
 
-/// `90d`, `12h`, `30m`, `45s` or plain seconds.
+/// `90d`, `12h`, `30m`, `45s` or plain seconds, not zero.
 fn parse_duration(text: &str) -> Result<Duration, TokenCliError> {
-    let bad = || TokenCliError::BadDuration(text.to_owned());
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let duration = humantime::parse_duration(text).map_err(|_| bad())?;
-    if duration.is_zero() {
-        Err(bad())
-    } else {
-        Ok(duration)
-    }
+    crate::config::parse_duration(text)
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| TokenCliError::BadDuration(text.to_owned()))
 }
 
 /// `text` as a TOML basic string.

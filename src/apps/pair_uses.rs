@@ -82,21 +82,24 @@ impl PairUses {
             .uses
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let entry = uses
-            .counts
-            .entry(label.to_owned())
-            .or_insert_with(|| PairUse {
+        if let Some(counted) = uses.counts.get_mut(label) {
+            counted.count += 1;
+            counted.last_used = used.now;
+            counted.last_address = used.address;
+            used.via.as_str().clone_into(&mut counted.last_via);
+            return;
+        }
+        uses.counts.insert(
+            label.to_owned(),
+            PairUse {
                 app_id: app_id.to_owned(),
                 pair: label.to_owned(),
-                count: 0,
+                count: 1,
                 last_used: used.now,
-                last_address: None,
+                last_address: used.address,
                 last_via: used.via.as_str().to_owned(),
-            });
-        entry.count += 1;
-        entry.last_used = used.now;
-        entry.last_address = used.address;
-        used.via.as_str().clone_into(&mut entry.last_via);
+            },
+        );
         if uses.logged.insert(label.to_owned()) {
             info!(
                 app = app_id,

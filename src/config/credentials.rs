@@ -91,6 +91,16 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     count.checked_mul(unit_seconds).map(Duration::from_secs)
 }
 
+/// `duration` in the largest of `d`, `h`, `m`, `s` that divides it (`90d`, `36h`, `45s`).
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let (count, unit) = [(24 * 3600, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| seconds > 0 && seconds % unit == 0)
+        .map_or((seconds, "s"), |(size, unit)| (seconds / size, unit));
+    format!("{count}{unit}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

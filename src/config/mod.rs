@@ -18,7 +18,8 @@ mod webhook;
 use std::path::{Path, PathBuf};
 
 pub use credentials::{
-    ConfigDuration, PreviousCredentials, RotationConfig, WebhookSigning, parse_duration,
+    ConfigDuration, PreviousCredentials, RotationConfig, WebhookSigning, format_duration,
+    parse_duration,
 };
 pub use interpolate::ConfigString;
 pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
