@@ -64,9 +64,11 @@ function configToml(appLines = []) {
 }
 
 /**
- * Start the Relay server under test. Resolves to { port, stop() } once the
- * server has printed its single ready line on stdout. `appLines` are extra
- * config lines for the app (e.g. 'enable_subscription_count = true').
+ * Start the Relay server under test. Resolves to { port, configPath, stop() }
+ * once the server has printed its single ready line on stdout. `appLines` are
+ * extra config lines for the app (e.g. 'enable_subscription_count = true').
+ * `configPath` is for the CLI (`relay --config PATH keys ...`); its folder,
+ * removed by stop(), also holds the state store.
  */
 async function startRelay({ appLines = [] } = {}) {
   const bin = relayBinary();
@@ -127,13 +129,14 @@ async function startRelay({ appLines = [] } = {}) {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  return { port, stop, stderr: () => stderr };
+  return { port, configPath, stop, stderr: () => stderr };
 }
 
 /**
  * Start the channel-authorization endpoint used by pusher-js.
  *
- *   POST /pusher/auth      signs with the real app secret
+ *   POST /pusher/auth      signs with the app's pair (`key`/`secret`, by
+ *                          default the current app-key/app-secret)
  *   POST /pusher/auth-bad  signs with a wrong secret (invalid signature)
  *   POST /pusher/user-auth signs a user sign-in (`authenticateUser`) as
  *                          { id: user_id, user_info: { name: user_name } },
@@ -143,11 +146,11 @@ async function startRelay({ appLines = [] } = {}) {
  * plus, for presence channels, `user_id` and `user_name` (sent via the
  * client's channelAuthorization.params).
  */
-async function startAuthServer() {
+async function startAuthServer({ key = APP.key, secret = APP.secret } = {}) {
   const signers = {
-    '/pusher/auth': new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret }),
-    '/pusher/auth-bad': new PusherServer({ appId: APP.id, key: APP.key, secret: 'wrong-secret' }),
-    '/pusher/user-auth': new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret }),
+    '/pusher/auth': new PusherServer({ appId: APP.id, key, secret }),
+    '/pusher/auth-bad': new PusherServer({ appId: APP.id, key, secret: 'wrong-secret' }),
+    '/pusher/user-auth': new PusherServer({ appId: APP.id, key, secret }),
   };
   const requests = [];
 
@@ -301,11 +304,12 @@ class Session {
    * Create a pusher-js client pointed at Relay.
    *   user:     { id, name, watchlist? } — identity sent to the auth endpoints
    *   authPath: 'good' (default) or 'bad' (wrong-secret signer)
+   *   key:      the app key to connect with (default app-key)
    */
-  client({ user, authPath = 'good', label } = {}) {
+  client({ user, authPath = 'good', label, key = APP.key } = {}) {
     const params = user ? { user_id: String(user.id), user_name: user.name } : {};
     if (user && user.watchlist) params.user_watchlist = user.watchlist.join(',');
-    const client = new Pusher(APP.key, {
+    const client = new Pusher(key, {
       wsHost: '127.0.0.1',
       wsPort: this.relayPort,
       forceTLS: false,
@@ -404,11 +408,11 @@ function useRelay(options = {}) {
   return env;
 }
 
-/** The official Node server SDK pointed at Relay on `port`, signing with `secret`. */
-function nodeSdk({ port, secret = APP.secret }) {
+/** The official Node server SDK pointed at Relay on `port`, signing with `key`/`secret`. */
+function nodeSdk({ port, key = APP.key, secret = APP.secret }) {
   return new PusherServer({
     appId: APP.id,
-    key: APP.key,
+    key,
     secret,
     host: '127.0.0.1',
     port,
@@ -420,6 +424,7 @@ function nodeSdk({ port, secret = APP.secret }) {
 module.exports = {
   APP,
   nodeSdk,
+  relayBinary,
   DEFAULT_TIMEOUT_MS,
   startRelay,
   startAuthServer,

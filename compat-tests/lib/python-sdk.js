@@ -23,11 +23,13 @@ function python() {
 
 /**
  * Run `sdk_call.py operation args` against the server on 127.0.0.1:`port`.
+ * `args` may set the SDK's `key`, `secret` or `app_id` (default: the app's
+ * current pair; an `args.secret` wins over the `secret` parameter).
  * Resolves to the SDK's return value; rejects with an Error carrying
  * status/type when the SDK raised.
  */
 function sdkCall(port, operation, args, secret = APP.secret) {
-  const payload = JSON.stringify({ ...args, port, app_id: APP.id, key: APP.key, secret });
+  const payload = JSON.stringify({ port, app_id: APP.id, key: APP.key, secret, ...args });
   return new Promise((resolve, reject) => {
     execFile(python(), [SCRIPT, operation, payload], { timeout: CALL_TIMEOUT_MS }, (err, stdout, stderr) => {
       const where = `sdk_call.py ${operation} ${JSON.stringify(args)}`;
