@@ -24,15 +24,12 @@
 
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
-const { EventEmitter } = require('node:events');
-const http = require('node:http');
 const { after, before, describe, test } = require('node:test');
 
 const PusherServer = require('pusher');
 
 const {
   APP,
-  DEFAULT_TIMEOUT_MS,
   Session,
   nodeSdk,
   recordEvents,
@@ -44,6 +41,7 @@ const {
 } = require('../lib/harness');
 const { appEvents } = require('../lib/http-api');
 const { sdkCall } = require('../lib/python-sdk');
+const { startReceiver } = require('../lib/webhook-receiver');
 
 const IN_GRACE = '2999-01-01T00:00:00Z';
 const EXPIRED = '2000-01-01T00:00:00Z';
@@ -130,68 +128,6 @@ function sessionFor(t, relay, auth) {
   const s = new Session(relay.port, auth);
   t.after(() => s.close());
   return s;
-}
-
-/**
- * The webhook receiver on 127.0.0.1: records every request as { path, headers, rawBody,
- * events } and answers 200. matching(filter) resolves with the first recorded (or later)
- * request passing `filter`, within `timeoutMs`.
- */
-async function startReceiver() {
-  const requests = [];
-  const arrivals = new EventEmitter();
-  const server = http.createServer((req, res) => {
-    let rawBody = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk) => {
-      rawBody += chunk;
-    });
-    req.on('end', () => {
-      let events = [];
-      try {
-        events = JSON.parse(rawBody).events || [];
-      } catch {
-        // Not JSON: kept as rawBody, and the SDKs will say it is invalid.
-      }
-      const entry = { path: req.url, headers: req.headers, rawBody, events };
-      requests.push(entry);
-      res.writeHead(200).end();
-      arrivals.emit('request', entry);
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-
-  function matching(filter, { timeoutMs = DEFAULT_TIMEOUT_MS, label } = {}) {
-    return new Promise((resolve, reject) => {
-      const found = requests.find(filter);
-      if (found) {
-        resolve(found);
-        return;
-      }
-      const onRequest = (entry) => {
-        if (!filter(entry)) return;
-        clearTimeout(timer);
-        arrivals.off('request', onRequest);
-        resolve(entry);
-      };
-      const timer = setTimeout(() => {
-        arrivals.off('request', onRequest);
-        const seen = requests.map((r) => `${r.path} ${r.rawBody}`).join('\n  ');
-        reject(new Error(`Timed out after ${timeoutMs} ms waiting for a webhook request (${label}); received:\n  ${seen}`));
-      }, timeoutMs);
-      arrivals.on('request', onRequest);
-    });
-  }
-
-  return {
-    url: (path) => `http://127.0.0.1:${server.address().port}${path}`,
-    matching,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /** Whether the Node SDK configured with `pair` finds a recorded webhook request valid (no request is made). */
@@ -443,7 +379,7 @@ describe('webhook signing with previous pairs', () => {
         const s = sessionFor(t, relay, auth);
         const name = `rot-webhook-${i}`;
         await subscribedChannel(s, name);
-        const request = await receiver.matching(
+        const [request] = await receiver.matching(
           (r) => r.path === path && r.events.some((e) => e.name === 'channel_occupied' && e.channel === name),
           { label: `channel_occupied ${name}` },
         );
@@ -480,7 +416,7 @@ describe('relay keys rotate on a running Relay', () => {
     const startedAt = Date.now();
     await relayCli(relay, ['keys', 'rotate', '--app', APP.id, ...args]);
     const fresh = await currentPair(relay);
-    const notice = await receiver.matching(
+    const [notice] = await receiver.matching(
       (r) => r.path === '/rotated' && r.events.some((e) => e.generation === fresh.generation),
       { label: `the rotation notice of generation ${fresh.generation}` },
     );
