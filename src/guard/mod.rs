@@ -19,6 +19,7 @@ mod geo;
 mod networks;
 mod origin;
 mod peer;
+pub mod scan;
 mod token;
 mod tokens;
 
