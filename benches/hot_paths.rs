@@ -1,7 +1,6 @@
 //! Micro-benchmarks of the functions on Relay's hot paths: channel-auth verification, HTTP API
 //! signature verification, and serializing a broadcast frame. Run with `cargo bench`; the
-//! figures are recorded in docs/benchmarks.md. (The secret scanner, named by the performance
-//! issue, does not exist yet; its benchmark belongs with it.)
+//! figures are recorded in docs/benchmarks.md. (The secret scanner has its own, benches/scan.rs.)
 
 use std::path::Path;
 use std::sync::Arc;

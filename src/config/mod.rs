@@ -25,7 +25,7 @@ pub use interpolate::ConfigString;
 pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
 pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,
-    SecurityConfig, UnknownCountry,
+    SecretScanning, SecurityConfig, UnknownCountry,
 };
 pub use tokens::{Rfc3339, Scope, TokenConfig, TokenHash};
 pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl, loggable_host};

@@ -41,21 +41,37 @@ pub struct SecurityConfig {
     /// The client certificates (SHA-256 fingerprints) that are let in.
     #[serde(default)]
     pub mtls_fingerprints: Vec<Fingerprint>,
-    /// Secret scanning of payloads (payload-protection issue): refused until it works.
+    /// What a secret found in an event's `data` does.
     #[serde(default)]
-    pub secret_scanning: Option<toml::Value>,
-    /// Secret-scanning detectors switched off: refused until scanning works.
+    pub secret_scanning: SecretScanning,
+    /// Detectors switched off, by id (e.g. `"jwt"`); checked against the scanner's list when
+    /// the guard is built.
     #[serde(default)]
-    pub secret_scanning_skip: Option<toml::Value>,
-    /// Personal-data detectors switched on: refused until scanning works.
+    pub secret_scanning_skip: Vec<String>,
+    /// Personal-data detectors switched on (`"card"`, `"ssn"`, `"email"`); off unless named.
     #[serde(default)]
-    pub secret_scanning_pii: Option<toml::Value>,
+    pub secret_scanning_pii: Vec<String>,
     /// Automatic lockdown: refused until it works.
     #[serde(default)]
     pub auto_lockdown: Option<toml::Value>,
     /// Whether a lockdown closes open connections: refused until lockdowns work.
     #[serde(default)]
     pub lockdown_closes_connections: Option<toml::Value>,
+}
+
+/// `secret_scanning`: what a secret found in an event's `data` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretScanning {
+    /// Not scanned.
+    #[default]
+    Off,
+    /// Delivered unchanged; the finding is logged (detector and position, never the text).
+    Warn,
+    /// Each secret replaced by `[REDACTED]`, then delivered.
+    Redact,
+    /// Refused: 422 for the HTTP API, `pusher:error` for a client event; nothing delivered.
+    Reject,
 }
 
 /// `[geoip]`.

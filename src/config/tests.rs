@@ -120,7 +120,7 @@ fn production_refuses_the_example_secret() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let found = problems(&format!(
-        "{APP}[apps.security]\nsecret_scanning = \"reject\"\n[redis]\nurl = \"redis://x\"\n"
+        "{APP}[apps.security]\nauto_lockdown = true\n[redis]\nurl = \"redis://x\"\n"
     ));
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|p| p.contains("not supported")));

@@ -326,15 +326,6 @@ fn security_problems(security: &SecurityConfig, has_geoip: bool) -> Vec<String> 
         );
     }
     let later = [
-        (security.secret_scanning.is_some(), "secret_scanning"),
-        (
-            security.secret_scanning_skip.is_some(),
-            "secret_scanning_skip",
-        ),
-        (
-            security.secret_scanning_pii.is_some(),
-            "secret_scanning_pii",
-        ),
         (security.auto_lockdown.is_some(), "auto_lockdown"),
         (
             security.lockdown_closes_connections.is_some(),

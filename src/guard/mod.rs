@@ -9,6 +9,10 @@
 //! too, and origins guard handshakes only. An app without `[apps.security]` costs one map
 //! look-up. Later protections (rate limits, bans, lockdown) plug into the same two calls.
 //!
+//! Payloads are the guard's too: [`Guard::inspect_payload`] applies the app's
+//! `secret_scanning` ([`payload`], with the [`scan`]ner and JSON-keeping [`redact`]ion) to
+//! an event's data on either edge.
+//!
 //! Which authentication method an API request uses is decided here too ([`credentials`]:
 //! the HMAC query signature or the `X-Relay-Key`/`X-Relay-Secret` headers, never two at
 //! once); the credentials themselves are checked by the app after the network rules, so a
@@ -18,24 +22,47 @@ mod credentials;
 mod geo;
 mod networks;
 mod origin;
+mod payload;
 mod peer;
+mod redact;
 pub mod scan;
 mod token;
 mod tokens;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
 pub use networks::Networks;
+pub use payload::{DetectorListError, PayloadSource, SecretFound};
 pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
 pub use tokens::{TokenEntry, TokenRefusal, TokenRegistry};
 
+use crate::apps::App;
 use crate::config::{Config, Fingerprint, SecurityConfig};
+use crate::protocol::ChannelName;
 use geo::GeoRule;
 use origin::AllowedOrigins;
+use payload::PayloadRules;
+
+/// Why the guard cannot be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// An app's geo rule has no readable country database.
+    #[error(transparent)]
+    Geo(#[from] GeoDatabaseError),
+    /// An app's secret-scanning detector lists name no detector, or the wrong kind.
+    #[error("app {app}: {error}")]
+    Detectors {
+        /// The app's id.
+        app: String,
+        /// What is wrong.
+        error: DetectorListError,
+    },
+}
 
 /// Why the guard refused a request or handshake; each message is safe to send to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +102,7 @@ struct AppGuard {
     origins: Option<AllowedOrigins>,
     mtls: Option<MtlsRule>,
     apply_to_websocket: bool,
+    payload: Option<PayloadRules>,
 }
 
 /// Registered client certificates.
@@ -86,7 +114,7 @@ struct MtlsRule {
 
 impl Guard {
     /// The guard `config` describes; the country database is read if an app has a geo rule.
-    pub fn from_config(config: &Config) -> Result<Self, GeoDatabaseError> {
+    pub fn from_config(config: &Config) -> Result<Self, GuardError> {
         let uses_geo = config.apps.iter().any(|app| {
             app.security
                 .as_ref()
@@ -98,17 +126,20 @@ impl Guard {
             )?)),
             _ => None,
         };
-        let apps = config
-            .apps
-            .iter()
-            .filter_map(|app| {
-                let security = app.security.as_ref()?;
-                Some((
-                    app.id.as_str().to_owned(),
-                    AppGuard::new(security, database.as_ref()),
-                ))
-            })
-            .collect();
+        let mut apps = HashMap::new();
+        for app in &config.apps {
+            let Some(security) = &app.security else {
+                continue;
+            };
+            let id = app.id.as_str().to_owned();
+            let guard = AppGuard::new(security, database.as_ref()).map_err(|error| {
+                GuardError::Detectors {
+                    app: id.clone(),
+                    error,
+                }
+            })?;
+            apps.insert(id, guard);
+        }
         Ok(Guard {
             default_proxies: Networks::new(config.server.trusted_proxies.clone()),
             apps,
@@ -157,12 +188,35 @@ impl Guard {
         }
         Ok(peer)
     }
+
+    /// What to deliver of `data`, an event of `app` on `channel`, under the app's
+    /// `secret_scanning`: the data, its redacted form, or nothing ([`SecretFound`]). Apps
+    /// without scanning cost one map look-up.
+    pub fn inspect_payload<'a>(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        data: &'a str,
+        source: PayloadSource,
+    ) -> Result<Cow<'a, str>, SecretFound> {
+        match self
+            .apps
+            .get(&app.id)
+            .and_then(|rules| rules.payload.as_ref())
+        {
+            Some(rules) => rules.inspect(app, channel, data, source, &self.tokens),
+            None => Ok(Cow::Borrowed(data)),
+        }
+    }
 }
 
 impl AppGuard {
-    fn new(security: &SecurityConfig, database: Option<&Arc<GeoDatabase>>) -> Self {
+    fn new(
+        security: &SecurityConfig,
+        database: Option<&Arc<GeoDatabase>>,
+    ) -> Result<Self, DetectorListError> {
         let has_mtls = security.mtls_required || !security.mtls_fingerprints.is_empty();
-        AppGuard {
+        Ok(AppGuard {
             trusted_proxies: security.trusted_proxies.clone().map(Networks::new),
             ip_allowlist: security.ip_allowlist.clone().map(Networks::new),
             geo: security
@@ -179,7 +233,8 @@ impl AppGuard {
                 required: security.mtls_required,
             }),
             apply_to_websocket: security.apply_to_websocket,
-        }
+            payload: PayloadRules::from_config(security)?,
+        })
     }
 
     /// The IP, geo and mTLS rules.

@@ -77,6 +77,8 @@ pub struct TokenRegistry {
     by_hash: HashMap<TokenHash, TokenEntry>,
     by_name: HashMap<(String, String), TokenHash>,
     revoked: ArcSwap<HashSet<TokenHash>>,
+    /// Tokens revoked here (seen in a payload) and not yet written to the store.
+    leaked: Mutex<Vec<(TokenHash, RevokedToken)>>,
 }
 
 impl TokenRegistry {
@@ -120,9 +122,13 @@ impl TokenRegistry {
         Ok(entry)
     }
 
-    /// Takes `revoked` (from the store) as the whole revoked set; names of tokens not in the
-    /// configuration are ignored.
+    /// Takes `revoked` (from the store) as the whole revoked set, with the leaked tokens not
+    /// yet written there; names of tokens not in the configuration are ignored.
     pub fn set_revoked(&self, revoked: &[RevokedToken]) {
+        let leaked = self
+            .leaked
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let hashes: HashSet<TokenHash> = revoked
             .iter()
             .filter_map(|token| {
@@ -130,9 +136,59 @@ impl TokenRegistry {
                     .get(&(token.app_id.clone(), token.name.clone()))
                     .copied()
             })
+            .chain(leaked.iter().map(|(hash, _)| *hash))
             .collect();
         if **self.revoked.load() != hashes {
             self.revoked.store(Arc::new(hashes));
+        }
+    }
+
+    /// Revokes the token `text` at once, if it is live at `now`: it was seen in a payload.
+    /// The revocation reaches the store at the next sync ([`Self::take_leaked`]).
+    pub fn revoke_leaked(&self, text: &str, now: SystemTime) -> Option<RevokedToken> {
+        let entry = self.verify(text, now).ok()?;
+        let hash = WellFormedToken::parse(text)?.hash();
+        let revoked = RevokedToken {
+            app_id: entry.app_id.clone(),
+            name: entry.name.clone(),
+        };
+        let mut leaked = self
+            .leaked
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        leaked.push((hash, revoked.clone()));
+        self.revoked.rcu(|current| {
+            let mut next = HashSet::clone(current);
+            next.insert(hash);
+            next
+        });
+        Some(revoked)
+    }
+
+    /// The tokens revoked by [`Self::revoke_leaked`] since the last call, for the store. They
+    /// stay revoked here: the store's next read includes them.
+    pub fn take_leaked(&self) -> Vec<RevokedToken> {
+        let mut leaked = self
+            .leaked
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        leaked.drain(..).map(|(_, token)| token).collect()
+    }
+
+    /// Puts back what [`Self::take_leaked`] gave when the store could not take it, so the
+    /// tokens stay revoked and are written at a later sync.
+    pub fn restore_leaked(&self, tokens: Vec<RevokedToken>) {
+        let mut leaked = self
+            .leaked
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for token in tokens {
+            if let Some(hash) = self
+                .by_name
+                .get(&(token.app_id.clone(), token.name.clone()))
+            {
+                leaked.push((*hash, token));
+            }
         }
     }
 
@@ -209,5 +265,36 @@ mod tests {
         assert_eq!(uses.len(), 1);
         assert_eq!((uses[0].count, uses[0].last_address), (3, Some(address)));
         assert!(registry.take_uses().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_leaked_token_is_revoked_at_once_and_stays_revoked_until_the_store_has_it() {
+        let token = generate_token();
+        let registry = registry_with(&token);
+        let now = SystemTime::now();
+        assert!(registry.verify(&token, now).is_ok());
+        let revoked = registry.revoke_leaked(&token, now).expect("a live token");
+        assert!(registry.verify(&token, now).is_err(), "revoked at once");
+        assert!(registry.revoke_leaked(&token, now).is_none(), "only once");
+        registry.set_revoked(&[]);
+        assert!(
+            registry.verify(&token, now).is_err(),
+            "the store does not have it yet"
+        );
+        let taken = registry.take_leaked();
+        assert_eq!(taken, vec![revoked.clone()]);
+        registry.restore_leaked(taken);
+        registry.set_revoked(&[]);
+        assert!(
+            registry.verify(&token, now).is_err(),
+            "put back after a failed write"
+        );
+        registry.take_leaked();
+        registry.set_revoked(&[revoked]);
+        assert!(registry.verify(&token, now).is_err(), "the store has it");
+        assert!(
+            registry.revoke_leaked(&generate_token(), now).is_none(),
+            "unknown token"
+        );
     }
 }

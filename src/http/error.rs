@@ -37,6 +37,15 @@ pub enum ApiError {
     /// Cluster state could not be reached.
     #[error("Temporarily unavailable")]
     Unavailable,
+    /// `secret_scanning = "reject"` found a secret in an event's data (422, naming the
+    /// detectors, never the text); `context` names the event of a batch.
+    #[error("{}{found}", context.as_deref().map(|at| format!("{at}: ")).unwrap_or_default())]
+    SecretFound {
+        /// `batch[N]`, in a batch.
+        context: Option<String>,
+        /// The detectors that fired.
+        found: crate::guard::SecretFound,
+    },
 }
 
 /// Seconds a client refused with [`ApiError::Busy`] is asked to wait.
@@ -55,6 +64,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(message) => {
                 ApiError::PayloadTooLarge(format!("{context}: {message}"))
             }
+            ApiError::SecretFound { found, .. } => ApiError::SecretFound {
+                context: Some(context.to_owned()),
+                found,
+            },
             other => other,
         }
     }
@@ -82,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SecretFound { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -89,6 +103,12 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Busy) {
             response.insert_header((actix_web::http::header::RETRY_AFTER, BUSY_RETRY_AFTER));
+        }
+        if let ApiError::SecretFound { found, .. } = self {
+            return response.json(serde_json::json!({
+                "error": self.to_string(),
+                "detectors": found.detectors,
+            }));
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -2,6 +2,7 @@
 //! channel's frame (serialized once) through the adapter. The handler returns as soon as the
 //! frames are queued; it never waits for subscribers.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use actix_web::{HttpResponse, web};
@@ -13,6 +14,7 @@ use super::{ApiError, SignedRequest};
 use tokio::time::Instant;
 
 use crate::apps::App;
+use crate::guard::{Guard, PayloadSource};
 use crate::hub::CachedEvent;
 use crate::protocol::{ChannelKind, ChannelName, SocketId, frames};
 use crate::state::ServerState;
@@ -72,6 +74,20 @@ impl ApiEvent {
             except,
             info,
         })
+    }
+
+    /// Applies the app's `secret_scanning` to the data: unchanged, redacted, or refused.
+    fn inspect(&mut self, guard: &Guard, app: &App) -> Result<(), ApiError> {
+        let inspected = guard
+            .inspect_payload(app, &self.channels[0], &self.data, PayloadSource::Api)
+            .map_err(|found| ApiError::SecretFound {
+                context: None,
+                found,
+            })?;
+        if let Cow::Owned(redacted) = inspected {
+            self.data = redacted;
+        }
+        Ok(())
     }
 
     /// Publishes to each channel; on cache channels the event is also kept as the last one.
@@ -146,7 +162,8 @@ pub async fn trigger(
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = JsonFields::parse(&request.body)?;
-    let event = ApiEvent::from_fields(&fields, &request.app, ChannelField::OneOrMany)?;
+    let mut event = ApiEvent::from_fields(&fields, &request.app, ChannelField::OneOrMany)?;
+    event.inspect(&state.guard, &request.app)?;
     event.publish(&state, &request.app).await?;
     if event.info.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({})));
@@ -182,6 +199,10 @@ pub async fn trigger_batch(
             let at = format!("batch[{index}]");
             JsonFields::from_value(item, &at)
                 .and_then(|fields| ApiEvent::from_fields(&fields, &request.app, ChannelField::One))
+                .and_then(|mut event| {
+                    event.inspect(&state.guard, &request.app)?;
+                    Ok(event)
+                })
                 .map_err(|error| error.in_context(&at))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -21,7 +21,7 @@ pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
 use crate::adapter::{Adapter, LocalAdapter};
 use crate::apps::{AppRegistry, Apps};
 use crate::config::Config;
-use crate::guard::{GeoDatabaseError, Guard};
+use crate::guard::{Guard, GuardError};
 use crate::hub::{Hub, OutboxLimits};
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::webhooks::{self, WebhookWorkers};
@@ -29,9 +29,10 @@ use crate::webhooks::{self, WebhookWorkers};
 /// Why the shared state could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// An app's geo rule has no readable country database.
+    /// An app's security rules cannot be used (no readable country database, unknown
+    /// detectors).
     #[error(transparent)]
-    Geo(#[from] GeoDatabaseError),
+    Guard(#[from] GuardError),
     /// The state store cannot be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),

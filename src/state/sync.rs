@@ -1,5 +1,6 @@
 //! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the uses
-//! of tokens and previous pairs are flushed to the store, the revocations read back into the
+//! of tokens and previous pairs and the tokens revoked for leaking (seen in a payload) are
+//! flushed to the store, the revocations read back into the
 //! guard, and the store's credentials laid over the apps' keyrings (rotating those whose
 //! schedule is due), so a `relay token revoke` or `relay keys rotate` reaches the server within
 //! seconds and a request never waits on the store. The store's calls block (SQLite), so they
@@ -80,6 +81,16 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
     let synced = tokio::task::spawn_blocking(move || {
         store.record_token_uses(&token_uses)?;
         store.record_pair_uses(&pair_uses)?;
+        let leaked = state.guard.tokens.take_leaked();
+        let now = SystemTime::now();
+        if let Err(error) = leaked.iter().try_for_each(|token| {
+            store
+                .revoke_token(&token.app_id, &token.name, now)
+                .map(drop)
+        }) {
+            state.guard.tokens.restore_leaked(leaked);
+            return Err(error);
+        }
         state.guard.tokens.set_revoked(&store.revoked_tokens()?);
         credentials::rotate_due(&state.apps, store.as_ref(), SystemTime::now())
     })

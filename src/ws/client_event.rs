@@ -1,11 +1,15 @@
 //! Client events (`client-*`): sent by one member of a private or presence channel to the
 //! others, never echoed to the sender. On presence channels Relay sets `user_id` from the
-//! sender's authorised `channel_data`; whatever the client put there is not forwarded.
+//! sender's authorised `channel_data`; whatever the client put there is not forwarded. The
+//! app's `secret_scanning` applies to the data as to an HTTP API event's.
+
+use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
 use super::connection::{Connection, Ending};
+use crate::guard::PayloadSource;
 use crate::protocol::frames::{self, ClientEvent};
 use crate::protocol::{ChannelKind, ChannelName, CloseCode};
 use crate::webhooks::{EventKind, WebhookEvent};
@@ -62,13 +66,32 @@ impl Connection {
         else {
             return Ok(());
         };
+        let inspected = self.state.guard.inspect_payload(
+            &self.app,
+            channel,
+            event.data.get(),
+            PayloadSource::ClientEvent,
+        );
+        let redacted = match inspected {
+            Ok(Cow::Borrowed(_)) => None,
+            // Redaction keeps JSON JSON, and a client event's data is JSON.
+            Ok(Cow::Owned(redacted)) => RawValue::from_string(redacted).ok(),
+            Err(found) => {
+                let message = format!(
+                    "Client event rejected: {found} ({})",
+                    found.detectors.join(", ")
+                );
+                return self.send_error(None, &message);
+            }
+        };
+        let data = redacted.as_deref().unwrap_or(&event.data);
         let user_id = member.as_ref().map(|member| member.user_key.as_str());
-        let frame = frames::client_event(&event.event, channel.as_str(), &event.data, user_id);
+        let frame = frames::client_event(&event.event, channel.as_str(), data, user_id);
         self.channels
             .emit_webhook(EventKind::ClientEvent, || WebhookEvent::ClientEvent {
                 channel: channel.clone(),
                 event: event.event.clone(),
-                data: webhook_data(&event.data),
+                data: webhook_data(data),
                 socket_id: self.socket_id.to_string(),
                 user_id: user_id.map(str::to_owned),
             });
