@@ -1,6 +1,7 @@
 //! `trigger`: K concurrent keep-alive clients post signed events to a channel nobody
 //! subscribes to, for D seconds; requests per second, latency and the server's CPU per request,
-//! and how often the server made a client reconnect (`api_reconnects`).
+//! and how often the server made a client reconnect (`api_reconnects`). `--data-bytes` makes
+//! each event's data a clean chat-like JSON object of that size.
 
 use std::time::Duration;
 
@@ -23,6 +24,20 @@ pub struct TriggerArgs {
     /// Seconds to post for.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// Bytes of each event's `data`: `{}` by default; larger, a chat-like JSON object of about
+    /// that size with no secret in it (what a payload scanner must get through quickly).
+    #[arg(long, default_value_t = 2)]
+    pub data_bytes: usize,
+}
+
+/// Chat-like JSON of about `bytes` bytes (at least `{}`): messages with prose, ids and times.
+fn event_data(bytes: usize) -> String {
+    const MESSAGE: &str = r#"{"id":"m-1042","user":"ada","at":"2026-12-02T10:04:11Z","text":"see you at the standup, the deploy of build 7731 went fine"}"#;
+    if bytes <= 2 {
+        return "{}".to_owned();
+    }
+    let count = (bytes / (MESSAGE.len() + 1)).max(1);
+    format!("{{\"messages\":[{}]}}", vec![MESSAGE; count].join(","))
 }
 
 /// What one posting connection saw.
@@ -49,7 +64,7 @@ pub async fn run(
     let deadline = started + Duration::from_secs_f64(args.duration);
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|client| tokio::spawn(post_until(client, deadline)))
+        .map(|client| tokio::spawn(post_until(client, deadline, event_data(args.data_bytes))))
         .collect();
     let results = collect(tasks).await?;
     let elapsed = started.elapsed();
@@ -81,7 +96,11 @@ pub async fn run(
     Ok(report)
 }
 
-async fn post_until(mut api: ApiClient, deadline: Instant) -> Result<Posted, BenchError> {
+async fn post_until(
+    mut api: ApiClient,
+    deadline: Instant,
+    data: String,
+) -> Result<Posted, BenchError> {
     let channels = ["bench-trigger-empty".to_owned()];
     let mut posted = Posted {
         requests: 0,
@@ -92,7 +111,7 @@ async fn post_until(mut api: ApiClient, deadline: Instant) -> Result<Posted, Ben
     };
     while Instant::now() < deadline {
         let sent = Instant::now();
-        let response = api.trigger(&channels, "bench-event", "{}").await?;
+        let response = api.trigger(&channels, "bench-event", &data).await?;
         posted.latencies.record(sent.elapsed());
         posted.requests += 1;
         if !(200..300).contains(&response.status) {
@@ -104,4 +123,23 @@ async fn post_until(mut api: ApiClient, deadline: Instant) -> Result<Posted, Ben
     }
     posted.reconnects = api.reconnects();
     Ok(posted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_data;
+
+    #[test]
+    fn event_data_is_json_of_about_the_size_asked() {
+        assert_eq!(event_data(2), "{}");
+        for bytes in [200, 10_000] {
+            let data = event_data(bytes);
+            serde_json::from_str::<serde_json::Value>(&data).unwrap();
+            assert!(
+                data.len() <= bytes + 200 && data.len() + 200 >= bytes,
+                "{}",
+                data.len()
+            );
+        }
+    }
 }
