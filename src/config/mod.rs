@@ -9,6 +9,7 @@
 
 mod credentials;
 mod interpolate;
+mod limits;
 mod schema;
 mod security;
 mod tokens;
@@ -22,6 +23,7 @@ pub use credentials::{
     parse_duration,
 };
 pub use interpolate::ConfigString;
+pub use limits::LimitsConfig;
 pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
 pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::credentials::{PreviousCredentials, RotationConfig, WebhookSigning};
 use super::security::{GeoIpConfig, Network, SecurityConfig};
 use super::tokens::TokenConfig;
-use super::{ConfigString, WebhookConfig, WebhookUrl};
+use super::{ConfigString, LimitsConfig, WebhookConfig, WebhookUrl};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +214,9 @@ pub struct AppConfig {
     /// `[apps.security]`: the app's network rules.
     #[serde(default)]
     pub security: Option<SecurityConfig>,
+    /// `[apps.limits]`: the app's rate limits and quotas.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
     /// `[[apps.tokens]]`: the app's API tokens (hashes, scopes, expiry).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,

@@ -192,6 +192,20 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             ));
         }
     }
+    if let Some(limits) = &app.limits {
+        let later = [
+            (limits.events_per_second.is_some(), "events_per_second"),
+            (limits.daily_messages.is_some(), "daily_messages"),
+            (limits.connections_per_ip.is_some(), "connections_per_ip"),
+        ];
+        for (set, key) in later {
+            if set {
+                problem(&format!(
+                    "limits.{key} is not supported by this version of Relay yet"
+                ));
+            }
+        }
+    }
     if let Some(rotation) = &app.rotation {
         let (every, grace) = (rotation.every.0, rotation.grace.0);
         if every < MIN_ROTATION_INTERVAL {

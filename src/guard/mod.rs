@@ -7,7 +7,9 @@
 //! ([`geo`]), allowed origins ([`origin`]) and client-certificate fingerprints. The API
 //! rules (IP, geo, mTLS) guard the HTTP API; `apply_to_websocket` applies them to handshakes
 //! too, and origins guard handshakes only. An app without `[apps.security]` costs one map
-//! look-up. Later protections (rate limits, bans, lockdown) plug into the same two calls.
+//! look-up. The rate limits of `[apps.limits]` ([`limits`]) are counted right after the
+//! network rules, before any credential is looked at. Later protections (bans, lockdown) plug
+//! into the same calls.
 //!
 //! Payloads are the guard's too: [`Guard::inspect_payload`] applies the app's
 //! `secret_scanning` ([`payload`], with the [`scan`]ner and JSON-keeping [`redact`]ion) to
@@ -20,6 +22,7 @@
 
 mod credentials;
 mod geo;
+mod limits;
 mod networks;
 mod origin;
 mod payload;
@@ -31,10 +34,12 @@ mod tokens;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
+pub use limits::{ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES};
 pub use networks::Networks;
 pub use payload::{DetectorListError, PayloadSource, SecretFound};
 pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
@@ -103,6 +108,7 @@ struct AppGuard {
     mtls: Option<MtlsRule>,
     apply_to_websocket: bool,
     payload: Option<PayloadRules>,
+    limits: Option<Box<dyn Limiter>>,
 }
 
 /// Registered client certificates.
@@ -127,17 +133,24 @@ impl Guard {
             _ => None,
         };
         let mut apps = HashMap::new();
+        let no_rules = SecurityConfig::default();
         for app in &config.apps {
-            let Some(security) = &app.security else {
+            if app.security.is_none() && app.limits.is_none() {
                 continue;
-            };
+            }
+            let security = app.security.as_ref().unwrap_or(&no_rules);
             let id = app.id.as_str().to_owned();
-            let guard = AppGuard::new(security, database.as_ref()).map_err(|error| {
+            let mut guard = AppGuard::new(security, database.as_ref()).map_err(|error| {
                 GuardError::Detectors {
                     app: id.clone(),
                     error,
                 }
             })?;
+            guard.limits = app
+                .limits
+                .as_ref()
+                .and_then(LocalLimiter::from_config)
+                .map(|limiter| Box::new(limiter) as Box<dyn Limiter>);
             apps.insert(id, guard);
         }
         Ok(Guard {
@@ -189,6 +202,28 @@ impl Guard {
         Ok(peer)
     }
 
+    /// Counts an HTTP API request to `app_id` from `address` (a `GET` when `read`) against
+    /// the app's `[apps.limits]`.
+    pub fn limit_api(
+        &self,
+        app_id: &str,
+        address: Option<IpAddr>,
+        read: bool,
+    ) -> Result<(), Limited> {
+        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
+            Some(limits) => limits.check_api(address, read),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a new WebSocket connection to `app_id` from `address`.
+    pub fn limit_connection(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Limited> {
+        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
+            Some(limits) => limits.check_connection(address),
+            None => Ok(()),
+        }
+    }
+
     /// What to deliver of `data`, an event of `app` on `channel`, under the app's
     /// `secret_scanning`: the data, its redacted form, or nothing ([`SecretFound`]). Apps
     /// without scanning cost one map look-up.
@@ -234,6 +269,7 @@ impl AppGuard {
             }),
             apply_to_websocket: security.apply_to_websocket,
             payload: PayloadRules::from_config(security)?,
+            limits: None,
         })
     }
 

@@ -187,6 +187,10 @@ pub(super) fn authenticate_head(
         tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
         ApiError::Forbidden(refusal)
     })?;
+    state
+        .guard
+        .limit_api(&app.id, sender.address.known(), head.method == "GET")
+        .map_err(ApiError::RateLimited)?;
     let body_signed = match credentials {
         ApiCredentials::KeyAndSecret { key, secret } => {
             let used = CredentialUse::now(Via::Api, sender.address.known());

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// Cluster state could not be reached.
     #[error("Temporarily unavailable")]
     Unavailable,
+    /// A rate limit of `[apps.limits]` (429, with `Retry-After` and the RateLimit headers).
+    #[error("{0}")]
+    RateLimited(crate::guard::Limited),
     /// `secret_scanning = "reject"` found a secret in an event's data (422, naming the
     /// detectors, never the text); `context` names the event of a batch.
     #[error("{}{found}", context.as_deref().map(|at| format!("{at}: ")).unwrap_or_default())]
@@ -96,6 +99,7 @@ impl ResponseError for ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::SecretFound { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -103,6 +107,24 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Busy) {
             response.insert_header((actix_web::http::header::RETRY_AFTER, BUSY_RETRY_AFTER));
+        }
+        if let ApiError::RateLimited(limited) = self {
+            // draft-ietf-httpapi-ratelimit-headers-09: the policy (quota q per window w
+            // seconds) and what is left of it (r remaining, t seconds until it resets).
+            let name = limited.scope.as_str();
+            response
+                .insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    limited.retry_after.to_string(),
+                ))
+                .insert_header((
+                    "RateLimit-Policy",
+                    format!("\"{name}\";q={};w=1", limited.per_second),
+                ))
+                .insert_header((
+                    "RateLimit",
+                    format!("\"{name}\";r=0;t={}", limited.retry_after),
+                ));
         }
         if let ApiError::SecretFound { found, .. } = self {
             return response.json(serde_json::json!({

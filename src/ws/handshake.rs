@@ -31,6 +31,8 @@ pub(super) enum Refused {
     Protocol(CloseCode),
     /// The app's security rules: 4009 (pusher-js does not reconnect), with the rule's message.
     Guard(Refusal),
+    /// A rate limit of `[apps.limits]` (4100: pusher-js backs off and reconnects).
+    Limited(crate::guard::Limited),
 }
 
 impl From<CloseCode> for Refused {
@@ -55,6 +57,10 @@ pub(super) fn admit(
         Refused::Guard(refusal)
     })?;
     let address = client.address.known();
+    state
+        .guard
+        .limit_connection(&app.id, address)
+        .map_err(Refused::Limited)?;
     // A key whose pair's grace is over is no key of the app's any more.
     if !app.accepts_key(key, &CredentialUse::now(Via::WebSocket, address)) {
         return Err(CloseCode::AppNotFound.into());

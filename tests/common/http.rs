@@ -7,10 +7,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{APP_ID, APP_KEY, APP_SECRET, TIMEOUT, TestServer, sign};
 
-/// A response: status and body text.
+/// A response: status, head (status line and headers) and body text.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
+    pub head: String,
     pub body: String,
 }
 
@@ -18,6 +19,15 @@ impl Response {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+
+    /// The value of header `name` (any case), if present.
+    #[allow(dead_code)]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
     }
 
     /// The `error` message of a JSON error body.
@@ -76,6 +86,7 @@ pub async fn raw_request_from(
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     Response {
         status,
+        head: head.to_owned(),
         body: body.to_owned(),
     }
 }
