@@ -123,16 +123,8 @@ async fn a_websocket_over_its_addresss_connection_rate_gets_4100() {
 
 #[test]
 fn limits_not_built_yet_are_refused_not_ignored() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, limited("daily_messages = 1000\n")).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr);
+    let (passed, said) = common::check_config(&limited("daily_messages = 1000\n"));
+    assert!(!passed);
     assert!(
         said.contains("limits.daily_messages is not supported"),
         "{said}"

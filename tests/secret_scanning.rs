@@ -235,20 +235,9 @@ async fn a_live_token_in_a_payload_is_revoked_at_once_and_the_apps_secret_is_rep
 
 #[test]
 fn an_unknown_detector_is_a_start_up_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
-        scanning("warn", "secret_scanning_skip = [\"aws-key\"]\n"),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr);
+    let (passed, said) =
+        common::check_config(&scanning("warn", "secret_scanning_skip = [\"aws-key\"]\n"));
+    assert!(!passed);
     assert!(
         said.contains("unknown detector \"aws-key\"") && said.contains("aws-access-key"),
         "{said}"

@@ -47,6 +47,22 @@ enable_client_messages = true
     )
 }
 
+/// `relay check-config` on `config` (written to a file of its own): whether it passed, and what
+/// it said on stderr.
+#[allow(dead_code)]
+pub fn check_config(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run relay check-config");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
+}
+
 /// A running server process, killed on drop.
 pub struct TestServer {
     child: Child,
