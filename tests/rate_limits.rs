@@ -1,7 +1,8 @@
 //! `[apps.limits]` against the real server: the app's API limit holds under concurrent
 //! requests and answers 429 with `Retry-After` and the RateLimit headers naming the limit;
 //! per-address limits keep addresses apart; reads have their own limit; a WebSocket over its
-//! address's connection rate gets `pusher:error` and close 4100. (Exactness with an injected
+//! address's connection rate, or over its connections open at once, gets `pusher:error` and
+//! close 4100, and a place comes back when a connection ends. (Exactness with an injected
 //! clock and with threads racing is in the unit tests of `guard::limits`.)
 
 mod common;
@@ -119,6 +120,48 @@ async fn a_websocket_over_its_addresss_connection_rate_gets_4100() {
     let mut other =
         common::Client::from_socket(common::open_from(&server, "127.0.0.7", path, &[]).await);
     assert_eq!(other.recv().await["event"], "pusher:connection_established");
+}
+
+#[tokio::test]
+async fn connections_open_at_once_per_address_are_bounded_and_given_back() {
+    let server = TestServer::start_with(&limited("connections_per_ip = 2\n"));
+    let path = "/app/app-key?protocol=7";
+    let open = || common::open_from(&server, "127.0.0.8", path, &[]);
+    let mut first = common::Client::from_socket(open().await);
+    assert_eq!(first.recv().await["event"], "pusher:connection_established");
+    let mut second = common::Client::from_socket(open().await);
+    assert_eq!(
+        second.recv().await["event"],
+        "pusher:connection_established"
+    );
+    let mut third = common::Client::from_socket(open().await);
+    let error = third.recv().await;
+    assert_eq!(error["data"]["code"], 4100);
+    assert_eq!(
+        error["data"]["message"],
+        "too many connections (address): 2 open at once"
+    );
+    assert_eq!(third.expect_close().await, 4100);
+    let mut elsewhere =
+        common::Client::from_socket(common::open_from(&server, "127.0.0.9", path, &[]).await);
+    assert_eq!(
+        elsewhere.recv().await["event"],
+        "pusher:connection_established"
+    );
+    // A place comes back when a connection ends (the server notices the close at once).
+    first.close().await;
+    let start = std::time::Instant::now();
+    loop {
+        let mut again = common::Client::from_socket(open().await);
+        if again.recv().await["event"] == "pusher:connection_established" {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the place never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[test]

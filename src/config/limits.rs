@@ -28,7 +28,7 @@ pub struct LimitsConfig {
     /// Messages delivered per UTC day: not built yet.
     #[serde(default)]
     pub daily_messages: Option<NonZeroU32>,
-    /// Connections open at once from one client address: not built yet.
+    /// WebSocket connections open at once from one client address (IPv6: one /64).
     #[serde(default)]
     pub connections_per_ip: Option<NonZeroU32>,
 }

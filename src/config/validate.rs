@@ -196,7 +196,6 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
         let later = [
             (limits.events_per_second.is_some(), "events_per_second"),
             (limits.daily_messages.is_some(), "daily_messages"),
-            (limits.connections_per_ip.is_some(), "connections_per_ip"),
         ];
         for (set, key) in later {
             if set {

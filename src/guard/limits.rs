@@ -1,5 +1,6 @@
 //! The rate limits of `[apps.limits]`: HTTP API requests per app, per client address and for
-//! reads, and new WebSocket connections per client address. Each limit is a GCRA (the
+//! reads, and new WebSocket connections per client address (with the connections open at
+//! once per address, [`open_connections`](super::open_connections)). Each limit is a GCRA (the
 //! `governor` crate): exact under concurrency across the actix workers without a lock, with a
 //! burst of one second's worth. A refusal says which limit and when to come back (whole
 //! seconds, at least 1), for `Retry-After` and the RateLimit headers.
@@ -23,6 +24,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
 use tracing::warn;
 
+use super::open_connections::{AddressSlot, OpenConnections};
 use crate::config::LimitsConfig;
 
 /// Most client addresses one per-address limit keeps state for.
@@ -39,6 +41,8 @@ pub enum LimitScope {
     Reads,
     /// `connections_per_second_per_ip`.
     Connections,
+    /// `connections_per_ip` (connections open at once).
+    OpenConnections,
 }
 
 impl LimitScope {
@@ -49,28 +53,48 @@ impl LimitScope {
             LimitScope::Address => "address",
             LimitScope::Reads => "reads",
             LimitScope::Connections => "connections",
+            LimitScope::OpenConnections => "address",
         }
     }
 }
 
 /// A refusal by a rate limit; its message is safe to send to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("rate limited ({}): {per_second} {} per 1s", scope.as_str(), if matches!(scope, LimitScope::Connections) { "connections" } else { "requests" })]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {
     /// Which limit.
     pub scope: LimitScope,
-    /// Its rate.
+    /// Its rate (for `OpenConnections`, the connections allowed at once).
     pub per_second: u32,
     /// Whole seconds until the client may try again (at least 1).
     pub retry_after: u64,
 }
 
+impl std::fmt::Display for Limited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scope, rate) = (self.scope.as_str(), self.per_second);
+        match self.scope {
+            LimitScope::App | LimitScope::Address | LimitScope::Reads => {
+                write!(f, "rate limited ({scope}): {rate} requests per 1s")
+            }
+            LimitScope::Connections => {
+                write!(f, "rate limited ({scope}): {rate} connections per 1s")
+            }
+            LimitScope::OpenConnections => {
+                write!(f, "too many connections ({scope}): {rate} open at once")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Limited {}
+
 /// An app's rate limits, wherever their counters live.
 pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// Counts an HTTP API request from `address` (a `GET` when `read`).
     fn check_api(&self, address: Option<IpAddr>, read: bool) -> Result<(), Limited>;
-    /// Counts a new WebSocket connection from `address`.
-    fn check_connection(&self, address: Option<IpAddr>) -> Result<(), Limited>;
+    /// Counts a new WebSocket connection from `address`, and takes its place among the
+    /// address's open connections (held until the connection ends).
+    fn open_connection(&self, address: Option<IpAddr>) -> Result<Option<AddressSlot>, Limited>;
 }
 
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -114,6 +138,7 @@ pub struct LocalLimiter<C: Clock = DefaultClock> {
     reads: Option<Shared<C>>,
     api_per_address: Option<PerAddress<C>>,
     connections_per_address: Option<PerAddress<C>>,
+    open_per_address: Option<OpenConnections>,
 }
 
 impl<C: Clock> std::fmt::Debug for LocalLimiter<C> {
@@ -166,12 +191,16 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
             reads: shared(config.read_requests_per_second),
             api_per_address: per_address(config.api_requests_per_second_per_ip),
             connections_per_address: per_address(config.connections_per_second_per_ip),
+            open_per_address: config
+                .connections_per_ip
+                .map(|most| OpenConnections::new(most.get())),
             clock,
         };
         let any = limiter.api.is_some()
             || limiter.reads.is_some()
             || limiter.api_per_address.is_some()
-            || limiter.connections_per_address.is_some();
+            || limiter.connections_per_address.is_some()
+            || limiter.open_per_address.is_some();
         any.then_some(limiter)
     }
 
@@ -242,12 +271,16 @@ where
         Ok(())
     }
 
-    fn check_connection(&self, address: Option<IpAddr>) -> Result<(), Limited> {
+    fn open_connection(&self, address: Option<IpAddr>) -> Result<Option<AddressSlot>, Limited> {
         self.check_address(
             &self.connections_per_address,
             address,
             LimitScope::Connections,
-        )
+        )?;
+        match (&self.open_per_address, address) {
+            (Some(open), Some(address)) => open.try_open(address).map(Some),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -337,15 +370,15 @@ mod tests {
     fn connections_per_address_and_whole_seconds() {
         let (limits, clock) = limits("connections_per_second_per_ip = 2");
         let from = address("198.51.100.7");
-        assert_eq!(limits.check_connection(from), Ok(()));
-        assert_eq!(limits.check_connection(from), Ok(()));
-        let refused = limits.check_connection(from).unwrap_err();
+        assert_eq!(limits.open_connection(from).map(drop), Ok(()));
+        assert_eq!(limits.open_connection(from).map(drop), Ok(()));
+        let refused = limits.open_connection(from).map(drop).unwrap_err();
         assert_eq!(
             refused.to_string(),
             "rate limited (connections): 2 connections per 1s"
         );
         clock.advance(Duration::from_millis(500));
-        assert_eq!(limits.check_connection(from), Ok(()));
+        assert_eq!(limits.open_connection(from).map(drop), Ok(()));
         assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
         assert_eq!(whole_seconds(Duration::from_millis(2001)), 3);
         assert_eq!(whole_seconds(Duration::ZERO), 1);

@@ -24,6 +24,7 @@ mod credentials;
 mod geo;
 mod limits;
 mod networks;
+mod open_connections;
 mod origin;
 mod payload;
 mod peer;
@@ -41,6 +42,7 @@ pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
 pub use limits::{ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES};
 pub use networks::Networks;
+pub use open_connections::AddressSlot;
 pub use payload::{DetectorListError, PayloadSource, SecretFound};
 pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
@@ -216,11 +218,16 @@ impl Guard {
         }
     }
 
-    /// Counts a new WebSocket connection to `app_id` from `address`.
-    pub fn limit_connection(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Limited> {
+    /// Counts a new WebSocket connection to `app_id` from `address`, and takes its place among
+    /// the address's open connections (the slot is held for the connection's lifetime).
+    pub fn limit_connection(
+        &self,
+        app_id: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Option<AddressSlot>, Limited> {
         match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
-            Some(limits) => limits.check_connection(address),
-            None => Ok(()),
+            Some(limits) => limits.open_connection(address),
+            None => Ok(None),
         }
     }
 

@@ -22,6 +22,8 @@ pub(super) struct Admitted {
     pub address: Option<IpAddr>,
     /// Its place in the app's connection quota, held for the connection's lifetime.
     pub slot: ConnectionSlot,
+    /// Its place among its address's open connections (`connections_per_ip`), if limited.
+    pub address_slot: Option<crate::guard::AddressSlot>,
 }
 
 /// Why a handshake is refused.
@@ -57,7 +59,7 @@ pub(super) fn admit(
         Refused::Guard(refusal)
     })?;
     let address = client.address.known();
-    state
+    let address_slot = state
         .guard
         .limit_connection(&app.id, address)
         .map_err(Refused::Limited)?;
@@ -71,7 +73,12 @@ pub(super) fn admit(
         .app(&app.id)
         .try_open_connection(app.limits.max_connections)
         .ok_or(CloseCode::OverConnectionQuota)?;
-    Ok(Admitted { app, address, slot })
+    Ok(Admitted {
+        app,
+        address,
+        slot,
+        address_slot,
+    })
 }
 
 /// Checks the `protocol` query parameter; other parameters are ignored.
