@@ -11,6 +11,7 @@ mod credentials;
 mod interpolate;
 mod limits;
 mod schema;
+mod schemas;
 mod security;
 mod tokens;
 mod validate;
@@ -25,6 +26,7 @@ pub use credentials::{
 pub use interpolate::ConfigString;
 pub use limits::LimitsConfig;
 pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
+pub use schemas::{SchemaConfig, SchemaSource};
 pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,
     SecretScanning, SecurityConfig, UnknownCountry,
@@ -84,6 +86,9 @@ impl Config {
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
+        for schema in config.apps.iter_mut().flat_map(|app| &mut app.schemas) {
+            schema.line = line_of(text, schema.offset());
+        }
         let problems = validate::problems(&config);
         if problems.is_empty() {
             Ok(config)

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::credentials::{PreviousCredentials, RotationConfig, WebhookSigning};
+use super::schemas::SchemaConfig;
 use super::security::{GeoIpConfig, Network, SecurityConfig};
 use super::tokens::TokenConfig;
 use super::{ConfigString, LimitsConfig, WebhookConfig, WebhookUrl};
@@ -217,6 +218,9 @@ pub struct AppConfig {
     /// `[apps.limits]`: the app's rate limits and quotas.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// `[[apps.schemas]]`: JSON Schemas its events' data must satisfy, by channel prefix.
+    #[serde(default)]
+    pub schemas: Vec<SchemaConfig>,
     /// `[[apps.tokens]]`: the app's API tokens (hashes, scopes, expiry).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,

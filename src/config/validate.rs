@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{AppConfig, Config, Environment, SecurityConfig};
+use crate::protocol::{ChannelKind, ChannelName};
 
 /// The example secret shipped in the bundled `config.toml`.
 const EXAMPLE_SECRET: &str = "app-secret";
@@ -384,6 +385,20 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
                 warnings.push(format!(
                     "apps[{index}]: previous_credentials[{pair}] expired at {}; it is refused and can be removed",
                     humantime::format_rfc3339_seconds(previous.valid_until.0)
+                ));
+            }
+        }
+    }
+    for (index, app) in config.apps.iter().enumerate() {
+        for (entry, schema) in app.schemas.iter().enumerate() {
+            // A prefix is the start of a name, and as a name it has the kind of every channel
+            // it begins.
+            let encrypted = ChannelName::parse(&schema.channel_prefix, usize::MAX)
+                .is_ok_and(|prefix| prefix.kind() == ChannelKind::PrivateEncrypted);
+            if encrypted {
+                warnings.push(format!(
+                    "apps[{index}]: schemas[{entry}] (line {}) never applies: private-encrypted- channels carry ciphertext and are not validated",
+                    schema.line
                 ));
             }
         }

@@ -6,14 +6,16 @@
 //! ([`networks`]), the trusted proxies that may name the client ([`peer`]), Geo-IP rules
 //! ([`geo`]), allowed origins ([`origin`]) and client-certificate fingerprints. The API
 //! rules (IP, geo, mTLS) guard the HTTP API; `apply_to_websocket` applies them to handshakes
-//! too, and origins guard handshakes only. An app without `[apps.security]` costs one map
-//! look-up. The rate limits of `[apps.limits]` ([`limits`]) are counted right after the
-//! network rules, before any credential is looked at. Later protections (bans, lockdown) plug
-//! into the same calls.
+//! too, and origins guard handshakes only. An app without `[apps.security]`, `[apps.limits]`
+//! or `[[apps.schemas]]` costs one map look-up. The rate limits of `[apps.limits]`
+//! ([`limits`]) are counted right after the network rules, before any credential is looked
+//! at. Later protections (bans, lockdown) plug into the same calls.
 //!
-//! Payloads are the guard's too: [`Guard::inspect_payload`] applies the app's
-//! `secret_scanning` ([`payload`], with the [`scan`]ner and JSON-keeping [`redact`]ion) to
-//! an event's data on either edge.
+//! Payloads are the guard's too, on either edge: [`Guard::check_schemas`] holds an event's
+//! data to the app's `[[apps.schemas]]` ([`schemas`], compiled when the guard is built), then
+//! [`Guard::inspect_payload`] applies its `secret_scanning` ([`payload`], with the [`scan`]ner
+//! and JSON-keeping [`redact`]ion). Schemas come first: a refused event is published
+//! nowhere, so it need not be scanned, and the schema sees the data as its sender wrote it.
 //!
 //! Which authentication method an API request uses is decided here too ([`credentials`]:
 //! the HMAC query signature or the `X-Relay-Key`/`X-Relay-Secret` headers, never two at
@@ -30,6 +32,7 @@ mod payload;
 mod peer;
 mod redact;
 pub mod scan;
+mod schemas;
 mod token;
 mod tokens;
 
@@ -45,6 +48,7 @@ pub use networks::Networks;
 pub use open_connections::AddressSlot;
 pub use payload::{DetectorListError, PayloadSource, SecretFound};
 pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
+pub use schemas::{SchemaError, SchemaProblem, SchemaViolation};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
 pub use tokens::{TokenEntry, TokenRefusal, TokenRegistry};
 
@@ -54,6 +58,7 @@ use crate::protocol::ChannelName;
 use geo::GeoRule;
 use origin::AllowedOrigins;
 use payload::PayloadRules;
+use schemas::ChannelSchemas;
 
 /// Why the guard cannot be built from a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,14 @@ pub enum GuardError {
         app: String,
         /// What is wrong.
         error: DetectorListError,
+    },
+    /// An app's `[[apps.schemas]]` entry cannot be read or compiled.
+    #[error("app {app}: {error}")]
+    Schema {
+        /// The app's id.
+        app: String,
+        /// Which entry, and what is wrong.
+        error: SchemaError,
     },
 }
 
@@ -111,6 +124,7 @@ struct AppGuard {
     apply_to_websocket: bool,
     payload: Option<PayloadRules>,
     limits: Option<Box<dyn Limiter>>,
+    schemas: Option<ChannelSchemas>,
 }
 
 /// Registered client certificates.
@@ -121,7 +135,8 @@ struct MtlsRule {
 }
 
 impl Guard {
-    /// The guard `config` describes; the country database is read if an app has a geo rule.
+    /// The guard `config` describes; the country database is read if an app has a geo rule,
+    /// and every app's schemas are read and compiled.
     pub fn from_config(config: &Config) -> Result<Self, GuardError> {
         let uses_geo = config.apps.iter().any(|app| {
             app.security
@@ -137,11 +152,18 @@ impl Guard {
         let mut apps = HashMap::new();
         let no_rules = SecurityConfig::default();
         for app in &config.apps {
-            if app.security.is_none() && app.limits.is_none() {
+            let id = app.id.as_str().to_owned();
+            let schemas =
+                ChannelSchemas::compile(&app.schemas, &config.config_dir).map_err(|error| {
+                    GuardError::Schema {
+                        app: id.clone(),
+                        error,
+                    }
+                })?;
+            if app.security.is_none() && app.limits.is_none() && schemas.is_none() {
                 continue;
             }
             let security = app.security.as_ref().unwrap_or(&no_rules);
-            let id = app.id.as_str().to_owned();
             let mut guard = AppGuard::new(security, database.as_ref()).map_err(|error| {
                 GuardError::Detectors {
                     app: id.clone(),
@@ -153,6 +175,7 @@ impl Guard {
                 .as_ref()
                 .and_then(LocalLimiter::from_config)
                 .map(|limiter| Box::new(limiter) as Box<dyn Limiter>);
+            guard.schemas = schemas;
             apps.insert(id, guard);
         }
         Ok(Guard {
@@ -218,6 +241,26 @@ impl Guard {
         }
     }
 
+    /// Holds `data`, an event named `event` of app `app_id` on `channels`, to every schema of
+    /// the app that applies (none for `private-encrypted-` channels). Apps without schemas
+    /// cost one map look-up; channels without them a prefix comparison per entry.
+    pub fn check_schemas(
+        &self,
+        app_id: &str,
+        channels: &[ChannelName],
+        event: &str,
+        data: &str,
+    ) -> Result<(), SchemaViolation> {
+        match self
+            .apps
+            .get(app_id)
+            .and_then(|rules| rules.schemas.as_ref())
+        {
+            Some(schemas) => schemas.check(channels, event, data),
+            None => Ok(()),
+        }
+    }
+
     /// Counts a new WebSocket connection to `app_id` from `address`, and takes its place among
     /// the address's open connections (the slot is held for the connection's lifetime).
     pub fn limit_connection(
@@ -277,6 +320,7 @@ impl AppGuard {
             apply_to_websocket: security.apply_to_websocket,
             payload: PayloadRules::from_config(security)?,
             limits: None,
+            schemas: None,
         })
     }
 

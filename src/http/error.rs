@@ -49,6 +49,15 @@ pub enum ApiError {
         /// The detectors that fired.
         found: crate::guard::SecretFound,
     },
+    /// An event's data fails a channel schema, or is not JSON where one applies (422, naming
+    /// the failing path and keyword, never a value); `context` names the event of a batch.
+    #[error("{}{violation}", context.as_deref().map(|at| format!("{at}: ")).unwrap_or_default())]
+    SchemaViolation {
+        /// `batch[N]`, in a batch.
+        context: Option<String>,
+        /// Where the data fails, and which keyword.
+        violation: crate::guard::SchemaViolation,
+    },
 }
 
 /// Seconds a client refused with [`ApiError::Busy`] is asked to wait.
@@ -70,6 +79,10 @@ impl ApiError {
             ApiError::SecretFound { found, .. } => ApiError::SecretFound {
                 context: Some(context.to_owned()),
                 found,
+            },
+            ApiError::SchemaViolation { violation, .. } => ApiError::SchemaViolation {
+                context: Some(context.to_owned()),
+                violation,
             },
             other => other,
         }
@@ -98,7 +111,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::SecretFound { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::SecretFound { .. } | ApiError::SchemaViolation { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }

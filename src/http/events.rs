@@ -1,6 +1,7 @@
-//! `POST events` and `POST batch_events`: validate everything first, then publish each
-//! channel's frame (serialized once) through the adapter. The handler returns as soon as the
-//! frames are queued; it never waits for subscribers.
+//! `POST events` and `POST batch_events`: validate everything first (fields, channel schemas,
+//! secret scanning; in a batch every event, so one refusal publishes nothing), then publish
+//! each channel's frame (serialized once) through the adapter. The handler returns as soon as
+//! the frames are queued; it never waits for subscribers.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -76,8 +77,16 @@ impl ApiEvent {
         })
     }
 
-    /// Applies the app's `secret_scanning` to the data: unchanged, redacted, or refused.
+    /// Holds the data to the app's channel schemas, then applies its `secret_scanning`:
+    /// unchanged, redacted, or refused. Schemas first: the data they see is the sender's, and
+    /// an event they refuse is published nowhere, so there is nothing to scan.
     fn inspect(&mut self, guard: &Guard, app: &App) -> Result<(), ApiError> {
+        guard
+            .check_schemas(&app.id, &self.channels, &self.name, &self.data)
+            .map_err(|violation| ApiError::SchemaViolation {
+                context: None,
+                violation,
+            })?;
         let inspected = guard
             .inspect_payload(app, &self.channels[0], &self.data, PayloadSource::Api)
             .map_err(|found| ApiError::SecretFound {

@@ -93,6 +93,18 @@ impl ChannelName {
         Ok(ChannelName(Arc::from(name)))
     }
 
+    /// Whether some valid name starts with `prefix` (a configured channel prefix): channel-name
+    /// characters only, and `#` only as the start of `#server-to-user-`.
+    pub fn may_begin_with(prefix: &str) -> bool {
+        if !prefix.starts_with('#') {
+            return prefix.bytes().all(is_channel_name_byte);
+        }
+        SERVER_TO_USER_PREFIX.starts_with(prefix)
+            || prefix
+                .strip_prefix(SERVER_TO_USER_PREFIX)
+                .is_some_and(|user_id| user_id.bytes().all(is_channel_name_byte))
+    }
+
     /// `name` as an error may quote it: exactly when it is within the length a valid name
     /// may have (`max_len`, or the user-id limit for `#server-to-user-` names), cut otherwise.
     pub fn quote(name: &str, max_len: usize) -> std::borrow::Cow<'_, str> {
@@ -231,6 +243,22 @@ mod tests {
             parse(&format!("#server-to-user-{}", "u".repeat(201))),
             Err(ChannelNameError::TooLong { max: 200 })
         );
+    }
+
+    #[test]
+    fn a_prefix_may_begin_a_name_only_with_name_characters() {
+        for good in [
+            "orders-",
+            "a.b;c=d@e,f_",
+            "#server-",
+            "#server-to-user-",
+            "#server-to-user-4",
+        ] {
+            assert!(ChannelName::may_begin_with(good), "{good}");
+        }
+        for bad in ["orders ", "a/b", "a#", "é", "#other", "#server-to-user-a b"] {
+            assert!(!ChannelName::may_begin_with(bad), "{bad}");
+        }
     }
 
     #[test]

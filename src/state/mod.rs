@@ -30,7 +30,7 @@ use crate::webhooks::{self, WebhookWorkers};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// An app's security rules cannot be used (no readable country database, unknown
-    /// detectors).
+    /// detectors, a schema that cannot be read or compiled).
     #[error(transparent)]
     Guard(#[from] GuardError),
     /// The state store cannot be opened or read.

@@ -1,7 +1,9 @@
 //! Client events (`client-*`): sent by one member of a private or presence channel to the
 //! others, never echoed to the sender. On presence channels Relay sets `user_id` from the
 //! sender's authorised `channel_data`; whatever the client put there is not forwarded. The
-//! app's `secret_scanning` applies to the data as to an HTTP API event's.
+//! app's channel schemas, then its `secret_scanning`, apply to the data as to an HTTP API
+//! event's; the schemas see the data as the JSON value the client sent. A refusal is a
+//! `pusher:error` to the sender only, and the connection stays open.
 
 use std::borrow::Cow;
 
@@ -66,6 +68,15 @@ impl Connection {
         else {
             return Ok(());
         };
+        let checked = self.state.guard.check_schemas(
+            &self.app.id,
+            std::slice::from_ref(channel),
+            &event.event,
+            event.data.get(),
+        );
+        if let Err(violation) = checked {
+            return self.send_error(None, &format!("Client event rejected: {violation}"));
+        }
         let inspected = self.state.guard.inspect_payload(
             &self.app,
             channel,

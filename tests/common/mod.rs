@@ -51,7 +51,13 @@ enable_client_messages = true
 /// it said on stderr.
 #[allow(dead_code)]
 pub fn check_config(config: &str) -> (bool, String) {
+    check_config_with_files(config, &[])
+}
+
+/// [`check_config`] with `files` beside the config (see [`write_files`]).
+pub fn check_config_with_files(config: &str, files: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
+    write_files(dir.path(), files);
     let path = dir.path().join("config.toml");
     std::fs::write(&path, config).expect("write config");
     let output = Command::new(env!("CARGO_BIN_EXE_relay"))
@@ -84,7 +90,18 @@ impl TestServer {
 
     /// Starts the server with `config` and extra environment variables.
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_in(config, env, &[])
+    }
+
+    /// Starts the server with `config` and, beside it, `files` (relative path and text;
+    /// folders are made).
+    pub fn start_with_files(config: &str, files: &[(&str, &str)]) -> Self {
+        Self::start_in(config, &[], files)
+    }
+
+    fn start_in(config: &str, env: &[(&str, &str)], files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        write_files(dir.path(), files);
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("write config");
         let log_path = dir.path().join("server.log");
@@ -181,6 +198,17 @@ impl Drop for TestServer {
             let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
             eprintln!("--- server log (port {}) ---\n{log}", self.port);
         }
+    }
+}
+
+/// Writes each of `files` (a path relative to `dir`, and its text), making folders.
+pub fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("make the file's folder");
+        }
+        std::fs::write(&path, text).expect("write the file");
     }
 }
 
