@@ -32,10 +32,10 @@ async fn write_from(server: &TestServer, source: &str) -> Response {
 
 fn assert_limited(response: &Response, scope: &str, per_second: u32) {
     assert_eq!(response.status, 429, "{}", response.body);
-    let unit = if scope == "connections" {
-        "connections"
-    } else {
-        "requests"
+    let unit = match scope {
+        "connections" => "connections",
+        "events" => "events",
+        _ => "requests",
     };
     assert_eq!(
         response.error(),
@@ -162,6 +162,31 @@ async fn connections_open_at_once_per_address_are_bounded_and_given_back() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn events_are_counted_per_channel_and_refused_whole() {
+    let server = TestServer::start_with(&limited("events_per_second = 3\n"));
+    let mut client = common::Client::connect(&server).await;
+    client.subscribe("a").await;
+    let two = json!({"name": "e", "channels": ["a", "b"], "data": "x"});
+    assert_eq!(
+        common::http::trigger(&server, two.clone()).await.status,
+        200
+    );
+    assert_eq!(client.recv_event("e").await["channel"], "a");
+    let refused = common::http::trigger(&server, two).await;
+    assert_limited(&refused, "events", 3);
+    let batch = json!({"batch": [
+        {"name": "e", "channel": "a", "data": "1"},
+        {"name": "e", "channel": "a", "data": "2"},
+        {"name": "e", "channel": "a", "data": "3"},
+        {"name": "e", "channel": "a", "data": "4"},
+    ]});
+    let refused =
+        common::http::api(&server, "POST", "/batch_events", &[], &batch.to_string()).await;
+    assert_limited(&refused, "events", 3);
+    client.assert_nothing_pending().await;
 }
 
 #[test]

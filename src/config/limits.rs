@@ -22,7 +22,7 @@ pub struct LimitsConfig {
     /// New WebSocket connections per second from one client address (IPv6: one /64).
     #[serde(default)]
     pub connections_per_second_per_ip: Option<NonZeroU32>,
-    /// Backend events per second (each channel of a trigger counted): not built yet.
+    /// Backend events per second to the app (each channel of a trigger counted).
     #[serde(default)]
     pub events_per_second: Option<NonZeroU32>,
     /// Messages delivered per UTC day: not built yet.

@@ -194,10 +194,7 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
         }
     }
     if let Some(limits) = &app.limits {
-        let later = [
-            (limits.events_per_second.is_some(), "events_per_second"),
-            (limits.daily_messages.is_some(), "daily_messages"),
-        ];
+        let later = [(limits.daily_messages.is_some(), "daily_messages")];
         for (set, key) in later {
             if set {
                 problem(&format!(

@@ -43,6 +43,8 @@ pub enum LimitScope {
     Connections,
     /// `connections_per_ip` (connections open at once).
     OpenConnections,
+    /// `events_per_second` (each channel of a trigger counted).
+    Events,
 }
 
 impl LimitScope {
@@ -54,6 +56,7 @@ impl LimitScope {
             LimitScope::Reads => "reads",
             LimitScope::Connections => "connections",
             LimitScope::OpenConnections => "address",
+            LimitScope::Events => "events",
         }
     }
 }
@@ -82,6 +85,7 @@ impl std::fmt::Display for Limited {
             LimitScope::OpenConnections => {
                 write!(f, "too many connections ({scope}): {rate} open at once")
             }
+            LimitScope::Events => write!(f, "rate limited ({scope}): {rate} events per 1s"),
         }
     }
 }
@@ -95,6 +99,8 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// Counts a new WebSocket connection from `address`, and takes its place among the
     /// address's open connections (held until the connection ends).
     fn open_connection(&self, address: Option<IpAddr>) -> Result<Option<AddressSlot>, Limited>;
+    /// Counts `count` backend events (one per channel of a trigger), all or none.
+    fn check_events(&self, count: usize) -> Result<(), Limited>;
 }
 
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -136,6 +142,7 @@ pub struct LocalLimiter<C: Clock = DefaultClock> {
     clock: C,
     api: Option<Shared<C>>,
     reads: Option<Shared<C>>,
+    events: Option<Shared<C>>,
     api_per_address: Option<PerAddress<C>>,
     connections_per_address: Option<PerAddress<C>>,
     open_per_address: Option<OpenConnections>,
@@ -148,6 +155,7 @@ impl<C: Clock> std::fmt::Debug for LocalLimiter<C> {
         f.debug_struct("LocalLimiter")
             .field("api", &rate(&self.api))
             .field("reads", &rate(&self.reads))
+            .field("events", &rate(&self.events))
             .field("api_per_address", &per(&self.api_per_address))
             .field(
                 "connections_per_address",
@@ -189,6 +197,7 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
         let limiter = LocalLimiter {
             api: shared(config.api_requests_per_second),
             reads: shared(config.read_requests_per_second),
+            events: shared(config.events_per_second),
             api_per_address: per_address(config.api_requests_per_second_per_ip),
             connections_per_address: per_address(config.connections_per_second_per_ip),
             open_per_address: config
@@ -198,6 +207,7 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
         };
         let any = limiter.api.is_some()
             || limiter.reads.is_some()
+            || limiter.events.is_some()
             || limiter.api_per_address.is_some()
             || limiter.connections_per_address.is_some()
             || limiter.open_per_address.is_some();
@@ -280,6 +290,28 @@ where
         match (&self.open_per_address, address) {
             (Some(open), Some(address)) => open.try_open(address).map(Some),
             _ => Ok(None),
+        }
+    }
+
+    fn check_events(&self, count: usize) -> Result<(), Limited> {
+        let (Some(limit), Some(count)) = (
+            &self.events,
+            NonZeroU32::new(u32::try_from(count).unwrap_or(u32::MAX)),
+        ) else {
+            return Ok(());
+        };
+        match limit.limiter.check_n(count) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                Err(self.refusal(LimitScope::Events, limit.per_second, &not_until))
+            }
+            // More events at once than a whole second allows: never, so try again in a second
+            // with fewer.
+            Err(_) => Err(Limited {
+                scope: LimitScope::Events,
+                per_second: limit.per_second,
+                retry_after: 1,
+            }),
         }
     }
 }
@@ -429,5 +461,27 @@ mod tests {
             admitted, 50,
             "the clock does not move: exactly one second's burst"
         );
+    }
+
+    #[test]
+    fn events_are_counted_per_channel_all_or_none() {
+        let (limits, clock) = limits("events_per_second = 10");
+        assert_eq!(limits.check_events(6), Ok(()));
+        let refused = limits.check_events(6).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "rate limited (events): 10 events per 1s"
+        );
+        assert_eq!(
+            limits.check_events(4),
+            Ok(()),
+            "the refused six took nothing"
+        );
+        assert!(
+            limits.check_events(11).is_err(),
+            "more than a second's worth"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(limits.check_events(10), Ok(()));
     }
 }

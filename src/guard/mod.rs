@@ -261,6 +261,15 @@ impl Guard {
         }
     }
 
+    /// Counts `count` backend events to `app_id` (one per channel of each trigger), all or
+    /// none, against `events_per_second`.
+    pub fn limit_events(&self, app_id: &str, count: usize) -> Result<(), Limited> {
+        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
+            Some(limits) => limits.check_events(count),
+            None => Ok(()),
+        }
+    }
+
     /// Counts a new WebSocket connection to `app_id` from `address`, and takes its place among
     /// the address's open connections (the slot is held for the connection's lifetime).
     pub fn limit_connection(

@@ -173,6 +173,10 @@ pub async fn trigger(
     let fields = JsonFields::parse(&request.body)?;
     let mut event = ApiEvent::from_fields(&fields, &request.app, ChannelField::OneOrMany)?;
     event.inspect(&state.guard, &request.app)?;
+    state
+        .guard
+        .limit_events(&request.app.id, event.channels.len())
+        .map_err(ApiError::RateLimited)?;
     event.publish(&state, &request.app).await?;
     if event.info.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({})));
@@ -215,6 +219,11 @@ pub async fn trigger_batch(
                 .map_err(|error| error.in_context(&at))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let count = events.iter().map(|event| event.channels.len()).sum();
+    state
+        .guard
+        .limit_events(&request.app.id, count)
+        .map_err(ApiError::RateLimited)?;
     for event in &events {
         event.publish(&state, &request.app).await?;
     }
