@@ -95,15 +95,13 @@ pub fn show(
     now: SystemTime,
 ) -> Result<Vec<String>, KeysCliError> {
     let app = find_app(config, app_id)?;
-    let keyring = current_keyring(app, store, now)?;
-    let stored: Vec<_> = store
-        .credentials()?
-        .into_iter()
-        .filter(|pair| pair.app_id == app_id)
-        .collect();
+    let stored = store.credentials()?;
+    let keyring =
+        rotation::keyring_with_store(&rotation::configured_keyring(app), app_id, &stored, now);
     let uses = store.pair_uses(app_id)?;
     let current = keyring.current();
-    let origin = match stored.iter().max_by_key(|pair| pair.generation) {
+    let newest = rotation::pairs_of(&stored, app_id).max_by_key(|pair| pair.generation);
+    let origin = match newest {
         Some(pair) => format!(
             "generation {} ({}, {})",
             pair.generation,
@@ -135,8 +133,12 @@ pub fn show(
     if let Some(policy) = app.rotation {
         let every = format_duration(policy.every.0);
         let grace = format_duration(policy.grace.0);
-        let next = match store.rotation_schedule(app_id)? {
-            Some(start) => format!("next {}", time(rotation::next_due(&policy, start, &stored))),
+        let since = match rotation::last_rotation(&stored, app_id) {
+            Some(last) => Some(last),
+            None => store.rotation_schedule(app_id)?,
+        };
+        let next = match since {
+            Some(since) => format!("next {}", time(rotation::next_due(&policy, since))),
             None => "counted from the first server start with it".to_owned(),
         };
         lines.push(format!("rotation  every {every}, grace {grace}; {next}"));
@@ -150,14 +152,10 @@ fn current_keyring(
     store: &dyn Store,
     now: SystemTime,
 ) -> Result<crate::apps::Keyring, StoreError> {
-    let stored: Vec<_> = store
-        .credentials()?
-        .into_iter()
-        .filter(|pair| pair.app_id == app.id.as_str())
-        .collect();
     Ok(rotation::keyring_with_store(
         &rotation::configured_keyring(app),
-        &stored,
+        app.id.as_str(),
+        &store.credentials()?,
         now,
     ))
 }

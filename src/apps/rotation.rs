@@ -45,14 +45,28 @@ pub fn configured_keyring(config: &AppConfig) -> Keyring {
     Keyring::new(current, previous, config.webhook_signing, None)
 }
 
-/// `configured` with the app's stored pairs (`stored`, all of one app) laid over it: the
-/// newest stored pair is current, the other stored pairs and config.toml's previous ones stay
-/// until their `valid_until` (those already over at `now` are left out).
-pub fn keyring_with_store(configured: &Keyring, stored: &[StoredPair], now: SystemTime) -> Keyring {
-    let Some(newest) = stored.iter().max_by_key(|pair| pair.generation) else {
+/// The stored pairs of app `app_id` among `stored` (every app's, as the store gives them).
+pub fn pairs_of<'a>(
+    stored: &'a [StoredPair],
+    app_id: &'a str,
+) -> impl Iterator<Item = &'a StoredPair> + Clone {
+    stored.iter().filter(move |pair| pair.app_id == app_id)
+}
+
+/// `configured` with app `app_id`'s pairs among `stored` laid over it: the newest stored pair
+/// is current, the other stored pairs and config.toml's previous ones stay until their
+/// `valid_until` (those already over at `now` are left out).
+pub fn keyring_with_store(
+    configured: &Keyring,
+    app_id: &str,
+    stored: &[StoredPair],
+    now: SystemTime,
+) -> Keyring {
+    let pairs = pairs_of(stored, app_id);
+    let Some(newest) = pairs.clone().max_by_key(|pair| pair.generation) else {
         return configured.clone();
     };
-    let from_store = stored.iter().filter_map(|pair| {
+    let from_store = pairs.filter_map(|pair| {
         let valid_until = pair.valid_until?;
         Some(PreviousPair {
             pair: Pair {
@@ -82,19 +96,16 @@ pub fn keyring_with_store(configured: &Keyring, stored: &[StoredPair], now: Syst
     )
 }
 
-/// When the next scheduled rotation is due: `every` after the last rotation of any kind (a
-/// manual one restarts the schedule), or, before the first, after the schedule's start.
-pub fn next_due(
-    policy: &RotationConfig,
-    schedule_start: SystemTime,
-    stored: &[StoredPair],
-) -> SystemTime {
-    let last = stored
-        .iter()
-        .map(|pair| pair.created_at)
-        .max()
-        .unwrap_or(schedule_start);
-    last + policy.every.0
+/// When app `app_id` last rotated (any kind: a manual rotation restarts the schedule), if it
+/// ever did.
+pub fn last_rotation(stored: &[StoredPair], app_id: &str) -> Option<SystemTime> {
+    pairs_of(stored, app_id).map(|pair| pair.created_at).max()
+}
+
+/// When the next scheduled rotation is due: `every` after `since`, the last rotation or,
+/// before the first, the schedule's start.
+pub fn next_due(policy: &RotationConfig, since: SystemTime) -> SystemTime {
+    since + policy.every.0
 }
 
 /// A new pair replacing `current`: a new random secret, and a new random key too when
@@ -196,7 +207,7 @@ mod tests {
 
     #[test]
     fn without_rotations_the_config_pairs_are_the_keyring() {
-        let ring = keyring_with_store(&configured(), &[], at(10));
+        let ring = keyring_with_store(&configured(), "1", &[], at(10));
         assert_eq!(ring, configured());
         assert_eq!(ring.current().secret.expose(), "config-secret");
         assert_eq!(ring.previous()[0].valid_until, at(1000));
@@ -209,7 +220,12 @@ mod tests {
             stored(1, "s1", 100, Some(2000)),
             stored(2, "s2", 1500, None),
         ];
-        let ring = keyring_with_store(&configured(), &rows, at(600));
+        let mut rows = rows.to_vec();
+        rows.push(StoredPair {
+            app_id: "2".into(),
+            ..stored(9, "another app's", 1500, None)
+        });
+        let ring = keyring_with_store(&configured(), "1", &rows, at(600));
         assert_eq!(ring.current().secret.expose(), "s2");
         assert_eq!(ring.generation(), Some(2));
         let labels: Vec<&str> = ring.previous().iter().map(|p| p.label.as_str()).collect();
@@ -226,14 +242,20 @@ mod tests {
             every: crate::config::ConfigDuration(Duration::from_secs(100)),
             grace: crate::config::ConfigDuration(Duration::from_secs(10)),
         };
-        assert_eq!(next_due(&policy, at(50), &[]), at(150));
-        let rows = [stored(0, "c", 70, Some(80)), stored(1, "s1", 70, None)];
-        assert_eq!(next_due(&policy, at(50), &rows), at(170));
+        assert_eq!(last_rotation(&[], "1"), None);
         assert_eq!(
-            next_due(&policy, at(90), &rows),
-            at(170),
-            "a schedule started after the last rotation counts from that rotation"
+            next_due(&policy, at(50)),
+            at(150),
+            "from the schedule's start"
         );
+        let rows = [stored(0, "c", 70, Some(80)), stored(1, "s1", 70, None)];
+        assert_eq!(last_rotation(&rows, "1"), Some(at(70)));
+        assert_eq!(
+            last_rotation(&rows, "2"),
+            None,
+            "another app's rotations do not count"
+        );
+        assert_eq!(next_due(&policy, at(70)), at(170), "from the last rotation");
     }
 
     #[test]

@@ -21,12 +21,7 @@ pub fn apply_stored(apps: &Apps, stored: &[StoredPair], now: SystemTime, announc
     let registry = apps.load();
     let mut keys_changed = false;
     for app in registry.apps() {
-        let rows: Vec<StoredPair> = stored
-            .iter()
-            .filter(|pair| pair.app_id == app.id)
-            .cloned()
-            .collect();
-        let keyring = rotation::keyring_with_store(app.configured_keyring(), &rows, now);
+        let keyring = rotation::keyring_with_store(app.configured_keyring(), &app.id, stored, now);
         if announce && let Some(generation) = keyring.generation() {
             info!(
                 app = %app.id,
@@ -63,16 +58,15 @@ pub fn rotate_due(
         let Some(policy) = app.rotation else {
             continue;
         };
-        let rows: Vec<StoredPair> = stored
-            .iter()
-            .filter(|pair| pair.app_id == app.id)
-            .cloned()
-            .collect();
-        let start = store.rotation_schedule_start(&app.id, now)?;
-        if now < rotation::next_due(&policy, start, &rows) {
+        // The schedule's start matters only before the first rotation; it is recorded then.
+        let since = match rotation::last_rotation(&stored, &app.id) {
+            Some(last) => last,
+            None => store.rotation_schedule_start(&app.id, now)?,
+        };
+        if now < rotation::next_due(&policy, since) {
             continue;
         }
-        let keyring = rotation::keyring_with_store(app.configured_keyring(), &rows, now);
+        let keyring = rotation::keyring_with_store(app.configured_keyring(), &app.id, &stored, now);
         let new = rotation::new_pair(keyring.current(), false);
         let record = rotation::rotation(
             &app.id,
