@@ -13,6 +13,7 @@
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
 //! - [`logging`]: the log filter, with the client-triggered actix-http targets silenced.
 //! - [`guard`]: the security policy of both edges (IP, geo, mTLS and origin rules).
+//! - [`activity`]: security events, folded per address and window for the activity log.
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
 //!   `ws` and `http`.
@@ -25,6 +26,7 @@
 //! [`hub::Hub`], which pushes the same bytes into each subscriber's bounded queue; each
 //! connection's task writes its queue to the socket.
 
+pub mod activity;
 pub mod adapter;
 pub mod apps;
 pub mod config;

@@ -51,12 +51,13 @@ pub struct SecurityConfig {
     /// Personal-data detectors switched on (`"card"`, `"ssn"`, `"email"`); off unless named.
     #[serde(default)]
     pub secret_scanning_pii: Vec<String>,
-    /// Automatic lockdown: refused until it works.
+    /// Whether 3 unresolved critical security events within an hour lock the app down
+    /// (HTTP 403, new WebSockets closed with 4003) until an admin resolves them.
     #[serde(default)]
-    pub auto_lockdown: Option<toml::Value>,
-    /// Whether a lockdown closes open connections: refused until lockdowns work.
+    pub auto_lockdown: bool,
+    /// Whether a lockdown also closes the app's open connections (4003).
     #[serde(default)]
-    pub lockdown_closes_connections: Option<toml::Value>,
+    pub lockdown_closes_connections: bool,
 }
 
 /// `secret_scanning`: what a secret found in an event's `data` does.

@@ -119,11 +119,20 @@ fn production_refuses_the_example_secret() {
 
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
+    let found = problems(&format!("{APP}[redis]\nurl = \"redis://x\"\n"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("not supported"), "{found:?}");
+}
+
+#[test]
+fn closing_connections_on_lockdown_needs_the_lockdown() {
     let found = problems(&format!(
-        "{APP}[apps.security]\nauto_lockdown = true\n[redis]\nurl = \"redis://x\"\n"
+        "{APP}[apps.security]\nlockdown_closes_connections = true\n"
     ));
-    assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found.iter().all(|p| p.contains("not supported")));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("needs auto_lockdown = true"), "{found:?}");
+    let fine = "[apps.security]\nauto_lockdown = true\nlockdown_closes_connections = true\n";
+    assert!(load(&format!("{APP}{fine}")).is_ok());
 }
 
 #[test]

@@ -336,19 +336,10 @@ fn security_problems(security: &SecurityConfig, has_geoip: bool) -> Vec<String> 
                 .to_owned(),
         );
     }
-    let later = [
-        (security.auto_lockdown.is_some(), "auto_lockdown"),
-        (
-            security.lockdown_closes_connections.is_some(),
-            "lockdown_closes_connections",
-        ),
-    ];
-    for (set, key) in later {
-        if set {
-            problems.push(format!(
-                "security.{key} is not supported by this version of Relay yet"
-            ));
-        }
+    if security.lockdown_closes_connections && !security.auto_lockdown {
+        problems.push(
+            "security.lockdown_closes_connections needs auto_lockdown = true".to_owned(),
+        );
     }
     problems
 }

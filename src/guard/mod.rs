@@ -25,6 +25,7 @@
 mod credentials;
 mod geo;
 mod limits;
+mod lockdown;
 mod networks;
 mod open_connections;
 mod origin;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
+pub use lockdown::{CRITICAL_EVENTS_TO_LOCK, LOCKDOWN_LOOKBACK};
 pub use limits::{ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES};
 pub use networks::Networks;
 pub use open_connections::AddressSlot;
@@ -52,10 +54,14 @@ pub use schemas::{SchemaError, SchemaProblem, SchemaViolation};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
 pub use tokens::{TokenEntry, TokenRefusal, TokenRegistry};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::{ActivityRecorder, EventKind, SecurityEvent};
 use crate::apps::App;
 use crate::config::{Config, Fingerprint, SecurityConfig};
 use crate::protocol::ChannelName;
 use geo::GeoRule;
+use lockdown::LockdownRule;
 use origin::AllowedOrigins;
 use payload::PayloadRules;
 use schemas::ChannelSchemas;
@@ -111,6 +117,8 @@ pub struct Guard {
     apps: HashMap<String, AppGuard>,
     /// The apps' API tokens.
     pub tokens: TokenRegistry,
+    /// The security events waiting for the state store.
+    pub activity: ActivityRecorder,
 }
 
 /// One app's rules.
@@ -125,6 +133,7 @@ struct AppGuard {
     payload: Option<PayloadRules>,
     limits: Option<Box<dyn Limiter>>,
     schemas: Option<ChannelSchemas>,
+    lockdown: Option<LockdownRule>,
 }
 
 /// Registered client certificates.
@@ -182,6 +191,7 @@ impl Guard {
             default_proxies: Networks::new(config.server.trusted_proxies.clone()),
             apps,
             tokens: TokenRegistry::from_config(config),
+            activity: ActivityRecorder::default(),
         })
     }
 
@@ -203,8 +213,11 @@ impl Guard {
     pub fn admit_api(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
         let app = self.apps.get(app_id);
         let peer = self.resolve(app, headers);
-        if let Some(app) = app {
-            app.check_network(&peer)?;
+        if let Some(app) = app
+            && let Err(refusal) = app.check_network(&peer)
+        {
+            self.record_refusal(app_id, &peer, refusal);
+            return Err(refusal);
         }
         Ok(peer)
     }
@@ -215,16 +228,78 @@ impl Guard {
         let app = self.apps.get(app_id);
         let peer = self.resolve(app, headers);
         if let Some(app) = app {
-            if let Some(origins) = &app.origins
-                && !origins.admits(peer.origin.as_deref())
-            {
-                return Err(Refusal::OriginNotAllowed);
-            }
-            if app.apply_to_websocket {
-                app.check_network(&peer)?;
+            let refused = match &app.origins {
+                Some(origins) if !origins.admits(peer.origin.as_deref()) => {
+                    Err(Refusal::OriginNotAllowed)
+                }
+                _ if app.apply_to_websocket => app.check_network(&peer),
+                _ => Ok(()),
+            };
+            if let Err(refusal) = refused {
+                self.record_refusal(app_id, &peer, refusal);
+                return Err(refusal);
             }
         }
         Ok(peer)
+    }
+
+    /// Records a refusal by the network rules in the activity log.
+    fn record_refusal(&self, app_id: &str, peer: &Peer, refusal: Refusal) {
+        let kind = match refusal {
+            Refusal::AddressNotAllowed => EventKind::AddressDenied,
+            Refusal::CountryNotAllowed => EventKind::CountryDenied,
+            Refusal::CertificateNotRegistered | Refusal::CertificateRequired => {
+                EventKind::CertificateDenied
+            }
+            Refusal::OriginNotAllowed => EventKind::OriginDenied,
+        };
+        self.record(app_id, kind, peer.address.known(), refusal.to_string());
+    }
+
+    /// Records a security event of `kind` for `app_id` now.
+    pub fn record(
+        &self,
+        app_id: &str,
+        kind: EventKind,
+        address: Option<IpAddr>,
+        message: impl Into<String>,
+    ) {
+        let event = SecurityEvent::new(app_id, kind, address, message);
+        self.activity.record(event, std::time::SystemTime::now());
+    }
+
+    /// Whether `app_id` is locked down (`auto_lockdown`).
+    pub fn locked_down(&self, app_id: &str) -> bool {
+        self.apps
+            .get(app_id)
+            .and_then(|app| app.lockdown.as_ref())
+            .is_some_and(LockdownRule::is_locked)
+    }
+
+    /// The apps with `auto_lockdown`.
+    pub fn lockdown_apps(&self) -> impl Iterator<Item = &str> {
+        self.apps
+            .iter()
+            .filter(|(_, app)| app.lockdown.is_some())
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Sets whether `app_id` is locked down; whether that changed anything (an app without
+    /// `auto_lockdown` never is).
+    pub fn set_locked_down(&self, app_id: &str, locked: bool) -> bool {
+        self.apps
+            .get(app_id)
+            .and_then(|app| app.lockdown.as_ref())
+            .is_some_and(|rule| rule.set(locked))
+    }
+
+    /// What a new connection to `app_id` holds to be ended by a lockdown (with
+    /// `lockdown_closes_connections`); take it before checking [`Self::locked_down`].
+    pub fn lockdown_signal(&self, app_id: &str) -> Option<CancellationToken> {
+        self.apps
+            .get(app_id)
+            .and_then(|app| app.lockdown.as_ref())
+            .and_then(LockdownRule::closing_signal)
     }
 
     /// Counts an HTTP API request to `app_id` from `address` (a `GET` when `read`) against
@@ -330,6 +405,9 @@ impl AppGuard {
             payload: PayloadRules::from_config(security)?,
             limits: None,
             schemas: None,
+            lockdown: security
+                .auto_lockdown
+                .then(|| LockdownRule::new(security.lockdown_closes_connections)),
         })
     }
 

@@ -1,6 +1,6 @@
 //! State that must outlive the process and be shared with the CLI: token revocations and
-//! uses, rotated credentials with their schedule, and uses of previous pairs (later security
-//! events, bans and lockdowns). One node
+//! uses, rotated credentials with their schedule, uses of previous pairs, the activity log
+//! (security events) and lockdowns. One node
 //! keeps it in an embedded SQLite file ([`SqliteStore`], WAL mode, so the CLI writes while
 //! the server runs); the Redis scale-out implements the same [`Store`] trait.
 //!
@@ -12,7 +12,9 @@ mod sqlite;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{MOST_STORED_EVENTS, SqliteStore};
+
+use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 
 /// How often the server flushes token uses and reads revocations.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(2);
@@ -170,6 +172,24 @@ pub struct PairUse {
     pub last_via: String,
 }
 
+/// An app taken out of service by `auto_lockdown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockdown {
+    /// The app.
+    pub app_id: String,
+    /// Since when.
+    pub since: SystemTime,
+}
+
+/// What `relay security resolve` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// Events marked resolved.
+    pub events: usize,
+    /// Whether that lifted the app's lockdown (no unresolved critical event was left).
+    pub lockdown_lifted: bool,
+}
+
 /// The state store.
 pub trait Store: Send + Sync {
     /// Revokes the app's token `name`; `false` if it already was.
@@ -197,4 +217,28 @@ pub trait Store: Send + Sync {
     fn record_pair_uses(&self, uses: &[PairUse]) -> Result<(), StoreError>;
     /// The app's previous pairs' uses so far.
     fn pair_uses(&self, app_id: &str) -> Result<Vec<PairUse>, StoreError>;
+    /// Adds security events (counts added to their window's entry), keeping at most
+    /// [`MOST_STORED_EVENTS`] entries, in one transaction.
+    fn record_events(&self, entries: &[ActivityEntry]) -> Result<(), StoreError>;
+    /// The stored events `query` asks for, newest first.
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Resolves the app's unresolved events (all, or the one with `id`), lifting its lockdown
+    /// when no unresolved critical event is left.
+    fn resolve_events(
+        &self,
+        app_id: &str,
+        id: Option<u64>,
+        at: SystemTime,
+    ) -> Result<Resolved, StoreError>;
+    /// Locks the app down if it is not and `threshold` of its critical events last seen since
+    /// `since` are unresolved; whether it did (so one lockdown is announced once).
+    fn lock_down_if_due(
+        &self,
+        app_id: &str,
+        since: SystemTime,
+        threshold: u64,
+        at: SystemTime,
+    ) -> Result<bool, StoreError>;
+    /// Every app locked down.
+    fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError>;
 }

@@ -8,12 +8,18 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod activity;
+
 use rusqlite::{Connection, params};
 
 use rusqlite::{OptionalExtension, TransactionBehavior};
 
+use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
+
+pub use activity::MOST_STORED_EVENTS;
+
 use super::{
-    PairUse, RevokedToken, Rotated, Rotation, RotationReason, Store, StoreError, StoredPair,
+    Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason, Store, StoreError, StoredPair,
     TokenUse,
 };
 
@@ -94,6 +100,9 @@ impl SqliteStore {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
         use_wal(&connection).map_err(error)?;
         connection.execute_batch(SCHEMA).map_err(error)?;
+        connection
+            .execute_batch(activity::SCHEMA)
+            .map_err(error)?;
         Ok(SqliteStore {
             path: shown,
             connection: Mutex::new(connection),
@@ -336,6 +345,40 @@ impl Store for SqliteStore {
             })?;
             rows.collect()
         })
+    }
+
+    fn record_events(&self, entries: &[ActivityEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.with(|connection| activity::record(connection, entries))
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with(|connection| activity::events(connection, query))
+    }
+
+    fn resolve_events(
+        &self,
+        app_id: &str,
+        id: Option<u64>,
+        at: SystemTime,
+    ) -> Result<Resolved, StoreError> {
+        self.with(|connection| activity::resolve(connection, app_id, id, at))
+    }
+
+    fn lock_down_if_due(
+        &self,
+        app_id: &str,
+        since: SystemTime,
+        threshold: u64,
+        at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.with(|connection| activity::lock_down_if_due(connection, app_id, since, threshold, at))
+    }
+
+    fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError> {
+        self.with(|connection| activity::lockdowns(connection))
     }
 }
 

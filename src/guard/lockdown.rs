@@ -1,0 +1,97 @@
+//! `auto_lockdown`: an app whose unresolved critical security events reach
+//! [`CRITICAL_EVENTS_TO_LOCK`] within [`LOCKDOWN_LOOKBACK`] is taken out of service (HTTP 403,
+//! new WebSockets closed with 4003) until an admin resolves them (`relay security resolve`).
+//!
+//! The decision is the state store's (one transaction counts and locks, so it is taken once
+//! even with several processes, and survives a restart); this is the running server's copy of
+//! it, set by the sync every few seconds and read on every request to the app. With
+//! `lockdown_closes_connections`, a lockdown also ends the app's open connections: each holds
+//! a [`CancellationToken`] taken before it was admitted, which the lockdown cancels (a fresh
+//! one is handed out once it is lifted), so none admitted just before the lockdown is missed.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Unresolved critical events that lock an app down.
+pub const CRITICAL_EVENTS_TO_LOCK: u64 = 3;
+
+/// How far back they are counted.
+pub const LOCKDOWN_LOOKBACK: Duration = Duration::from_secs(3600);
+
+/// One app's lockdown state.
+#[derive(Debug)]
+pub(super) struct LockdownRule {
+    locked: AtomicBool,
+    /// Cancelled when a lockdown begins; `None` unless `lockdown_closes_connections`.
+    closing: Option<Mutex<CancellationToken>>,
+}
+
+impl LockdownRule {
+    pub fn new(closes_connections: bool) -> Self {
+        LockdownRule {
+            locked: AtomicBool::new(false),
+            closing: closes_connections.then(|| Mutex::new(CancellationToken::new())),
+        }
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
+
+    /// Sets the state; whether it changed. A lockdown that begins cancels the open
+    /// connections' token (after the flag is set, so a connection admitted before the flag
+    /// holds the cancelled token); a lifted one hands out a fresh token.
+    pub fn set(&self, locked: bool) -> bool {
+        if self.locked.swap(locked, Ordering::AcqRel) == locked {
+            return false;
+        }
+        if let Some(closing) = &self.closing {
+            let mut token = closing.lock().unwrap_or_else(|poison| poison.into_inner());
+            if locked {
+                token.cancel();
+            } else {
+                *token = CancellationToken::new();
+            }
+        }
+        true
+    }
+
+    /// The token a new connection holds (to be taken before the lockdown is checked).
+    pub fn closing_signal(&self) -> Option<CancellationToken> {
+        self.closing.as_ref().map(|closing| {
+            closing
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lockdown_ends_connections_admitted_before_it_only() {
+        let rule = LockdownRule::new(true);
+        let before = rule.closing_signal().unwrap();
+        assert!(rule.set(true));
+        assert!(!rule.set(true), "no change");
+        assert!(rule.is_locked());
+        assert!(before.is_cancelled());
+        assert!(rule.set(false));
+        let after = rule.closing_signal().unwrap();
+        assert!(!after.is_cancelled(), "a connection after the lift stays");
+    }
+
+    #[test]
+    fn without_closing_connections_there_is_no_signal() {
+        let rule = LockdownRule::new(false);
+        assert!(rule.closing_signal().is_none());
+        assert!(rule.set(true));
+        assert!(rule.is_locked());
+    }
+}
