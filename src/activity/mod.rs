@@ -134,7 +134,9 @@ impl EventKind {
 
     /// The kind named `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        EventKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 
     /// How grave it is.

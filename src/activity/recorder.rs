@@ -45,6 +45,14 @@ pub struct ActivityRecorder {
 impl ActivityRecorder {
     /// Records `event`, which happened at `now`.
     pub fn record(&self, event: SecurityEvent, now: SystemTime) {
+        self.record_count(event, 1, now);
+    }
+
+    /// Records `count` occurrences of `event` (counted elsewhere), the last at `now`.
+    pub fn record_count(&self, event: SecurityEvent, count: u64, now: SystemTime) {
+        if count == 0 {
+            return;
+        }
         let mut pending = self.lock();
         let mut key = EntryKey {
             app_id: event.app_id,
@@ -52,14 +60,13 @@ impl ActivityRecorder {
             address: event.address,
             window_start: window_start(now),
         };
-        if key.address.is_some() && pending.len() >= MOST_PENDING && !pending.contains_key(&key)
-        {
+        if key.address.is_some() && pending.len() >= MOST_PENDING && !pending.contains_key(&key) {
             key.address = None;
         }
         if let Some(seen) = pending.get_mut(&key) {
-            seen.entry.count += 1;
+            seen.entry.count += count;
             seen.entry.last_seen = seen.entry.last_seen.max(now);
-            seen.unflushed += 1;
+            seen.unflushed += count;
             return;
         }
         let entry = ActivityEntry {
@@ -70,14 +77,14 @@ impl ActivityRecorder {
             window_start: key.window_start,
             first_seen: now,
             last_seen: now,
-            count: 1,
+            count,
         };
         log(&entry);
         pending.insert(
             key,
             Pending {
                 entry,
-                unflushed: 1,
+                unflushed: count,
             },
         );
     }
@@ -100,6 +107,11 @@ impl ActivityRecorder {
         let current = window_start(now);
         pending.retain(|key, seen| seen.unflushed > 0 || key.window_start >= current);
         taken
+    }
+
+    /// Whether nothing is waiting for the store.
+    pub fn is_empty(&self) -> bool {
+        self.lock().values().all(|seen| seen.unflushed == 0)
     }
 
     /// Puts back what [`take`](Self::take) gave, when the store could not keep it.
@@ -197,7 +209,11 @@ mod tests {
         recorder.record(denial("10.0.0.1"), at(6_003));
         let taken = recorder.take(at(6_004));
         assert_eq!(taken[0].count, 2);
-        assert_eq!(taken[0].first_seen, at(6_000), "the window's first occurrence");
+        assert_eq!(
+            taken[0].first_seen,
+            at(6_000),
+            "the window's first occurrence"
+        );
     }
 
     #[test]

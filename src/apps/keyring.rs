@@ -78,6 +78,8 @@ pub enum Mismatch {
     UnknownKey,
     /// A pair has the key, but the signature or secret is not its.
     WrongSecret,
+    /// Only a previous pair whose grace has ended matches: its secret is still being used.
+    ExpiredPair,
 }
 
 /// The current pair and the previous pairs, oldest (first to expire) first.
@@ -191,13 +193,22 @@ impl Keyring {
         matches: impl Fn(&Pair) -> bool,
     ) -> Result<Matched<'_>, Mismatch> {
         let mut candidates = self.candidates(key, now).peekable();
-        if candidates.peek().is_none() {
-            return Err(Mismatch::UnknownKey);
-        }
-        candidates
-            .find(|(_, pair)| matches(pair))
-            .map(|(matched, _)| matched)
-            .ok_or(Mismatch::WrongSecret)
+        let mismatch = if candidates.peek().is_none() {
+            Mismatch::UnknownKey
+        } else if let Some((matched, _)) = candidates.find(|(_, pair)| matches(pair)) {
+            return Ok(matched);
+        } else {
+            Mismatch::WrongSecret
+        };
+        // Only on failure, and only where an expired pair has this key: is its secret used?
+        let expired = self.previous.iter().any(|previous| {
+            previous.pair.key == key && !previous.is_valid(now) && matches(&previous.pair)
+        });
+        Err(if expired {
+            Mismatch::ExpiredPair
+        } else {
+            mismatch
+        })
     }
 
     /// The pairs with `key` valid at `now`, the current first.
@@ -264,9 +275,10 @@ mod tests {
         };
         assert_eq!(check("k", "new", 10), Ok("current".into()));
         assert_eq!(check("k", "old", 99), Ok("k 100".into()));
-        assert_eq!(check("k", "old", 100), Err(Mismatch::WrongSecret));
+        assert_eq!(check("k", "old", 100), Err(Mismatch::ExpiredPair));
         assert_eq!(check("gone", "older", 49), Ok("gone 50".into()));
-        assert_eq!(check("gone", "older", 50), Err(Mismatch::UnknownKey));
+        assert_eq!(check("gone", "older", 50), Err(Mismatch::ExpiredPair));
+        assert_eq!(check("gone", "wrong", 50), Err(Mismatch::UnknownKey));
         assert_eq!(check("k", "other", 10), Err(Mismatch::WrongSecret));
         assert_eq!(check("unknown", "new", 10), Err(Mismatch::UnknownKey));
     }
@@ -281,6 +293,10 @@ mod tests {
         ));
         assert_eq!(
             ring.match_secret("k", "old", at(100)),
+            Err(Mismatch::ExpiredPair)
+        );
+        assert_eq!(
+            ring.match_secret("k", "other", at(100)),
             Err(Mismatch::WrongSecret)
         );
         assert_eq!(ring.match_key("k", at(1000)), Some(Matched::Current));

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::{ArcSwap, Guard};
 
 pub use keyring::{Keyring, Matched, Mismatch, Pair, PreviousPair, Secret};
-pub use pair_uses::{CredentialUse, PairUses, Via};
+pub use pair_uses::{CredentialUse, ExpiredUse, PairUses, Via};
 pub use registry::{AppRegistry, Apps};
 
 use crate::config::{AppConfig, RotationConfig, WebhookUrl};
@@ -173,6 +173,11 @@ impl App {
         self.pair_uses.take()
     }
 
+    /// The secrets of pairs past their grace presented since the last call.
+    pub fn take_expired_uses(&self) -> Vec<ExpiredUse> {
+        self.pair_uses.take_expired()
+    }
+
     /// Checks a client's `auth` (`<key>:<hex>`) against `string_to_sign`, in constant time.
     pub fn verify_auth(
         &self,
@@ -201,6 +206,10 @@ impl App {
             .map_err(|mismatch| match mismatch {
                 Mismatch::UnknownKey => AuthError::WrongKey,
                 Mismatch::WrongSecret => AuthError::BadSignature,
+                Mismatch::ExpiredPair => {
+                    self.pair_uses.record_expired(used);
+                    AuthError::BadSignature
+                }
             })?;
         self.count(matched, used);
         Ok(())
@@ -221,6 +230,10 @@ impl App {
                 .map_err(|mismatch| match mismatch {
                     Mismatch::UnknownKey => AuthError::WrongKey,
                     Mismatch::WrongSecret => AuthError::WrongSecret,
+                    Mismatch::ExpiredPair => {
+                        self.pair_uses.record_expired(used);
+                        AuthError::WrongSecret
+                    }
                 })?;
         self.count(matched, used);
         Ok(())

@@ -13,7 +13,7 @@ use tracing::info;
 use crate::store::PairUse;
 
 /// Where a credential was presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Via {
     /// An HTTP API request (signature or `X-Relay-Key` + secret).
     Api,
@@ -66,6 +66,23 @@ struct Uses {
     counts: HashMap<String, PairUse>,
     /// Pairs whose first use since start-up has been logged.
     logged: std::collections::HashSet<String>,
+    /// Uses of pairs past their grace since the last [`PairUses::take_expired`], by address
+    /// and where (at most [`MOST_EXPIRED_USE_KEYS`]; more fold into no address).
+    expired: HashMap<(Option<IpAddr>, Via), u64>,
+}
+
+/// Most (address, where) keys of expired-pair uses held between two syncs.
+const MOST_EXPIRED_USE_KEYS: usize = 1_024;
+
+/// Uses of a pair whose grace has ended, from one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredUse {
+    /// The client's address, when known (none: unknown, or too many to tell apart).
+    pub address: Option<IpAddr>,
+    /// Where the secret was presented.
+    pub via: Via,
+    /// How many times.
+    pub count: u64,
 }
 
 /// The app's counts.
@@ -108,6 +125,35 @@ impl PairUses {
                 "a client uses a previous key/secret pair inside its grace period"
             );
         }
+    }
+
+    /// Counts a secret of a pair whose grace has ended, presented and matching.
+    pub fn record_expired(&self, used: &CredentialUse) {
+        let mut uses = self
+            .uses
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut key = (used.address, used.via);
+        if uses.expired.len() >= MOST_EXPIRED_USE_KEYS && !uses.expired.contains_key(&key) {
+            key.0 = None;
+        }
+        *uses.expired.entry(key).or_default() += 1;
+    }
+
+    /// The expired-pair uses gathered since the last call.
+    pub fn take_expired(&self) -> Vec<ExpiredUse> {
+        let mut uses = self
+            .uses
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        uses.expired
+            .drain()
+            .map(|((address, via), count)| ExpiredUse {
+                address,
+                via,
+                count,
+            })
+            .collect()
     }
 
     /// The counts gathered since the last call.

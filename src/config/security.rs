@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::ConfigString;
+use super::{ConfigDuration, ConfigString};
 
 /// One `[apps.security]` table; every key optional, absent = no restriction.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,6 +51,19 @@ pub struct SecurityConfig {
     /// Personal-data detectors switched on (`"card"`, `"ssn"`, `"email"`); off unless named.
     #[serde(default)]
     pub secret_scanning_pii: Vec<String>,
+    /// Brute-force bans: authentication failures from one address (IPv6: one /64) within
+    /// `ban_window` that ban it from the app; absent = no bans.
+    #[serde(default)]
+    pub ban_after_failures: Option<std::num::NonZeroU32>,
+    /// How long failures are counted from the first (default 10 minutes).
+    #[serde(default)]
+    pub ban_window: Option<ConfigDuration>,
+    /// The first ban's length; each next one doubles (default 10 minutes).
+    #[serde(default)]
+    pub ban_time: Option<ConfigDuration>,
+    /// The longest ban; this long without a ban starts the doubling over (default 24 hours).
+    #[serde(default)]
+    pub ban_max_time: Option<ConfigDuration>,
     /// Whether 3 unresolved critical security events within an hour lock the app down
     /// (HTTP 403, new WebSockets closed with 4003) until an admin resolves them.
     #[serde(default)]

@@ -336,10 +336,28 @@ fn security_problems(security: &SecurityConfig, has_geoip: bool) -> Vec<String> 
                 .to_owned(),
         );
     }
+    let ban_times = [
+        ("ban_window", security.ban_window),
+        ("ban_time", security.ban_time),
+        ("ban_max_time", security.ban_max_time),
+    ];
+    for (key, value) in ban_times {
+        if value.is_some() && security.ban_after_failures.is_none() {
+            problems.push(format!(
+                "security.{key} needs ban_after_failures (which turns bans on)"
+            ));
+        }
+        if value.is_some_and(|duration| duration.0.is_zero()) {
+            problems.push(format!("security.{key} must be longer than 0 s"));
+        }
+    }
+    if let (Some(first), Some(longest)) = (security.ban_time, security.ban_max_time)
+        && first.0 > longest.0
+    {
+        problems.push("security.ban_time is longer than ban_max_time".to_owned());
+    }
     if security.lockdown_closes_connections && !security.auto_lockdown {
-        problems.push(
-            "security.lockdown_closes_connections needs auto_lockdown = true".to_owned(),
-        );
+        problems.push("security.lockdown_closes_connections needs auto_lockdown = true".to_owned());
     }
     problems
 }

@@ -22,6 +22,7 @@
 //! once); the credentials themselves are checked by the app after the network rules, so a
 //! refused address learns nothing about them.
 
+mod bans;
 mod credentials;
 mod geo;
 mod limits;
@@ -42,10 +43,11 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use bans::Banned;
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
-pub use lockdown::{CRITICAL_EVENTS_TO_LOCK, LOCKDOWN_LOOKBACK};
 pub use limits::{ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES};
+pub use lockdown::{CRITICAL_EVENTS_TO_LOCK, LOCKDOWN_LOOKBACK};
 pub use networks::Networks;
 pub use open_connections::AddressSlot;
 pub use payload::{DetectorListError, PayloadSource, SecretFound};
@@ -60,6 +62,7 @@ use crate::activity::{ActivityRecorder, EventKind, SecurityEvent};
 use crate::apps::App;
 use crate::config::{Config, Fingerprint, SecurityConfig};
 use crate::protocol::ChannelName;
+use bans::{BanRule, Bans};
 use geo::GeoRule;
 use lockdown::LockdownRule;
 use origin::AllowedOrigins;
@@ -134,6 +137,7 @@ struct AppGuard {
     limits: Option<Box<dyn Limiter>>,
     schemas: Option<ChannelSchemas>,
     lockdown: Option<LockdownRule>,
+    bans: Option<Bans>,
 }
 
 /// Registered client certificates.
@@ -241,6 +245,54 @@ impl Guard {
             }
         }
         Ok(peer)
+    }
+
+    /// Whether a client at `address` is banned from `app_id` for repeated authentication
+    /// failures (an unknown address never is).
+    pub fn check_ban(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Banned> {
+        let bans = self.apps.get(app_id).and_then(|app| app.bans.as_ref());
+        match (bans, address) {
+            (Some(bans), Some(address)) => {
+                bans.check(ClientKey::of(address), std::time::Instant::now())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an authentication failure (`what` failed) of a client at `address` to
+    /// `app_id`, and counts it towards a ban unless the address is in the app's
+    /// `ip_allowlist` or among its trusted proxies (or the server's).
+    pub fn auth_failed(&self, app_id: &str, address: Option<IpAddr>, what: &str) {
+        self.record(
+            app_id,
+            EventKind::AuthFailure,
+            address,
+            format!("{what} failed"),
+        );
+        let Some(app) = self.apps.get(app_id) else {
+            return;
+        };
+        let (Some(bans), Some(address)) = (&app.bans, address) else {
+            return;
+        };
+        let proxies = app
+            .trusted_proxies
+            .as_ref()
+            .unwrap_or(&self.default_proxies);
+        let allowlisted = app
+            .ip_allowlist
+            .as_ref()
+            .is_some_and(|allowlist| allowlist.contains(address));
+        if allowlisted || proxies.contains(address) {
+            return;
+        }
+        if let Some(length) = bans.failed(ClientKey::of(address), std::time::Instant::now()) {
+            let message = format!(
+                "banned for {} s after repeated authentication failures",
+                length.as_secs()
+            );
+            self.record(app_id, EventKind::AddressBanned, Some(address), message);
+        }
     }
 
     /// Records a refusal by the network rules in the activity log.
@@ -373,7 +425,7 @@ impl Guard {
             .get(&app.id)
             .and_then(|rules| rules.payload.as_ref())
         {
-            Some(rules) => rules.inspect(app, channel, data, source, &self.tokens),
+            Some(rules) => rules.inspect(app, channel, data, source, &self.tokens, &self.activity),
             None => Ok(Cow::Borrowed(data)),
         }
     }
@@ -408,6 +460,15 @@ impl AppGuard {
             lockdown: security
                 .auto_lockdown
                 .then(|| LockdownRule::new(security.lockdown_closes_connections)),
+            bans: security.ban_after_failures.map(|after_failures| {
+                let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
+                Bans::new(BanRule {
+                    after_failures: after_failures.get(),
+                    window: security.ban_window.map_or(minutes(10), |d| d.0),
+                    first_ban: security.ban_time.map_or(minutes(10), |d| d.0),
+                    longest_ban: security.ban_max_time.map_or(minutes(24 * 60), |d| d.0),
+                })
+            }),
         })
     }
 

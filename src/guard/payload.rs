@@ -15,6 +15,7 @@ use tracing::{error, warn};
 use super::redact::redact;
 use super::scan::{Detector, Finding, Scanner};
 use super::tokens::TokenRegistry;
+use crate::activity::{ActivityRecorder, EventKind, SecurityEvent};
 use crate::apps::App;
 use crate::config::{SecretScanning, SecurityConfig};
 use crate::protocol::{ChannelKind, ChannelName};
@@ -120,16 +121,17 @@ impl PayloadRules {
         data: &'a str,
         source: PayloadSource,
         tokens: &TokenRegistry,
+        activity: &ActivityRecorder,
     ) -> Result<Cow<'a, str>, SecretFound> {
         if channel.kind() == ChannelKind::PrivateEncrypted {
             return Ok(Cow::Borrowed(data));
         }
-        report_own_secret(app, data, source);
+        report_own_secret(app, data, source, activity);
         let findings = self.scanner.scan(data);
         if findings.is_empty() {
             return Ok(Cow::Borrowed(data));
         }
-        revoke_leaked_tokens(data, &findings, tokens);
+        revoke_leaked_tokens(data, &findings, tokens, activity);
         let detectors = detector_ids(&findings);
         let positions = positions(&findings);
         let mode = match self.mode {
@@ -147,6 +149,13 @@ impl PayloadRules {
             positions = %positions,
             "secret found in an event's data"
         );
+        let message = format!(
+            "secret in {} event data ({}); {mode}",
+            source.as_str(),
+            detectors.join(", ")
+        );
+        let event = SecurityEvent::new(&app.id, EventKind::SecretFound, None, message);
+        activity.record(event, SystemTime::now());
         match self.mode {
             SecretScanning::Reject => Err(SecretFound { detectors }),
             SecretScanning::Redact => Ok(Cow::Owned(redact(data, &findings))),
@@ -182,7 +191,12 @@ fn positions(findings: &[Finding]) -> String {
 
 /// Revokes every live Relay API token among `findings` (of any app: a token in a payload is
 /// out in the open).
-fn revoke_leaked_tokens(data: &str, findings: &[Finding], tokens: &TokenRegistry) {
+fn revoke_leaked_tokens(
+    data: &str,
+    findings: &[Finding],
+    tokens: &TokenRegistry,
+    activity: &ActivityRecorder,
+) {
     let now = SystemTime::now();
     for finding in findings {
         if finding.detector != Detector::RelayToken {
@@ -197,6 +211,12 @@ fn revoke_leaked_tokens(data: &str, findings: &[Finding], tokens: &TokenRegistry
                 token = %revoked.name,
                 "critical: a live API token was published in an event's data; it is revoked"
             );
+            let message = format!(
+                "live API token {:?} published in event data; revoked",
+                revoked.name
+            );
+            let event = SecurityEvent::new(&revoked.app_id, EventKind::TokenLeaked, None, message);
+            activity.record(event, now);
         }
     }
 }
@@ -204,8 +224,8 @@ fn revoke_leaked_tokens(data: &str, findings: &[Finding], tokens: &TokenRegistry
 /// Secrets shorter than this are not looked for (they would match ordinary text).
 const SHORTEST_SECRET_LOOKED_FOR: usize = 8;
 
-/// Logs, as critical, the app's own secret (current or in its grace) seen in `data`.
-fn report_own_secret(app: &App, data: &str, source: PayloadSource) {
+/// Logs and records, as critical, the app's own secret (current or in its grace) seen in `data`.
+fn report_own_secret(app: &App, data: &str, source: PayloadSource, activity: &ActivityRecorder) {
     let keyring = app.keyring();
     let now = SystemTime::now();
     let secrets = std::iter::once(keyring.current())
@@ -225,6 +245,12 @@ fn report_own_secret(app: &App, data: &str, source: PayloadSource) {
                 "critical: the app's secret was published in an event's data; rotate it with `relay keys rotate --app {}`",
                 app.id
             );
+            let message = format!(
+                "the app's secret published in {} event data; rotate it",
+                source.as_str()
+            );
+            let event = SecurityEvent::new(&app.id, EventKind::AppSecretLeaked, None, message);
+            activity.record(event, now);
             return;
         }
     }

@@ -122,6 +122,15 @@ impl TokenRegistry {
         Ok(entry)
     }
 
+    /// The entry of `text` if it is a revoked token of this Relay (a sign that it leaked).
+    pub fn revoked_entry(&self, text: &str) -> Option<&TokenEntry> {
+        let hash = WellFormedToken::parse(text)?.hash();
+        if !self.revoked.load().contains(&hash) {
+            return None;
+        }
+        self.by_hash.get(&hash)
+    }
+
     /// Takes `revoked` (from the store) as the whole revoked set, with the leaked tokens not
     /// yet written there; names of tokens not in the configuration are ignored.
     pub fn set_revoked(&self, revoked: &[RevokedToken]) {

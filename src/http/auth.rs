@@ -10,7 +10,7 @@
 //! connection is closed with its answer ([`super::unread_body`]). The same head check answers
 //! `Expect: 100-continue` ([`super::expect`]).
 //!
-//! In order: the declared size, the app, the guard's network rules (IP, geo, mTLS:
+//! In order: the declared size, the app (and its lockdown: 403), the guard's network rules (IP, geo, mTLS:
 //! [`crate::guard::Guard::admit_api`]), then the credentials of the one method the request
 //! uses ([`crate::guard::api_credentials`]): Pusher's HMAC query signature, the
 //! `X-Relay-Key` + `X-Relay-Secret` headers (full access), or a Relay API token
@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, TRANSFER_ENCODING};
@@ -36,10 +36,11 @@ use super::signature::{
     API_PREFIX, UnverifiedRequest, decode_query, query_param, verify_body_md5,
     verify_query_signature,
 };
+use crate::activity::EventKind;
 use crate::apps::{App, CredentialUse, Via};
 
 use crate::config::Scope;
-use crate::guard::{ApiCredentials, PeerHeaders, TokenRefusal, api_credentials};
+use crate::guard::{ApiCredentials, PeerHeaders, TokenEntry, TokenRefusal, api_credentials};
 use crate::state::ServerState;
 
 /// An authenticated API request.
@@ -182,25 +183,73 @@ pub(super) fn authenticate_head(
             find_app(state, head.path, key)?
         }
     };
+    if state.guard.locked_down(&app.id) {
+        return Err(ApiError::LockedDown);
+    }
     let peer = PeerHeaders::from_request(head.socket, head.headers);
-    let sender = state.guard.admit_api(&app.id, &peer).map_err(|refusal| {
-        tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
-        ApiError::Forbidden(refusal)
+    // A refused or banned sender is answered 403 whatever its credentials, but they are
+    // still checked: valid ones from such an address are a sign of a leaked secret.
+    let (sender, blocked) = match state.guard.admit_api(&app.id, &peer) {
+        Ok(sender) => {
+            let banned = state.guard.check_ban(&app.id, sender.address.known()).err();
+            (sender, banned.map(ApiError::Banned))
+        }
+        Err(refusal) => {
+            tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
+            let sender = state.guard.peer(Some(&app.id), &peer);
+            (sender, Some(ApiError::Forbidden(refusal)))
+        }
+    };
+    let address = sender.address.known();
+    if blocked.is_none() {
+        state
+            .guard
+            .limit_api(&app.id, address, head.method == "GET")
+            .map_err(ApiError::RateLimited)?;
+    }
+    let verified = verify_credentials(state, head, &query, &app, credentials, token, address);
+    if let Some(blocked) = blocked {
+        if verified.is_ok() {
+            let message = "valid credentials from a banned or refused address";
+            let kind = EventKind::CredentialsFromBlockedAddress;
+            state.guard.record(&app.id, kind, address, message);
+        }
+        return Err(blocked);
+    }
+    let body_signed = verified.inspect_err(|_| {
+        state
+            .guard
+            .auth_failed(&app.id, address, "HTTP API authentication");
     })?;
-    state
-        .guard
-        .limit_api(&app.id, sender.address.known(), head.method == "GET")
-        .map_err(ApiError::RateLimited)?;
-    let body_signed = match credentials {
+    Ok(AuthenticatedHead {
+        app,
+        query,
+        body_signed,
+    })
+}
+
+/// Checks the credentials of the one method the request uses; whether its body must match
+/// a signed `body_md5`.
+fn verify_credentials(
+    state: &ServerState,
+    head: &ApiRequestHead<'_>,
+    query: &[(String, String)],
+    app: &App,
+    credentials: ApiCredentials<'_>,
+    token: Option<Result<&TokenEntry, TokenRefusal>>,
+    address: Option<IpAddr>,
+) -> Result<bool, ApiError> {
+    match credentials {
         ApiCredentials::KeyAndSecret { key, secret } => {
-            let used = CredentialUse::now(Via::Api, sender.address.known());
+            let used = CredentialUse::now(Via::Api, address);
             app.verify_key_and_secret(key, secret, &used)
                 .map_err(|_| ApiError::unauthorized("Invalid X-Relay-Key or X-Relay-Secret"))?;
-            false
+            Ok(false)
         }
-        ApiCredentials::Bearer(_) => {
+        ApiCredentials::Bearer(text) => {
             let entry = token
                 .unwrap_or(Err(TokenRefusal::Invalid))
+                .inspect_err(|_| report_revoked_token(state, text, address))
                 .map_err(token_error)?;
             if entry.app_id != app.id {
                 return Err(token_error(TokenRefusal::Invalid));
@@ -208,29 +257,33 @@ pub(super) fn authenticate_head(
             entry
                 .allows(required_scope(head.method, head.path))
                 .map_err(token_error)?;
-            entry.record_use(sender.address.known(), SystemTime::now());
-            false
+            entry.record_use(address, SystemTime::now());
+            Ok(false)
         }
         ApiCredentials::Signature => {
             let unverified = UnverifiedRequest {
                 method: head.method,
                 path: head.path,
-                query: &query,
+                query,
             };
             let skew = state.settings.max_auth_timestamp_skew;
-            let used = CredentialUse::now(Via::Api, sender.address.known());
-            verify_query_signature(&app, &unverified, skew, &used)?;
-            if head.has_body && query_param(&query, "body_md5").is_none() {
+            let used = CredentialUse::now(Via::Api, address);
+            verify_query_signature(app, &unverified, skew, &used)?;
+            if head.has_body && query_param(query, "body_md5").is_none() {
                 return Err(ApiError::unauthorized("Missing body_md5 parameter"));
             }
-            true
+            Ok(true)
         }
-    };
-    Ok(AuthenticatedHead {
-        app,
-        query,
-        body_signed,
-    })
+    }
+}
+
+/// Records, as critical, a revoked token of this Relay presented again.
+fn report_revoked_token(state: &ServerState, text: &str, address: Option<IpAddr>) {
+    if let Some(entry) = state.guard.tokens.revoked_entry(text) {
+        let message = format!("revoked API token {:?} presented", entry.name);
+        let kind = EventKind::RevokedTokenUsed;
+        state.guard.record(&entry.app_id, kind, address, message);
+    }
 }
 
 /// How an API path names its app.

@@ -13,6 +13,13 @@ pub enum ApiError {
     /// The app is disabled.
     #[error("App is disabled")]
     AppDisabled,
+    /// The sender is banned from the app for repeated authentication failures (403, with
+    /// `Retry-After`).
+    #[error("{0}")]
+    Banned(crate::guard::Banned),
+    /// The app is locked down (`auto_lockdown`) until an admin resolves its security events.
+    #[error("App is locked down")]
+    LockedDown,
     /// Authentication failed; the message names what was wrong.
     #[error("{0}")]
     Unauthorized(String),
@@ -103,9 +110,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::AppNotFound => StatusCode::NOT_FOUND,
-            ApiError::AppDisabled | ApiError::Forbidden(_) | ApiError::LacksScope(_) => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::AppDisabled
+            | ApiError::LockedDown
+            | ApiError::Banned(_)
+            | ApiError::Forbidden(_)
+            | ApiError::LacksScope(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -122,6 +131,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Busy) {
             response.insert_header((actix_web::http::header::RETRY_AFTER, BUSY_RETRY_AFTER));
+        }
+        if let ApiError::Banned(banned) = self {
+            let retry_after = banned.retry_after.to_string();
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after));
         }
         if let ApiError::RateLimited(limited) = self {
             // draft-ietf-httpapi-ratelimit-headers-09: the policy (quota q per window w

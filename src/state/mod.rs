@@ -6,6 +6,7 @@
 //! then imported back: a cycle.)
 
 pub mod credentials;
+mod lockdowns;
 mod pending_bodies;
 pub mod sync;
 

@@ -1,9 +1,10 @@
 //! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the uses
-//! of tokens and previous pairs and the tokens revoked for leaking (seen in a payload) are
-//! flushed to the store, the revocations read back into the
-//! guard, and the store's credentials laid over the apps' keyrings (rotating those whose
-//! schedule is due), so a `relay token revoke` or `relay keys rotate` reaches the server within
-//! seconds and a request never waits on the store. The store's calls block (SQLite), so they
+//! of tokens and previous pairs, the tokens revoked for leaking (seen in a payload) and the
+//! security events recorded are flushed to the store, the revocations read back into the
+//! guard, lockdowns decided and read back ([`lockdowns`](super::lockdowns)), and the store's
+//! credentials laid over the apps' keyrings (rotating those whose schedule is due), so a
+//! `relay token revoke`, `relay security resolve` or `relay keys rotate` reaches the server
+//! within seconds and a request never waits on the store. The store's calls block (SQLite), so they
 //! run on tokio's blocking pool.
 
 use std::sync::Arc;
@@ -12,19 +13,22 @@ use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{ServerState, credentials};
-use crate::store::{SYNC_INTERVAL, SqliteStore, Store, StoreError};
+use super::{ServerState, credentials, lockdowns};
+use crate::activity::{EventKind, SecurityEvent};
+use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError};
 
 /// Reads the revocations and the stored credentials once, before the server serves (a
 /// revoked token is refused, and a rotated secret current, from the first request).
 pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     state.guard.tokens.set_revoked(&store.revoked_tokens()?);
+    lockdowns::decide(&state.guard, store, SystemTime::now())?;
     credentials::apply_stored(&state.apps, &store.credentials()?, SystemTime::now(), true);
     Ok(())
 }
 
 /// Syncs every [`SYNC_INTERVAL`] until `stop`, then flushes the last uses. Without a store
-/// at start-up, opens it as soon as its file appears (a CLI command made it).
+/// at start-up, opens it as soon as its file appears (a CLI command made it) or there is a
+/// security event to keep (which makes it).
 pub async fn run(state: Arc<ServerState>, stop: CancellationToken) {
     let mut store = state.store.clone();
     let mut ticks = tokio::time::interval(SYNC_INTERVAL);
@@ -46,16 +50,16 @@ pub async fn run(state: Arc<ServerState>, stop: CancellationToken) {
     }
 }
 
-/// The store, if its file exists now.
+/// The store, if its file exists now or a security event waits for it.
 async fn open_if_made(state: &ServerState) -> Option<Arc<dyn Store>> {
     let path = state.store_path.clone();
-    if !path.exists() {
+    if !path.exists() && state.guard.activity.is_empty() {
         return None;
     }
     let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await;
     match opened {
         Ok(Ok(store)) => {
-            info!(path = %state.store_path.display(), "the state store appeared; syncing with it");
+            info!(path = %state.store_path.display(), "the state store is open; syncing with it");
             Some(Arc::new(store))
         }
         Ok(Err(error)) => {
@@ -77,8 +81,14 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
         .apps()
         .flat_map(|app| app.take_pair_uses())
         .collect();
+    record_pair_events(&state, &pair_uses);
+    let activity = state.guard.activity.take(SystemTime::now());
     let (state, store) = (state.clone(), store.clone());
     let synced = tokio::task::spawn_blocking(move || {
+        if let Err(error) = store.record_events(&activity) {
+            state.guard.activity.restore(activity);
+            return Err(error);
+        }
         store.record_token_uses(&token_uses)?;
         store.record_pair_uses(&pair_uses)?;
         let leaked = state.guard.tokens.take_leaked();
@@ -92,6 +102,7 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             return Err(error);
         }
         state.guard.tokens.set_revoked(&store.revoked_tokens()?);
+        lockdowns::decide(&state.guard, store.as_ref(), SystemTime::now())?;
         credentials::rotate_due(&state.apps, store.as_ref(), SystemTime::now())
     })
     .await;
@@ -101,5 +112,39 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
         // round are lost.
         Ok(Err(error)) => warn!(%error, "cannot sync with the state store"),
         Err(error) => warn!(%error, "the state store sync task failed"),
+    }
+}
+
+/// Records the uses of previous pairs in their grace, and the secrets of pairs past it still
+/// presented (critical), in the activity log.
+fn record_pair_events(state: &ServerState, pair_uses: &[PairUse]) {
+    let now = SystemTime::now();
+    for used in pair_uses {
+        let message = format!(
+            "previous pair {} used in its grace (last via {})",
+            used.pair, used.last_via
+        );
+        let event = SecurityEvent::new(
+            &used.app_id,
+            EventKind::PairUsedInGrace,
+            used.last_address,
+            message,
+        );
+        state.guard.activity.record_count(event, used.count, now);
+    }
+    for app in state.apps.load().apps() {
+        for expired in app.take_expired_uses() {
+            let message = format!(
+                "the secret of a pair past its grace presented ({})",
+                expired.via.as_str()
+            );
+            let event = SecurityEvent::new(
+                &app.id,
+                EventKind::ExpiredPairUsed,
+                expired.address,
+                message,
+            );
+            state.guard.activity.record_count(event, expired.count, now);
+        }
     }
 }

@@ -76,6 +76,27 @@ impl Connection {
         CredentialUse::now(via, self.address)
     }
 
+    /// Checks a client's `auth` over `signed` (channel auth or sign-in): a failure counts
+    /// towards a ban of the client's address, and a banned address is refused whatever it
+    /// sends. The error is the message for the client.
+    pub fn check_client_auth(
+        &self,
+        auth: Option<&str>,
+        signed: &str,
+        via: Via,
+    ) -> Result<(), String> {
+        let guard = &self.state.guard;
+        guard
+            .check_ban(&self.app.id, self.address)
+            .map_err(|banned| banned.to_string())?;
+        self.app
+            .verify_auth(auth, signed, &self.credential_use(via))
+            .map_err(|error| {
+                guard.auth_failed(&self.app.id, self.address, via.as_str());
+                error.to_string()
+            })
+    }
+
     /// The handle publishers deliver to this connection through.
     pub fn outbox(&self) -> &Outbox {
         self.outbox.outbox()

@@ -1,8 +1,10 @@
-//! Admission of a new connection: app look-up, the guard's handshake rules (origins, and with
+//! Admission of a new connection: app look-up (and its lockdown), the guard's handshake rules (origins, and with
 //! `apply_to_websocket` the IP, geo and mTLS rules), protocol version, connection quota.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::apps::{App, CredentialUse, Via};
 use crate::guard::{PeerHeaders, Refusal};
@@ -24,6 +26,8 @@ pub(super) struct Admitted {
     pub slot: ConnectionSlot,
     /// Its place among its address's open connections (`connections_per_ip`), if limited.
     pub address_slot: Option<crate::guard::AddressSlot>,
+    /// Cancelled when the app is locked down, with `lockdown_closes_connections`.
+    pub lockdown: Option<CancellationToken>,
 }
 
 /// Why a handshake is refused.
@@ -35,6 +39,10 @@ pub(super) enum Refused {
     Guard(Refusal),
     /// A rate limit of `[apps.limits]` (4100: pusher-js backs off and reconnects).
     Limited(crate::guard::Limited),
+    /// The app is locked down (4003: pusher-js does not reconnect).
+    LockedDown,
+    /// The address is banned from the app (4009: pusher-js does not reconnect).
+    Banned(crate::guard::Banned),
 }
 
 impl From<CloseCode> for Refused {
@@ -54,11 +62,20 @@ pub(super) fn admit(
     if !app.enabled {
         return Err(CloseCode::AppDisabled.into());
     }
+    // Taken before the lockdown is looked at, so a lockdown after the look ends this one too.
+    let lockdown = state.guard.lockdown_signal(&app.id);
+    if state.guard.locked_down(&app.id) {
+        return Err(Refused::LockedDown);
+    }
     let client = state.guard.admit_socket(&app.id, peer).map_err(|refusal| {
         tracing::debug!(app = %app.id, %refusal, "handshake refused by the app's security rules");
         Refused::Guard(refusal)
     })?;
     let address = client.address.known();
+    state
+        .guard
+        .check_ban(&app.id, address)
+        .map_err(Refused::Banned)?;
     let address_slot = state
         .guard
         .limit_connection(&app.id, address)
@@ -78,6 +95,7 @@ pub(super) fn admit(
         address,
         slot,
         address_slot,
+        lockdown,
     })
 }
 

@@ -71,6 +71,16 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
             let frames = closing_frames(Some(code), code, &refusal.to_string());
             session::refuse(upgraded, frames).await;
         }
+        Err(Refused::Banned(banned)) => {
+            let code = CloseCode::Unauthorized.as_u16();
+            let frames = closing_frames(Some(code), code, &banned.to_string());
+            session::refuse(upgraded, frames).await;
+        }
+        Err(Refused::LockedDown) => {
+            let code = CloseCode::AppDisabled.as_u16();
+            let frames = closing_frames(Some(code), code, "Application is locked down");
+            session::refuse(upgraded, frames).await;
+        }
         Err(Refused::Limited(limited)) => {
             let code = CloseCode::OverCapacity.as_u16();
             let frames = closing_frames(Some(code), code, &limited.to_string());

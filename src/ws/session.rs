@@ -10,6 +10,7 @@ use std::time::Duration;
 use std::pin::Pin;
 
 use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
 
 use super::connection::{Connection, Ending};
 use super::handshake::Admitted;
@@ -43,7 +44,10 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
     let ending = match connection.send(established) {
-        Ok(()) => drive(&mut connection, &mut inbound, &mut outbound).await,
+        Ok(()) => {
+            let lockdown = admitted.lockdown;
+            drive(&mut connection, &mut inbound, &mut outbound, lockdown).await
+        }
         Err(ending) => ending,
     };
     connection.leave_all().await;
@@ -87,12 +91,21 @@ async fn drive(
     connection: &mut Connection,
     inbound: &mut InboundMessages<'_>,
     outbound: &mut OutboundWriter<'_>,
+    lockdown: Option<CancellationToken>,
 ) -> Ending {
     // The waits are created once and polled across iterations, so a loop turn does not
     // register and deregister waiters.
     let state = connection.state.clone();
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
+    // With `lockdown_closes_connections`, cancelled when the app is locked down.
+    let locked_down = async {
+        match &lockdown {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(locked_down);
     let signals = connection.outbox_signals();
     let end_requested = signals.end_requested();
     tokio::pin!(end_requested);
@@ -114,6 +127,7 @@ async fn drive(
         // busy channel the client's requests.
         let step = tokio::select! {
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
+            () = &mut locked_down => Err(Ending::Pusher(CloseCode::AppDisabled)),
             reason = &mut end_requested => Err(Ending::Pusher(match reason {
                 EndRequest::Overflow => CloseCode::OverCapacity,
                 EndRequest::Terminated => CloseCode::Unauthorized,

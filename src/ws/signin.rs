@@ -20,11 +20,7 @@ impl Connection {
     /// Handles `pusher:signin`.
     pub(super) async fn signin(&mut self, request: SigninRequest) -> Result<(), Ending> {
         let signed = user_string_to_sign(&self.socket_id.to_string(), &request.user_data);
-        if let Err(error) = self.app.verify_auth(
-            Some(&request.auth),
-            &signed,
-            &self.credential_use(Via::SignIn),
-        ) {
+        if let Err(error) = self.check_client_auth(Some(&request.auth), &signed, Via::SignIn) {
             return self.refuse_signin(&format!("Sign-in refused: {error}"));
         }
         let user = match UserData::parse(&request.user_data) {

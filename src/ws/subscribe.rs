@@ -127,8 +127,8 @@ impl Connection {
             }
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let signed = channel_string_to_sign(&socket_id, channel.as_str());
-                self.app
-                    .verify_auth(auth, &signed, &self.credential_use(Via::ChannelAuth))?;
+                self.check_client_auth(auth, &signed, Via::ChannelAuth)
+                    .map_err(|message| Refusal::new(SubscriptionErrorKind::Auth, message))?;
                 Ok(None)
             }
             ChannelKind::Presence => {
@@ -139,8 +139,8 @@ impl Connection {
                     )
                 })?;
                 let signed = presence_string_to_sign(&socket_id, channel.as_str(), channel_data);
-                self.app
-                    .verify_auth(auth, &signed, &self.credential_use(Via::ChannelAuth))?;
+                self.check_client_auth(auth, &signed, Via::ChannelAuth)
+                    .map_err(|message| Refusal::new(SubscriptionErrorKind::Auth, message))?;
                 let max_info = self.app.limits.max_presence_member_size;
                 Ok(Some(PresenceMember::parse(channel_data, max_info)?))
             }

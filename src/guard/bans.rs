@@ -1,0 +1,250 @@
+//! Brute-force bans (`ban_after_failures` in `[apps.security]`), fail2ban-style: an app counts
+//! authentication failures per client address (IPv6 by its /64) in a window from the first;
+//! at the threshold the address is banned from the app, first for `ban_time`, each further
+//! ban twice as long as the one before, at most `ban_max_time`. An address that stays clean
+//! for `ban_max_time` after its last ban starts over. A pure state machine: every call takes
+//! `now`, so tests move time instead of sleeping.
+//!
+//! Addresses in the app's `ip_allowlist` or among its trusted proxies are never banned (the
+//! guard does not ask); an unknown address is never counted. The map is bounded by
+//! [`MOST_TRACKED_ADDRESSES`]: when it is full, addresses neither banned nor counting are
+//! forgotten, and if none are, a new address is not counted (its failures still reach the
+//! activity log).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::limits::{ClientKey, MOST_TRACKED_ADDRESSES};
+
+/// How an app bans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanRule {
+    /// Failures that ban.
+    pub after_failures: u32,
+    /// Within this long from the first.
+    pub window: Duration,
+    /// The first ban's length.
+    pub first_ban: Duration,
+    /// The longest ban.
+    pub longest_ban: Duration,
+}
+
+/// An address is banned from the app; its message is safe to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Address banned after repeated authentication failures; retry in {retry_after} s")]
+pub struct Banned {
+    /// Whole seconds until the ban ends (at least 1).
+    pub retry_after: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    failures: u32,
+    window_start: Instant,
+    banned_until: Option<Instant>,
+    /// Bans so far (the next is `first_ban * 2^bans`).
+    bans: u32,
+}
+
+/// One app's failure counts and bans.
+#[derive(Debug)]
+pub struct Bans {
+    rule: BanRule,
+    records: Mutex<HashMap<ClientKey, Record>>,
+}
+
+impl Bans {
+    /// No failures yet.
+    pub fn new(rule: BanRule) -> Self {
+        Bans {
+            rule,
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `client` is banned at `now`.
+    pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Banned> {
+        let records = self.lock();
+        match records.get(&client).and_then(|record| record.banned_until) {
+            Some(until) if until > now => Err(Banned {
+                retry_after: whole_seconds(until - now),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure of `client` at `now`; the ban's length if this one bans it.
+    pub fn failed(&self, client: ClientKey, now: Instant) -> Option<Duration> {
+        let rule = self.rule;
+        let mut records = self.lock();
+        if !records.contains_key(&client) && records.len() >= MOST_TRACKED_ADDRESSES {
+            records.retain(|_, record| record.matters(&rule, now));
+            if records.len() >= MOST_TRACKED_ADDRESSES {
+                return None;
+            }
+        }
+        let record = records.entry(client).or_insert(Record {
+            failures: 0,
+            window_start: now,
+            banned_until: None,
+            bans: 0,
+        });
+        if record.banned_until.is_some_and(|until| until > now) {
+            return None;
+        }
+        if let Some(until) = record.banned_until
+            && now.duration_since(until) >= rule.longest_ban
+        {
+            record.bans = 0;
+        }
+        if now.duration_since(record.window_start) >= rule.window {
+            record.failures = 0;
+            record.window_start = now;
+        }
+        record.failures += 1;
+        if record.failures < rule.after_failures {
+            return None;
+        }
+        let length = rule
+            .first_ban
+            .saturating_mul(2u32.saturating_pow(record.bans.min(31)))
+            .min(rule.longest_ban);
+        record.banned_until = Some(now + length);
+        record.bans += 1;
+        record.failures = 0;
+        record.window_start = now;
+        Some(length)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Record>> {
+        self.records
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl Record {
+    /// Whether forgetting it would change anything: banned, counting, or remembered for the
+    /// next ban's growth.
+    fn matters(&self, rule: &BanRule, now: Instant) -> bool {
+        let counting = self.failures > 0 && now.duration_since(self.window_start) < rule.window;
+        let remembered = self
+            .banned_until
+            .is_some_and(|until| until > now || now.duration_since(until) < rule.longest_ban);
+        counting || remembered
+    }
+}
+
+/// Whole seconds in `duration`, rounded up, at least 1.
+fn whole_seconds(duration: Duration) -> u64 {
+    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn bans() -> Bans {
+        Bans::new(BanRule {
+            after_failures: 5,
+            window: 10 * MINUTE,
+            first_ban: 10 * MINUTE,
+            longest_ban: 60 * MINUTE,
+        })
+    }
+
+    fn client(text: &str) -> ClientKey {
+        ClientKey::of(text.parse().unwrap())
+    }
+
+    #[test]
+    fn five_failures_in_the_window_ban_for_ten_minutes() {
+        let (bans, start, who) = (bans(), Instant::now(), client("192.0.2.1"));
+        for n in 0..4 {
+            assert_eq!(bans.failed(who, start + Duration::from_secs(n)), None);
+            assert!(bans.check(who, start).is_ok());
+        }
+        let at = start + Duration::from_secs(4);
+        assert_eq!(bans.failed(who, at), Some(10 * MINUTE));
+        assert_eq!(
+            bans.check(who, at),
+            Err(Banned { retry_after: 600 }),
+            "whole seconds left"
+        );
+        assert!(bans.check(client("192.0.2.2"), at).is_ok(), "per address");
+        assert!(bans.check(who, at + 10 * MINUTE).is_ok(), "the ban expires");
+    }
+
+    #[test]
+    fn failures_spread_wider_than_the_window_do_not_ban() {
+        let (bans, start, who) = (bans(), Instant::now(), client("192.0.2.1"));
+        for n in 0..20 {
+            assert_eq!(
+                bans.failed(who, start + n * 3 * MINUTE),
+                None,
+                "failure {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn bans_double_up_to_the_longest_and_reset_after_a_clean_spell() {
+        let (bans, who) = (bans(), client("2001:db8::1"));
+        let mut now = Instant::now();
+        let mut lengths = Vec::new();
+        for _ in 0..4 {
+            let mut banned = None;
+            for _ in 0..5 {
+                banned = bans.failed(who, now);
+            }
+            let length = banned.expect("the fifth failure bans");
+            lengths.push(length.as_secs() / 60);
+            now += length;
+        }
+        assert_eq!(lengths, [10, 20, 40, 60]);
+        now += 60 * MINUTE;
+        let mut banned = None;
+        for _ in 0..5 {
+            banned = bans.failed(who, now);
+        }
+        assert_eq!(banned, Some(10 * MINUTE), "a clean hour starts over");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let (bans, now) = (bans(), Instant::now());
+        for n in 1..=5 {
+            bans.failed(client(&format!("2001:db8:0:1::{n}")), now);
+        }
+        assert!(bans.check(client("2001:db8:0:1::99"), now).is_err());
+        assert!(bans.check(client("2001:db8:0:2::1"), now).is_ok());
+    }
+
+    #[test]
+    fn failures_while_banned_do_not_extend_the_ban() {
+        let (bans, now, who) = (bans(), Instant::now(), client("192.0.2.1"));
+        for _ in 0..5 {
+            bans.failed(who, now);
+        }
+        for _ in 0..50 {
+            assert_eq!(bans.failed(who, now + MINUTE), None);
+        }
+        assert!(bans.check(who, now + 10 * MINUTE).is_ok());
+    }
+
+    #[test]
+    fn the_map_stays_bounded() {
+        let (bans, now) = (bans(), Instant::now());
+        for n in 0..(MOST_TRACKED_ADDRESSES as u32 + 10) {
+            bans.failed(ClientKey::of(std::net::Ipv4Addr::from(n).into()), now);
+        }
+        assert_eq!(bans.lock().len(), MOST_TRACKED_ADDRESSES);
+        let later = now + 11 * MINUTE;
+        let fresh = ClientKey::of("198.51.100.1".parse().unwrap());
+        bans.failed(fresh, later);
+        assert_eq!(bans.lock().len(), 1, "stale counts were forgotten");
+    }
+}
