@@ -208,7 +208,11 @@ impl App {
                 Mismatch::WrongSecret => AuthError::BadSignature,
                 Mismatch::ExpiredPair => {
                     self.pair_uses.record_expired(used);
-                    AuthError::BadSignature
+                    // The answer the client got before: as if the pair were unknown.
+                    match keyring.match_key(key, used.now) {
+                        Some(_) => AuthError::BadSignature,
+                        None => AuthError::WrongKey,
+                    }
                 }
             })?;
         self.count(matched, used);
@@ -232,7 +236,10 @@ impl App {
                     Mismatch::WrongSecret => AuthError::WrongSecret,
                     Mismatch::ExpiredPair => {
                         self.pair_uses.record_expired(used);
-                        AuthError::WrongSecret
+                        match keyring.match_key(key, used.now) {
+                            Some(_) => AuthError::WrongSecret,
+                            None => AuthError::WrongKey,
+                        }
                     }
                 })?;
         self.count(matched, used);
@@ -347,6 +354,9 @@ mod tests {
         assert_eq!(uses.len(), 1);
         assert_eq!(uses[0].count, 2, "the auth and the key inside the grace");
         assert_eq!(uses[0].pair, "config old-key 2030-01-01T00:00:00Z");
+        let expired = app.take_expired_uses();
+        assert_eq!(expired.len(), 1, "the secret presented after its grace");
+        assert_eq!((expired[0].count, expired[0].via), (1, Via::ChannelAuth));
     }
 
     #[test]
