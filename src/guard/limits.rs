@@ -11,6 +11,9 @@
 //! over (a flood of distinct addresses can reset per-address limits; the per-app limit still
 //! holds). The clock is a parameter, so tests move time instead of sleeping. [`Limiter`] is
 //! the seam where the scale-out moves the counters to Redis.
+//!
+//! A connection's own limit, `max_client_events_per_second`, is the same GCRA held by the
+//! connection ([`client_events`]).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -26,6 +29,10 @@ use tracing::warn;
 
 use super::open_connections::{AddressSlot, OpenConnections};
 use crate::config::LimitsConfig;
+
+mod client_events;
+
+pub use client_events::ClientEventLimit;
 
 /// Most client addresses one per-address limit keeps state for.
 pub const MOST_TRACKED_ADDRESSES: usize = 65_536;

@@ -43,7 +43,9 @@ use std::sync::Arc;
 
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
-pub use limits::{ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES};
+pub use limits::{
+    ClientEventLimit, ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES,
+};
 pub use networks::Networks;
 pub use open_connections::AddressSlot;
 pub use payload::{DetectorListError, PayloadSource, SecretFound};
