@@ -1,5 +1,6 @@
 //! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the uses
-//! of tokens and previous pairs and the tokens revoked for leaking (seen in a payload) are
+//! of tokens and previous pairs, the messages delivered toward daily quotas (added to the
+//! day's row) and the tokens revoked for leaking (seen in a payload) are
 //! flushed to the store, the revocations read back into the
 //! guard, and the store's credentials laid over the apps' keyrings (rotating those whose
 //! schedule is due), so a `relay token revoke` or `relay keys rotate` reaches the server within
@@ -13,13 +14,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{ServerState, credentials};
+use crate::guard::utc_day;
 use crate::store::{SYNC_INTERVAL, SqliteStore, Store, StoreError};
 
-/// Reads the revocations and the stored credentials once, before the server serves (a
-/// revoked token is refused, and a rotated secret current, from the first request).
+/// Reads the revocations, the stored credentials and today's message counts once, before the
+/// server serves (a revoked token is refused, a rotated secret current, and a daily quota
+/// spent before a restart still spent, from the first request; a new UTC day starts from 0).
 pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     state.guard.tokens.set_revoked(&store.revoked_tokens()?);
-    credentials::apply_stored(&state.apps, &store.credentials()?, SystemTime::now(), true);
+    let now = SystemTime::now();
+    credentials::apply_stored(&state.apps, &store.credentials()?, now, true);
+    let quotas = &state.guard.daily_quotas;
+    if !quotas.is_empty() {
+        quotas.load(&store.daily_messages(utc_day(now))?, now);
+    }
     Ok(())
 }
 
@@ -77,8 +85,14 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
         .apps()
         .flat_map(|app| app.take_pair_uses())
         .collect();
+    let delivered = state.guard.daily_quotas.take_unflushed(SystemTime::now());
     let (state, store) = (state.clone(), store.clone());
     let synced = tokio::task::spawn_blocking(move || {
+        if let Err(error) = store.record_daily_messages(&delivered) {
+            // Counted again next time: a lost count would give a restarted server more quota.
+            state.guard.daily_quotas.give_back(delivered);
+            return Err(error);
+        }
         store.record_token_uses(&token_uses)?;
         store.record_pair_uses(&pair_uses)?;
         let leaked = state.guard.tokens.take_leaked();

@@ -4,7 +4,8 @@
 //! app's channel schemas, then its `secret_scanning`, apply to the data as to an HTTP API
 //! event's; the schemas see the data as the JSON value the client sent. A refusal is a
 //! `pusher:error` to the sender only, and the connection stays open; over the connection's
-//! `max_client_events_per_second` (a GCRA of `guard::limits`) its code is 4301.
+//! `max_client_events_per_second` (a GCRA of `guard::limits`), or once the app's
+//! `daily_messages` are spent for the day, its code is 4301.
 
 use std::borrow::Cow;
 
@@ -25,9 +26,13 @@ impl Connection {
         if let Err(message) = self.check_client_event(&event) {
             return self.send_error(None, &message);
         }
+        let code = CloseCode::ClientEventRateLimit;
         if !self.client_events.try_spend() {
-            let code = CloseCode::ClientEventRateLimit;
             return self.send_error(Some(code.as_u16()), code.message());
+        }
+        if let Err(limited) = self.state.guard.limit_client_event(&self.app.id) {
+            let message = format!("Client event rejected: {limited}");
+            return self.send_error(Some(code.as_u16()), &message);
         }
         let Some((channel, member)) = self.subscriptions.get_key_value(event.channel.as_str())
         else {
