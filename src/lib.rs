@@ -17,7 +17,8 @@
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
 //!   `ws` and `http`.
-//! - [`store`]: state that outlives the process (token revocations and use): SQLite on one node.
+//! - [`store`]: state that outlives the process (token revocations and uses, rotated pairs,
+//!   daily message counts): SQLite on one node.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
 //!

@@ -2,8 +2,11 @@
 //! requests and answers 429 with `Retry-After` and the RateLimit headers naming the limit;
 //! per-address limits keep addresses apart; reads have their own limit; a WebSocket over its
 //! address's connection rate, or over its connections open at once, gets `pusher:error` and
-//! close 4100, and a place comes back when a connection ends. (Exactness with an injected
-//! clock and with threads racing is in the unit tests of `guard::limits`.)
+//! close 4100, and a place comes back when a connection ends. The daily message quota counts
+//! each subscriber reached, refuses triggers, batches (429 until midnight UTC) and client
+//! events (4301) once reached, and keeps its count across restarts on one store file.
+//! (Exactness with an injected clock and with threads racing, and midnight, are in the unit
+//! tests of `guard::limits`.)
 
 mod common;
 
@@ -189,12 +192,141 @@ async fn events_are_counted_per_channel_and_refused_whole() {
     client.assert_nothing_pending().await;
 }
 
-#[test]
-fn limits_not_built_yet_are_refused_not_ignored() {
-    let (passed, said) = common::check_config(&limited("daily_messages = 1000\n"));
-    assert!(!passed);
+/// Waits out the last seconds of a UTC day, so that a quota test never sees midnight reset
+/// its count halfway.
+async fn clear_of_midnight() {
+    let into_day = now() % 86_400;
+    if into_day > 86_400 - 20 {
+        tokio::time::sleep(std::time::Duration::from_secs(86_400 - into_day + 1)).await;
+    }
+}
+
+fn assert_over_daily_quota(response: &Response, per_day: u32) {
+    assert_eq!(response.status, 429, "{}", response.body);
+    assert_eq!(
+        response.error(),
+        format!("quota exceeded (daily messages): {per_day} messages per day")
+    );
+    let retry_after: u64 = response.header("Retry-After").unwrap().parse().unwrap();
+    let until_midnight = 86_400 - now() % 86_400;
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
     assert!(
-        said.contains("limits.daily_messages is not supported"),
-        "{said}"
+        retry_after.abs_diff(until_midnight) <= 2,
+        "{retry_after} s, but midnight UTC is {until_midnight} s away"
+    );
+    assert_eq!(
+        response.header("RateLimit-Policy"),
+        Some(format!("\"daily\";q={per_day};w=86400").as_str())
+    );
+    assert_eq!(
+        response.header("RateLimit"),
+        Some(format!("\"daily\";r=0;t={retry_after}").as_str())
+    );
+}
+
+/// A trigger of event `e` on `channel` with `data`.
+async fn trigger_on(server: &TestServer, channel: &str, data: &str) -> Response {
+    common::http::trigger(
+        server,
+        json!({"name": "e", "channels": [channel], "data": data}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_daily_quota_counts_deliveries_and_refuses_publishes_once_reached() {
+    clear_of_midnight().await;
+    let server = TestServer::start_with(&limited("daily_messages = 6\n"));
+    let mut alice = common::Client::connect(&server).await;
+    let mut bob = common::Client::connect(&server).await;
+    alice.subscribe("private-chat").await;
+    bob.subscribe("private-chat").await;
+    for n in 0..10 {
+        let nobody = trigger_on(&server, "empty", &n.to_string()).await;
+        assert_eq!(nobody.status, 200, "a publish to nobody counts 0");
+    }
+    alice
+        .trigger("private-chat", "client-hi", json!({"n": 0}))
+        .await;
+    assert_eq!(bob.recv_event("client-hi").await["data"]["n"], 0);
+    // 1 delivered so far; each trigger reaches 2. The third starts at 5 of 6 and is delivered
+    // in full (7); the fourth is refused.
+    let mut admitted = 0;
+    let refused = loop {
+        let response = trigger_on(&server, "private-chat", &admitted.to_string()).await;
+        if response.status != 200 {
+            break response;
+        }
+        admitted += 1;
+        assert!(admitted <= 10, "the quota never held");
+    };
+    assert_eq!(admitted, 3);
+    assert_over_daily_quota(&refused, 6);
+    let batch = json!({"batch": [{"name": "e", "channel": "private-chat", "data": "b"}]});
+    let refused =
+        common::http::api(&server, "POST", "/batch_events", &[], &batch.to_string()).await;
+    assert_over_daily_quota(&refused, 6);
+    for client in [&mut alice, &mut bob] {
+        for n in 0..3 {
+            assert_eq!(client.recv_event("e").await["data"], n.to_string());
+        }
+        client.assert_nothing_pending().await;
+    }
+    alice
+        .trigger("private-chat", "client-hi", json!({"n": 1}))
+        .await;
+    let error = alice.recv_event("pusher:error").await;
+    assert_eq!(error["data"]["code"], 4301);
+    assert_eq!(
+        error["data"]["message"],
+        "Client event rejected: quota exceeded (daily messages): 6 messages per day"
+    );
+    bob.assert_nothing_pending().await;
+    alice.assert_nothing_pending().await; // still open and served
+}
+
+/// Runs a server on the store file `store` with `daily_messages = 5` and one subscriber on
+/// `news`, triggers until refused (at most `most` times), then stops it cleanly (its last
+/// sync flushes the count). Returns the triggers admitted.
+async fn run_until_refused_or(store: &std::path::Path, most: usize) -> usize {
+    let config = format!(
+        "{}[apps.limits]\ndaily_messages = 5\n[store]\npath = \"{}\"\n",
+        default_config(),
+        store.display()
+    );
+    let mut server = TestServer::start_with(&config);
+    let mut client = common::Client::connect(&server).await;
+    client.subscribe("news").await;
+    let mut admitted = 0;
+    while admitted < most {
+        let response = trigger_on(&server, "news", "x").await;
+        if response.status != 200 {
+            assert_over_daily_quota(&response, 5);
+            break;
+        }
+        admitted += 1;
+        assert_eq!(client.recv_event("e").await["data"], "x");
+    }
+    drop(client);
+    server.terminate();
+    assert!(server.wait_for_exit(std::time::Duration::from_secs(10)));
+    admitted
+}
+
+#[tokio::test]
+async fn the_days_count_outlives_a_restart_on_the_same_store() {
+    clear_of_midnight().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("state.db");
+    assert_eq!(run_until_refused_or(&store, 3).await, 3, "3 of 5");
+    assert_eq!(
+        run_until_refused_or(&store, 10).await,
+        2,
+        "the 3 counted before the restart are kept"
+    );
+    assert_eq!(
+        run_until_refused_or(&store, 10).await,
+        0,
+        "the store holds 5: the second run added its 2 to the first run's 3"
     );
 }

@@ -1,5 +1,6 @@
 //! The single-process adapter: publishes go straight to this node's hub, and presence and
-//! counts are this node's own.
+//! counts are this node's own. What a publish reaches is counted toward the app's daily
+//! message quota here, once per publish (presence and count announcements are not counted).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -55,9 +56,9 @@ impl Adapter for LocalAdapter {
         frame: ByteString,
         except: Option<SocketId>,
     ) -> Result<(), AdapterError> {
-        self.hub
-            .app(app_id)
-            .deliver(channel.as_str(), &frame, except);
+        let app = self.hub.app(app_id);
+        let delivered = app.deliver(channel.as_str(), &frame, except);
+        app.count_delivered(delivered);
         Ok(())
     }
 

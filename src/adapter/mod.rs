@@ -48,7 +48,8 @@ pub struct OccupiedChannel {
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
     /// Delivers `frame` (serialized once) to every subscriber of `channel` on every node,
-    /// except the connection `except`.
+    /// except the connection `except`; each node counts what it delivers toward the app's
+    /// daily message quota (`AppChannels::count_delivered`).
     async fn publish(
         &self,
         app_id: &str,

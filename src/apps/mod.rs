@@ -14,6 +14,7 @@ mod registry;
 pub mod rotation;
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -65,7 +66,7 @@ pub struct AppLimits {
     /// Channels one connection may be subscribed to at once.
     pub max_channels_per_connection: usize,
     /// Client events per connection per second.
-    pub max_client_events_per_second: u32,
+    pub max_client_events_per_second: NonZeroU32,
     /// How long a cache channel keeps its last event.
     pub cache_ttl: Duration,
 }
@@ -147,7 +148,9 @@ impl App {
                 max_event_size: config.max_event_size,
                 max_channel_name_length: config.max_channel_name_length,
                 max_channels_per_connection: config.max_channels_per_connection,
-                max_client_events_per_second: config.max_client_events_per_second,
+                // check-config refuses 0 (client events are turned off another way).
+                max_client_events_per_second: NonZeroU32::new(config.max_client_events_per_second)
+                    .unwrap_or(NonZeroU32::MIN),
                 cache_ttl: Duration::from_secs(config.cache_ttl),
             },
         }

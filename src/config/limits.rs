@@ -25,7 +25,7 @@ pub struct LimitsConfig {
     /// Backend events per second to the app (each channel of a trigger counted).
     #[serde(default)]
     pub events_per_second: Option<NonZeroU32>,
-    /// Messages delivered per UTC day: not built yet.
+    /// Messages delivered to subscribers per UTC day (each subscriber reached counts one).
     #[serde(default)]
     pub daily_messages: Option<NonZeroU32>,
     /// WebSocket connections open at once from one client address (IPv6: one /64).

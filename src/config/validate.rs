@@ -193,16 +193,6 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
             ));
         }
     }
-    if let Some(limits) = &app.limits {
-        let later = [(limits.daily_messages.is_some(), "daily_messages")];
-        for (set, key) in later {
-            if set {
-                problem(&format!(
-                    "limits.{key} is not supported by this version of Relay yet"
-                ));
-            }
-        }
-    }
     if let Some(rotation) = &app.rotation {
         let (every, grace) = (rotation.every.0, rotation.grace.0);
         if every < MIN_ROTATION_INTERVAL {

@@ -11,10 +11,15 @@
 //! over (a flood of distinct addresses can reset per-address limits; the per-app limit still
 //! holds). The clock is a parameter, so tests move time instead of sleeping. [`Limiter`] is
 //! the seam where the scale-out moves the counters to Redis.
+//!
+//! A connection's own limit, `max_client_events_per_second`, is the same GCRA held by the
+//! connection ([`client_events`]). The daily message quota, `daily_messages`, counts
+//! deliveries rather than requests, per UTC day, and outlives a restart ([`daily`]).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use governor::clock::{Clock, DefaultClock};
@@ -26,6 +31,12 @@ use tracing::warn;
 
 use super::open_connections::{AddressSlot, OpenConnections};
 use crate::config::LimitsConfig;
+
+mod client_events;
+mod daily;
+
+pub use client_events::ClientEventLimit;
+pub use daily::{DailyQuota, DailyQuotas, utc_day};
 
 /// Most client addresses one per-address limit keeps state for.
 pub const MOST_TRACKED_ADDRESSES: usize = 65_536;
@@ -45,6 +56,8 @@ pub enum LimitScope {
     OpenConnections,
     /// `events_per_second` (each channel of a trigger counted).
     Events,
+    /// `daily_messages` (messages delivered per UTC day).
+    Daily,
 }
 
 impl LimitScope {
@@ -57,6 +70,15 @@ impl LimitScope {
             LimitScope::Connections => "connections",
             LimitScope::OpenConnections => "address",
             LimitScope::Events => "events",
+            LimitScope::Daily => "daily",
+        }
+    }
+
+    /// The seconds the limit's quota is counted over (`w` of `RateLimit-Policy`).
+    pub fn window_seconds(self) -> u64 {
+        match self {
+            LimitScope::Daily => 86_400,
+            _ => 1,
         }
     }
 }
@@ -66,15 +88,16 @@ impl LimitScope {
 pub struct Limited {
     /// Which limit.
     pub scope: LimitScope,
-    /// Its rate (for `OpenConnections`, the connections allowed at once).
-    pub per_second: u32,
+    /// What it allows per window: requests, connections or events per second, messages per
+    /// day (for `OpenConnections`, the connections allowed at once).
+    pub quota: u32,
     /// Whole seconds until the client may try again (at least 1).
     pub retry_after: u64,
 }
 
 impl std::fmt::Display for Limited {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (scope, rate) = (self.scope.as_str(), self.per_second);
+        let (scope, rate) = (self.scope.as_str(), self.quota);
         match self.scope {
             LimitScope::App | LimitScope::Address | LimitScope::Reads => {
                 write!(f, "rate limited ({scope}): {rate} requests per 1s")
@@ -86,6 +109,12 @@ impl std::fmt::Display for Limited {
                 write!(f, "too many connections ({scope}): {rate} open at once")
             }
             LimitScope::Events => write!(f, "rate limited ({scope}): {rate} events per 1s"),
+            LimitScope::Daily => {
+                write!(
+                    f,
+                    "quota exceeded (daily messages): {rate} messages per day"
+                )
+            }
         }
     }
 }
@@ -101,6 +130,12 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     fn open_connection(&self, address: Option<IpAddr>) -> Result<Option<AddressSlot>, Limited>;
     /// Counts `count` backend events (one per channel of a trigger), all or none.
     fn check_events(&self, count: usize) -> Result<(), Limited>;
+    /// Refuses a publish at `now` once the messages delivered today (UTC) have reached
+    /// `daily_messages`.
+    fn check_daily(&self, now: SystemTime) -> Result<(), Limited>;
+    /// The count of messages delivered that the hub adds to and the sync flushes, for an app
+    /// with `daily_messages`.
+    fn daily_quota(&self) -> Option<&Arc<DailyQuota>>;
 }
 
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -146,6 +181,7 @@ pub struct LocalLimiter<C: Clock = DefaultClock> {
     api_per_address: Option<PerAddress<C>>,
     connections_per_address: Option<PerAddress<C>>,
     open_per_address: Option<OpenConnections>,
+    daily: Option<Arc<DailyQuota>>,
 }
 
 impl<C: Clock> std::fmt::Debug for LocalLimiter<C> {
@@ -161,6 +197,7 @@ impl<C: Clock> std::fmt::Debug for LocalLimiter<C> {
                 "connections_per_address",
                 &per(&self.connections_per_address),
             )
+            .field("daily", &self.daily)
             .finish()
     }
 }
@@ -203,6 +240,9 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
             open_per_address: config
                 .connections_per_ip
                 .map(|most| OpenConnections::new(most.get())),
+            daily: config
+                .daily_messages
+                .map(|per_day| Arc::new(DailyQuota::new(per_day, SystemTime::now()))),
             clock,
         };
         let any = limiter.api.is_some()
@@ -210,20 +250,16 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
             || limiter.events.is_some()
             || limiter.api_per_address.is_some()
             || limiter.connections_per_address.is_some()
-            || limiter.open_per_address.is_some();
+            || limiter.open_per_address.is_some()
+            || limiter.daily.is_some();
         any.then_some(limiter)
     }
 
-    fn refusal(
-        &self,
-        scope: LimitScope,
-        per_second: u32,
-        not_until: &NotUntil<C::Instant>,
-    ) -> Limited {
+    fn refusal(&self, scope: LimitScope, quota: u32, not_until: &NotUntil<C::Instant>) -> Limited {
         let wait = not_until.wait_time_from(self.clock.now());
         Limited {
             scope,
-            per_second,
+            quota,
             retry_after: whole_seconds(wait),
         }
     }
@@ -309,10 +345,21 @@ where
             // with fewer.
             Err(_) => Err(Limited {
                 scope: LimitScope::Events,
-                per_second: limit.per_second,
+                quota: limit.per_second,
                 retry_after: 1,
             }),
         }
+    }
+
+    fn check_daily(&self, now: SystemTime) -> Result<(), Limited> {
+        match &self.daily {
+            Some(daily) => daily.check(now),
+            None => Ok(()),
+        }
+    }
+
+    fn daily_quota(&self) -> Option<&Arc<DailyQuota>> {
+        self.daily.as_ref()
     }
 }
 

@@ -9,7 +9,9 @@
 //! too, and origins guard handshakes only. An app without `[apps.security]`, `[apps.limits]`
 //! or `[[apps.schemas]]` costs one map look-up. The rate limits of `[apps.limits]`
 //! ([`limits`]) are counted right after the network rules, before any credential is looked
-//! at. Later protections (bans, lockdown) plug into the same calls.
+//! at; its daily message quota is checked before each publish ([`Guard::limit_events`],
+//! [`Guard::limit_client_event`]) and counted by the hub as it delivers
+//! ([`Guard::daily_quotas`]). Later protections (bans, lockdown) plug into the same calls.
 //!
 //! Payloads are the guard's too, on either edge: [`Guard::check_schemas`] holds an event's
 //! data to the app's `[[apps.schemas]]` ([`schemas`], compiled when the guard is built), then
@@ -42,11 +44,15 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 pub use bans::Banned;
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
-pub use limits::{ClientKey, LimitScope, Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES};
+pub use limits::{
+    ClientEventLimit, ClientKey, DailyQuota, DailyQuotas, LimitScope, Limited, Limiter,
+    LocalLimiter, MOST_TRACKED_ADDRESSES, utc_day,
+};
 pub use lockdown::{CRITICAL_EVENTS_TO_LOCK, LOCKDOWN_LOOKBACK};
 pub use networks::Networks;
 pub use open_connections::AddressSlot;
@@ -122,6 +128,8 @@ pub struct Guard {
     pub tokens: TokenRegistry,
     /// The security events waiting for the state store.
     pub activity: ActivityRecorder,
+    /// The apps' daily message quotas (the same counts their limiters check).
+    pub daily_quotas: DailyQuotas,
 }
 
 /// One app's rules.
@@ -163,6 +171,7 @@ impl Guard {
             _ => None,
         };
         let mut apps = HashMap::new();
+        let mut daily_quotas = DailyQuotas::default();
         let no_rules = SecurityConfig::default();
         for app in &config.apps {
             let id = app.id.as_str().to_owned();
@@ -188,6 +197,13 @@ impl Guard {
                 .as_ref()
                 .and_then(LocalLimiter::from_config)
                 .map(|limiter| Box::new(limiter) as Box<dyn Limiter>);
+            if let Some(quota) = guard
+                .limits
+                .as_ref()
+                .and_then(|limits| limits.daily_quota())
+            {
+                daily_quotas.insert(&id, quota.clone());
+            }
             guard.schemas = schemas;
             apps.insert(id, guard);
         }
@@ -196,6 +212,7 @@ impl Guard {
             apps,
             tokens: TokenRegistry::from_config(config),
             activity: ActivityRecorder::default(),
+            daily_quotas,
         })
     }
 
@@ -388,11 +405,24 @@ impl Guard {
         }
     }
 
-    /// Counts `count` backend events to `app_id` (one per channel of each trigger), all or
-    /// none, against `events_per_second`.
+    /// Admits a trigger of `count` backend events to `app_id` (one per channel of each
+    /// trigger), all or none: refused once today's messages have reached `daily_messages`,
+    /// then counted against `events_per_second`.
     pub fn limit_events(&self, app_id: &str, count: usize) -> Result<(), Limited> {
         match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
-            Some(limits) => limits.check_events(count),
+            Some(limits) => {
+                limits.check_daily(SystemTime::now())?;
+                limits.check_events(count)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Admits a client event to `app_id` unless today's messages have reached
+    /// `daily_messages`.
+    pub fn limit_client_event(&self, app_id: &str) -> Result<(), Limited> {
+        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
+            Some(limits) => limits.check_daily(SystemTime::now()),
             None => Ok(()),
         }
     }

@@ -45,7 +45,7 @@ impl OpenConnections {
         if *count >= self.most {
             return Err(Limited {
                 scope: LimitScope::OpenConnections,
-                per_second: self.most,
+                quota: self.most,
                 retry_after: 1,
             });
         }

@@ -147,7 +147,11 @@ impl ResponseError for ApiError {
                 ))
                 .insert_header((
                     "RateLimit-Policy",
-                    format!("\"{name}\";q={};w=1", limited.per_second),
+                    format!(
+                        "\"{name}\";q={};w={}",
+                        limited.quota,
+                        limited.scope.window_seconds()
+                    ),
                 ))
                 .insert_header((
                     "RateLimit",

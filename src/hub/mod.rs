@@ -4,7 +4,9 @@
 //! which channel and who is signed in, and it owns the in-memory presence roster and
 //! cache-channel store used by the single-node adapter.
 //! Delivery never blocks: a frame is pushed into each subscriber's bounded [`Outbox`] while a
-//! read lock is held, and the lock is never held across an `await`.
+//! read lock is held, and the lock is never held across an `await`. For an app with a daily
+//! message quota the hub also counts what its publishes reach here
+//! ([`AppChannels::count_delivered`], one atomic add per publish); other apps pay a branch.
 
 mod cache;
 mod count_throttle;
@@ -18,6 +20,7 @@ use std::sync::{Arc, RwLock};
 
 use bytestring::ByteString;
 
+use crate::guard::DailyQuota;
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
 use crate::webhooks::{EventKind, WebhookEvent, WebhookSink};
 
@@ -37,6 +40,7 @@ pub use users::SignedInUsers;
 pub struct Hub {
     apps: RwLock<HashMap<String, Arc<AppChannels>>>,
     webhooks: HashMap<String, WebhookSink>,
+    daily_quotas: HashMap<String, Arc<DailyQuota>>,
 }
 
 impl Hub {
@@ -45,6 +49,16 @@ impl Hub {
         Hub {
             apps: RwLock::default(),
             webhooks,
+            daily_quotas: HashMap::new(),
+        }
+    }
+
+    /// The same hub, counting the messages its apps deliver into their `daily_quotas` (by
+    /// app id).
+    pub fn counting_deliveries(self, daily_quotas: HashMap<String, Arc<DailyQuota>>) -> Self {
+        Hub {
+            daily_quotas,
+            ..self
         }
     }
 
@@ -58,6 +72,7 @@ impl Hub {
             .or_insert_with(|| {
                 Arc::new(AppChannels {
                     webhooks: self.webhooks.get(app_id).cloned(),
+                    daily_quota: self.daily_quotas.get(app_id).cloned(),
                     ..AppChannels::default()
                 })
             })
@@ -74,6 +89,7 @@ pub struct AppChannels {
     count_throttle: Arc<CountThrottle>,
     users: SignedInUsers,
     webhooks: Option<WebhookSink>,
+    daily_quota: Option<Arc<DailyQuota>>,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -201,6 +217,14 @@ impl AppChannels {
         channels
             .get(channel)
             .map_or(0, |subscribers| push_to_each(subscribers, frame, except))
+    }
+
+    /// Counts `delivered` messages (one publish's local recipients) toward the app's daily
+    /// quota, if it has one.
+    pub fn count_delivered(&self, delivered: usize) {
+        if let Some(quota) = &self.daily_quota {
+            quota.count(delivered);
+        }
     }
 
     /// Tells every local subscriber of `channel` (and the app's `subscription_count` webhook)

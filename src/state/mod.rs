@@ -73,8 +73,8 @@ pub struct ServerState {
     /// The apps' security rules.
     pub guard: Guard,
     /// The state store, opened at start-up when an app needs it (API tokens, previous or
-    /// rotated credentials) or its file exists; otherwise the sync opens it once a CLI
-    /// command has made the file (see `sync::run`).
+    /// rotated credentials, a daily message quota) or its file exists; otherwise the sync
+    /// opens it once a CLI command has made the file (see `sync::run`).
     pub store: Option<Arc<dyn Store>>,
     /// Where the state store's file is.
     pub store_path: PathBuf,
@@ -104,7 +104,8 @@ impl ServerState {
                 workers.push(app_workers);
             }
         }
-        let hub = Arc::new(Hub::with_webhooks(sinks));
+        let hub =
+            Arc::new(Hub::with_webhooks(sinks).counting_deliveries(guard.daily_quotas.by_app()));
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
         let state = ServerState {
             apps,
@@ -135,9 +136,15 @@ impl ServerState {
 }
 
 /// Whether an app keeps state in the store: API tokens (revocations, uses), previous pairs
-/// (their uses) or a rotation schedule.
+/// (their uses), a rotation schedule or a daily message quota (its count).
 fn needs_store(config: &Config) -> bool {
     config.apps.iter().any(|app| {
-        !app.tokens.is_empty() || !app.previous_credentials.is_empty() || app.rotation.is_some()
+        !app.tokens.is_empty()
+            || !app.previous_credentials.is_empty()
+            || app.rotation.is_some()
+            || app
+                .limits
+                .as_ref()
+                .is_some_and(|limits| limits.daily_messages.is_some())
     })
 }

@@ -1,10 +1,11 @@
 //! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the uses
-//! of tokens and previous pairs, the tokens revoked for leaking (seen in a payload) and the
-//! security events recorded are flushed to the store, the revocations read back into the
-//! guard, lockdowns decided and read back ([`lockdowns`](super::lockdowns)), and the store's
-//! credentials laid over the apps' keyrings (rotating those whose schedule is due), so a
-//! `relay token revoke`, `relay security resolve` or `relay keys rotate` reaches the server
-//! within seconds and a request never waits on the store. The store's calls block (SQLite), so they
+//! of tokens and previous pairs, the messages delivered toward daily quotas (added to the
+//! day's row), the tokens revoked for leaking (seen in a payload) and the security events
+//! recorded are flushed to the store, the revocations read back into the guard, lockdowns
+//! decided and read back ([`lockdowns`](super::lockdowns)), and the store's credentials laid
+//! over the apps' keyrings (rotating those whose schedule is due), so a `relay token revoke`,
+//! `relay security resolve` or `relay keys rotate` reaches the server within seconds and a
+//! request never waits on the store. The store's calls block (SQLite), so they
 //! run on tokio's blocking pool.
 
 use std::sync::Arc;
@@ -15,14 +16,21 @@ use tracing::{info, warn};
 
 use super::{ServerState, credentials, lockdowns};
 use crate::activity::{EventKind, SecurityEvent};
+use crate::guard::utc_day;
 use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError};
 
-/// Reads the revocations and the stored credentials once, before the server serves (a
-/// revoked token is refused, and a rotated secret current, from the first request).
+/// Reads the revocations, the stored credentials and today's message counts once, before the
+/// server serves (a revoked token is refused, a rotated secret current, and a daily quota
+/// spent before a restart still spent, from the first request; a new UTC day starts from 0).
 pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     state.guard.tokens.set_revoked(&store.revoked_tokens()?);
     lockdowns::decide(&state.guard, store, SystemTime::now())?;
-    credentials::apply_stored(&state.apps, &store.credentials()?, SystemTime::now(), true);
+    let now = SystemTime::now();
+    credentials::apply_stored(&state.apps, &store.credentials()?, now, true);
+    let quotas = &state.guard.daily_quotas;
+    if !quotas.is_empty() {
+        quotas.load(&store.daily_messages(utc_day(now))?, now);
+    }
     Ok(())
 }
 
@@ -83,10 +91,17 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
         .collect();
     record_pair_events(&state, &pair_uses);
     let activity = state.guard.activity.take(SystemTime::now());
+    let delivered = state.guard.daily_quotas.take_unflushed(SystemTime::now());
     let (state, store) = (state.clone(), store.clone());
     let synced = tokio::task::spawn_blocking(move || {
         if let Err(error) = store.record_events(&activity) {
             state.guard.activity.restore(activity);
+            state.guard.daily_quotas.give_back(delivered);
+            return Err(error);
+        }
+        if let Err(error) = store.record_daily_messages(&delivered) {
+            // Counted again next time: a lost count would give a restarted server more quota.
+            state.guard.daily_quotas.give_back(delivered);
             return Err(error);
         }
         store.record_token_uses(&token_uses)?;

@@ -1,6 +1,7 @@
 //! State that must outlive the process and be shared with the CLI: token revocations and
-//! uses, rotated credentials with their schedule, uses of previous pairs, the activity log
-//! (security events) and lockdowns. One node
+//! uses, rotated credentials with their schedule, uses of previous pairs, the messages
+//! delivered per app and UTC day for `daily_messages`, the activity log (security events)
+//! and lockdowns. One node
 //! keeps it in an embedded SQLite file ([`SqliteStore`], WAL mode, so the CLI writes while
 //! the server runs); the Redis scale-out implements the same [`Store`] trait.
 //!
@@ -241,4 +242,19 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Every app locked down.
     fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError>;
+    /// Adds `counts` to the messages delivered per app and UTC day, in one transaction.
+    fn record_daily_messages(&self, counts: &[DailyMessages]) -> Result<(), StoreError>;
+    /// Every app's messages delivered on the UTC day `day`.
+    fn daily_messages(&self, day: u64) -> Result<Vec<DailyMessages>, StoreError>;
+}
+
+/// Messages delivered to an app's subscribers on one UTC day (one per subscriber reached).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyMessages {
+    /// The app.
+    pub app_id: String,
+    /// The UTC day: days since 1970-01-01.
+    pub day: u64,
+    /// Messages delivered.
+    pub count: u64,
 }

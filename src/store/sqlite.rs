@@ -19,8 +19,8 @@ use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 pub use activity::MOST_STORED_EVENTS;
 
 use super::{
-    Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason, Store,
-    StoreError, StoredPair, TokenUse,
+    DailyMessages, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason,
+    Store, StoreError, StoredPair, TokenUse,
 };
 
 /// How long a write waits for another process's write.
@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS pair_uses (
     last_address TEXT,
     last_via TEXT NOT NULL,
     PRIMARY KEY (app_id, pair)
+);
+CREATE TABLE IF NOT EXISTS daily_messages (
+    app_id TEXT NOT NULL,
+    utc_day INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (app_id, utc_day)
 );
 ";
 
@@ -377,6 +383,42 @@ impl Store for SqliteStore {
 
     fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError> {
         self.with(|connection| activity::lockdowns(connection))
+    }
+
+    fn record_daily_messages(&self, counts: &[DailyMessages]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        self.with(|connection| {
+            let transaction = connection.transaction()?;
+            for daily in counts {
+                transaction.execute(
+                    "INSERT INTO daily_messages (app_id, utc_day, count) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (app_id, utc_day) DO UPDATE SET count = count + excluded.count",
+                    params![
+                        daily.app_id,
+                        i64::try_from(daily.day).unwrap_or(i64::MAX),
+                        i64::try_from(daily.count).unwrap_or(i64::MAX)
+                    ],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    fn daily_messages(&self, day: u64) -> Result<Vec<DailyMessages>, StoreError> {
+        self.with(|connection| {
+            let mut query = connection
+                .prepare("SELECT app_id, count FROM daily_messages WHERE utc_day = ?1")?;
+            let rows = query.query_map([i64::try_from(day).unwrap_or(i64::MAX)], |row| {
+                Ok(DailyMessages {
+                    app_id: row.get(0)?,
+                    day,
+                    count: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                })
+            })?;
+            rows.collect()
+        })
     }
 }
 

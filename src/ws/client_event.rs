@@ -3,12 +3,13 @@
 //! sender's authorised `channel_data`; whatever the client put there is not forwarded. The
 //! app's channel schemas, then its `secret_scanning`, apply to the data as to an HTTP API
 //! event's; the schemas see the data as the JSON value the client sent. A refusal is a
-//! `pusher:error` to the sender only, and the connection stays open.
+//! `pusher:error` to the sender only, and the connection stays open; over the connection's
+//! `max_client_events_per_second` (a GCRA of `guard::limits`), or once the app's
+//! `daily_messages` are spent for the day, its code is 4301.
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
-use tokio::time::{Duration, Instant};
 
 use super::connection::{Connection, Ending};
 use crate::guard::PayloadSource;
@@ -19,50 +20,19 @@ use crate::webhooks::{EventKind, WebhookEvent};
 /// Longest client event name (the limit the server SDKs enforce for API events).
 const MAX_EVENT_NAME_LENGTH: usize = 200;
 
-/// A per-connection budget of client events per second (a fixed one-second window).
-#[derive(Debug)]
-pub(super) struct ClientEventBudget {
-    per_second: u32,
-    window_start: Option<Instant>,
-    used: u32,
-}
-
-impl ClientEventBudget {
-    /// A budget of `per_second` events.
-    pub fn new(per_second: u32) -> Self {
-        ClientEventBudget {
-            per_second,
-            window_start: None,
-            used: 0,
-        }
-    }
-
-    /// Spends one event at `now`; false when the budget for this second is used up.
-    pub fn try_spend(&mut self, now: Instant) -> bool {
-        let window_over = self
-            .window_start
-            .is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1));
-        if window_over {
-            self.window_start = Some(now);
-            self.used = 0;
-        }
-        if self.used >= self.per_second {
-            return false;
-        }
-        self.used += 1;
-        true
-    }
-}
-
 impl Connection {
     /// Handles a `client-*` event: checks, then publishes to the channel's other subscribers.
     pub(super) async fn client_event(&mut self, event: ClientEvent) -> Result<(), Ending> {
         if let Err(message) = self.check_client_event(&event) {
             return self.send_error(None, &message);
         }
-        if !self.client_events.try_spend(Instant::now()) {
-            let code = CloseCode::ClientEventRateLimit;
+        let code = CloseCode::ClientEventRateLimit;
+        if !self.client_events.try_spend() {
             return self.send_error(Some(code.as_u16()), code.message());
+        }
+        if let Err(limited) = self.state.guard.limit_client_event(&self.app.id) {
+            let message = format!("Client event rejected: {limited}");
+            return self.send_error(Some(code.as_u16()), &message);
         }
         let Some((channel, member)) = self.subscriptions.get_key_value(event.channel.as_str())
         else {
@@ -162,15 +132,5 @@ mod tests {
         assert_eq!(webhook_data(&text), "typing");
         let object = RawValue::from_string(r#"{"a":1}"#.to_owned()).unwrap();
         assert_eq!(webhook_data(&object), r#"{"a":1}"#);
-    }
-
-    #[test]
-    fn the_budget_refills_each_second() {
-        let start = Instant::now();
-        let mut budget = ClientEventBudget::new(2);
-        assert!(budget.try_spend(start));
-        assert!(budget.try_spend(start));
-        assert!(!budget.try_spend(start + Duration::from_millis(999)));
-        assert!(budget.try_spend(start + Duration::from_secs(1)));
     }
 }

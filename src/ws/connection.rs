@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use tracing::{debug, warn};
 
-use super::client_event::ClientEventBudget;
 use super::inbound::CloseReason;
 use crate::apps::{App, CredentialUse, Via};
+use crate::guard::ClientEventLimit;
 use crate::hub::{
     AppChannels, CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused,
 };
@@ -39,7 +39,8 @@ pub(super) struct Connection {
     pub socket_id: SocketId,
     /// Subscribed channels, with the member this socket joined as on presence channels.
     pub subscriptions: HashMap<ChannelName, Option<PresenceMember>>,
-    pub client_events: ClientEventBudget,
+    /// `max_client_events_per_second`, this connection's own.
+    pub client_events: ClientEventLimit,
     /// The user this connection signed in as (`pusher:signin`).
     pub user: Option<String>,
     /// The user ids this connection watches (`watchlist` of its sign-in).
@@ -56,7 +57,7 @@ impl Connection {
         outbox: OutboxOwner,
     ) -> Self {
         let channels = state.hub.app(&app.id);
-        let client_events = ClientEventBudget::new(app.limits.max_client_events_per_second);
+        let client_events = ClientEventLimit::new(app.limits.max_client_events_per_second);
         Connection {
             state,
             app,

@@ -183,3 +183,30 @@ fn pair_uses_add_up() {
         vec![pair_use(3, 100, "sign-in")]
     );
 }
+
+#[test]
+fn daily_messages_add_up_per_app_and_day_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let daily = |app: &str, day, count| DailyMessages {
+        app_id: app.into(),
+        day,
+        count,
+    };
+    let first = store(&dir);
+    first
+        .record_daily_messages(&[daily("1", 20_000, 3), daily("2", 20_000, 7)])
+        .unwrap();
+    first
+        .record_daily_messages(&[daily("1", 20_000, 4), daily("1", 20_001, 1)])
+        .unwrap();
+    drop(first);
+    let again = store(&dir);
+    let mut day = again.daily_messages(20_000).unwrap();
+    day.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    assert_eq!(day, vec![daily("1", 20_000, 7), daily("2", 20_000, 7)]);
+    assert_eq!(
+        again.daily_messages(20_001).unwrap(),
+        vec![daily("1", 20_001, 1)]
+    );
+    assert!(again.daily_messages(19_999).unwrap().is_empty());
+}
