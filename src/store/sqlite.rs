@@ -19,8 +19,8 @@ use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 pub use activity::MOST_STORED_EVENTS;
 
 use super::{
-    Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason, Store, StoreError, StoredPair,
-    TokenUse,
+    Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason, Store,
+    StoreError, StoredPair, TokenUse,
 };
 
 /// How long a write waits for another process's write.
@@ -100,9 +100,7 @@ impl SqliteStore {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
         use_wal(&connection).map_err(error)?;
         connection.execute_batch(SCHEMA).map_err(error)?;
-        connection
-            .execute_batch(activity::SCHEMA)
-            .map_err(error)?;
+        connection.execute_batch(activity::SCHEMA).map_err(error)?;
         Ok(SqliteStore {
             path: shown,
             connection: Mutex::new(connection),
@@ -439,5 +437,7 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod activity_tests;
 #[cfg(test)]
 mod tests;
