@@ -20,6 +20,7 @@
 //! - [`store`]: state that outlives the process (token revocations and use): SQLite on one node.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
+//! - [`security_cli`]: `relay security events | resolve`, the activity log for an admin.
 //!
 //! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
 //! frame once and hands it to the [`adapter::Adapter`]; the adapter reaches every node's
@@ -36,6 +37,7 @@ pub mod hub;
 pub mod keys_cli;
 pub mod logging;
 pub mod protocol;
+pub mod security_cli;
 pub mod server;
 pub mod state;
 pub mod store;
