@@ -21,6 +21,7 @@
 //!   daily message counts): SQLite on one node.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
+//! - [`security_cli`]: `relay security events | resolve`, the activity log for an admin.
 //!
 //! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
 //! frame once and hands it to the [`adapter::Adapter`]; the adapter reaches every node's
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod keys_cli;
 pub mod logging;
 pub mod protocol;
+pub mod security_cli;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -31,6 +31,43 @@ enum Command {
     /// Rotate and show an app's key and secret.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read an app's security events and resolve them (which lifts a lockdown).
+    #[command(subcommand)]
+    Security(SecurityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecurityCommand {
+    /// List the app's security events, newest first.
+    Events {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+        /// Only this kind (auth_failure, token_leaked, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this severity or graver: info, warning or critical.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only events last seen within this long: 1h, 30m, 7d or seconds.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events not resolved yet.
+        #[arg(long)]
+        unresolved: bool,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = relay::security_cli::DEFAULT_LIMIT)]
+        limit: usize,
+    },
+    /// Resolve the app's unresolved events, or one of them; once no unresolved critical event
+    /// is left, the app's lockdown is lifted (running servers pick it up within seconds).
+    Resolve {
+        /// The app's id.
+        #[arg(long)]
+        app: String,
+        /// The event's id (from `security events`); absent: every unresolved event.
+        event_id: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +223,7 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Some(Command::Security(command)) => security(&cli.serve.config, command),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -226,6 +264,47 @@ fn with_store(
     };
     match command(&config, &store) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+/// `relay security …`, which opens the state store only if its file exists.
+fn security(path: &std::path::Path, command: SecurityCommand) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let now = std::time::SystemTime::now();
+    let lines = match command {
+        SecurityCommand::Events {
+            app,
+            kind,
+            severity,
+            since,
+            unresolved,
+            limit,
+        } => {
+            let request = relay::security_cli::EventsRequest {
+                app: &app,
+                kind: kind.as_deref(),
+                severity: severity.as_deref(),
+                since: since.as_deref(),
+                unresolved,
+                limit,
+            };
+            relay::security_cli::events(&config, &request, now)
+        }
+        SecurityCommand::Resolve { app, event_id } => {
+            relay::security_cli::resolve(&config, &app, event_id, now)
+        }
+    };
+    match lines {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => fail(&error),
     }
 }

@@ -80,7 +80,7 @@ pub enum Scope {
     /// Managing channel schemas (later).
     #[serde(rename = "schemas:manage")]
     SchemasManage,
-    /// Reading analytics (later).
+    /// `GET /apps/{id}/activity` (the activity log), and analytics to come.
     #[serde(rename = "analytics:read")]
     AnalyticsRead,
 }

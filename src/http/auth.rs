@@ -343,6 +343,7 @@ pub(super) fn required_scope(method: &str, path: &str) -> Option<Scope> {
         ("POST", ["apps", _, "batch_events"]) => Some(Scope::EventsBatch),
         ("GET", ["apps", _, "channels"] | ["apps", _, "channels", _]) => Some(Scope::ChannelsRead),
         ("GET", ["apps", _, "channels", _, "users"]) => Some(Scope::PresenceRead),
+        ("GET", ["apps", _, "activity"]) => Some(Scope::AnalyticsRead),
         (
             "POST",
             ["apps", _, "users", _, "terminate_connections"]
@@ -405,6 +406,7 @@ mod tests {
                 "/users/u/terminate_connections",
                 Some(Scope::ConnectionsManage),
             ),
+            ("GET", "/api/v1/apps/1/activity", Some(Scope::AnalyticsRead)),
             ("GET", "/apps/1/events", None),
             ("POST", "/apps/1/channels", None),
             ("POST", "/apps/1/unknown", None),

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// Cluster state could not be reached.
     #[error("Temporarily unavailable")]
     Unavailable,
+    /// The state store could not be read for the activity log.
+    #[error("activity log unavailable")]
+    ActivityLogUnavailable,
     /// A rate limit of `[apps.limits]` (429, with `Retry-After` and the RateLimit headers).
     #[error("{0}")]
     RateLimited(crate::guard::Limited),
@@ -119,7 +122,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Busy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy | ApiError::Unavailable | ApiError::ActivityLogUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::SecretFound { .. } | ApiError::SchemaViolation { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

@@ -1,5 +1,6 @@
 //! The Pusher HTTP API under `/apps/{app_id}/…` (and the same under `/api/v1/apps/{app_id}/…`),
-//! plus health endpoints.
+//! Relay's own `GET …/activity` (the app's security events, from the state store:
+//! [`activity`]), plus health endpoints.
 //!
 //! Every API handler takes a [`SignedRequest`], the one authentication extractor
 //! ([`auth`]), which checks the request head ([`signature`]) before it reads the body
@@ -8,6 +9,7 @@
 //! its response, so an answer given before the body is read closes the connection
 //! ([`unread_body`]).
 
+mod activity;
 mod auth;
 mod body;
 mod body_reader;
@@ -61,4 +63,5 @@ fn api_scope(path: &str) -> actix_web::Scope {
             "/users/{user_id}/terminate_connections",
             web::post().to(users::terminate),
         )
+        .route("/activity", web::get().to(activity::list))
 }

@@ -480,4 +480,6 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+mod activity_tests;
+#[cfg(test)]
 mod tests;

@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS lockdowns (
 );
 ";
 
-/// Adds `entries` (counts added to their window's row), then prunes, in one transaction.
+/// Adds `entries` (counts added to their window's row), then prunes, in one transaction. A
+/// resolved row seen again after its resolution is unresolved again: what happened since is
+/// news to the admin (and counts toward a lockdown).
 pub fn record(connection: &mut Connection, entries: &[ActivityEntry]) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     for entry in entries {
@@ -55,7 +57,9 @@ pub fn record(connection: &mut Connection, entries: &[ActivityEntry]) -> rusqlit
              ON CONFLICT (app_id, kind, address, window_start_ms) DO UPDATE SET
                  count = count + excluded.count,
                  first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
-                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
+                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
+                 resolved_at_ms = CASE WHEN excluded.last_seen_ms > resolved_at_ms
+                     THEN NULL ELSE resolved_at_ms END",
             params![
                 entry.app_id,
                 entry.kind.as_str(),
