@@ -46,6 +46,21 @@ pub struct RotateOutcome {
     pub notice: Option<RotationNotice>,
 }
 
+/// Records the rotation in the activity log (the rotation stands if that fails: said on
+/// stderr).
+fn record_rotation(
+    store: &dyn Store,
+    app_id: &str,
+    generation: u64,
+    reason: &str,
+    now: SystemTime,
+) {
+    let entry = crate::activity::key_rotated(app_id, generation, reason, now);
+    if let Err(error) = store.record_events(&[entry]) {
+        eprintln!("relay: rotated, but the activity log could not record it: {error}");
+    }
+}
+
 /// Rotates app `app_id` at `now`: a new secret, and a new key too when `new_key`.
 pub fn rotate(
     config: &Config,
@@ -71,17 +86,20 @@ pub fn rotate(
     };
     let record = rotation::rotation(app_id, &keyring, &new, now, grace, reason);
     match store.rotate(&record)? {
-        Rotated::Done(generation) => Ok(RotateOutcome {
-            generation,
-            key: new.key.clone(),
-            previous_valid_until: record.replaced_valid_until,
-            notice: crate::state::credentials::notice(
-                app.rotation_webhook.as_ref(),
-                &record,
+        Rotated::Done(generation) => {
+            record_rotation(store, app_id, generation, reason.as_str(), now);
+            Ok(RotateOutcome {
                 generation,
-                now,
-            ),
-        }),
+                key: new.key.clone(),
+                previous_valid_until: record.replaced_valid_until,
+                notice: crate::state::credentials::notice(
+                    app.rotation_webhook.as_ref(),
+                    &record,
+                    generation,
+                    now,
+                ),
+            })
+        }
         Rotated::Conflict => Err(KeysCliError::Conflict),
     }
 }

@@ -489,3 +489,66 @@ fn the_cli_refuses_an_unknown_app_and_makes_no_store_file() {
     assert!(!ok && said.contains("unknown kind \"nope\""), "{said}");
     assert!(!store.exists(), "no store file is made");
 }
+
+/// Asks the endpoint until an event of `kind` is in the answer (bounded); that event.
+async fn until_answered(server: &TestServer, kind: &str) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let response = activity(server, "", &[("kind", kind)]).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        if let Some(event) = response.json()["events"].get(0) {
+            return event.clone();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no {kind} recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn what_the_server_sees_is_recorded_without_the_secret() {
+    let config = format!(
+        "{}[apps.security]\nip_allowlist = [\"127.0.0.1/32\"]\nsecret_scanning = \"warn\"\n",
+        default_config()
+    );
+    let server = TestServer::start_with(&config);
+    let path = format!("/apps/{APP_ID}/channels");
+    let target = signed_path("GET", &path, &[], "", APP_SECRET, now());
+    for _ in 0..3 {
+        let refused = raw_request_from(&server, "127.0.0.2", "GET", &target, "", "").await;
+        assert_eq!(refused.status, 403);
+    }
+    let secret = "AKIAZ7QWERTYUIOPASDF";
+    let body = json!({"name": "e", "channels": ["c"], "data": format!("key {secret}")}).to_string();
+    let path = format!("/apps/{APP_ID}/events");
+    let target = signed_path("POST", &path, &[], &body, APP_SECRET, now());
+    assert_eq!(
+        raw_request(&server, "POST", &target, &body).await.status,
+        200
+    );
+    let bad = signed_path(
+        "GET",
+        &format!("/apps/{APP_ID}/channels"),
+        &[],
+        "",
+        "wrong",
+        now(),
+    );
+    assert_eq!(raw_request(&server, "GET", &bad, "").await.status, 401);
+
+    let denied = until_answered(&server, "address_denied").await;
+    assert_eq!(denied["address"], "127.0.0.2");
+    assert_eq!(denied["count"], 3, "repeats are one entry");
+    assert_eq!(denied["severity"], "info");
+    let found = until_answered(&server, "secret_found").await;
+    assert_eq!(found["severity"], "warning");
+    let message = found["message"].as_str().unwrap();
+    assert!(message.contains("aws-access-key"), "{message}");
+    assert!(!message.contains(secret));
+    let failure = until_answered(&server, "auth_failure").await;
+    assert_eq!(failure["address"], "127.0.0.1");
+    assert!(!server.log().contains(secret), "the secret is never logged");
+    assert!(server.log().contains("security event"), "a structured line");
+}

@@ -221,7 +221,7 @@ async fn a_cli_rotation_reaches_the_running_server_and_counts_the_replaced_pair(
         !shown.contains(APP_SECRET),
         "only the current secret is printed: {shown}"
     );
-    assert!(server.log().contains("the state store appeared"));
+    assert!(server.log().contains("the state store is open"));
     assert!(
         !server.log().contains(&secret),
         "the log never holds a secret"

@@ -213,6 +213,32 @@ pub struct ActivityEntry {
     pub count: u64,
 }
 
+impl ActivityEntry {
+    /// One occurrence of `event` at `at`, for a caller that writes it to the store itself
+    /// (the CLI, a rotation).
+    pub fn single(event: SecurityEvent, at: SystemTime) -> Self {
+        ActivityEntry {
+            app_id: event.app_id,
+            kind: event.kind,
+            address: event.address,
+            message: event.message,
+            window_start: window_start(at),
+            first_seen: at,
+            last_seen: at,
+            count: 1,
+        }
+    }
+}
+
+/// The record of a rotation of `app_id` to `generation`.
+pub fn key_rotated(app_id: &str, generation: u64, reason: &str, at: SystemTime) -> ActivityEntry {
+    let message = format!("key pair rotated to generation {generation} ({reason})");
+    ActivityEntry::single(
+        SecurityEvent::new(app_id, EventKind::KeyRotated, None, message),
+        at,
+    )
+}
+
 /// The start of the [`WINDOW`] that holds `at`.
 pub fn window_start(at: SystemTime) -> SystemTime {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();

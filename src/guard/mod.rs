@@ -11,7 +11,11 @@
 //! ([`limits`]) are counted right after the network rules, before any credential is looked
 //! at; its daily message quota is checked before each publish ([`Guard::limit_events`],
 //! [`Guard::limit_client_event`]) and counted by the hub as it delivers
-//! ([`Guard::daily_quotas`]). Later protections (bans, lockdown) plug into the same calls.
+//! ([`Guard::daily_quotas`]). Brute-force bans ([`bans`]) are checked after the network
+//! rules too, and counted from the edges' authentication failures ([`Guard::auth_failed`]); a
+//! locked-down app ([`lockdown`], decided by the sync from the store) is refused before
+//! anything else. Every refusal and finding is recorded in the [`activity`](crate::activity)
+//! log through [`Guard::record`].
 //!
 //! Payloads are the guard's too, on either edge: [`Guard::check_schemas`] holds an event's
 //! data to the app's `[[apps.schemas]]` ([`schemas`], compiled when the guard is built), then

@@ -27,7 +27,7 @@ pub async fn list(
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(&request)?;
-    let Some(store) = state.store.clone() else {
+    let Some(store) = state.store() else {
         return Ok(answer(&[]));
     };
     match web::block(move || store.events(&query)).await {

@@ -84,6 +84,10 @@ pub fn rotate_due(
                     previous_valid_until = %humantime::format_rfc3339_seconds(record.replaced_valid_until),
                     "secret rotated on schedule; the previous one works until its grace ends"
                 );
+                let entry = crate::activity::key_rotated(&app.id, generation, "scheduled", now);
+                if let Err(error) = store.record_events(&[entry]) {
+                    tracing::warn!(%error, "cannot record the rotation in the activity log");
+                }
                 notices.extend(notice(
                     app.rotation_webhook.as_ref(),
                     &record,

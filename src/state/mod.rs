@@ -74,8 +74,9 @@ pub struct ServerState {
     pub guard: Guard,
     /// The state store, opened at start-up when an app needs it (API tokens, previous or
     /// rotated credentials, a daily message quota) or its file exists; otherwise the sync
-    /// opens it once a CLI command has made the file (see `sync::run`).
-    pub store: Option<Arc<dyn Store>>,
+    /// opens it once a CLI command has made the file or a security event waits for it (see
+    /// `sync::run`), and it is kept here from then on.
+    store: std::sync::OnceLock<Arc<dyn Store>>,
     /// Where the state store's file is.
     pub store_path: PathBuf,
 }
@@ -125,13 +126,24 @@ impl ServerState {
             pending_bodies: PendingBodies::new(config.server.max_pending_request_bytes),
             shutdown: CancellationToken::new(),
             guard,
-            store,
+            store: std::sync::OnceLock::new(),
             store_path,
         };
-        if let Some(store) = &state.store {
+        if let Some(store) = store {
             sync::load(&state, store.as_ref())?;
+            state.set_store(store);
         }
         Ok((state, workers))
+    }
+
+    /// The state store, once it is open.
+    pub fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.get().cloned()
+    }
+
+    /// Keeps the store opened after start-up (a later call changes nothing).
+    pub fn set_store(&self, store: Arc<dyn Store>) {
+        let _ = self.store.set(store);
     }
 }
 

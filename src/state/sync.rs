@@ -38,7 +38,7 @@ pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
 /// at start-up, opens it as soon as its file appears (a CLI command made it) or there is a
 /// security event to keep (which makes it).
 pub async fn run(state: Arc<ServerState>, stop: CancellationToken) {
-    let mut store = state.store.clone();
+    let mut store = state.store();
     let mut ticks = tokio::time::interval(SYNC_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -48,6 +48,9 @@ pub async fn run(state: Arc<ServerState>, stop: CancellationToken) {
         }
         if store.is_none() {
             store = open_if_made(&state).await;
+            if let Some(opened) = &store {
+                state.set_store(opened.clone());
+            }
         }
         if let Some(store) = &store {
             sync_once(&state, store).await;
