@@ -1,13 +1,14 @@
 //! `auto_lockdown` against the real server: a revoked API token presented from three
 //! addresses is three critical events, which lock the app down (API 403, new WebSockets
 //! closed with 4003, open ones too with `lockdown_closes_connections`, kept without it);
-//! resolving the events in the state store, as `relay security resolve` does, lifts it on the
-//! running server within seconds, and both changes are in the activity log.
+//! `relay security resolve` lifts it on the running server within seconds, and both changes
+//! are in the activity log. The secret of a pair past its grace presented from three
+//! addresses locks too; two critical events do not.
 
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::http::{Response, now, raw_request_from, signed_path};
 use common::{APP_ID, APP_SECRET, Client, TestServer, default_config};
@@ -144,10 +145,15 @@ async fn three_critical_events_lock_the_app_until_they_are_resolved() {
     );
     until_stored(&server, EventKind::LockdownStarted).await;
 
-    let resolved = store_of(&server)
-        .resolve_events(APP_ID, None, SystemTime::now())
-        .unwrap();
-    assert!(resolved.lockdown_lifted);
+    let output = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--config")
+        .arg(server.config_path())
+        .args(["security", "resolve", "--app", APP_ID])
+        .output()
+        .expect("run relay security resolve");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(said.contains("is no longer locked down"), "{said}");
     until_read_status(&server, 200).await;
     let mut back = Client::connect(&server).await;
     back.subscribe("news").await;
@@ -195,4 +201,29 @@ async fn two_critical_events_do_not_lock() {
     }
     // The sync that stored them has decided; the app is still open.
     assert_eq!(signed_read(&server).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_expired_pair_still_signing_locks_the_app() {
+    let config = format!(
+        "{}[[apps.previous_credentials]]\nkey = \"old-key\"\nsecret = \"old-secret\"\n\
+         valid_until = \"2020-01-01T00:00:00Z\"\n[apps.security]\nauto_lockdown = true\n",
+        default_config()
+    );
+    let server = TestServer::start_with(&config);
+    let path = format!("/apps/{APP_ID}/channels");
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let target =
+            common::http::signed_path_as("GET", &path, &[], "", ("old-key", "old-secret"), now());
+        let refused = raw_request_from(&server, source, "GET", &target, "", "").await;
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.error(), "auth_key does not belong to this app");
+    }
+    let locked = until_read_status(&server, 403).await;
+    assert_eq!(locked.error(), "App is locked down");
+    let expired = EventQuery {
+        kind: Some(EventKind::ExpiredPairUsed),
+        ..EventQuery::newest(APP_ID, 10)
+    };
+    assert_eq!(store_of(&server).events(&expired).unwrap().len(), 3);
 }

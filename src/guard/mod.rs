@@ -28,6 +28,7 @@
 //! once); the credentials themselves are checked by the app after the network rules, so a
 //! refused address learns nothing about them.
 
+mod abuse;
 mod bans;
 mod credentials;
 mod geo;
@@ -66,9 +67,7 @@ pub use schemas::{SchemaError, SchemaProblem, SchemaViolation};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
 pub use tokens::{TokenEntry, TokenRefusal, TokenRegistry};
 
-use tokio_util::sync::CancellationToken;
-
-use crate::activity::{ActivityRecorder, EventKind, SecurityEvent};
+use crate::activity::ActivityRecorder;
 use crate::apps::App;
 use crate::config::{Config, Fingerprint, SecurityConfig};
 use crate::protocol::ChannelName;
@@ -266,113 +265,6 @@ impl Guard {
             }
         }
         Ok(peer)
-    }
-
-    /// Whether a client at `address` is banned from `app_id` for repeated authentication
-    /// failures (an unknown address never is).
-    pub fn check_ban(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Banned> {
-        let bans = self.apps.get(app_id).and_then(|app| app.bans.as_ref());
-        match (bans, address) {
-            (Some(bans), Some(address)) => {
-                bans.check(ClientKey::of(address), std::time::Instant::now())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Records an authentication failure (`what` failed) of a client at `address` to
-    /// `app_id`, and counts it towards a ban unless the address is in the app's
-    /// `ip_allowlist` or among its trusted proxies (or the server's).
-    pub fn auth_failed(&self, app_id: &str, address: Option<IpAddr>, what: &str) {
-        self.record(
-            app_id,
-            EventKind::AuthFailure,
-            address,
-            format!("{what} failed"),
-        );
-        let Some(app) = self.apps.get(app_id) else {
-            return;
-        };
-        let (Some(bans), Some(address)) = (&app.bans, address) else {
-            return;
-        };
-        let proxies = app
-            .trusted_proxies
-            .as_ref()
-            .unwrap_or(&self.default_proxies);
-        let allowlisted = app
-            .ip_allowlist
-            .as_ref()
-            .is_some_and(|allowlist| allowlist.contains(address));
-        if allowlisted || proxies.contains(address) {
-            return;
-        }
-        if let Some(length) = bans.failed(ClientKey::of(address), std::time::Instant::now()) {
-            let message = format!(
-                "banned for {} s after repeated authentication failures",
-                length.as_secs()
-            );
-            self.record(app_id, EventKind::AddressBanned, Some(address), message);
-        }
-    }
-
-    /// Records a refusal by the network rules in the activity log.
-    fn record_refusal(&self, app_id: &str, peer: &Peer, refusal: Refusal) {
-        let kind = match refusal {
-            Refusal::AddressNotAllowed => EventKind::AddressDenied,
-            Refusal::CountryNotAllowed => EventKind::CountryDenied,
-            Refusal::CertificateNotRegistered | Refusal::CertificateRequired => {
-                EventKind::CertificateDenied
-            }
-            Refusal::OriginNotAllowed => EventKind::OriginDenied,
-        };
-        self.record(app_id, kind, peer.address.known(), refusal.to_string());
-    }
-
-    /// Records a security event of `kind` for `app_id` now.
-    pub fn record(
-        &self,
-        app_id: &str,
-        kind: EventKind,
-        address: Option<IpAddr>,
-        message: impl Into<String>,
-    ) {
-        let event = SecurityEvent::new(app_id, kind, address, message);
-        self.activity.record(event, std::time::SystemTime::now());
-    }
-
-    /// Whether `app_id` is locked down (`auto_lockdown`).
-    pub fn locked_down(&self, app_id: &str) -> bool {
-        self.apps
-            .get(app_id)
-            .and_then(|app| app.lockdown.as_ref())
-            .is_some_and(LockdownRule::is_locked)
-    }
-
-    /// The apps with `auto_lockdown`.
-    pub fn lockdown_apps(&self) -> impl Iterator<Item = &str> {
-        self.apps
-            .iter()
-            .filter(|(_, app)| app.lockdown.is_some())
-            .map(|(id, _)| id.as_str())
-    }
-
-    /// Sets whether `app_id` is locked down; whether that changed anything (an app without
-    /// `auto_lockdown` never is).
-    pub fn set_locked_down(&self, app_id: &str, locked: bool) -> bool {
-        self.apps
-            .get(app_id)
-            .and_then(|app| app.lockdown.as_ref())
-            .is_some_and(|rule| rule.set(locked))
-    }
-
-    /// What a new connection to `app_id` holds to be ended by a lockdown (with
-    /// `lockdown_closes_connections`); take it before checking [`Self::locked_down`].
-    pub fn lockdown_signal(&self, app_id: &str) -> Option<CancellationToken> {
-        self.apps
-            .get(app_id)
-            .and_then(|app| app.lockdown.as_ref())
-            .and_then(LockdownRule::closing_signal)
     }
 
     /// Counts an HTTP API request to `app_id` from `address` (a `GET` when `read`) against

@@ -92,7 +92,7 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
         .apps()
         .flat_map(|app| app.take_pair_uses())
         .collect();
-    record_pair_events(&state, &pair_uses);
+    record_pair_events(state, &pair_uses);
     let activity = state.guard.activity.take(SystemTime::now());
     let delivered = state.guard.daily_quotas.take_unflushed(SystemTime::now());
     let (state, store) = (state.clone(), store.clone());
