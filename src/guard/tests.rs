@@ -145,3 +145,35 @@ fn a_geo_rule_without_a_readable_database_is_a_start_up_error() {
         "{error}"
     );
 }
+
+#[test]
+fn trusted_proxies_and_allowlisted_addresses_are_never_banned() {
+    let server = r#"trusted_proxies = ["10.0.0.1/32"]"#;
+    let proxied = guard(server, "ban_after_failures = 2\n");
+    let address = |text: &str| Some(text.parse().unwrap());
+    for _ in 0..5 {
+        proxied.auth_failed("1", address("10.0.0.1"), "HTTP API authentication");
+    }
+    assert!(
+        proxied.check_ban("1", address("10.0.0.1")).is_ok(),
+        "a proxy"
+    );
+    proxied.auth_failed("1", address("10.0.0.2"), "HTTP API authentication");
+    proxied.auth_failed("1", address("10.0.0.2"), "HTTP API authentication");
+    assert!(proxied.check_ban("1", address("10.0.0.2")).is_err());
+    proxied.auth_failed("1", None, "HTTP API authentication");
+    assert!(
+        proxied.check_ban("1", None).is_ok(),
+        "an unknown address is never banned"
+    );
+
+    let allowlisted = guard(
+        "",
+        "ban_after_failures = 1\nip_allowlist = [\"10.9.0.0/16\"]\n",
+    );
+    allowlisted.auth_failed("1", address("10.9.1.1"), "channel auth");
+    assert!(allowlisted.check_ban("1", address("10.9.1.1")).is_ok());
+    let recorded = allowlisted.activity.take(std::time::SystemTime::now());
+    assert_eq!(recorded.len(), 1, "the failure is still recorded");
+    assert_eq!(recorded[0].kind, crate::activity::EventKind::AuthFailure);
+}
