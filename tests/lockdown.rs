@@ -227,3 +227,46 @@ async fn an_expired_pair_still_signing_locks_the_app() {
     };
     assert_eq!(store_of(&server).events(&expired).unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn valid_credentials_from_a_geo_blocked_address_are_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = common::geoip::test_database(dir.path());
+    // 127.0.0.2 is DE and 127.0.0.3 FR in geoip/test-countries.txt.
+    let config = format!(
+        "{}[apps.security]\ngeo = {{ mode = \"block\", countries = [\"DE\"] }}\n\
+         [geoip]\ndatabase = \"{}\"\n",
+        default_config(),
+        database.display()
+    );
+    let server = TestServer::start_with(&config);
+    let path = format!("/apps/{APP_ID}/channels");
+    let wrong = signed_path("GET", &path, &[], "", "wrong", now());
+    let refused = raw_request_from(&server, "127.0.0.2", "GET", &wrong, "", "").await;
+    assert_eq!(
+        refused.error(),
+        "Country not allowed",
+        "the same answer either way"
+    );
+    let valid = signed_path("GET", &path, &[], "", APP_SECRET, now());
+    let refused = raw_request_from(&server, "127.0.0.2", "GET", &valid, "", "").await;
+    assert_eq!(
+        (refused.status, refused.error().as_str()),
+        (403, "Country not allowed")
+    );
+    assert_eq!(
+        raw_request_from(&server, "127.0.0.3", "GET", &valid, "", "")
+            .await
+            .status,
+        200
+    );
+    until_stored(&server, EventKind::CredentialsFromBlockedAddress).await;
+    let query = EventQuery {
+        kind: Some(EventKind::CredentialsFromBlockedAddress),
+        ..EventQuery::newest(APP_ID, 10)
+    };
+    let events = store_of(&server).events(&query).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].entry.count, 1, "the wrong secret did not count");
+    assert_eq!(events[0].entry.address, Some("127.0.0.2".parse().unwrap()));
+}

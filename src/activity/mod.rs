@@ -5,7 +5,7 @@
 //!
 //! The severity belongs to the kind, not to the caller: **critical** means a sign that a
 //! credential is in the wrong hands (found in a payload, a revoked token or expired pair still
-//! presented, valid credentials from a banned or blocked address), which is what
+//! presented, valid credentials from a banned or geo-blocked address), which is what
 //! `auto_lockdown` counts; failed logins and denials are never critical, or an attacker with
 //! a few addresses could lock any app out.
 //!
@@ -77,7 +77,7 @@ pub enum EventKind {
     RevokedTokenUsed,
     /// A key whose pair's grace has ended was presented.
     ExpiredPairUsed,
-    /// Valid credentials came from an address that is banned or refused by the network rules.
+    /// Valid credentials came from an address that is banned or refused by the geo rule.
     CredentialsFromBlockedAddress,
     /// The app's key pair was rotated.
     KeyRotated,

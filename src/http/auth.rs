@@ -40,7 +40,9 @@ use crate::activity::EventKind;
 use crate::apps::{App, CredentialUse, Via};
 
 use crate::config::Scope;
-use crate::guard::{ApiCredentials, PeerHeaders, TokenEntry, TokenRefusal, api_credentials};
+use crate::guard::{
+    ApiCredentials, PeerHeaders, Refusal, TokenEntry, TokenRefusal, api_credentials,
+};
 use crate::state::ServerState;
 
 /// An authenticated API request.
@@ -187,17 +189,21 @@ pub(super) fn authenticate_head(
         return Err(ApiError::LockedDown);
     }
     let peer = PeerHeaders::from_request(head.socket, head.headers);
-    // A refused or banned sender is answered 403 whatever its credentials, but they are
-    // still checked: valid ones from such an address are a sign of a leaked secret.
+    // A banned or geo-blocked sender is answered 403 whatever its credentials, but they are
+    // still checked: valid ones from such an address are a sign of a leaked secret. The other
+    // network rules refuse at once (a backend outside a stale allowlist is no compromise).
     let (sender, blocked) = match state.guard.admit_api(&app.id, &peer) {
         Ok(sender) => {
             let banned = state.guard.check_ban(&app.id, sender.address.known()).err();
             (sender, banned.map(ApiError::Banned))
         }
-        Err(refusal) => {
-            tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
+        Err(refusal @ Refusal::CountryNotAllowed) => {
             let sender = state.guard.peer(Some(&app.id), &peer);
             (sender, Some(ApiError::Forbidden(refusal)))
+        }
+        Err(refusal) => {
+            tracing::debug!(app = %app.id, %refusal, "API request refused by the app's security rules");
+            return Err(ApiError::Forbidden(refusal));
         }
     };
     let address = sender.address.known();
@@ -210,7 +216,7 @@ pub(super) fn authenticate_head(
     let verified = verify_credentials(state, head, &query, &app, credentials, token, address);
     if let Some(blocked) = blocked {
         if verified.is_ok() {
-            let message = "valid credentials from a banned or refused address";
+            let message = "valid credentials from a banned or geo-blocked address";
             let kind = EventKind::CredentialsFromBlockedAddress;
             state.guard.record(&app.id, kind, address, message);
         }
