@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::activity::{after_the_next_sync, store_of, until_stored};
 use common::http::{Response, now, raw_request_from, signed_path};
-use common::{APP_ID, APP_SECRET, Client, TIMEOUT, TestServer, default_config};
+use common::{APP_ID, APP_SECRET, Client, TestServer, default_config};
 use relay::activity::{EventKind, EventQuery};
-use relay::store::{SqliteStore, Store};
+use relay::store::Store;
 
 fn with_security(lines: &str) -> String {
     format!("{}[apps.security]\n{lines}", default_config())
@@ -22,43 +21,6 @@ async fn read_from(server: &TestServer, source: &str, secret: &str) -> Response 
     let path = format!("/apps/{APP_ID}/channels");
     let target = signed_path("GET", &path, &[], "", secret, now());
     raw_request_from(server, source, "GET", &target, "", "").await
-}
-
-/// The server's state store (once it has made it).
-fn store_of(server: &TestServer) -> SqliteStore {
-    let path = server
-        .config_path()
-        .parent()
-        .unwrap()
-        .join("relay-state.db");
-    SqliteStore::open(&path).unwrap()
-}
-
-/// Waits (boundedly) until the store holds an event of `kind`; the sync that wrote it also
-/// took its lockdown decisions.
-async fn await_stored(server: &TestServer, kind: EventKind) {
-    let deadline = tokio::time::Instant::now() + 3 * TIMEOUT;
-    let path = server
-        .config_path()
-        .parent()
-        .unwrap()
-        .join("relay-state.db");
-    loop {
-        if path.exists() {
-            let query = EventQuery {
-                kind: Some(kind),
-                ..EventQuery::newest(APP_ID, 10)
-            };
-            if !store_of(server).events(&query).unwrap().is_empty() {
-                return;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {kind:?} event stored"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -90,7 +52,7 @@ async fn failures_ban_the_address_and_only_it() {
     assert_eq!(error["data"]["code"], 4009);
     assert_eq!(client.expect_close().await, 4009);
 
-    await_stored(&server, EventKind::AddressBanned).await;
+    until_stored(&server, EventKind::AddressBanned).await;
     let query = EventQuery::newest(APP_ID, 10);
     let events = store_of(&server).events(&query).unwrap();
     let ban = events
@@ -158,7 +120,9 @@ async fn failed_logins_from_many_addresses_never_lock_the_app() {
         // Still failing: a banned address with valid credentials would be a sign of a leak.
         assert_eq!(read_from(&server, &source, "wrong").await.status, 403);
     }
-    await_stored(&server, EventKind::AddressBanned).await;
+    until_stored(&server, EventKind::AddressBanned).await;
+    after_the_next_sync(&server).await;
+    assert!(store_of(&server).lockdowns().unwrap().is_empty());
     let response = read_from(&server, "127.0.0.1", APP_SECRET).await;
     assert_eq!(response.status, 200, "{}", response.body);
     let query = EventQuery {

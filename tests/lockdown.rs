@@ -1,19 +1,21 @@
-//! `auto_lockdown` against the real server: a revoked API token presented from three
-//! addresses is three critical events, which lock the app down (API 403, new WebSockets
-//! closed with 4003, open ones too with `lockdown_closes_connections`, kept without it);
-//! `relay security resolve` lifts it on the running server within seconds, and both changes
-//! are in the activity log. The secret of a pair past its grace presented from three
-//! addresses locks too; two critical events do not.
+//! `auto_lockdown` against the real server. Three distinct critical events lock the app down
+//! (API 403, new WebSockets closed with 4003, open ones too with
+//! `lockdown_closes_connections`, kept without it) and `relay security resolve` lifts it on the
+//! running server within seconds, both changes in the activity log: a revoked API token
+//! presented (one event however many addresses present it) and the secret of a pair past its
+//! grace signing from two more addresses; that secret from three addresses; valid credentials
+//! from a geo-blocked address are one. Two distinct events do not lock.
 
 mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::activity::{after_the_next_sync, store_of, until_stored};
 use common::http::{Response, now, raw_request_from, signed_path};
 use common::{APP_ID, APP_SECRET, Client, TestServer, default_config};
 use relay::activity::{EventKind, EventQuery};
-use relay::store::{SqliteStore, Store};
+use relay::store::Store;
 
 /// A token and its `[[apps.tokens]]` block named `name`.
 fn token(name: &str) -> (String, String) {
@@ -25,11 +27,26 @@ fn token(name: &str) -> (String, String) {
     )
 }
 
+/// A previous pair whose grace ended long ago.
+const EXPIRED_PAIR: &str = "[[apps.previous_credentials]]\nkey = \"old-key\"\n\
+    secret = \"old-secret\"\nvalid_until = \"2020-01-01T00:00:00Z\"\n";
+
 fn config(token_block: &str, closes: bool) -> String {
     format!(
-        "{}{token_block}[apps.security]\nauto_lockdown = true\nlockdown_closes_connections = {closes}\n",
+        "{}{token_block}{EXPIRED_PAIR}[apps.security]\nauto_lockdown = true\n\
+         lockdown_closes_connections = {closes}\n",
         default_config()
     )
+}
+
+/// A read signed with the expired pair from `source`: refused as an unknown key.
+async fn expired_pair_from(server: &TestServer, source: &str) {
+    let path = format!("/apps/{APP_ID}/channels");
+    let pair = ("old-key", "old-secret");
+    let target = common::http::signed_path_as("GET", &path, &[], "", pair, now());
+    let refused = raw_request_from(server, source, "GET", &target, "", "").await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.error(), "auth_key does not belong to this app");
 }
 
 /// A signed `GET /apps/{id}/channels` from 127.0.0.1.
@@ -60,17 +77,6 @@ async fn until_read_status(server: &TestServer, status: u16) -> Response {
     }
 }
 
-fn store_of(server: &TestServer) -> SqliteStore {
-    SqliteStore::open(
-        &server
-            .config_path()
-            .parent()
-            .unwrap()
-            .join("relay-state.db"),
-    )
-    .unwrap()
-}
-
 /// Revokes `name` with the real CLI and waits until the server refuses it from 127.0.0.2
 /// (whose first refusal is the first critical event).
 async fn revoke(server: &TestServer, name: &str, token: &str) {
@@ -88,25 +94,6 @@ async fn revoke(server: &TestServer, name: &str, token: &str) {
     }
 }
 
-fn kinds_stored(server: &TestServer) -> Vec<EventKind> {
-    let events = store_of(server)
-        .events(&EventQuery::newest(APP_ID, 100))
-        .unwrap();
-    events.into_iter().map(|event| event.entry.kind).collect()
-}
-
-/// Waits (boundedly) until the activity log holds an event of `kind`.
-async fn until_stored(server: &TestServer, kind: EventKind) {
-    let start = Instant::now();
-    while !kinds_stored(server).contains(&kind) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no {kind:?} stored"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn three_critical_events_lock_the_app_until_they_are_resolved() {
     let (leaked, block) = token("ci");
@@ -114,10 +101,13 @@ async fn three_critical_events_lock_the_app_until_they_are_resolved() {
     let mut open = Client::connect(&server).await;
     open.subscribe("news").await;
     revoke(&server, "ci", &leaked).await;
-    // Two presentations from one address are one event; three addresses (with the probe's),
-    // three.
-    for source in ["127.0.0.3", "127.0.0.4", "127.0.0.4"] {
+    // The probe's presentation and these are one event (one token); the expired pair from two
+    // addresses, two more.
+    for source in ["127.0.0.3", "127.0.0.4"] {
         assert_eq!(with_token_from(&server, source, &leaked).await, 401);
+    }
+    for source in ["127.0.0.5", "127.0.0.6"] {
+        expired_pair_from(&server, source).await;
     }
     let refused = until_read_status(&server, 403).await;
     assert_eq!(refused.error(), "App is locked down");
@@ -137,7 +127,7 @@ async fn three_critical_events_lock_the_app_until_they_are_resolved() {
         ..EventQuery::newest(APP_ID, 10)
     };
     let events = store_of(&server).events(&critical).unwrap();
-    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events.len(), 3, "an entry per address: {events:?}");
     assert!(
         events
             .iter()
@@ -162,12 +152,10 @@ async fn three_critical_events_lock_the_app_until_they_are_resolved() {
 
 #[tokio::test]
 async fn without_closing_connections_open_ones_stay_through_a_lockdown() {
-    let (leaked, block) = token("ci");
-    let server = TestServer::start_with(&config(&block, false));
+    let server = TestServer::start_with(&config("", false));
     let mut open = Client::connect(&server).await;
-    revoke(&server, "ci", &leaked).await;
-    for source in ["127.0.0.3", "127.0.0.4"] {
-        assert_eq!(with_token_from(&server, source, &leaked).await, 401);
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        expired_pair_from(&server, source).await;
     }
     until_read_status(&server, 403).await;
     open.send(serde_json::json!({"event": "pusher:ping", "data": {}}))
@@ -176,48 +164,31 @@ async fn without_closing_connections_open_ones_stay_through_a_lockdown() {
 }
 
 #[tokio::test]
-async fn two_critical_events_do_not_lock() {
+async fn two_distinct_critical_events_do_not_lock() {
     let (leaked, block) = token("ci");
     let server = TestServer::start_with(&config(&block, false));
     revoke(&server, "ci", &leaked).await;
-    for source in ["127.0.0.3"] {
+    // One token from four addresses is one event; the expired pair from one address another.
+    for source in ["127.0.0.3", "127.0.0.4", "127.0.0.5"] {
         assert_eq!(with_token_from(&server, source, &leaked).await, 401);
     }
-    let start = Instant::now();
-    while store_of(&server)
-        .events(&EventQuery {
-            kind: Some(EventKind::RevokedTokenUsed),
-            ..EventQuery::newest(APP_ID, 10)
-        })
-        .unwrap()
-        .len()
-        < 2
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "events not stored"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The sync that stored them has decided; the app is still open.
-    assert_eq!(signed_read(&server).await.status, 200);
+    expired_pair_from(&server, "127.0.0.6").await;
+    until_stored(&server, EventKind::ExpiredPairUsed).await;
+    after_the_next_sync(&server).await;
+    assert!(store_of(&server).lockdowns().unwrap().is_empty());
+    assert_eq!(signed_read(&server).await.status, 200, "the app is open");
+    let revoked = EventQuery {
+        kind: Some(EventKind::RevokedTokenUsed),
+        ..EventQuery::newest(APP_ID, 10)
+    };
+    assert_eq!(store_of(&server).events(&revoked).unwrap().len(), 4);
 }
 
 #[tokio::test]
 async fn an_expired_pair_still_signing_locks_the_app() {
-    let config = format!(
-        "{}[[apps.previous_credentials]]\nkey = \"old-key\"\nsecret = \"old-secret\"\n\
-         valid_until = \"2020-01-01T00:00:00Z\"\n[apps.security]\nauto_lockdown = true\n",
-        default_config()
-    );
-    let server = TestServer::start_with(&config);
-    let path = format!("/apps/{APP_ID}/channels");
+    let server = TestServer::start_with(&config("", false));
     for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
-        let target =
-            common::http::signed_path_as("GET", &path, &[], "", ("old-key", "old-secret"), now());
-        let refused = raw_request_from(&server, source, "GET", &target, "", "").await;
-        assert_eq!(refused.status, 401);
-        assert_eq!(refused.error(), "auth_key does not belong to this app");
+        expired_pair_from(&server, source).await;
     }
     let locked = until_read_status(&server, 403).await;
     assert_eq!(locked.error(), "App is locked down");

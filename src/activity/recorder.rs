@@ -4,10 +4,12 @@
 //! occurrences added since its last round. So a flood of denials costs one log line and one
 //! stored row per address and window, and a request never waits on the store.
 //!
-//! The map is bounded: past [`MOST_PENDING`] entries, a new address's occurrences are folded
+//! The map is bounded: past [`MOST_PENDING`] entries, a new address's info events are folded
 //! into its app and kind's entry without an address ("from many addresses"), of which there
-//! are at most one per app, kind and window. Entries of past windows are forgotten once
-//! flushed.
+//! are at most one per app, kind and window; warnings and critical events have
+//! [`MOST_PENDING_GRAVE`] more places, so a flood of denials cannot fold away the events a
+//! lockdown counts. Entries stay for their window (so a repeat is one entry) and are
+//! forgotten once it has ended and they are flushed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,8 +20,12 @@ use tracing::{info, warn};
 
 use super::{ActivityEntry, EventKind, SecurityEvent, Severity, WINDOW, window_start};
 
-/// Most entries with an address kept in memory between two syncs.
+/// Most info entries with an address kept in memory (those of the current window, and any
+/// not yet flushed).
 pub const MOST_PENDING: usize = 10_000;
+
+/// Places beyond [`MOST_PENDING`] that only warnings and critical events may take.
+pub const MOST_PENDING_GRAVE: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EntryKey {
@@ -60,7 +66,11 @@ impl ActivityRecorder {
             address: event.address,
             window_start: window_start(now),
         };
-        if key.address.is_some() && pending.len() >= MOST_PENDING && !pending.contains_key(&key) {
+        let room = match key.kind.severity() {
+            Severity::Info => MOST_PENDING,
+            Severity::Warning | Severity::Critical => MOST_PENDING + MOST_PENDING_GRAVE,
+        };
+        if key.address.is_some() && pending.len() >= room && !pending.contains_key(&key) {
             key.address = None;
         }
         if let Some(seen) = pending.get_mut(&key) {
@@ -248,6 +258,32 @@ mod tests {
         assert_eq!(total, u64::from(MOST_PENDING as u32 + extra));
         let folded = taken.iter().find(|entry| entry.address.is_none()).unwrap();
         assert_eq!(folded.count, u64::from(extra));
+    }
+
+    #[test]
+    fn a_flood_of_denials_cannot_fold_critical_events_away() {
+        let recorder = ActivityRecorder::default();
+        for n in 0..(MOST_PENDING as u32 + 10) {
+            let address = std::net::Ipv4Addr::from(0x0a00_0000 + n);
+            let event = SecurityEvent::new("1", EventKind::AuthFailure, Some(address.into()), "x");
+            recorder.record(event, at(6_000));
+        }
+        for n in 1..=3 {
+            let event = SecurityEvent::new(
+                "1",
+                EventKind::RevokedTokenUsed,
+                Some(format!("192.0.2.{n}").parse().unwrap()),
+                "revoked API token \"ci\" presented",
+            );
+            recorder.record(event, at(6_001));
+        }
+        let taken = recorder.take(at(6_002));
+        let critical: Vec<_> = taken
+            .iter()
+            .filter(|entry| entry.kind == EventKind::RevokedTokenUsed)
+            .collect();
+        assert_eq!(critical.len(), 3, "each address its own entry");
+        assert!(critical.iter().all(|entry| entry.address.is_some()));
     }
 
     #[test]

@@ -79,8 +79,23 @@ impl Guard {
         address: Option<IpAddr>,
         message: impl Into<String>,
     ) {
-        let event = SecurityEvent::new(app_id, kind, address, message);
-        self.activity.record(event, SystemTime::now());
+        self.record_count(app_id, kind, address, message, 1);
+    }
+
+    /// Records `count` occurrences (counted elsewhere) of a security event now. The address is
+    /// kept as the limits and bans key it: IPv6 by its /64, so one host's addresses are one
+    /// source (for the lockdown's count, and for the recorder's bound).
+    pub fn record_count(
+        &self,
+        app_id: &str,
+        kind: EventKind,
+        address: Option<IpAddr>,
+        message: impl Into<String>,
+        count: u64,
+    ) {
+        let source = address.map(|address| ClientKey::of(address).address());
+        let event = SecurityEvent::new(app_id, kind, source, message);
+        self.activity.record_count(event, count, SystemTime::now());
     }
 
     /// Whether `app_id` is locked down (`auto_lockdown`).

@@ -157,6 +157,11 @@ impl ClientKey {
             }
         }
     }
+
+    /// The address it stands for (an IPv6 /64 as its first address).
+    pub fn address(self) -> IpAddr {
+        self.0
+    }
 }
 
 /// One limit for everyone.

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{ServerState, credentials, lockdowns};
-use crate::activity::{EventKind, SecurityEvent};
+use crate::activity::EventKind;
 use crate::guard::utc_day;
 use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError};
 
@@ -136,19 +136,14 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
 /// Records the uses of previous pairs in their grace, and the secrets of pairs past it still
 /// presented (critical), in the activity log.
 fn record_pair_events(state: &ServerState, pair_uses: &[PairUse]) {
-    let now = SystemTime::now();
     for used in pair_uses {
         let message = format!(
             "previous pair {} used in its grace (last via {})",
             used.pair, used.last_via
         );
-        let event = SecurityEvent::new(
-            &used.app_id,
-            EventKind::PairUsedInGrace,
-            used.last_address,
-            message,
-        );
-        state.guard.activity.record_count(event, used.count, now);
+        let kind = EventKind::PairUsedInGrace;
+        let guard = &state.guard;
+        guard.record_count(&used.app_id, kind, used.last_address, message, used.count);
     }
     for app in state.apps.load().apps() {
         for expired in app.take_expired_uses() {
@@ -156,13 +151,9 @@ fn record_pair_events(state: &ServerState, pair_uses: &[PairUse]) {
                 "the secret of a pair past its grace presented ({})",
                 expired.via.as_str()
             );
-            let event = SecurityEvent::new(
-                &app.id,
-                EventKind::ExpiredPairUsed,
-                expired.address,
-                message,
-            );
-            state.guard.activity.record_count(event, expired.count, now);
+            let kind = EventKind::ExpiredPairUsed;
+            let guard = &state.guard;
+            guard.record_count(&app.id, kind, expired.address, message, expired.count);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! is dropped.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod activity;
 pub mod closing_proxy;
 pub mod geoip;
 pub mod http;

@@ -2,8 +2,9 @@
 //! (repeats add to its count), at most [`MOST_STORED_EVENTS`] rows, and one row per app that
 //! is locked down.
 //!
-//! Pruning drops the oldest rows that are not unresolved critical events first, so a flood of
-//! denials (already one row per address and window) cannot push out what a lockdown is about.
+//! Pruning drops the oldest info rows first, then warnings and resolved critical events, and
+//! unresolved critical events last, so a flood of denials (already one row per address and
+//! window) cannot push out what a lockdown is about, nor the bans and findings an admin reads.
 
 use std::time::SystemTime;
 
@@ -76,7 +77,9 @@ pub fn record(connection: &mut Connection, entries: &[ActivityEntry]) -> rusqlit
     transaction.execute(
         "DELETE FROM security_events WHERE id IN (
              SELECT id FROM security_events
-             ORDER BY (severity = 'critical' AND resolved_at_ms IS NULL), last_seen_ms, id
+             ORDER BY CASE WHEN severity = 'critical' AND resolved_at_ms IS NULL THEN 2
+                           WHEN severity = 'info' THEN 0 ELSE 1 END,
+                      last_seen_ms, id
              LIMIT MAX(0, (SELECT COUNT(*) FROM security_events) - ?1))",
         params![MOST_STORED_EVENTS],
     )?;
@@ -178,8 +181,9 @@ pub fn resolve(
     })
 }
 
-/// Locks the app down at `at` if it is not, and `threshold` or more of its critical events
-/// last seen since `since` are unresolved; whether it did, in one transaction.
+/// Locks the app down at `at` if it is not, and `threshold` or more distinct critical events
+/// (a kind from one source) last seen since `since` are unresolved; whether it did, in one
+/// transaction.
 pub fn lock_down_if_due(
     connection: &mut Connection,
     app_id: &str,
@@ -198,8 +202,13 @@ pub fn lock_down_if_due(
     if locked.is_some() {
         return Ok(false);
     }
+    // Distinct events, not rows: one source repeating a kind over several windows is one, and
+    // a revoked token is one however many addresses present it (its message names it), so
+    // whoever saw a leaked token cannot lock the app by presenting it from a few addresses.
     let critical: i64 = transaction.query_row(
-        "SELECT COUNT(*) FROM security_events
+        "SELECT COUNT(DISTINCT kind || '|' ||
+             CASE WHEN kind = 'revoked_token_used' THEN message ELSE address END)
+         FROM security_events
          WHERE app_id = ?1 AND severity = 'critical' AND resolved_at_ms IS NULL
            AND last_seen_ms >= ?2",
         params![app_id, millis(since)],

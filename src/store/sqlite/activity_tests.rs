@@ -303,7 +303,7 @@ fn count_rows(store: &SqliteStore) -> i64 {
 }
 
 #[test]
-fn pruning_keeps_the_bound_and_drops_old_non_critical_and_resolved_rows_first() {
+fn pruning_keeps_the_bound_and_drops_info_rows_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
     store
@@ -342,19 +342,20 @@ fn pruning_keeps_the_bound_and_drops_old_non_critical_and_resolved_rows_first() 
     assert_eq!(
         kinds_and_counts(&kept),
         [
+            (EventKind::AppSecretLeaked, 1),
             (EventKind::ExpiredPairUsed, 1),
             (EventKind::RevokedTokenUsed, 1),
             (EventKind::TokenLeaked, 1),
         ],
-        "the unresolved critical events stay; the old info and the resolved critical one go"
+        "info goes first, even newer info: the critical events, resolved or not, stay"
     );
     let denied = all(&store, "2");
-    assert_eq!(denied.len() as i64, MOST_STORED_EVENTS - 3);
+    assert_eq!(denied.len() as i64, MOST_STORED_EVENTS - 4);
     let oldest_kept = denied.last().unwrap().entry.first_seen;
     assert_eq!(
         oldest_kept,
-        second(600 * 6),
-        "the five oldest denials went, after the two older rows of app 1"
+        second(600 * 7),
+        "the six oldest denials went, after the older info row of app 1"
     );
 }
 
@@ -643,4 +644,34 @@ fn a_lockdown_survives_reopening_the_file() {
     );
     drop(again);
     assert!(store(&dir).lockdowns().unwrap().is_empty());
+}
+
+#[test]
+fn a_lockdown_counts_distinct_events_not_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let blocked = |address, at| {
+        let kind = EventKind::CredentialsFromBlockedAddress;
+        entry("1", kind, Some(address), (at, at), 1)
+    };
+    let revoked = |address, at| {
+        let mut revoked = entry("1", EventKind::RevokedTokenUsed, Some(address), (at, at), 1);
+        revoked.message = "revoked API token \"ci\" presented".to_owned();
+        revoked
+    };
+    // One backend over three windows; one revoked token from three addresses.
+    store
+        .record_events(&[
+            blocked("192.0.2.1", 4_000),
+            blocked("192.0.2.1", 4_600),
+            blocked("192.0.2.1", 5_200),
+            revoked("192.0.2.7", 4_000),
+            revoked("192.0.2.8", 4_000),
+            revoked("192.0.2.9", 4_000),
+        ])
+        .unwrap();
+    let due = |at| store.lock_down_if_due("1", second(3_600), 3, second(at));
+    assert!(!due(5_300).unwrap(), "two distinct events");
+    store.record_events(&[blocked("192.0.2.2", 5_400)]).unwrap();
+    assert!(due(5_500).unwrap(), "a second blocked source is the third");
 }

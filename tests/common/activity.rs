@@ -1,0 +1,63 @@
+//! Reading a running server's activity log from its state store, and waiting on it: the
+//! store is where the sync writes every 2 s, so a test can await an event instead of sleeping.
+
+use std::time::{Duration, Instant};
+
+use relay::activity::{EventKind, EventQuery, StoredEvent};
+use relay::store::{SqliteStore, Store};
+
+use super::http::{now, raw_request_from, signed_path};
+use super::{APP_ID, TestServer};
+
+/// The server's state store (opening it makes the file if the server has not yet).
+pub fn store_of(server: &TestServer) -> SqliteStore {
+    SqliteStore::open(&server.config_path().with_file_name("relay-state.db")).unwrap()
+}
+
+/// The default app's stored events of `kind`, newest first.
+pub fn stored(server: &TestServer, kind: EventKind) -> Vec<StoredEvent> {
+    let path = server.config_path().with_file_name("relay-state.db");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let query = EventQuery {
+        kind: Some(kind),
+        ..EventQuery::newest(APP_ID, 100)
+    };
+    store_of(server).events(&query).unwrap()
+}
+
+/// Waits (boundedly) until the store holds an event of `kind` of the default app.
+pub async fn until_stored(server: &TestServer, kind: EventKind) -> Vec<StoredEvent> {
+    let start = Instant::now();
+    loop {
+        let events = stored(server, kind);
+        if !events.is_empty() {
+            return events;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {kind:?} stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a sync that started after this call has written (so every decision of the
+/// sync running now, a lockdown's included, is taken): an auth failure from 127.0.0.9,
+/// recorded now, can only be stored by a later sync.
+pub async fn after_the_next_sync(server: &TestServer) {
+    let path = format!("/apps/{APP_ID}/channels");
+    let bad = signed_path("GET", &path, &[], "", "not-the-secret", now());
+    let refused = raw_request_from(server, "127.0.0.9", "GET", &bad, "", "").await;
+    assert_eq!(refused.status, 401);
+    let marker = "127.0.0.9".parse().ok();
+    let start = Instant::now();
+    while !stored(server, EventKind::AuthFailure)
+        .iter()
+        .any(|event| event.entry.address == marker)
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no later sync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
