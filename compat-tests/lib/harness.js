@@ -408,8 +408,11 @@ function useRelay(options = {}) {
   return env;
 }
 
-/** The official Node server SDK pointed at Relay on `port`, signing with `key`/`secret`. */
-function nodeSdk({ port, key = APP.key, secret = APP.secret }) {
+/**
+ * The official Node server SDK pointed at Relay on `port`, signing with `key`/`secret`.
+ * `agent` is the SDK's own `agent` option (an http.Agent, e.g. one with a `localAddress`).
+ */
+function nodeSdk({ port, key = APP.key, secret = APP.secret, agent }) {
   return new PusherServer({
     appId: APP.id,
     key,
@@ -418,11 +421,13 @@ function nodeSdk({ port, key = APP.key, secret = APP.secret }) {
     port,
     useTLS: false,
     timeout: 10000,
+    agent,
   });
 }
 
 module.exports = {
   APP,
+  configToml,
   nodeSdk,
   relayBinary,
   DEFAULT_TIMEOUT_MS,

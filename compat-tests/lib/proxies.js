@@ -10,7 +10,9 @@
 //                           it carries and keeps the request head each one
 //                           opened with, so a test can see how many WebSocket
 //                           handshakes reached Relay, with which headers, and
-//                           await the next one.
+//                           await the next one. With `localAddress` (e.g.
+//                           127.0.0.2) it connects to Relay from that loopback
+//                           address, so Relay sees its clients there.
 
 'use strict';
 
@@ -68,13 +70,14 @@ async function startForwardingProxy({ targetPort, forwardedFor }) {
 const MAX_HEAD_BYTES = 8192;
 
 /**
- * Pass TCP connections through to Relay on `targetPort`, counting them.
+ * Pass TCP connections through to Relay on `targetPort`, counting them; from
+ * `localAddress` when given (Relay sees that address as the client's).
  * Resolves to { port, count(), heads, nextConnection(timeoutMs), close() }:
  * `heads[i]` is the request head (up to the blank line) connection i sent;
  * nextConnection resolves true when another connection arrives within
  * `timeoutMs`, false when none does.
  */
-async function startConnectionCounter({ targetPort }) {
+async function startConnectionCounter({ targetPort, localAddress }) {
   let connections = 0;
   const heads = [];
   const events = new EventEmitter();
@@ -94,7 +97,7 @@ async function startConnectionCounter({ targetPort }) {
       if (end >= 0 || head.length >= MAX_HEAD_BYTES) client.removeListener('data', keepHead);
     };
     client.on('data', keepHead);
-    const upstream = net.connect(targetPort, '127.0.0.1');
+    const upstream = net.connect({ port: targetPort, host: '127.0.0.1', localAddress });
     track(client);
     track(upstream);
     client.on('close', () => upstream.destroy());
