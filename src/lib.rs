@@ -12,7 +12,8 @@
 //! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
 //! - [`logging`]: the log filter, with the client-triggered actix-http targets silenced.
-//! - [`guard`]: the security policy of both edges (IP, geo, mTLS and origin rules).
+//! - [`guard`]: the security policy of both edges (IP, geo, mTLS and origin rules, tokens,
+//!   rate limits and quotas, bans, lockdown, secret scanning, channel schemas).
 //! - [`activity`]: security events, folded per address and window for the activity log.
 //! - [`webhooks`]: signed, delayed, batched and retried webhooks to the app backends.
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below

@@ -18,9 +18,11 @@
 //   401 three times, then 403 "Address banned".
 // - Lockdown (`auto_lockdown`, `lockdown_closes_connections`): a token made with
 //   `relay token create` and revoked with `relay token revoke`, presented (raw HTTP, Bearer)
-//   from three addresses, locks the app: a connected pusher-js is closed with 4003 and does not
+//   from two addresses, is one critical event (one token, however many addresses); the Node
+//   SDK signing with a key/secret pair past its grace from two more addresses makes three
+//   distinct events and locks the app: a connected pusher-js is closed with 4003 and does not
 //   reconnect, a new one is refused with 4003, the Node SDK gets 403 "App is locked down";
-//   `relay security events` shows the three critical events; `relay security resolve` lifts it,
+//   `relay security events` shows the critical events; `relay security resolve` lifts it,
 //   and pusher-js then connects and receives what the Node SDK triggers.
 // - daily_messages = 3: triggers to a channel nobody is on count nothing; with one pusher-js
 //   subscriber, three triggers are delivered, the fourth (and a batch, and the Python SDK) get
@@ -352,7 +354,7 @@ describe('brute-force bans: ban_after_failures = 3, ban_time = 1h', () => {
   });
 });
 
-describe('automatic lockdown: a revoked token presented from three addresses', () => {
+describe('automatic lockdown: a revoked token and an expired pair still in use', () => {
   const TOKEN_NAME = 'ci-bot';
   let relay;
   let auth;
@@ -380,7 +382,12 @@ describe('automatic lockdown: a revoked token presented from three addresses', (
     const created = await createToken();
     token = created.token;
     relay = await startRelay({
-      appLines: ['', ...created.blockLines, '', '[apps.security]', 'auto_lockdown = true', 'lockdown_closes_connections = true'],
+      appLines: [
+        '', ...created.blockLines, '',
+        '[[apps.previous_credentials]]', 'key = "old-key"', 'secret = "old-secret"',
+        'valid_until = "2020-01-01T00:00:00Z"', '',
+        '[apps.security]', 'auto_lockdown = true', 'lockdown_closes_connections = true',
+      ],
     });
     auth = await startAuthServer();
     hop = await startConnectionCounter({ targetPort: relay.port });
@@ -397,14 +404,15 @@ describe('automatic lockdown: a revoked token presented from three addresses', (
     return s;
   }
 
-  /** `relay security events --kind revoked_token_used` as rows { severity, address, count, resolved }. */
-  async function revokedTokenEvents() {
-    const { stdout } = await relayCli(relay.configPath, ['security', 'events', '--app', APP.id, '--kind', 'revoked_token_used']);
+  /** `relay security events --kind KIND` as rows { severity, address, count, resolved }. */
+  async function criticalEvents(expectedKind) {
+    const kind = expectedKind;
+    const { stdout } = await relayCli(relay.configPath, ['security', 'events', '--app', APP.id, '--kind', kind]);
     const [head, ...lines] = stdout.trim().split('\n');
     if (!head.startsWith('ID ')) return [];
     return lines.map((line) => {
       const [, , severity, kind, address, count, resolved] = line.split(/\s+/);
-      assert.equal(kind, 'revoked_token_used', stdout);
+      assert.equal(kind, expectedKind, stdout);
       return { severity, address, count, resolved };
     });
   }
@@ -424,8 +432,8 @@ describe('automatic lockdown: a revoked token presented from three addresses', (
     const { stdout } = await relayCli(relay.configPath, ['token', 'revoke', '--app', APP.id, '--name', TOKEN_NAME]);
     assert.notEqual(stdout.trim(), '', 'token revoke says what it did');
 
-    // Each address presenting the revoked token is one critical event; repeats from one address
-    // fold into it. The first request waits for the server to pick the revocation up.
+    // Each address presenting the revoked token is an entry of the log, but for the lockdown
+    // they are one event: one token. The first request waits for the revocation to arrive.
     const presented = (localAddress) => bearerRequest({ port: relay.port, token, localAddress });
     const refused = await eventually(async () => {
       const res = await presented('127.0.0.2');
@@ -438,13 +446,22 @@ describe('automatic lockdown: a revoked token presented from three addresses', (
       assert.deepEqual([res.status, res.body], [401, { error: 'Invalid API token' }], `revoked token from ${localAddress}`);
     }
 
-    // Two addresses are not enough: once the store holds both events (the sync that wrote them
-    // also took the lockdown decision), the app still works.
+    // One event (one token from two addresses) and then a second (the expired pair from one
+    // address) are not enough: once the store holds them, the app still works.
     const two = await eventually(async () => {
-      const rows = await revokedTokenEvents();
+      const rows = await criticalEvents('revoked_token_used');
       assert.deepEqual(rows.map((row) => [row.address, row.count]).sort(), [['127.0.0.2', '3'], ['127.0.0.3', '1']]);
       return rows;
     }, { label: 'two critical events reach the store' });
+    const expiredPair = (localAddress) => nodeCall(nodeSdk({
+      port: relay.port, key: 'old-key', secret: 'old-secret', agent: new RecordingAgent({ localAddress }),
+    }).get({ path: '/channels' }));
+    await sdkRefused(expiredPair('127.0.0.4'), 401, { error: 'auth_key does not belong to this app' },
+      'the expired pair from 127.0.0.4');
+    await eventually(async () => {
+      const rows = await criticalEvents('expired_pair_used');
+      assert.deepEqual(rows.map((row) => row.address), ['127.0.0.4']);
+    }, { label: 'the expired pair reaches the store' });
     assert.deepEqual(await nodeCall(nodeSdk({ port: relay.port }).get({ path: '/channels' })),
       { channels: { 'lockdown-watch': {} } }, `not locked down after ${JSON.stringify(two)}`);
     assert.equal(watcher.connection.state, 'connected');
@@ -454,8 +471,8 @@ describe('automatic lockdown: a revoked token presented from three addresses', (
       filter: (error) => errorCode(error) === 4003,
       label: 'the watcher closed by the lockdown',
     });
-    const third = await presented('127.0.0.4');
-    assert.deepEqual([third.status, third.body], [401, { error: 'Invalid API token' }], 'revoked token from 127.0.0.4');
+    await sdkRefused(expiredPair('127.0.0.5'), 401, { error: 'auth_key does not belong to this app' },
+      'the expired pair from 127.0.0.5: the third distinct event');
 
     // The lockdown is decided at a sync; the open connection is closed with 4003.
     const closing = await closed;
@@ -479,14 +496,15 @@ describe('automatic lockdown: a revoked token presented from three addresses', (
     await assertNoReconnect(hop, [watcher, fresh.client]);
     assert.deepEqual(watcherStates, ['connected->disconnected'], 'the watcher went straight to disconnected');
     assert.deepEqual(freshSocket.close, { code: 4003, reason: 'Application is locked down' }, 'the close frame Relay sent');
-    // An open connection is told with 4003 too (what the README promises), but in the words of
-    // a disabled app: its pusher:error and close reason say "Application is disabled".
+    // An open connection is told the same, with 4003.
     assert.ok(watcherSocket.close, 'the watcher socket has closed');
-    assert.equal(watcherSocket.close.code, 4003, 'the close frame Relay sent the watcher');
+    assert.deepEqual(watcherSocket.close, { code: 4003, reason: 'Application is locked down' },
+      'the close frame Relay sent the watcher');
 
-    // Why, as an admin sees it: one critical revoked_token_used per address.
-    const rows = await revokedTokenEvents();
-    assert.deepEqual(rows.map((row) => row.address).sort(), ['127.0.0.2', '127.0.0.3', '127.0.0.4'], JSON.stringify(rows));
+    // Why, as an admin sees it: the critical entries, one per kind and address.
+    const rows = [...await criticalEvents('revoked_token_used'), ...await criticalEvents('expired_pair_used')];
+    assert.deepEqual(rows.map((row) => row.address).sort(),
+      ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'], JSON.stringify(rows));
     for (const row of rows) {
       assert.deepEqual([row.severity, row.resolved], ['critical', 'unresolved'], JSON.stringify(row));
     }

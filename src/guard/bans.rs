@@ -7,15 +7,21 @@
 //!
 //! Addresses in the app's `ip_allowlist` or among its trusted proxies are never banned (the
 //! guard does not ask); an unknown address is never counted. The map is bounded by
-//! [`MOST_TRACKED_ADDRESSES`]: when it is full, addresses neither banned nor counting are
-//! forgotten, and if none are, a new address is not counted (its failures still reach the
-//! activity log).
+//! [`MOST_TRACKED_ADDRESSES`]: when it is full, addresses that no longer matter (neither
+//! banned, counting, nor remembered for the next ban's length) are forgotten, in one sweep at
+//! most every [`SWEEP_INTERVAL`] (so a flood of new addresses does not make every failure
+//! scan the map under its lock); if that is not enough, an address that is counting but not
+//! banned is forgotten to make room, so a new address is always counted and a full table
+//! never stops the bans.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::limits::{ClientKey, MOST_TRACKED_ADDRESSES};
+
+/// Least time between two sweeps of a full map.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How an app bans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +57,13 @@ struct Record {
 #[derive(Debug)]
 pub struct Bans {
     rule: BanRule,
-    records: Mutex<HashMap<ClientKey, Record>>,
+    records: Mutex<Records>,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    by_client: HashMap<ClientKey, Record>,
+    last_sweep: Option<Instant>,
 }
 
 impl Bans {
@@ -59,14 +71,18 @@ impl Bans {
     pub fn new(rule: BanRule) -> Self {
         Bans {
             rule,
-            records: Mutex::new(HashMap::new()),
+            records: Mutex::new(Records::default()),
         }
     }
 
     /// Whether `client` is banned at `now`.
     pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Banned> {
         let records = self.lock();
-        match records.get(&client).and_then(|record| record.banned_until) {
+        match records
+            .by_client
+            .get(&client)
+            .and_then(|record| record.banned_until)
+        {
             Some(until) if until > now => Err(Banned {
                 retry_after: whole_seconds(until - now),
             }),
@@ -78,13 +94,10 @@ impl Bans {
     pub fn failed(&self, client: ClientKey, now: Instant) -> Option<Duration> {
         let rule = self.rule;
         let mut records = self.lock();
-        if !records.contains_key(&client) && records.len() >= MOST_TRACKED_ADDRESSES {
-            records.retain(|_, record| record.matters(&rule, now));
-            if records.len() >= MOST_TRACKED_ADDRESSES {
-                return None;
-            }
+        if !records.by_client.contains_key(&client) {
+            records.make_room(&rule, now);
         }
-        let record = records.entry(client).or_insert(Record {
+        let record = records.by_client.entry(client).or_insert(Record {
             failures: 0,
             window_start: now,
             banned_until: None,
@@ -117,10 +130,36 @@ impl Bans {
         Some(length)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         self.records
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl Records {
+    /// Room for one more address, when the map is full.
+    fn make_room(&mut self, rule: &BanRule, now: Instant) {
+        if self.by_client.len() < MOST_TRACKED_ADDRESSES {
+            return;
+        }
+        let swept_lately = self
+            .last_sweep
+            .is_some_and(|last| now.duration_since(last) < SWEEP_INTERVAL);
+        if !swept_lately {
+            self.last_sweep = Some(now);
+            self.by_client.retain(|_, record| record.matters(rule, now));
+        }
+        if self.by_client.len() >= MOST_TRACKED_ADDRESSES {
+            let counting = self
+                .by_client
+                .iter()
+                .find(|(_, record)| record.banned_until.is_none_or(|until| until <= now))
+                .map(|(client, _)| *client);
+            if let Some(client) = counting {
+                self.by_client.remove(&client);
+            }
+        }
     }
 }
 
@@ -241,10 +280,34 @@ mod tests {
         for n in 0..(MOST_TRACKED_ADDRESSES as u32 + 10) {
             bans.failed(ClientKey::of(std::net::Ipv4Addr::from(n).into()), now);
         }
-        assert_eq!(bans.lock().len(), MOST_TRACKED_ADDRESSES);
+        assert_eq!(bans.lock().by_client.len(), MOST_TRACKED_ADDRESSES);
         let later = now + 11 * MINUTE;
         let fresh = ClientKey::of("198.51.100.1".parse().unwrap());
         bans.failed(fresh, later);
-        assert_eq!(bans.lock().len(), 1, "stale counts were forgotten");
+        assert_eq!(
+            bans.lock().by_client.len(),
+            1,
+            "stale counts were forgotten"
+        );
+    }
+
+    #[test]
+    fn a_full_map_of_counting_addresses_still_bans_a_new_one() {
+        let (bans, now) = (bans(), Instant::now());
+        for n in 0..MOST_TRACKED_ADDRESSES as u32 {
+            bans.failed(ClientKey::of(std::net::Ipv4Addr::from(n).into()), now);
+        }
+        let guesser = ClientKey::of("198.51.100.1".parse().unwrap());
+        let mut banned = None;
+        for n in 0..5 {
+            banned = bans.failed(guesser, now + Duration::from_secs(n));
+        }
+        assert_eq!(
+            banned,
+            Some(10 * MINUTE),
+            "counted although every place was taken"
+        );
+        assert!(bans.check(guesser, now + MINUTE).is_err());
+        assert!(bans.lock().by_client.len() <= MOST_TRACKED_ADDRESSES);
     }
 }

@@ -42,19 +42,24 @@ impl LockdownRule {
     }
 
     /// Sets the state; whether it changed. A lockdown that begins cancels the open
-    /// connections' token (after the flag is set, so a connection admitted before the flag
-    /// holds the cancelled token); a lifted one hands out a fresh token.
+    /// connections' token after the flag is set (so a connection admitted before the flag
+    /// holds the cancelled token); a lifted one hands out a fresh token before the flag is
+    /// cleared (so no connection admitted after the lift takes the cancelled one). Both under
+    /// the token's lock, so two changes cannot interleave.
     pub fn set(&self, locked: bool) -> bool {
-        if self.locked.swap(locked, Ordering::AcqRel) == locked {
+        let Some(closing) = &self.closing else {
+            return self.locked.swap(locked, Ordering::AcqRel) != locked;
+        };
+        let mut token = closing.lock().unwrap_or_else(|poison| poison.into_inner());
+        if self.locked.load(Ordering::Acquire) == locked {
             return false;
         }
-        if let Some(closing) = &self.closing {
-            let mut token = closing.lock().unwrap_or_else(|poison| poison.into_inner());
-            if locked {
-                token.cancel();
-            } else {
-                *token = CancellationToken::new();
-            }
+        if locked {
+            self.locked.store(true, Ordering::Release);
+            token.cancel();
+        } else {
+            *token = CancellationToken::new();
+            self.locked.store(false, Ordering::Release);
         }
         true
     }

@@ -10,7 +10,7 @@
 //! connection is closed with its answer ([`super::unread_body`]). The same head check answers
 //! `Expect: 100-continue` ([`super::expect`]).
 //!
-//! In order: the declared size, the app (and its lockdown: 403), the guard's network rules (IP, geo, mTLS:
+//! In order: the declared size, the app, the guard's network rules, the app's lockdown (403) (IP, geo, mTLS:
 //! [`crate::guard::Guard::admit_api`]), then the credentials of the one method the request
 //! uses ([`crate::guard::api_credentials`]): Pusher's HMAC query signature, the
 //! `X-Relay-Key` + `X-Relay-Secret` headers (full access), or a Relay API token
@@ -174,7 +174,15 @@ pub(super) fn authenticate_head(
     };
     let app = match (&token, path_app(head.path)) {
         (Some(verdict), PathApp::ByAuthKey) => {
-            let entry = verdict.as_ref().map_err(|refusal| token_error(*refusal))?;
+            let entry = verdict.as_ref().map_err(|refusal| {
+                if let ApiCredentials::Bearer(text) = &credentials {
+                    let sender = state
+                        .guard
+                        .peer(None, &PeerHeaders::from_request(head.socket, head.headers));
+                    report_revoked_token(state, text, sender.address.known());
+                }
+                token_error(*refusal)
+            })?;
             enabled(state.apps.by_id(&entry.app_id))?
         }
         _ => {
@@ -185,9 +193,6 @@ pub(super) fn authenticate_head(
             find_app(state, head.path, key)?
         }
     };
-    if state.guard.locked_down(&app.id) {
-        return Err(ApiError::LockedDown);
-    }
     let peer = PeerHeaders::from_request(head.socket, head.headers);
     // A banned or geo-blocked sender is answered 403 whatever its credentials, but they are
     // still checked: valid ones from such an address are a sign of a leaked secret. The other
@@ -206,13 +211,16 @@ pub(super) fn authenticate_head(
             return Err(ApiError::Forbidden(refusal));
         }
     };
-    let address = sender.address.known();
-    if blocked.is_none() {
-        state
-            .guard
-            .limit_api(&app.id, address, head.method == "GET")
-            .map_err(ApiError::RateLimited)?;
+    // After the network rules, so that a refused address does not learn of the lockdown.
+    if blocked.is_none() && state.guard.locked_down(&app.id) {
+        return Err(ApiError::LockedDown);
     }
+    let address = sender.address.known();
+    // Counted for a blocked sender too: its credentials are about to cost a check.
+    state
+        .guard
+        .limit_api(&app.id, address, head.method == "GET")
+        .map_err(ApiError::RateLimited)?;
     let verified = verify_credentials(state, head, &query, &app, credentials, token, address);
     if let Some(blocked) = blocked {
         if verified.is_ok() {
@@ -222,10 +230,11 @@ pub(super) fn authenticate_head(
         }
         return Err(blocked);
     }
-    let body_signed = verified.inspect_err(|_| {
-        state
-            .guard
-            .auth_failed(&app.id, address, "HTTP API authentication");
+    let body_signed = verified.inspect_err(|error| {
+        if matches!(error, ApiError::BadCredentials(_)) {
+            let what = "HTTP API authentication";
+            state.guard.auth_failed(&app.id, address, what);
+        }
     })?;
     Ok(AuthenticatedHead {
         app,
@@ -249,7 +258,7 @@ fn verify_credentials(
         ApiCredentials::KeyAndSecret { key, secret } => {
             let used = CredentialUse::now(Via::Api, address);
             app.verify_key_and_secret(key, secret, &used)
-                .map_err(|_| ApiError::unauthorized("Invalid X-Relay-Key or X-Relay-Secret"))?;
+                .map_err(|_| ApiError::BadCredentials("Invalid X-Relay-Key or X-Relay-Secret"))?;
             Ok(false)
         }
         ApiCredentials::Bearer(text) => {
@@ -363,7 +372,7 @@ pub(super) fn required_scope(method: &str, path: &str) -> Option<Scope> {
 /// missing scope.
 fn token_error(refusal: TokenRefusal) -> ApiError {
     match refusal {
-        TokenRefusal::Invalid => ApiError::unauthorized(refusal.to_string()),
+        TokenRefusal::Invalid => ApiError::BadCredentials("Invalid API token"),
         TokenRefusal::LacksScope(_) => ApiError::LacksScope(refusal.to_string()),
     }
 }

@@ -23,6 +23,11 @@ pub enum ApiError {
     /// Authentication failed; the message names what was wrong.
     #[error("{0}")]
     Unauthorized(String),
+    /// The credentials themselves are wrong (a bad signature, key, secret or token): a 401
+    /// like [`ApiError::Unauthorized`], and the failures brute-force bans count (a missing
+    /// parameter, a skewed clock or a missing scope is no guess).
+    #[error("{0}")]
+    BadCredentials(&'static str),
     /// The app's security rules refuse the sender (address, country, client certificate).
     #[error("{0}")]
     Forbidden(crate::guard::Refusal),
@@ -118,7 +123,7 @@ impl ResponseError for ApiError {
             | ApiError::Banned(_)
             | ApiError::Forbidden(_)
             | ApiError::LacksScope(_) => StatusCode::FORBIDDEN,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -77,9 +77,9 @@ pub fn verify_query_signature(
         }
     }
     result.map_err(|error| match error {
-        AuthError::WrongKey => ApiError::unauthorized("auth_key does not belong to this app"),
+        AuthError::WrongKey => ApiError::BadCredentials("auth_key does not belong to this app"),
         AuthError::Malformed | AuthError::BadSignature | AuthError::WrongSecret => {
-            ApiError::unauthorized("Invalid signature")
+            ApiError::BadCredentials("Invalid signature")
         }
     })
 }

@@ -102,6 +102,9 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             state.guard.daily_quotas.give_back(delivered);
             return Err(error);
         }
+        // Right after the events it counts, and before any write that could fail for reasons
+        // of its own: lockdowns (and their lifting) do not wait on the other state.
+        lockdowns::decide(&state.guard, store.as_ref(), SystemTime::now())?;
         if let Err(error) = store.record_daily_messages(&delivered) {
             // Counted again next time: a lost count would give a restarted server more quota.
             state.guard.daily_quotas.give_back(delivered);
@@ -120,7 +123,6 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             return Err(error);
         }
         state.guard.tokens.set_revoked(&store.revoked_tokens()?);
-        lockdowns::decide(&state.guard, store.as_ref(), SystemTime::now())?;
         credentials::rotate_due(&state.apps, store.as_ref(), SystemTime::now())
     })
     .await;

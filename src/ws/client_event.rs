@@ -26,6 +26,10 @@ impl Connection {
         if let Err(message) = self.check_client_event(&event) {
             return self.send_error(None, &message);
         }
+        if self.state.guard.locked_down(&self.app.id) {
+            let message = format!("Client event rejected: {}", super::LOCKED_DOWN);
+            return self.send_error(None, &message);
+        }
         let code = CloseCode::ClientEventRateLimit;
         if !self.client_events.try_spend() {
             return self.send_error(Some(code.as_u16()), code.message());

@@ -27,6 +27,8 @@ pub(super) enum Ending {
     Pusher(CloseCode),
     /// Relay closes with a WebSocket code (e.g. 1009 for an oversized message).
     WebSocket(u16, &'static str),
+    /// The app was locked down (`lockdown_closes_connections`): 4003, saying so.
+    LockedDown,
 }
 
 /// One client connection, owned by its task.
@@ -78,8 +80,9 @@ impl Connection {
     }
 
     /// Checks a client's `auth` over `signed` (channel auth or sign-in): a failure counts
-    /// towards a ban of the client's address, and a banned address is refused whatever it
-    /// sends. The error is the message for the client.
+    /// towards a ban of the client's address, and a banned address (or any, while the app is
+    /// locked down: a connection left open by the lockdown gets no new private channel or
+    /// user) is refused whatever it sends. The error is the message for the client.
     pub fn check_client_auth(
         &self,
         auth: Option<&str>,
@@ -87,6 +90,9 @@ impl Connection {
         via: Via,
     ) -> Result<(), String> {
         let guard = &self.state.guard;
+        if guard.locked_down(&self.app.id) {
+            return Err(super::LOCKED_DOWN.to_owned());
+        }
         guard
             .check_ban(&self.app.id, self.address)
             .map_err(|banned| banned.to_string())?;
@@ -221,6 +227,11 @@ impl Connection {
             Ending::WebSocket(code, message) => self
                 .outbox
                 .close(super::closing_frames(None, code, message), false),
+            Ending::LockedDown => {
+                let code = CloseCode::AppDisabled.as_u16();
+                let frames = super::closing_frames(Some(code), code, super::LOCKED_DOWN);
+                self.outbox.close(frames, true);
+            }
         }
     }
 }

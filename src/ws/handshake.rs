@@ -1,5 +1,6 @@
-//! Admission of a new connection: app look-up (and its lockdown), the guard's handshake rules (origins, and with
-//! `apply_to_websocket` the IP, geo and mTLS rules), protocol version, connection quota.
+//! Admission of a new connection: app look-up, the guard's handshake rules (origins, and with
+//! `apply_to_websocket` the IP, geo and mTLS rules), bans, the app's lockdown, protocol
+//! version, connection quota.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -62,11 +63,6 @@ pub(super) fn admit(
     if !app.enabled {
         return Err(CloseCode::AppDisabled.into());
     }
-    // Taken before the lockdown is looked at, so a lockdown after the look ends this one too.
-    let lockdown = state.guard.lockdown_signal(&app.id);
-    if state.guard.locked_down(&app.id) {
-        return Err(Refused::LockedDown);
-    }
     let client = state.guard.admit_socket(&app.id, peer).map_err(|refusal| {
         tracing::debug!(app = %app.id, %refusal, "handshake refused by the app's security rules");
         Refused::Guard(refusal)
@@ -76,6 +72,12 @@ pub(super) fn admit(
         .guard
         .check_ban(&app.id, address)
         .map_err(Refused::Banned)?;
+    // Taken before the lockdown is looked at, so a lockdown after the look ends this one too;
+    // looked at after the network rules, so a refused client does not learn of it.
+    let lockdown = state.guard.lockdown_signal(&app.id);
+    if state.guard.locked_down(&app.id) {
+        return Err(Refused::LockedDown);
+    }
     let address_slot = state
         .guard
         .limit_connection(&app.id, address)

@@ -78,7 +78,7 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
         }
         Err(Refused::LockedDown) => {
             let code = CloseCode::AppDisabled.as_u16();
-            let frames = closing_frames(Some(code), code, "Application is locked down");
+            let frames = closing_frames(Some(code), code, LOCKED_DOWN);
             session::refuse(upgraded, frames).await;
         }
         Err(Refused::Limited(limited)) => {
@@ -88,6 +88,9 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
         }
     }
 }
+
+/// What a client of a locked-down app is told, with code 4003.
+const LOCKED_DOWN: &str = "Application is locked down";
 
 /// The `pusher:error` and close frame that end a connection with a Pusher code.
 fn pusher_closing_frames(code: CloseCode) -> [OutboundFrame; 2] {

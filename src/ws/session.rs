@@ -127,7 +127,7 @@ async fn drive(
         // busy channel the client's requests.
         let step = tokio::select! {
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
-            () = &mut locked_down => Err(Ending::Pusher(CloseCode::AppDisabled)),
+            () = &mut locked_down => Err(Ending::LockedDown),
             reason = &mut end_requested => Err(Ending::Pusher(match reason {
                 EndRequest::Overflow => CloseCode::OverCapacity,
                 EndRequest::Terminated => CloseCode::Unauthorized,
