@@ -425,7 +425,29 @@ function nodeSdk({ port, key = APP.key, secret = APP.secret, agent }) {
   });
 }
 
+/** How long a change made through the state store may take to reach a running server: a
+ * few of its 2 s syncs. */
+const STORE_PICKUP_TIMEOUT_MS = 15000;
+
+/** Calls `fn` until it resolves, at most `timeoutMs`; rejects with its last error after. */
+async function eventually(fn, { timeoutMs = STORE_PICKUP_TIMEOUT_MS, intervalMs = 200, label } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() + intervalMs > deadline) {
+        err.message = `${label || 'eventually'}: still failing after ${timeoutMs} ms: ${err.message}`;
+        throw err;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
 module.exports = {
+  eventually,
+  STORE_PICKUP_TIMEOUT_MS,
   APP,
   configToml,
   nodeSdk,

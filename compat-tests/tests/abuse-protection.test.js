@@ -47,8 +47,10 @@ const PusherServer = require('pusher');
 
 const {
   APP,
+  STORE_PICKUP_TIMEOUT_MS,
   Session,
   configToml,
+  eventually,
   nodeSdk,
   recordEvents,
   relayBinary,
@@ -64,9 +66,6 @@ const { sdkCall } = require('../lib/python-sdk');
 
 // Longer than pusher-js's 1 s backoff and 0 s retry, so a reconnect would show within it.
 const RECONNECT_WINDOW_MS = 2500;
-// The server syncs with the state store every 2 s: revocations, lockdowns and their lifting
-// arrive on the next sync or the one after.
-const SYNC_TIMEOUT_MS = 15000;
 const CLI_TIMEOUT_MS = 20000;
 const BANNED_MESSAGE = /^Address banned after repeated authentication failures; retry in (\d+) s$/;
 
@@ -141,22 +140,6 @@ function relayCli(configPath, args) {
       resolve({ stdout, stderr });
     });
   });
-}
-
-/** Calls `fn` until it resolves, at most `timeoutMs`; rejects with its last error after. */
-async function eventually(fn, { timeoutMs = SYNC_TIMEOUT_MS, intervalMs = 200, label } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() + intervalMs > deadline) {
-        err.message = `${label || 'eventually'}: still failing after ${timeoutMs} ms: ${err.message}`;
-        throw err;
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /**
@@ -467,7 +450,7 @@ describe('automatic lockdown: a revoked token and an expired pair still in use',
     assert.equal(watcher.connection.state, 'connected');
 
     const closed = waitFor(watcher.connection, 'error', {
-      timeoutMs: SYNC_TIMEOUT_MS,
+      timeoutMs: STORE_PICKUP_TIMEOUT_MS,
       filter: (error) => errorCode(error) === 4003,
       label: 'the watcher closed by the lockdown',
     });

@@ -31,6 +31,7 @@ const PusherServer = require('pusher');
 const {
   APP,
   Session,
+  eventually,
   nodeSdk,
   recordEvents,
   relayBinary,
@@ -51,8 +52,6 @@ const PAIRS = {
   B: { key: 'gone-key', secret: 'gone-secret' },
   C: { key: 'old-key', secret: 'old-key-secret' },
 };
-// The CLI picks up a rotation on the server's next store sync (every ~2 s).
-const PICKUP_TIMEOUT_MS = 15000;
 const CLI_TIMEOUT_MS = 20000;
 
 /** Config lines for one `[[apps.previous_credentials]]` entry. */
@@ -105,22 +104,6 @@ async function rejectsWith(promise, status, what) {
     assert.equal(err.status, status, `${what}: ${err.message}`);
     return true;
   });
-}
-
-/** Calls `fn` until it resolves, at most `timeoutMs`; rejects with its last error after. */
-async function eventually(fn, { timeoutMs = PICKUP_TIMEOUT_MS, intervalMs = 200, label } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() + intervalMs > deadline) {
-        err.message = `${label || 'eventually'}: still failing after ${timeoutMs} ms: ${err.message}`;
-        throw err;
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /** A pusher-js session whose auth endpoints sign with `auth`'s pair, closed when `t` ends. */
