@@ -402,7 +402,7 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
     for (index, app) in config.apps.iter().enumerate() {
         let asks_for_counts = app.webhooks.iter().any(|webhook| {
             let kinds = webhook.events.as_deref().unwrap_or_default();
-            kinds.contains(&crate::webhooks::EventKind::SubscriptionCount)
+            kinds.contains(&crate::protocol::WebhookKind::SubscriptionCount)
         });
         if asks_for_counts && !app.enable_subscription_count {
             warnings.push(format!(

@@ -8,7 +8,7 @@ use actix_http::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::ConfigString;
-use crate::webhooks::EventKind;
+use crate::protocol::WebhookKind;
 
 /// One `[[apps.webhooks]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,7 +18,7 @@ pub struct WebhookConfig {
     pub url: WebhookUrl,
     /// The event kinds sent to this endpoint; absent: all seven.
     #[serde(default)]
-    pub events: Option<Vec<EventKind>>,
+    pub events: Option<Vec<WebhookKind>>,
     /// Only events on channels whose name starts with this are sent.
     #[serde(default)]
     pub channel_prefix: Option<String>,
@@ -160,11 +160,11 @@ impl TryFrom<BTreeMap<String, ConfigString>> for WebhookHeaders {
     }
 }
 
-impl<'de> Deserialize<'de> for EventKind {
+impl<'de> Deserialize<'de> for WebhookKind {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
-        EventKind::parse(&name).ok_or_else(|| {
-            let known: Vec<_> = EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        WebhookKind::parse(&name).ok_or_else(|| {
+            let known: Vec<_> = WebhookKind::ALL.iter().map(|kind| kind.as_str()).collect();
             serde::de::Error::custom(format!(
                 "unknown webhook event {name:?}; expected one of {}",
                 known.join(", ")

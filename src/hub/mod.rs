@@ -21,8 +21,9 @@ use std::sync::{Arc, RwLock};
 use bytestring::ByteString;
 
 use crate::guard::DailyQuota;
+use crate::protocol::WebhookKind;
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
-use crate::webhooks::{EventKind, WebhookEvent, WebhookSink};
+use crate::webhooks::{WebhookEvent, WebhookSink};
 
 pub use cache::{CachedEvent, ChannelCache};
 pub use count_throttle::{Announce, CountThrottle};
@@ -132,7 +133,7 @@ impl AppChannels {
     }
 
     /// Raises a webhook event of `kind`, built by `event` only if an endpoint wants it.
-    pub fn emit_webhook(&self, kind: EventKind, event: impl FnOnce() -> WebhookEvent) {
+    pub fn emit_webhook(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
         if let Some(webhooks) = &self.webhooks
             && webhooks.wants(kind)
         {
@@ -177,14 +178,14 @@ impl AppChannels {
         let subscribers = channels.entry(channel.clone()).or_default();
         let added = subscribers.insert(socket, outbox).is_none();
         if added && subscribers.len() == 1 && has_lifecycle_webhooks(channel) {
-            self.emit_webhook(EventKind::ChannelOccupied, || {
+            self.emit_webhook(WebhookKind::ChannelOccupied, || {
                 WebhookEvent::ChannelOccupied {
                     channel: channel.clone(),
                 }
             });
         }
         if missed {
-            self.emit_webhook(EventKind::CacheMiss, || WebhookEvent::CacheMiss {
+            self.emit_webhook(WebhookKind::CacheMiss, || WebhookEvent::CacheMiss {
                 channel: channel.clone(),
             });
         }
@@ -203,8 +204,8 @@ impl AppChannels {
             && let Some((channel, _)) = channels.remove_entry(channel)
             && has_lifecycle_webhooks(&channel)
         {
-            self.emit_webhook(EventKind::ChannelVacated, || WebhookEvent::ChannelVacated {
-                channel,
+            self.emit_webhook(WebhookKind::ChannelVacated, || {
+                WebhookEvent::ChannelVacated { channel }
             });
         }
         removed
@@ -240,7 +241,7 @@ impl AppChannels {
             push_to_each(subscribers, &frame, None);
         }
         // Still under the read: the webhook hears the counts in order too, 0 included.
-        self.emit_webhook(EventKind::SubscriptionCount, || {
+        self.emit_webhook(WebhookKind::SubscriptionCount, || {
             WebhookEvent::SubscriptionCount {
                 channel: channel.clone(),
                 subscription_count: count,
@@ -357,8 +358,8 @@ pub(crate) mod tests {
     /// An app whose webhook events (every kind) can be read back, and a reader of their
     /// names.
     pub(crate) fn app_with_webhooks() -> (Arc<AppChannels>, impl FnMut() -> Vec<String>) {
-        use crate::webhooks::EventKinds;
-        let (sink, mut events) = WebhookSink::for_test(EventKinds::all());
+        use crate::protocol::WebhookKinds;
+        let (sink, mut events) = WebhookSink::for_test(WebhookKinds::all());
         let hub = Hub::with_webhooks(HashMap::from([("1".to_owned(), sink)]));
         let names = move || {
             std::iter::from_fn(|| events.try_recv().ok())

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{AppChannels, Outbox};
+use crate::protocol::WebhookKind;
 use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
-use crate::webhooks::{EventKind, WebhookEvent};
+use crate::webhooks::WebhookEvent;
 
 /// The outcome of a presence join.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +91,7 @@ impl PresenceRoster {
                 member.user_info.as_deref(),
             );
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
-            subscriptions.emit_webhook(EventKind::MemberAdded, || WebhookEvent::MemberAdded {
+            subscriptions.emit_webhook(WebhookKind::MemberAdded, || WebhookEvent::MemberAdded {
                 channel: channel.clone(),
                 user_id: member.user_key.clone(),
             });
@@ -116,9 +117,11 @@ impl PresenceRoster {
         if let Some(gone) = &gone {
             let frame = frames::member_removed(channel.as_str(), &gone.member.user_id_json);
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
-            subscriptions.emit_webhook(EventKind::MemberRemoved, || WebhookEvent::MemberRemoved {
-                channel: channel.clone(),
-                user_id: user_key.to_owned(),
+            subscriptions.emit_webhook(WebhookKind::MemberRemoved, || {
+                WebhookEvent::MemberRemoved {
+                    channel: channel.clone(),
+                    user_id: user_key.to_owned(),
+                }
             });
         }
         subscriptions.unsubscribe(channel.as_str(), socket);

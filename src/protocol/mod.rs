@@ -14,12 +14,14 @@ pub mod presence;
 pub mod signature;
 pub mod socket_id;
 pub mod user;
+pub mod webhook_kind;
 
 pub use channel::{ChannelKind, ChannelName, ChannelNameError};
 pub use codes::CloseCode;
 pub use presence::{PresenceMember, PresenceMemberError};
 pub use socket_id::SocketId;
 pub use user::{UserData, UserDataError};
+pub use webhook_kind::{WebhookKind, WebhookKinds};
 
 /// Whether `json` is (at most) a JSON object: serde also reads a struct from an array of its
 /// fields, which the protocol never sends, so each parser of an object checks this first.

@@ -170,9 +170,9 @@ mod tests {
 
     use super::*;
     use crate::protocol::ChannelName;
-    use crate::webhooks::{EventKind, EventKinds};
+    use crate::protocol::{WebhookKind, WebhookKinds};
 
-    fn endpoint(kinds: EventKinds, channel_prefix: Option<&str>) -> Arc<Endpoint> {
+    fn endpoint(kinds: WebhookKinds, channel_prefix: Option<&str>) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             url: "http://127.0.0.1:9/hooks".parse().unwrap(),
             kinds,
@@ -200,7 +200,7 @@ mod tests {
     fn events_go_to_the_endpoints_whose_kinds_and_prefix_they_match() {
         let (to_presence, mut presence) = mpsc::channel(8);
         let (to_all, mut all) = mpsc::channel(8);
-        let occupancy = [EventKind::ChannelOccupied].into_iter().collect();
+        let occupancy = [WebhookKind::ChannelOccupied].into_iter().collect();
         let routes = vec![
             Route::new(
                 endpoint(occupancy, Some("presence-")),
@@ -208,7 +208,7 @@ mod tests {
                 to_presence,
             ),
             Route::new(
-                endpoint(EventKinds::all(), None),
+                endpoint(WebhookKinds::all(), None),
                 Batcher::new(Duration::ZERO, 10),
                 to_all,
             ),
@@ -241,7 +241,7 @@ mod tests {
     ) -> (Dispatcher, mpsc::Receiver<WebhookBatch>, Arc<WebhookStats>) {
         let (queue, batches) = mpsc::channel(capacity);
         let route = Route::new(
-            endpoint(EventKinds::all(), None),
+            endpoint(WebhookKinds::all(), None),
             Batcher::new(window, 10),
             queue,
         );

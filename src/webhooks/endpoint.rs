@@ -5,15 +5,16 @@ use std::time::Duration;
 use actix_http::Uri;
 use actix_http::header::{HeaderName, HeaderValue};
 
-use super::{EventKinds, WebhookEvent};
+use super::WebhookEvent;
 use crate::config::{WebhookConfig, loggable_host};
+use crate::protocol::WebhookKinds;
 
 /// A configured webhook endpoint.
 pub struct Endpoint {
     /// Where requests go.
     pub url: Uri,
     /// The event kinds it receives.
-    pub kinds: EventKinds,
+    pub kinds: WebhookKinds,
     /// Only events on channels starting with this, when set.
     pub channel_prefix: Option<String>,
     /// Extra request headers.
@@ -45,7 +46,7 @@ impl Endpoint {
             kinds: config
                 .events
                 .as_ref()
-                .map_or_else(EventKinds::all, |kinds| kinds.iter().copied().collect()),
+                .map_or_else(WebhookKinds::all, |kinds| kinds.iter().copied().collect()),
             channel_prefix: config.channel_prefix.clone(),
             headers: config.headers.iter().cloned().collect(),
             timeout: Duration::from_secs(config.timeout),

@@ -1,8 +1,8 @@
-//! The seven webhook events, as Pusher sends them, and sets of their kinds.
+//! The seven webhook events, as Pusher sends them (their kinds are `protocol`'s).
 
 use serde::Serialize;
 
-use crate::protocol::ChannelName;
+use crate::protocol::{ChannelName, WebhookKind};
 
 /// One webhook event; serializes to the object Pusher puts in a webhook's `events` array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,15 +62,15 @@ pub enum WebhookEvent {
 
 impl WebhookEvent {
     /// Which of the seven kinds this is.
-    pub fn kind(&self) -> EventKind {
+    pub fn kind(&self) -> WebhookKind {
         match self {
-            WebhookEvent::ChannelOccupied { .. } => EventKind::ChannelOccupied,
-            WebhookEvent::ChannelVacated { .. } => EventKind::ChannelVacated,
-            WebhookEvent::MemberAdded { .. } => EventKind::MemberAdded,
-            WebhookEvent::MemberRemoved { .. } => EventKind::MemberRemoved,
-            WebhookEvent::ClientEvent { .. } => EventKind::ClientEvent,
-            WebhookEvent::CacheMiss { .. } => EventKind::CacheMiss,
-            WebhookEvent::SubscriptionCount { .. } => EventKind::SubscriptionCount,
+            WebhookEvent::ChannelOccupied { .. } => WebhookKind::ChannelOccupied,
+            WebhookEvent::ChannelVacated { .. } => WebhookKind::ChannelVacated,
+            WebhookEvent::MemberAdded { .. } => WebhookKind::MemberAdded,
+            WebhookEvent::MemberRemoved { .. } => WebhookKind::MemberRemoved,
+            WebhookEvent::ClientEvent { .. } => WebhookKind::ClientEvent,
+            WebhookEvent::CacheMiss { .. } => WebhookKind::CacheMiss,
+            WebhookEvent::SubscriptionCount { .. } => WebhookKind::SubscriptionCount,
         }
     }
 
@@ -85,98 +85,6 @@ impl WebhookEvent {
             | WebhookEvent::CacheMiss { channel }
             | WebhookEvent::SubscriptionCount { channel, .. } => channel,
         }
-    }
-}
-
-/// The kind of a webhook event, as named in `config.toml` (`events = [...]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// `channel_occupied`.
-    ChannelOccupied,
-    /// `channel_vacated`.
-    ChannelVacated,
-    /// `member_added`.
-    MemberAdded,
-    /// `member_removed`.
-    MemberRemoved,
-    /// `client_event`.
-    ClientEvent,
-    /// `cache_miss`.
-    CacheMiss,
-    /// `subscription_count`.
-    SubscriptionCount,
-}
-
-impl EventKind {
-    /// Every kind.
-    pub const ALL: [EventKind; 7] = [
-        EventKind::ChannelOccupied,
-        EventKind::ChannelVacated,
-        EventKind::MemberAdded,
-        EventKind::MemberRemoved,
-        EventKind::ClientEvent,
-        EventKind::CacheMiss,
-        EventKind::SubscriptionCount,
-    ];
-
-    /// The name Pusher (and `config.toml`) uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::ChannelOccupied => "channel_occupied",
-            EventKind::ChannelVacated => "channel_vacated",
-            EventKind::MemberAdded => "member_added",
-            EventKind::MemberRemoved => "member_removed",
-            EventKind::ClientEvent => "client_event",
-            EventKind::CacheMiss => "cache_miss",
-            EventKind::SubscriptionCount => "subscription_count",
-        }
-    }
-
-    /// The kind named `name`, if any.
-    pub fn parse(name: &str) -> Option<EventKind> {
-        EventKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-    }
-
-    fn bit(self) -> u8 {
-        1 << self as u8
-    }
-}
-
-/// A set of event kinds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EventKinds(u8);
-
-impl EventKinds {
-    /// Every kind.
-    pub fn all() -> Self {
-        EventKind::ALL.into_iter().collect()
-    }
-
-    /// Whether `kind` is in the set.
-    pub fn contains(self, kind: EventKind) -> bool {
-        self.0 & kind.bit() != 0
-    }
-
-    /// The union of two sets.
-    pub fn union(self, other: EventKinds) -> Self {
-        EventKinds(self.0 | other.0)
-    }
-
-    /// Adds `kind`.
-    pub fn insert(&mut self, kind: EventKind) {
-        self.0 |= kind.bit();
-    }
-}
-
-impl FromIterator<EventKind> for EventKinds {
-    fn from_iter<I: IntoIterator<Item = EventKind>>(kinds: I) -> Self {
-        let mut set = EventKinds::default();
-        for kind in kinds {
-            set.insert(kind);
-        }
-        set
     }
 }
 
@@ -216,17 +124,5 @@ mod tests {
             serde_json::to_string(&count).unwrap(),
             r#"{"name":"subscription_count","channel":"c","subscription_count":3}"#
         );
-    }
-
-    #[test]
-    fn kinds_round_trip_through_their_names() {
-        for kind in EventKind::ALL {
-            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
-        }
-        assert_eq!(EventKind::parse("channel_existence"), None);
-        let set: EventKinds = [EventKind::CacheMiss].into_iter().collect();
-        assert!(set.contains(EventKind::CacheMiss));
-        assert!(!set.contains(EventKind::ClientEvent));
-        assert!(EventKinds::all().contains(EventKind::SubscriptionCount));
     }
 }

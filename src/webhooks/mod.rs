@@ -43,10 +43,11 @@ use tracing::{info, warn};
 
 use crate::apps::App;
 use crate::config::AppConfig;
+use crate::protocol::{WebhookKind, WebhookKinds};
 
 pub use batch::{Batcher, WebhookBatch};
 pub use endpoint::Endpoint;
-pub use event::{EventKind, EventKinds, WebhookEvent};
+pub use event::WebhookEvent;
 pub use lifecycle::{CACHE_MISS_DEDUP_WINDOW, Lifecycle};
 pub use notice::{NoticeError, RotationNotice};
 
@@ -94,13 +95,13 @@ pub struct RaisedEvent {
 pub struct WebhookSink {
     app_id: Arc<str>,
     queue: mpsc::Sender<RaisedEvent>,
-    wanted: EventKinds,
+    wanted: WebhookKinds,
     stats: Arc<WebhookStats>,
 }
 
 impl WebhookSink {
     /// Whether any endpoint needs events of `kind` (checked before building one).
-    pub fn wants(&self, kind: EventKind) -> bool {
+    pub fn wants(&self, kind: WebhookKind) -> bool {
         self.wanted.contains(kind)
     }
 
@@ -126,7 +127,7 @@ impl WebhookSink {
 
     /// A sink wanting `wanted`, and the queue it feeds (for tests of the event sources).
     #[cfg(test)]
-    pub(crate) fn for_test(wanted: EventKinds) -> (Self, mpsc::Receiver<RaisedEvent>) {
+    pub(crate) fn for_test(wanted: WebhookKinds) -> (Self, mpsc::Receiver<RaisedEvent>) {
         let (queue, events) = mpsc::channel(64);
         let sink = WebhookSink {
             app_id: Arc::from("test"),
@@ -210,7 +211,7 @@ pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, Webho
     }
     let stats = Arc::new(WebhookStats::default());
     let window = Duration::from_millis(config.webhook_batch_window_ms);
-    let mut wanted = EventKinds::default();
+    let mut wanted = WebhookKinds::default();
     let mut routes = Vec::with_capacity(config.webhooks.len());
     let mut deliveries = Vec::with_capacity(config.webhooks.len());
     for webhook in &config.webhooks {
@@ -248,10 +249,10 @@ pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, Webho
 
 /// Arrivals cancel delayed departures and the reverse, so each needs the other's events even
 /// when only one of them is sent.
-fn with_counterparts(mut kinds: EventKinds) -> EventKinds {
+fn with_counterparts(mut kinds: WebhookKinds) -> WebhookKinds {
     let pairs = [
-        (EventKind::ChannelOccupied, EventKind::ChannelVacated),
-        (EventKind::MemberAdded, EventKind::MemberRemoved),
+        (WebhookKind::ChannelOccupied, WebhookKind::ChannelVacated),
+        (WebhookKind::MemberAdded, WebhookKind::MemberRemoved),
     ];
     for (arrival, departure) in pairs {
         if kinds.contains(arrival) || kinds.contains(departure) {
@@ -268,12 +269,12 @@ mod tests {
 
     #[test]
     fn a_departure_alone_still_needs_its_arrival_to_be_cancelled_and_the_reverse() {
-        let vacated_only = with_counterparts([EventKind::ChannelVacated].into_iter().collect());
-        assert!(vacated_only.contains(EventKind::ChannelOccupied));
-        let added_only = with_counterparts([EventKind::MemberAdded].into_iter().collect());
-        assert!(added_only.contains(EventKind::MemberRemoved));
-        assert!(!added_only.contains(EventKind::ChannelOccupied));
-        let misses = with_counterparts([EventKind::CacheMiss].into_iter().collect());
-        assert_eq!(misses, [EventKind::CacheMiss].into_iter().collect());
+        let vacated_only = with_counterparts([WebhookKind::ChannelVacated].into_iter().collect());
+        assert!(vacated_only.contains(WebhookKind::ChannelOccupied));
+        let added_only = with_counterparts([WebhookKind::MemberAdded].into_iter().collect());
+        assert!(added_only.contains(WebhookKind::MemberRemoved));
+        assert!(!added_only.contains(WebhookKind::ChannelOccupied));
+        let misses = with_counterparts([WebhookKind::CacheMiss].into_iter().collect());
+        assert_eq!(misses, [WebhookKind::CacheMiss].into_iter().collect());
     }
 }

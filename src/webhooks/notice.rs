@@ -8,9 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::info;
 
+use super::Endpoint;
 use super::client::{Outgoing, SendError, WebhookClient};
-use super::{Endpoint, EventKinds};
 use crate::config::{WebhookUrl, loggable_host};
+use crate::protocol::WebhookKinds;
 
 /// Attempts per notice.
 const ATTEMPTS: u32 = 3;
@@ -68,7 +69,7 @@ impl RotationNotice {
     pub async fn send(&self) -> Result<u16, NoticeError> {
         let endpoint = Endpoint {
             url: self.url.uri().clone(),
-            kinds: EventKinds::default(),
+            kinds: WebhookKinds::default(),
             channel_prefix: None,
             headers: Vec::new(),
             timeout: TIMEOUT,

@@ -13,9 +13,10 @@ use serde_json::value::RawValue;
 
 use super::connection::{Connection, Ending};
 use crate::guard::PayloadSource;
+use crate::protocol::WebhookKind;
 use crate::protocol::frames::{self, ClientEvent};
 use crate::protocol::{ChannelKind, ChannelName, CloseCode};
-use crate::webhooks::{EventKind, WebhookEvent};
+use crate::webhooks::WebhookEvent;
 
 /// Longest client event name (the limit the server SDKs enforce for API events).
 const MAX_EVENT_NAME_LENGTH: usize = 200;
@@ -73,7 +74,7 @@ impl Connection {
         let user_id = member.as_ref().map(|member| member.user_key.as_str());
         let frame = frames::client_event(&event.event, channel.as_str(), data, user_id);
         self.channels
-            .emit_webhook(EventKind::ClientEvent, || WebhookEvent::ClientEvent {
+            .emit_webhook(WebhookKind::ClientEvent, || WebhookEvent::ClientEvent {
                 channel: channel.clone(),
                 event: event.event.clone(),
                 data: webhook_data(data),
