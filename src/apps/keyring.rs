@@ -78,8 +78,16 @@ pub enum Mismatch {
     UnknownKey,
     /// A pair has the key, but the signature or secret is not its.
     WrongSecret,
-    /// Only a previous pair whose grace has ended matches: its secret is still being used.
-    ExpiredPair,
+}
+
+/// A credential that matched no valid pair: why, and whether it is the secret of a previous
+/// pair whose grace has ended (still being used: a sign of compromise, answered as `why`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoMatch {
+    /// Why, as the client is told.
+    pub why: Mismatch,
+    /// Whether an expired pair with the key matches.
+    pub expired_pair: bool,
 }
 
 /// The current pair and the previous pairs, oldest (first to expire) first.
@@ -151,7 +159,7 @@ impl Keyring {
         message: &[u8],
         signature_hex: &str,
         now: SystemTime,
-    ) -> Result<Matched<'_>, Mismatch> {
+    ) -> Result<Matched<'_>, NoMatch> {
         self.first_match(key, now, |pair| {
             signature::verify(pair.secret.0.as_bytes(), message, signature_hex)
         })
@@ -164,7 +172,7 @@ impl Keyring {
         key: &str,
         secret: &str,
         now: SystemTime,
-    ) -> Result<Matched<'_>, Mismatch> {
+    ) -> Result<Matched<'_>, NoMatch> {
         use sha2::{Digest, Sha256};
         use subtle::ConstantTimeEq;
         let given = Sha256::digest(secret.as_bytes());
@@ -191,9 +199,9 @@ impl Keyring {
         key: &str,
         now: SystemTime,
         matches: impl Fn(&Pair) -> bool,
-    ) -> Result<Matched<'_>, Mismatch> {
+    ) -> Result<Matched<'_>, NoMatch> {
         let mut candidates = self.candidates(key, now).peekable();
-        let mismatch = if candidates.peek().is_none() {
+        let why = if candidates.peek().is_none() {
             Mismatch::UnknownKey
         } else if let Some((matched, _)) = candidates.find(|(_, pair)| matches(pair)) {
             return Ok(matched);
@@ -201,14 +209,10 @@ impl Keyring {
             Mismatch::WrongSecret
         };
         // Only on failure, and only where an expired pair has this key: is its secret used?
-        let expired = self.previous.iter().any(|previous| {
+        let expired_pair = self.previous.iter().any(|previous| {
             previous.pair.key == key && !previous.is_valid(now) && matches(&previous.pair)
         });
-        Err(if expired {
-            Mismatch::ExpiredPair
-        } else {
-            mismatch
-        })
+        Err(NoMatch { why, expired_pair })
     }
 
     /// The pairs with `key` valid at `now`, the current first.
@@ -259,6 +263,20 @@ mod tests {
         )
     }
 
+    fn plain(why: Mismatch) -> NoMatch {
+        NoMatch {
+            why,
+            expired_pair: false,
+        }
+    }
+
+    fn expired(why: Mismatch) -> NoMatch {
+        NoMatch {
+            why,
+            expired_pair: true,
+        }
+    }
+
     fn signed(secret: &str) -> String {
         signature::sign(secret.as_bytes(), b"message")
     }
@@ -275,12 +293,18 @@ mod tests {
         };
         assert_eq!(check("k", "new", 10), Ok("current".into()));
         assert_eq!(check("k", "old", 99), Ok("k 100".into()));
-        assert_eq!(check("k", "old", 100), Err(Mismatch::ExpiredPair));
+        assert_eq!(check("k", "old", 100), Err(expired(Mismatch::WrongSecret)));
         assert_eq!(check("gone", "older", 49), Ok("gone 50".into()));
-        assert_eq!(check("gone", "older", 50), Err(Mismatch::ExpiredPair));
-        assert_eq!(check("gone", "wrong", 50), Err(Mismatch::UnknownKey));
-        assert_eq!(check("k", "other", 10), Err(Mismatch::WrongSecret));
-        assert_eq!(check("unknown", "new", 10), Err(Mismatch::UnknownKey));
+        assert_eq!(
+            check("gone", "older", 50),
+            Err(expired(Mismatch::UnknownKey))
+        );
+        assert_eq!(check("gone", "wrong", 50), Err(plain(Mismatch::UnknownKey)));
+        assert_eq!(check("k", "other", 10), Err(plain(Mismatch::WrongSecret)));
+        assert_eq!(
+            check("unknown", "new", 10),
+            Err(plain(Mismatch::UnknownKey))
+        );
     }
 
     #[test]
@@ -293,11 +317,11 @@ mod tests {
         ));
         assert_eq!(
             ring.match_secret("k", "old", at(100)),
-            Err(Mismatch::ExpiredPair)
+            Err(expired(Mismatch::WrongSecret))
         );
         assert_eq!(
             ring.match_secret("k", "other", at(100)),
-            Err(Mismatch::WrongSecret)
+            Err(plain(Mismatch::WrongSecret))
         );
         assert_eq!(ring.match_key("k", at(1000)), Some(Matched::Current));
         assert!(matches!(

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 
-pub use keyring::{Keyring, Matched, Mismatch, Pair, PreviousPair, Secret};
+pub use keyring::{Keyring, Matched, Mismatch, NoMatch, Pair, PreviousPair, Secret};
 pub use pair_uses::{CredentialUse, ExpiredUse, PairUses, Via};
 pub use registry::{AppRegistry, Apps};
 
@@ -206,18 +206,7 @@ impl App {
         let keyring = self.keyring.load();
         let matched = keyring
             .match_signature(key, string_to_sign.as_bytes(), signature_hex, used.now)
-            .map_err(|mismatch| match mismatch {
-                Mismatch::UnknownKey => AuthError::WrongKey,
-                Mismatch::WrongSecret => AuthError::BadSignature,
-                Mismatch::ExpiredPair => {
-                    self.pair_uses.record_expired(used);
-                    // The answer the client got before: as if the pair were unknown.
-                    match keyring.match_key(key, used.now) {
-                        Some(_) => AuthError::BadSignature,
-                        None => AuthError::WrongKey,
-                    }
-                }
-            })?;
+            .map_err(|no_match| self.refused(no_match, AuthError::BadSignature, used))?;
         self.count(matched, used);
         Ok(())
     }
@@ -231,20 +220,9 @@ impl App {
         used: &CredentialUse,
     ) -> Result<(), AuthError> {
         let keyring = self.keyring.load();
-        let matched =
-            keyring
-                .match_secret(key, secret, used.now)
-                .map_err(|mismatch| match mismatch {
-                    Mismatch::UnknownKey => AuthError::WrongKey,
-                    Mismatch::WrongSecret => AuthError::WrongSecret,
-                    Mismatch::ExpiredPair => {
-                        self.pair_uses.record_expired(used);
-                        match keyring.match_key(key, used.now) {
-                            Some(_) => AuthError::WrongSecret,
-                            None => AuthError::WrongKey,
-                        }
-                    }
-                })?;
+        let matched = keyring
+            .match_secret(key, secret, used.now)
+            .map_err(|no_match| self.refused(no_match, AuthError::WrongSecret, used))?;
         self.count(matched, used);
         Ok(())
     }
@@ -266,6 +244,24 @@ impl App {
         WebhookSignature {
             key: pair.key.clone(),
             signature: signature::sign(pair.secret.expose().as_bytes(), body),
+        }
+    }
+
+    /// The answer to a credential that matched no valid pair (`wrong_secret` when the key is
+    /// known); the secret of an expired pair is counted for the activity log, and answered as
+    /// if the pair were unknown.
+    fn refused(
+        &self,
+        no_match: NoMatch,
+        wrong_secret: AuthError,
+        used: &CredentialUse,
+    ) -> AuthError {
+        if no_match.expired_pair {
+            self.pair_uses.record_expired(used);
+        }
+        match no_match.why {
+            Mismatch::UnknownKey => AuthError::WrongKey,
+            Mismatch::WrongSecret => wrong_secret,
         }
     }
 
