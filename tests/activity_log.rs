@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use common::http::{Response, now, raw_request, raw_request_from, signed_path};
-use common::{APP_ID, APP_SECRET, TestServer, default_config};
+use common::{APP_ID, APP_SECRET, TestServer, api_token, default_config};
 use relay::activity::{ActivityEntry, EventKind, EventQuery, window_start};
 use relay::store::{SqliteStore, Store};
 use serde_json::{Value, json};
@@ -107,16 +107,6 @@ fn write_events(path: &Path) {
     assert_eq!(resolved.events, 1);
 }
 
-/// A token and its `[[apps.tokens]]` block named `name` with `scope`.
-fn token(name: &str, scope: &str) -> (String, String) {
-    let token = relay::guard::generate_token();
-    let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
-    let block = format!(
-        "[[apps.tokens]]\nname = \"{name}\"\nhash = \"{hash:?}\"\nscopes = [\"{scope}\"]\n"
-    );
-    (token, block)
-}
-
 /// The default app with `tokens`, another app, and the store at `store`.
 fn config(tokens: &str, store: &Path) -> String {
     format!(
@@ -156,8 +146,8 @@ fn start_with_events() -> Recorded {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("state.db");
     write_events(&store);
-    let (analytics, analytics_block) = token("dashboard", "analytics:read");
-    let (publisher, publisher_block) = token("publisher", "events:publish");
+    let (analytics, analytics_block) = api_token("dashboard", &["analytics:read"]);
+    let (publisher, publisher_block) = api_token("publisher", &["events:publish"]);
     let tokens = format!("{analytics_block}{publisher_block}");
     Recorded {
         server: TestServer::start_with(&config(&tokens, &store)),

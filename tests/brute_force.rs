@@ -7,7 +7,7 @@
 mod common;
 
 use common::activity::{after_the_next_sync, store_of, until_stored};
-use common::http::{Response, now, raw_request_from, signed_path};
+use common::http::signed_read_from;
 use common::{APP_ID, APP_SECRET, Client, TestServer, default_config};
 use relay::activity::{EventKind, EventQuery};
 use relay::store::Store;
@@ -16,23 +16,16 @@ fn with_security(lines: &str) -> String {
     format!("{}[apps.security]\n{lines}", default_config())
 }
 
-/// A `GET /apps/{id}/channels` from `source`, signed with `secret`.
-async fn read_from(server: &TestServer, source: &str, secret: &str) -> Response {
-    let path = format!("/apps/{APP_ID}/channels");
-    let target = signed_path("GET", &path, &[], "", secret, now());
-    raw_request_from(server, source, "GET", &target, "", "").await
-}
-
 #[tokio::test]
 async fn failures_ban_the_address_and_only_it() {
     let server = TestServer::start_with(&with_security(
         "ban_after_failures = 3\nban_time = \"1h\"\n",
     ));
     for _ in 0..3 {
-        let response = read_from(&server, "127.0.0.2", "wrong-secret").await;
+        let response = signed_read_from(&server, "127.0.0.2", "wrong-secret").await;
         assert_eq!(response.status, 401, "{}", response.body);
     }
-    let banned = read_from(&server, "127.0.0.2", APP_SECRET).await;
+    let banned = signed_read_from(&server, "127.0.0.2", APP_SECRET).await;
     assert_eq!(banned.status, 403, "{}", banned.body);
     assert!(
         banned.error().starts_with("Address banned"),
@@ -42,7 +35,9 @@ async fn failures_ban_the_address_and_only_it() {
     let retry_after: u64 = banned.header("Retry-After").unwrap().parse().unwrap();
     assert!((3590..=3600).contains(&retry_after), "{retry_after}");
     assert_eq!(
-        read_from(&server, "127.0.0.3", APP_SECRET).await.status,
+        signed_read_from(&server, "127.0.0.3", APP_SECRET)
+            .await
+            .status,
         200
     );
 
@@ -89,7 +84,7 @@ async fn channel_auth_failures_count_and_a_banned_socket_cannot_guess_on() {
             assert!(!message.contains("banned"), "{message}");
         }
     }
-    let banned = read_from(&server, "127.0.0.2", APP_SECRET).await;
+    let banned = signed_read_from(&server, "127.0.0.2", APP_SECRET).await;
     assert_eq!(banned.status, 403, "{}", banned.body);
 }
 
@@ -99,10 +94,15 @@ async fn an_allowlisted_address_is_never_banned() {
         "ban_after_failures = 2\nip_allowlist = [\"127.0.0.2/32\", \"127.0.0.3/32\"]\n",
     ));
     for _ in 0..6 {
-        assert_eq!(read_from(&server, "127.0.0.2", "wrong").await.status, 401);
+        assert_eq!(
+            signed_read_from(&server, "127.0.0.2", "wrong").await.status,
+            401
+        );
     }
     assert_eq!(
-        read_from(&server, "127.0.0.2", APP_SECRET).await.status,
+        signed_read_from(&server, "127.0.0.2", APP_SECRET)
+            .await
+            .status,
         200
     );
 }
@@ -115,15 +115,21 @@ async fn failed_logins_from_many_addresses_never_lock_the_app() {
     for host in 2..8 {
         let source = format!("127.0.0.{host}");
         for _ in 0..2 {
-            assert_eq!(read_from(&server, &source, "wrong").await.status, 401);
+            assert_eq!(
+                signed_read_from(&server, &source, "wrong").await.status,
+                401
+            );
         }
         // Still failing: a banned address with valid credentials would be a sign of a leak.
-        assert_eq!(read_from(&server, &source, "wrong").await.status, 403);
+        assert_eq!(
+            signed_read_from(&server, &source, "wrong").await.status,
+            403
+        );
     }
     until_stored(&server, EventKind::AddressBanned).await;
     after_the_next_sync(&server).await;
     assert!(store_of(&server).lockdowns().unwrap().is_empty());
-    let response = read_from(&server, "127.0.0.1", APP_SECRET).await;
+    let response = signed_read_from(&server, "127.0.0.1", APP_SECRET).await;
     assert_eq!(response.status, 200, "{}", response.body);
     let query = EventQuery {
         kind: Some(EventKind::LockdownStarted),

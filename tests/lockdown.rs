@@ -12,20 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::activity::{after_the_next_sync, store_of, until_stored};
-use common::http::{Response, now, raw_request_from, signed_path};
-use common::{APP_ID, APP_SECRET, Client, TestServer, default_config};
+use common::http::{Response, now, raw_request_from, signed_path, signed_read_from};
+use common::{APP_ID, APP_SECRET, Client, TestServer, api_token, default_config};
 use relay::activity::{EventKind, EventQuery};
 use relay::store::Store;
-
-/// A token and its `[[apps.tokens]]` block named `name`.
-fn token(name: &str) -> (String, String) {
-    let token = relay::guard::generate_token();
-    let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
-    (
-        token,
-        format!("[[apps.tokens]]\nname = \"{name}\"\nhash = \"{hash:?}\"\n"),
-    )
-}
 
 /// A previous pair whose grace ended long ago.
 const EXPIRED_PAIR: &str = "[[apps.previous_credentials]]\nkey = \"old-key\"\n\
@@ -49,13 +39,6 @@ async fn expired_pair_from(server: &TestServer, source: &str) {
     assert_eq!(refused.error(), "auth_key does not belong to this app");
 }
 
-/// A signed `GET /apps/{id}/channels` from 127.0.0.1.
-async fn signed_read(server: &TestServer) -> Response {
-    let path = format!("/apps/{APP_ID}/channels");
-    let target = signed_path("GET", &path, &[], "", APP_SECRET, now());
-    raw_request_from(server, "127.0.0.1", "GET", &target, "", "").await
-}
-
 async fn with_token_from(server: &TestServer, source: &str, token: &str) -> u16 {
     let path = format!("/apps/{APP_ID}/channels");
     let header = format!("Authorization: Bearer {token}\r\n");
@@ -68,7 +51,7 @@ async fn with_token_from(server: &TestServer, source: &str, token: &str) -> u16 
 async fn until_read_status(server: &TestServer, status: u16) -> Response {
     let start = Instant::now();
     loop {
-        let response = signed_read(server).await;
+        let response = signed_read_from(server, "127.0.0.1", APP_SECRET).await;
         if response.status == status {
             return response;
         }
@@ -96,7 +79,7 @@ async fn revoke(server: &TestServer, name: &str, token: &str) {
 
 #[tokio::test]
 async fn three_critical_events_lock_the_app_until_they_are_resolved() {
-    let (leaked, block) = token("ci");
+    let (leaked, block) = api_token("ci", &[]);
     let server = TestServer::start_with(&config(&block, true));
     let mut open = Client::connect(&server).await;
     open.subscribe("news").await;
@@ -165,7 +148,7 @@ async fn without_closing_connections_open_ones_stay_through_a_lockdown() {
 
 #[tokio::test]
 async fn two_distinct_critical_events_do_not_lock() {
-    let (leaked, block) = token("ci");
+    let (leaked, block) = api_token("ci", &[]);
     let server = TestServer::start_with(&config(&block, false));
     revoke(&server, "ci", &leaked).await;
     // One token from four addresses is one event; the expired pair from one address another.
@@ -176,7 +159,13 @@ async fn two_distinct_critical_events_do_not_lock() {
     until_stored(&server, EventKind::ExpiredPairUsed).await;
     after_the_next_sync(&server).await;
     assert!(store_of(&server).lockdowns().unwrap().is_empty());
-    assert_eq!(signed_read(&server).await.status, 200, "the app is open");
+    assert_eq!(
+        signed_read_from(&server, "127.0.0.1", APP_SECRET)
+            .await
+            .status,
+        200,
+        "the app is open"
+    );
     let revoked = EventQuery {
         kind: Some(EventKind::RevokedTokenUsed),
         ..EventQuery::newest(APP_ID, 10)

@@ -10,19 +10,12 @@
 
 mod common;
 
-use common::http::{Response, now, raw_request_from, signed_path};
+use common::http::{Response, now, raw_request_from, signed_path, signed_read_from};
 use common::{APP_ID, APP_SECRET, TestServer, default_config};
 use serde_json::json;
 
 fn limited(lines: &str) -> String {
     format!("{}[apps.limits]\n{lines}", default_config())
-}
-
-/// A signed `GET /apps/{id}/channels` from `source`.
-async fn read_from(server: &TestServer, source: &str) -> Response {
-    let path = format!("/apps/{APP_ID}/channels");
-    let target = signed_path("GET", &path, &[], "", APP_SECRET, now());
-    raw_request_from(server, source, "GET", &target, "", "").await
 }
 
 /// A signed trigger from `source`.
@@ -65,7 +58,7 @@ async fn the_app_limit_holds_under_concurrent_requests() {
     let requests: Vec<_> = (0..12)
         .map(|_| {
             let server = server.clone();
-            tokio::spawn(async move { read_from(&server, "127.0.0.1").await })
+            tokio::spawn(async move { signed_read_from(&server, "127.0.0.1", APP_SECRET).await })
         })
         .collect();
     let mut admitted = 0;
@@ -91,11 +84,29 @@ async fn per_address_limits_keep_addresses_apart_and_reads_have_their_own() {
     let server = TestServer::start_with(&limited(
         "api_requests_per_second_per_ip = 1\nread_requests_per_second = 2\n",
     ));
-    assert_eq!(read_from(&server, "127.0.0.2").await.status, 200);
-    assert_limited(&read_from(&server, "127.0.0.2").await, "address", 1);
+    assert_eq!(
+        signed_read_from(&server, "127.0.0.2", APP_SECRET)
+            .await
+            .status,
+        200
+    );
+    assert_limited(
+        &signed_read_from(&server, "127.0.0.2", APP_SECRET).await,
+        "address",
+        1,
+    );
     assert_limited(&write_from(&server, "127.0.0.2").await, "address", 1);
-    assert_eq!(read_from(&server, "127.0.0.3").await.status, 200);
-    assert_limited(&read_from(&server, "127.0.0.4").await, "reads", 2);
+    assert_eq!(
+        signed_read_from(&server, "127.0.0.3", APP_SECRET)
+            .await
+            .status,
+        200
+    );
+    assert_limited(
+        &signed_read_from(&server, "127.0.0.4", APP_SECRET).await,
+        "reads",
+        2,
+    );
     assert_eq!(
         write_from(&server, "127.0.0.5").await.status,
         200,

@@ -8,17 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http::raw_request_from;
-use common::{APP_ID, TestServer, default_config};
-
-/// A token and its `[[apps.tokens]]` block named `name`.
-fn token(name: &str) -> (String, String) {
-    let token = relay::guard::generate_token();
-    let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
-    (
-        token,
-        format!("[[apps.tokens]]\nname = \"{name}\"\nhash = \"{hash:?}\"\n"),
-    )
-}
+use common::{APP_ID, TestServer, api_token, default_config};
 
 /// `relay --config <config> token <args…>`: success and stdout.
 fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
@@ -60,7 +50,7 @@ async fn until_status(server: &TestServer, token: &str, status: u16) -> Duration
 
 #[tokio::test]
 async fn a_cli_revocation_reaches_the_running_server_and_the_list_shows_use() {
-    let (ci, block) = token("ci");
+    let (ci, block) = api_token("ci", &[]);
     let server = TestServer::start_with(&format!("{}{block}", default_config()));
     for _ in 0..3 {
         assert_eq!(status_with(&server, &ci).await, 200);
@@ -101,8 +91,8 @@ async fn a_cli_revocation_reaches_the_running_server_and_the_list_shows_use() {
 #[tokio::test]
 async fn a_revocation_made_while_the_server_is_down_holds_from_its_first_request() {
     let dir = tempfile::tempdir().unwrap();
-    let (ci, block) = token("ci");
-    let (other, other_block) = token("other");
+    let (ci, block) = api_token("ci", &[]);
+    let (other, other_block) = api_token("other", &[]);
     let store = dir.path().join("state.db");
     let config = format!(
         "{}{block}{other_block}[store]\npath = \"{}\"\n",
@@ -121,10 +111,10 @@ async fn a_revocation_made_while_the_server_is_down_holds_from_its_first_request
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_writes_while_the_server_flushes_uses() {
     let mut blocks = String::new();
-    let (busy, block) = token("busy");
+    let (busy, block) = api_token("busy", &[]);
     blocks.push_str(&block);
     for n in 0..20 {
-        blocks.push_str(&token(&format!("spare-{n}")).1);
+        blocks.push_str(&api_token(&format!("spare-{n}"), &[]).1);
     }
     let server = TestServer::start_with(&format!("{}{blocks}", default_config()));
     let config_path = server.config_path();

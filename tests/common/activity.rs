@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use relay::activity::{EventKind, EventQuery, StoredEvent};
 use relay::store::{SqliteStore, Store};
 
-use super::http::{now, raw_request_from, signed_path};
+use super::http::signed_read_from;
 use super::{APP_ID, TestServer};
 
 /// The server's state store (opening it makes the file if the server has not yet).
@@ -47,9 +47,7 @@ pub async fn until_stored(server: &TestServer, kind: EventKind) -> Vec<StoredEve
 /// sync running now, a lockdown's included, is taken): an auth failure from 127.0.0.9,
 /// recorded now, can only be stored by a later sync.
 pub async fn after_the_next_sync(server: &TestServer) {
-    let path = format!("/apps/{APP_ID}/channels");
-    let bad = signed_path("GET", &path, &[], "", "not-the-secret", now());
-    let refused = raw_request_from(server, "127.0.0.9", "GET", &bad, "", "").await;
+    let refused = signed_read_from(server, "127.0.0.9", "not-the-secret").await;
     assert_eq!(refused.status, 401);
     let marker = "127.0.0.9".parse().ok();
     let start = Instant::now();

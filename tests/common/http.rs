@@ -144,6 +144,14 @@ pub fn signed_path_as(
     format!("{path}?{query}&auth_signature={signature}")
 }
 
+/// `GET /apps/{id}/channels` of the default app from the loopback address `source`, signed with
+/// the default key and `secret` (the right one, or a wrong one for an authentication failure).
+pub async fn signed_read_from(server: &TestServer, source: &str, secret: &str) -> Response {
+    let path = format!("/apps/{APP_ID}/channels");
+    let target = signed_path("GET", &path, &[], "", secret, now());
+    raw_request_from(server, source, "GET", &target, "", "").await
+}
+
 /// A correctly signed request to the default app's API path `/apps/123456{suffix}`.
 pub async fn api(
     server: &TestServer,

@@ -248,6 +248,19 @@ pub struct Client {
     pub socket_id: String,
 }
 
+/// A new API token and its `[[apps.tokens]]` block named `name` with `scopes` (none: full
+/// access, no `scopes` line).
+pub fn api_token(name: &str, scopes: &[&str]) -> (String, String) {
+    let token = relay::guard::generate_token();
+    let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
+    let mut block = format!("[[apps.tokens]]\nname = \"{name}\"\nhash = \"{hash:?}\"\n");
+    if !scopes.is_empty() {
+        let quoted: Vec<String> = scopes.iter().map(|scope| format!("\"{scope}\"")).collect();
+        block += &format!("scopes = [{}]\n", quoted.join(", "));
+    }
+    (token, block)
+}
+
 /// A TCP connection to the server's `port` from the loopback address `source`.
 pub async fn connect_from(source: &str, port: u16) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
