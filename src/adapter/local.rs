@@ -1,5 +1,6 @@
-//! The single-process adapter: publishes go straight to this node's hub, and presence and
-//! counts are this node's own. What a publish reaches is counted toward the app's daily
+//! The single-process adapter: publishes go straight to this node's hub, presence and counts
+//! are this node's own, and every transition the hub reports is the cluster's, raised as its
+//! webhook ([`RaisedWebhooks`]). What a publish reaches is counted toward the app's daily
 //! message quota here, once per publish (presence and count announcements are not counted).
 
 use std::collections::HashMap;
@@ -9,22 +10,28 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use tokio::time::Instant;
 
-use super::{Adapter, AdapterError, OccupiedChannel};
+use super::raised::RaisedWebhooks;
+use super::subscription_count::{count_changed, is_counted};
+use super::{Adapter, AdapterError, ConnectionSlot, OccupiedChannel};
+use crate::apps::App;
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin, PresenceRoster};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
+use crate::webhooks::WebhookSinks;
 
 /// Serves one node from memory.
 #[derive(Debug)]
 pub struct LocalAdapter {
     hub: Arc<Hub>,
+    webhooks: WebhookSinks,
     rosters: RwLock<HashMap<String, Arc<PresenceRoster>>>,
 }
 
 impl LocalAdapter {
-    /// An adapter delivering through `hub`.
-    pub fn new(hub: Arc<Hub>) -> Self {
+    /// An adapter delivering through `hub` and raising webhooks into `webhooks`.
+    pub fn new(hub: Arc<Hub>, webhooks: WebhookSinks) -> Self {
         LocalAdapter {
             hub,
+            webhooks,
             rosters: RwLock::default(),
         }
     }
@@ -45,10 +52,56 @@ impl LocalAdapter {
                 .clone()
         })
     }
+
+    fn raised<'a>(&'a self, app_id: &'a str) -> RaisedWebhooks<'a> {
+        RaisedWebhooks {
+            app_id,
+            sinks: &self.webhooks,
+        }
+    }
 }
 
 #[async_trait]
 impl Adapter for LocalAdapter {
+    async fn open_connection(&self, app: &App) -> Option<ConnectionSlot> {
+        let local = self
+            .hub
+            .app(&app.id)
+            .try_open_connection(app.limits.max_connections)?;
+        Some(ConnectionSlot { _local: local })
+    }
+
+    async fn subscribe(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        socket: SocketId,
+        outbox: &Outbox,
+        greeting: Option<&ByteString>,
+    ) -> Result<(), AdapterError> {
+        let channels = self.hub.app(&app.id);
+        let raised = self.raised(&app.id);
+        let subscribed = channels.subscribe(channel, socket, outbox.clone(), greeting, &raised);
+        if subscribed.added && is_counted(app, channel) {
+            count_changed(&app.id, &channels, &self.webhooks, channel);
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        socket: SocketId,
+    ) -> Result<(), AdapterError> {
+        let channels = self.hub.app(&app.id);
+        let removed = channels.unsubscribe(channel.as_str(), socket, &self.raised(&app.id));
+        if removed && is_counted(app, channel) {
+            count_changed(&app.id, &channels, &self.webhooks, channel);
+        }
+        Ok(())
+    }
+
     async fn publish(
         &self,
         app_id: &str,
@@ -62,31 +115,58 @@ impl Adapter for LocalAdapter {
         Ok(())
     }
 
-    async fn join_presence(
+    async fn publish_cached(
         &self,
         app_id: &str,
+        channel: &ChannelName,
+        event: CachedEvent,
+        except: Option<SocketId>,
+    ) -> Result<(), AdapterError> {
+        let app = self.hub.app(app_id);
+        let frame = event.frame.clone();
+        // Stored before it is delivered: a subscriber greeted in between gets it twice at
+        // worst, never an older event after this one.
+        app.cache().store(channel, event, Instant::now());
+        let delivered = app.deliver(channel.as_str(), &frame, except);
+        app.count_delivered(delivered);
+        Ok(())
+    }
+
+    async fn join_presence(
+        &self,
+        app: &App,
         channel: &ChannelName,
         socket: SocketId,
         outbox: &Outbox,
         member: &PresenceMember,
-        max_members: usize,
     ) -> Result<PresenceJoin, AdapterError> {
-        let subscriptions = self.hub.app(app_id);
-        Ok(self
-            .roster(app_id)
-            .join(&subscriptions, channel, socket, outbox, member, max_members))
+        let subscriptions = self.hub.app(&app.id);
+        Ok(self.roster(&app.id).join(
+            &subscriptions,
+            channel,
+            socket,
+            outbox,
+            member,
+            app.limits.max_presence_members,
+            &self.raised(&app.id),
+        ))
     }
 
     async fn leave_presence(
         &self,
-        app_id: &str,
+        app: &App,
         channel: &ChannelName,
         socket: SocketId,
         user_key: &str,
     ) -> Result<(), AdapterError> {
-        let subscriptions = self.hub.app(app_id);
-        self.roster(app_id)
-            .leave(&subscriptions, channel, socket, user_key);
+        let subscriptions = self.hub.app(&app.id);
+        self.roster(&app.id).leave(
+            &subscriptions,
+            channel,
+            socket,
+            user_key,
+            &self.raised(&app.id),
+        );
         Ok(())
     }
 
@@ -104,15 +184,6 @@ impl Adapter for LocalAdapter {
         channel: &ChannelName,
     ) -> Result<usize, AdapterError> {
         Ok(self.hub.app(app_id).subscriber_count(channel.as_str()))
-    }
-
-    async fn announce_subscription_count(
-        &self,
-        app_id: &str,
-        channel: &ChannelName,
-    ) -> Result<(), AdapterError> {
-        self.hub.app(app_id).announce_subscription_count(channel);
-        Ok(())
     }
 
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError> {
@@ -144,8 +215,11 @@ impl Adapter for LocalAdapter {
         app_id: &str,
         user_id: &str,
         socket: SocketId,
+        watching: &[String],
     ) -> Result<(), AdapterError> {
-        self.hub.app(app_id).users().remove(user_id, socket);
+        let users = self.hub.app(app_id);
+        users.users().unwatch(socket, watching);
+        users.users().remove(user_id, socket);
         Ok(())
     }
 
@@ -165,19 +239,6 @@ impl Adapter for LocalAdapter {
         Ok(())
     }
 
-    async fn store_cached_event(
-        &self,
-        app_id: &str,
-        channel: &ChannelName,
-        event: CachedEvent,
-    ) -> Result<(), AdapterError> {
-        self.hub
-            .app(app_id)
-            .cache()
-            .store(channel, event, Instant::now());
-        Ok(())
-    }
-
     async fn cached_event(
         &self,
         app_id: &str,
@@ -194,16 +255,30 @@ impl Adapter for LocalAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::TestOutbox;
+    use crate::config::Config;
+    use crate::hub::{TestOutbox, Unreported};
+    use crate::protocol::WebhookKinds;
+    use crate::webhooks::WebhookSink;
+
+    fn app(id: &str, extra: &str) -> App {
+        let text = format!("[[apps]]\nid = \"{id}\"\nkey = \"k{id}\"\nsecret = \"s\"\n{extra}");
+        let config = Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap();
+        App::from_config(&config.apps[0])
+    }
 
     #[tokio::test]
     async fn publish_reaches_local_subscribers_and_counts_are_local() {
         let hub = Arc::new(Hub::default());
-        let adapter = LocalAdapter::new(hub.clone());
+        let adapter = LocalAdapter::new(hub.clone(), WebhookSinks::default());
         let channel = ChannelName::parse("news", 164).unwrap();
         let queue = TestOutbox::new(4);
-        hub.app("1")
-            .subscribe(&channel, SocketId::random(), queue.outbox().clone(), None);
+        hub.app("1").subscribe(
+            &channel,
+            SocketId::random(),
+            queue.outbox().clone(),
+            None,
+            &Unreported,
+        );
         adapter
             .publish("1", &channel, ByteString::from_static("hi"), None)
             .await
@@ -223,13 +298,14 @@ mod tests {
 
     #[tokio::test]
     async fn presence_is_kept_per_app() {
-        let adapter = LocalAdapter::new(Arc::new(Hub::default()));
+        let adapter = LocalAdapter::new(Arc::new(Hub::default()), WebhookSinks::default());
+        let (first, second) = (app("1", ""), app("2", ""));
         let channel = ChannelName::parse("presence-x", 164).unwrap();
         let member = PresenceMember::parse(r#"{"user_id":"u"}"#, 1024).unwrap();
         let socket = SocketId::random();
         let queue = TestOutbox::new(4);
         adapter
-            .join_presence("1", &channel, socket, queue.outbox(), &member, 10)
+            .join_presence(&first, &channel, socket, queue.outbox(), &member)
             .await
             .unwrap();
         assert_eq!(
@@ -239,13 +315,13 @@ mod tests {
         assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 1);
         assert!(
             adapter
-                .presence_members("2", &channel)
+                .presence_members(&second.id, &channel)
                 .await
                 .unwrap()
                 .is_empty()
         );
         adapter
-            .leave_presence("1", &channel, socket, "u")
+            .leave_presence(&first, &channel, socket, "u")
             .await
             .unwrap();
         assert!(
@@ -256,5 +332,74 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 0);
+    }
+
+    /// The names of the webhook events raised so far.
+    fn names(queue: &mut tokio::sync::mpsc::Receiver<crate::webhooks::RaisedEvent>) -> Vec<String> {
+        std::iter::from_fn(|| queue.try_recv().ok())
+            .map(|raised| serde_json::to_value(raised.event).unwrap()["name"].to_string())
+            .map(|name| name.trim_matches('"').to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_hubs_transitions_become_webhooks_and_counts_are_announced() {
+        let (sink, mut queue) = WebhookSink::for_test(WebhookKinds::all());
+        let sinks = WebhookSinks::new(HashMap::from([("1".to_owned(), sink)]));
+        let adapter = LocalAdapter::new(Arc::new(Hub::default()), sinks);
+        let app = app("1", "enable_subscription_count = true");
+        let channel = ChannelName::parse("cache-news", 164).unwrap();
+        let (a, b) = (SocketId::random(), SocketId::random());
+        let (queue_a, queue_b) = (TestOutbox::new(8), TestOutbox::new(8));
+        let greeting = ByteString::from_static("succeeded");
+        for (socket, outbox) in [(a, &queue_a), (b, &queue_b)] {
+            adapter
+                .subscribe(&app, &channel, socket, outbox.outbox(), Some(&greeting))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            names(&mut queue),
+            [
+                "channel_occupied",
+                "cache_miss",
+                "subscription_count",
+                "cache_miss",
+                "subscription_count"
+            ]
+        );
+        let frames: Vec<_> = std::iter::from_fn(|| queue_a.next_text()).collect();
+        assert_eq!(
+            frames.len(),
+            4,
+            "greeting, miss, count 1, count 2: {frames:?}"
+        );
+        assert!(
+            frames[3].contains(r#"\"subscription_count\":2"#),
+            "{frames:?}"
+        );
+        adapter.unsubscribe(&app, &channel, a).await.unwrap();
+        adapter.unsubscribe(&app, &channel, b).await.unwrap();
+        assert_eq!(
+            names(&mut queue),
+            [
+                "subscription_count",
+                "channel_vacated",
+                "subscription_count"
+            ]
+        );
+        let event = CachedEvent {
+            frame: ByteString::from_static("last"),
+            data: "d".to_owned(),
+            expires_at: Instant::now() + std::time::Duration::from_secs(60),
+        };
+        adapter
+            .publish_cached("1", &channel, event.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            adapter.cached_event("1", &channel).await.unwrap(),
+            Some(event)
+        );
     }
 }

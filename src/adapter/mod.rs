@@ -1,31 +1,51 @@
-//! How a publish reaches every node, and how cluster-wide questions are answered.
+//! How a publish reaches every node, and how cluster-wide state is kept and asked.
 //!
-//! Every publish and every question whose answer spans nodes (presence membership, channel
-//! counts) goes through the [`Adapter`] trait. [`LocalAdapter`] serves a single process from
-//! the [`Hub`](crate::hub::Hub); a Redis adapter (a later issue) will fan publishes out over
-//! pub/sub and keep presence and counts in shared state, without the WebSocket or HTTP layers
-//! changing.
+//! The [`Adapter`] is the only door from the WebSocket and HTTP layers into subscription
+//! state: connections counted against an app's quota, subscribing and unsubscribing (public,
+//! private, presence and the user channels of signed-in sockets), sign-ins and watchlists,
+//! publishing, and every question whose answer spans nodes. A cluster adapter sees every
+//! local change it must share (a channel's first and last local subscriber for its pub/sub
+//! subscriptions and shared counts) without the layers above changing.
+//! [`LocalAdapter`] serves a single process from the [`Hub`](crate::hub::Hub).
+//!
+//! The hub reports its transitions ([`HubEvents`](crate::hub::HubEvents)); the adapter
+//! decides which webhooks they are. With one node a local transition is the cluster's; a
+//! cluster adapter raises `channel_occupied`/`vacated` and `member_added`/`removed` on the
+//! cluster-wide transitions, once per cluster.
 //!
 //! A presence join or leave is one adapter call that subscribes (or unsubscribes) the socket,
 //! updates membership and announces `member_added`/`member_removed`, because only the adapter
 //! can order those steps against other nodes' joins: a joiner must see each other member
-//! exactly once, in its snapshot or as an announcement.
+//! exactly once, in its snapshot or as an announcement. Likewise storing a cache channel's
+//! event and publishing it is one call, so no node can serve a newer subscriber an older
+//! event after the newer one was broadcast.
 //!
-//! Webhook events about occupancy and membership are raised by the hub and the presence roster
-//! where the change happens; with this adapter a node's transitions are the cluster's. A
-//! multi-node adapter must raise `channel_occupied`/`channel_vacated` and
-//! `member_added`/`member_removed` on the cluster-wide transitions instead, once per cluster,
-//! and the `subscription_count` webhook once per announcement.
+//! Calls may wait on the network (Redis); the WebSocket session keeps writing its outbox and
+//! answering keep-alives while one of its handlers waits (see `ws::session`).
 
 mod local;
+mod raised;
+mod subscription_count;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
 
+use crate::apps::App;
+use crate::config::Config;
+use crate::hub::Hub;
 use crate::hub::{CachedEvent, Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
+use crate::webhooks::WebhookSinks;
 
 pub use local::LocalAdapter;
+
+/// The adapter `config` asks for, delivering to this node's `hub` and raising webhooks into
+/// `webhooks`; [`Adapter::start`] then connects it.
+pub fn from_config(_config: &Config, hub: Arc<Hub>, webhooks: WebhookSinks) -> Arc<dyn Adapter> {
+    Arc::new(LocalAdapter::new(hub, webhooks))
+}
 
 /// Why the adapter could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +64,50 @@ pub struct OccupiedChannel {
     pub subscription_count: usize,
 }
 
+/// An open connection counted against its app's quota; dropping it frees the place.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _local: crate::hub::ConnectionSlot,
+}
+
 /// Cluster fan-out and cluster-wide state.
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
+    /// Starts what runs beside the server (connections to a backend, heartbeats, cleanup);
+    /// called once, before clients are accepted.
+    async fn start(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    /// Stops it; called once the connections are closed (and their departures recorded).
+    async fn shutdown(&self) {}
+
+    /// Counts a new connection of `app` unless its `max_connections` are open, cluster-wide;
+    /// `None` then.
+    async fn open_connection(&self, app: &App) -> Option<ConnectionSlot>;
+
+    /// Subscribes `socket` (delivering to `outbox`) to the non-presence `channel`, first
+    /// queueing `greeting` (its `subscription_succeeded`) so that no event of the channel
+    /// overtakes it, and announces the new subscription count when the app wants counts. A
+    /// socket already subscribed stays so, and is not greeted again.
+    async fn subscribe(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        socket: SocketId,
+        outbox: &Outbox,
+        greeting: Option<&ByteString>,
+    ) -> Result<(), AdapterError>;
+
+    /// Unsubscribes `socket` from the non-presence `channel` (announcing the new count when
+    /// the app wants counts). Whatever the cluster's state, this node stops delivering to it.
+    async fn unsubscribe(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        socket: SocketId,
+    ) -> Result<(), AdapterError>;
+
     /// Delivers `frame` (serialized once) to every subscriber of `channel` on every node,
     /// except the connection `except`; each node counts what it delivers toward the app's
     /// daily message quota (`AppChannels::count_delivered`).
@@ -58,26 +119,36 @@ pub trait Adapter: Send + Sync + 'static {
         except: Option<SocketId>,
     ) -> Result<(), AdapterError>;
 
+    /// Stores `event` as the last event of the cache channel `channel` and publishes its
+    /// frame as [`publish`](Adapter::publish) does, as one step.
+    async fn publish_cached(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        event: CachedEvent,
+        except: Option<SocketId>,
+    ) -> Result<(), AdapterError>;
+
     /// Subscribes `socket` (delivering to `outbox`) to a presence channel as `member`, and
     /// announces `member_added` to everyone else in the channel, cluster-wide, when this is the
     /// user's first connection. Joins and leaves of one channel are ordered: every other
     /// member is either in the returned snapshot or announced to `socket` afterwards, never
-    /// both.
+    /// both. At most `app`'s `max_presence_members` users.
     async fn join_presence(
         &self,
-        app_id: &str,
+        app: &App,
         channel: &ChannelName,
         socket: SocketId,
         outbox: &Outbox,
         member: &PresenceMember,
-        max_members: usize,
     ) -> Result<PresenceJoin, AdapterError>;
 
     /// Unsubscribes `socket` from a presence channel, announcing `member_removed` when it was
-    /// `user_key`'s last connection there.
+    /// `user_key`'s last connection there. Whatever the cluster's state, this node stops
+    /// delivering to it.
     async fn leave_presence(
         &self,
-        app_id: &str,
+        app: &App,
         channel: &ChannelName,
         socket: SocketId,
         user_key: &str,
@@ -97,20 +168,12 @@ pub trait Adapter: Send + Sync + 'static {
         channel: &ChannelName,
     ) -> Result<usize, AdapterError>;
 
-    /// Tells every subscriber of `channel`, cluster-wide, its subscription count (and raises
-    /// the `subscription_count` webhook), counted when it is delivered and ordered against
-    /// joins and leaves, so that the last announcement carries the final count.
-    async fn announce_subscription_count(
-        &self,
-        app_id: &str,
-        channel: &ChannelName,
-    ) -> Result<(), AdapterError>;
-
     /// Every channel with at least one subscriber, cluster-wide.
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError>;
 
-    /// Records that `socket` (delivering to `outbox`) signed in as `user_id`; when this makes
-    /// the user online, the user's watchers are told, cluster-wide.
+    /// Records that `socket` (delivering to `outbox`) signed in as `user_id` (its user channel
+    /// is subscribed to like any other); when this makes the user online, the user's watchers
+    /// are told, cluster-wide.
     async fn user_signed_in(
         &self,
         app_id: &str,
@@ -119,13 +182,15 @@ pub trait Adapter: Send + Sync + 'static {
         outbox: &Outbox,
     ) -> Result<(), AdapterError>;
 
-    /// Records that a signed-in `socket` closed; when this makes the user offline, the user's
-    /// watchers are told, cluster-wide.
+    /// Records that a signed-in `socket` closed, forgetting the watchlist it registered
+    /// (`watching`); when this makes the user offline, the user's watchers are told,
+    /// cluster-wide.
     async fn user_signed_out(
         &self,
         app_id: &str,
         user_id: &str,
         socket: SocketId,
+        watching: &[String],
     ) -> Result<(), AdapterError>;
 
     /// Registers `socket` (delivering to `outbox`) as watching `user_ids` and queues their
@@ -140,16 +205,6 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Closes every connection signed in as `user_id`, cluster-wide.
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError>;
-
-    /// Stores `event` as the last event of the cache channel `channel`, cluster-wide. New
-    /// subscribers are greeted from their node's hub cache (under the hub's channel lock, for
-    /// ordering), so a cluster adapter must keep every node's hub cache current.
-    async fn store_cached_event(
-        &self,
-        app_id: &str,
-        channel: &ChannelName,
-        event: CachedEvent,
-    ) -> Result<(), AdapterError>;
 
     /// The last unexpired event of the cache channel `channel`, cluster-wide.
     async fn cached_event(

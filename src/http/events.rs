@@ -103,21 +103,21 @@ impl ApiEvent {
     async fn publish(&self, state: &ServerState, app: &App) -> Result<(), ApiError> {
         for channel in &self.channels {
             let frame = frames::channel_event(&self.name, channel.as_str(), &self.data);
+            let adapter = &state.adapter;
             if channel.is_cache() {
                 let cached = CachedEvent {
-                    frame: frame.clone(),
+                    frame,
                     data: self.data.clone(),
                     expires_at: Instant::now() + app.limits.cache_ttl,
                 };
-                state
-                    .adapter
-                    .store_cached_event(&app.id, channel, cached)
+                adapter
+                    .publish_cached(&app.id, channel, cached, self.except)
+                    .await?;
+            } else {
+                adapter
+                    .publish(&app.id, channel, frame, self.except)
                     .await?;
             }
-            state
-                .adapter
-                .publish(&app.id, channel, frame, self.except)
-                .await?;
         }
         Ok(())
     }

@@ -2,7 +2,10 @@
 //!
 //! The hub is the one place that knows which connections of *this node* are subscribed to
 //! which channel and who is signed in, and it owns the in-memory presence roster and
-//! cache-channel store used by the single-node adapter.
+//! cache-channel store used by the single-node adapter. Only the adapter changes it (the
+//! WebSocket and HTTP layers go through the adapter), and the hub raises no webhook: it
+//! reports its transitions to the adapter ([`HubEvents`]), which decides what they mean for
+//! the cluster.
 //! Delivery never blocks: a frame is pushed into each subscriber's bounded [`Outbox`] while a
 //! read lock is held, and the lock is never held across an `await`. For an app with a daily
 //! message quota the hub also counts what its publishes reach here
@@ -10,6 +13,7 @@
 
 mod cache;
 mod count_throttle;
+mod events;
 mod outbox;
 mod presence;
 mod users;
@@ -21,12 +25,11 @@ use std::sync::{Arc, RwLock};
 use bytestring::ByteString;
 
 use crate::guard::DailyQuota;
-use crate::protocol::WebhookKind;
-use crate::protocol::{ChannelKind, ChannelName, SocketId};
-use crate::webhooks::{WebhookEvent, WebhookSink};
+use crate::protocol::{ChannelName, SocketId};
 
 pub use cache::{CachedEvent, ChannelCache};
 pub use count_throttle::{Announce, CountThrottle};
+pub use events::{HubEvents, Unreported};
 #[cfg(test)]
 pub(crate) use outbox::TestOutbox;
 pub use outbox::{
@@ -40,26 +43,15 @@ pub use users::SignedInUsers;
 #[derive(Debug, Default)]
 pub struct Hub {
     apps: RwLock<HashMap<String, Arc<AppChannels>>>,
-    webhooks: HashMap<String, WebhookSink>,
     daily_quotas: HashMap<String, Arc<DailyQuota>>,
 }
 
 impl Hub {
-    /// A hub whose apps raise webhook events into `webhooks` (by app id).
-    pub fn with_webhooks(webhooks: HashMap<String, WebhookSink>) -> Self {
+    /// A hub counting the messages its apps deliver into their `daily_quotas` (by app id).
+    pub fn counting_deliveries(daily_quotas: HashMap<String, Arc<DailyQuota>>) -> Self {
         Hub {
             apps: RwLock::default(),
-            webhooks,
-            daily_quotas: HashMap::new(),
-        }
-    }
-
-    /// The same hub, counting the messages its apps deliver into their `daily_quotas` (by
-    /// app id).
-    pub fn counting_deliveries(self, daily_quotas: HashMap<String, Arc<DailyQuota>>) -> Self {
-        Hub {
             daily_quotas,
-            ..self
         }
     }
 
@@ -72,7 +64,6 @@ impl Hub {
             .entry(app_id.to_owned())
             .or_insert_with(|| {
                 Arc::new(AppChannels {
-                    webhooks: self.webhooks.get(app_id).cloned(),
                     daily_quota: self.daily_quotas.get(app_id).cloned(),
                     ..AppChannels::default()
                 })
@@ -89,8 +80,16 @@ pub struct AppChannels {
     cache: ChannelCache,
     count_throttle: Arc<CountThrottle>,
     users: SignedInUsers,
-    webhooks: Option<WebhookSink>,
     daily_quota: Option<Arc<DailyQuota>>,
+}
+
+/// What a subscription changed on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed {
+    /// Whether the socket was not subscribed before.
+    pub added: bool,
+    /// The channel's local subscribers afterwards.
+    pub subscribers: usize,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -132,15 +131,6 @@ impl AppChannels {
         &self.count_throttle
     }
 
-    /// Raises a webhook event of `kind`, built by `event` only if an endpoint wants it.
-    pub fn emit_webhook(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
-        if let Some(webhooks) = &self.webhooks
-            && webhooks.wants(kind)
-        {
-            webhooks.emit(event());
-        }
-    }
-
     /// Connections currently open for this app on this node.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)
@@ -148,18 +138,19 @@ impl AppChannels {
 
     /// Adds a subscriber, first queueing `greeting` (its `subscription_succeeded`) to it under
     /// the same lock, so that no event for the channel can reach it before the greeting. On a
-    /// cache channel the greeting is followed by the cached event or `pusher:cache_miss` (and
-    /// its webhook), read under that lock too: a publisher stores before it delivers, so the
-    /// subscriber gets the last event at least once and never an older one after a newer one.
-    /// The first subscriber raises `channel_occupied`, under the lock that orders it against
-    /// `channel_vacated`. Returns the channel's local subscriber count afterwards.
+    /// cache channel the greeting is followed by the cached event or `pusher:cache_miss`
+    /// (reported to `events`), read under that lock too: a publisher stores before it
+    /// delivers, so the subscriber gets the last event at least once and never an older one
+    /// after a newer one. The first subscriber is reported to `events` under the lock that
+    /// orders it against the last one's leaving.
     pub fn subscribe(
         &self,
         channel: &ChannelName,
         socket: SocketId,
         outbox: Outbox,
         greeting: Option<&ByteString>,
-    ) -> usize {
+        events: &dyn HubEvents,
+    ) -> Subscribed {
         let mut channels = write(&self.channels);
         let mut missed = false;
         if let Some(greeting) = greeting {
@@ -177,24 +168,21 @@ impl AppChannels {
         }
         let subscribers = channels.entry(channel.clone()).or_default();
         let added = subscribers.insert(socket, outbox).is_none();
-        if added && subscribers.len() == 1 && has_lifecycle_webhooks(channel) {
-            self.emit_webhook(WebhookKind::ChannelOccupied, || {
-                WebhookEvent::ChannelOccupied {
-                    channel: channel.clone(),
-                }
-            });
+        if added && subscribers.len() == 1 {
+            events.channel_occupied(channel);
         }
         if missed {
-            self.emit_webhook(WebhookKind::CacheMiss, || WebhookEvent::CacheMiss {
-                channel: channel.clone(),
-            });
+            events.cache_missed(channel);
         }
-        subscribers.len()
+        Subscribed {
+            added,
+            subscribers: subscribers.len(),
+        }
     }
 
-    /// Removes a subscriber; returns whether it was subscribed. Empty channels are dropped,
-    /// raising `channel_vacated` under the lock that orders it against `channel_occupied`.
-    pub fn unsubscribe(&self, channel: &str, socket: SocketId) -> bool {
+    /// Removes a subscriber; returns whether it was subscribed. Empty channels are dropped and
+    /// reported to `events`, under the lock that orders it against the first subscriber.
+    pub fn unsubscribe(&self, channel: &str, socket: SocketId, events: &dyn HubEvents) -> bool {
         let mut channels = write(&self.channels);
         let Some(subscribers) = channels.get_mut(channel) else {
             return false;
@@ -202,11 +190,8 @@ impl AppChannels {
         let removed = subscribers.remove(&socket).is_some();
         if subscribers.is_empty()
             && let Some((channel, _)) = channels.remove_entry(channel)
-            && has_lifecycle_webhooks(&channel)
         {
-            self.emit_webhook(WebhookKind::ChannelVacated, || {
-                WebhookEvent::ChannelVacated { channel }
-            });
+            events.channel_vacated(&channel);
         }
         removed
     }
@@ -228,11 +213,15 @@ impl AppChannels {
         }
     }
 
-    /// Tells every local subscriber of `channel` (and the app's `subscription_count` webhook)
-    /// how many subscribers it has, counted and delivered under one read of the channel map:
-    /// joins and leaves cannot slip in between, so whichever announcement comes last carries
-    /// the count as it finally is. Returns the count announced.
-    pub fn announce_subscription_count(&self, channel: &ChannelName) -> usize {
+    /// Tells every local subscriber of `channel` (and `events`) how many subscribers it has,
+    /// counted and delivered under one read of the channel map: joins and leaves cannot slip
+    /// in between, so whichever announcement comes last carries the count as it finally is.
+    /// Returns the count announced.
+    pub fn announce_subscription_count(
+        &self,
+        channel: &ChannelName,
+        events: &dyn HubEvents,
+    ) -> usize {
         let channels = read(&self.channels);
         let subscribers = channels.get(channel);
         let count = subscribers.map_or(0, HashMap::len);
@@ -240,13 +229,8 @@ impl AppChannels {
             let frame = crate::protocol::frames::subscription_count(channel.as_str(), count);
             push_to_each(subscribers, &frame, None);
         }
-        // Still under the read: the webhook hears the counts in order too, 0 included.
-        self.emit_webhook(WebhookKind::SubscriptionCount, || {
-            WebhookEvent::SubscriptionCount {
-                channel: channel.clone(),
-                subscription_count: count,
-            }
-        });
+        // Still under the read: the adapter hears the counts in order too, 0 included.
+        events.subscription_counted(channel, count);
         count
     }
 
@@ -278,12 +262,6 @@ fn push_to_each(
         .count()
 }
 
-/// Whether a channel's occupancy is reported: every channel but the internal
-/// `#server-to-user-` ones.
-fn has_lifecycle_webhooks(channel: &ChannelName) -> bool {
-    channel.kind() != ChannelKind::ServerToUser
-}
-
 /// Locks for reading; a poisoned lock only means another thread panicked mid-update of plain
 /// maps, which stay structurally valid, so the data is still used.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -309,9 +287,10 @@ pub(crate) mod tests {
         let app = Hub::default().app("1");
         let (a, b) = (SocketId::random(), SocketId::random());
         let (queue_a, queue_b) = (TestOutbox::new(4), TestOutbox::new(4));
-        app.subscribe(&name("c"), a, queue_a.outbox().clone(), None);
+        app.subscribe(&name("c"), a, queue_a.outbox().clone(), None, &Unreported);
         assert_eq!(
-            app.subscribe(&name("c"), b, queue_b.outbox().clone(), None),
+            app.subscribe(&name("c"), b, queue_b.outbox().clone(), None, &Unreported)
+                .subscribers,
             2
         );
         let frame = ByteString::from_static("x");
@@ -330,6 +309,7 @@ pub(crate) mod tests {
             SocketId::random(),
             first.outbox().clone(),
             Some(&greeting),
+            &Unreported,
         );
         assert_eq!(first.next_text().as_deref(), Some("succeeded"));
         assert_eq!(
@@ -349,68 +329,97 @@ pub(crate) mod tests {
             SocketId::random(),
             second.outbox().clone(),
             Some(&greeting),
+            &Unreported,
         );
         app.deliver("cache-a", &ByteString::from_static("next"), None);
         let frames: Vec<_> = std::iter::from_fn(|| second.next_text()).collect();
         assert_eq!(frames, ["succeeded", "last", "next"]);
     }
 
-    /// An app whose webhook events (every kind) can be read back, and a reader of their
-    /// names.
-    pub(crate) fn app_with_webhooks() -> (Arc<AppChannels>, impl FnMut() -> Vec<String>) {
-        use crate::protocol::WebhookKinds;
-        let (sink, mut events) = WebhookSink::for_test(WebhookKinds::all());
-        let hub = Hub::with_webhooks(HashMap::from([("1".to_owned(), sink)]));
-        let names = move || {
-            std::iter::from_fn(|| events.try_recv().ok())
-                .map(|raised| serde_json::to_value(raised.event).unwrap()["name"].to_string())
-                .map(|name| name.trim_matches('"').to_owned())
-                .collect()
-        };
-        (hub.app("1"), names)
+    /// Records the hub's reports by name, to be taken in order.
+    #[derive(Debug, Default)]
+    pub(crate) struct Recorded(std::sync::Mutex<Vec<String>>);
+
+    impl Recorded {
+        /// The reports since the last take.
+        pub(crate) fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+
+        fn note(&self, report: String) {
+            self.0.lock().unwrap().push(report);
+        }
+    }
+
+    impl HubEvents for Recorded {
+        fn channel_occupied(&self, channel: &ChannelName) {
+            self.note(format!("occupied {channel}"));
+        }
+        fn channel_vacated(&self, channel: &ChannelName) {
+            self.note(format!("vacated {channel}"));
+        }
+        fn cache_missed(&self, channel: &ChannelName) {
+            self.note(format!("cache_miss {channel}"));
+        }
+        fn member_added(&self, channel: &ChannelName, user_key: &str) {
+            self.note(format!("member_added {channel} {user_key}"));
+        }
+        fn member_removed(&self, channel: &ChannelName, user_key: &str) {
+            self.note(format!("member_removed {channel} {user_key}"));
+        }
+        fn subscription_counted(&self, channel: &ChannelName, count: usize) {
+            self.note(format!("counted {channel} {count}"));
+        }
     }
 
     #[test]
-    fn occupancy_is_raised_on_the_first_and_last_subscriber_only() {
-        let (app, mut raised) = app_with_webhooks();
+    fn occupancy_is_reported_on_the_first_and_last_subscriber_only() {
+        let app = Hub::default().app("1");
+        let events = Recorded::default();
         let (a, b) = (SocketId::random(), SocketId::random());
         let greeting = ByteString::from_static("succeeded");
         let queue = TestOutbox::new(8);
-        app.subscribe(&name("cache-a"), a, queue.outbox().clone(), Some(&greeting));
-        assert_eq!(raised(), ["channel_occupied", "cache_miss"]);
-        app.subscribe(&name("cache-a"), b, queue.outbox().clone(), None);
-        app.unsubscribe("cache-a", a);
-        assert!(raised().is_empty());
-        app.unsubscribe("cache-a", b);
-        assert_eq!(raised(), ["channel_vacated"]);
-        let user_channel = ChannelName::server_to_user("u").unwrap();
-        app.subscribe(&user_channel, a, queue.outbox().clone(), None);
-        app.unsubscribe(user_channel.as_str(), a);
-        assert!(raised().is_empty(), "user channels are internal");
+        let first = app.subscribe(
+            &name("cache-a"),
+            a,
+            queue.outbox().clone(),
+            Some(&greeting),
+            &events,
+        );
+        assert_eq!(
+            first,
+            Subscribed {
+                added: true,
+                subscribers: 1
+            }
+        );
+        assert_eq!(events.take(), ["occupied cache-a", "cache_miss cache-a"]);
+        app.subscribe(&name("cache-a"), b, queue.outbox().clone(), None, &events);
+        let again = app.subscribe(&name("cache-a"), b, queue.outbox().clone(), None, &events);
+        assert!(!again.added);
+        assert!(app.unsubscribe("cache-a", a, &events));
+        assert!(events.take().is_empty());
+        assert!(app.unsubscribe("cache-a", b, &events));
+        assert_eq!(events.take(), ["vacated cache-a"]);
     }
 
     #[test]
     fn a_count_announcement_carries_the_count_at_delivery() {
-        let (app, mut raised) = app_with_webhooks();
+        let app = Hub::default().app("1");
+        let events = Recorded::default();
         let (a, b) = (SocketId::random(), SocketId::random());
         let (queue_a, queue_b) = (TestOutbox::new(4), TestOutbox::new(4));
-        app.subscribe(&name("c"), a, queue_a.outbox().clone(), None);
-        app.subscribe(&name("c"), b, queue_b.outbox().clone(), None);
-        raised();
-        assert_eq!(app.announce_subscription_count(&name("c")), 2);
+        app.subscribe(&name("c"), a, queue_a.outbox().clone(), None, &Unreported);
+        app.subscribe(&name("c"), b, queue_b.outbox().clone(), None, &Unreported);
+        assert_eq!(app.announce_subscription_count(&name("c"), &events), 2);
         let frame = r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":2}"}"#;
         assert_eq!(queue_a.next_text().as_deref(), Some(frame));
         assert_eq!(queue_b.next_text().as_deref(), Some(frame));
-        assert_eq!(raised(), ["subscription_count"]);
-        app.unsubscribe("c", a);
-        app.unsubscribe("c", b);
-        raised();
-        assert_eq!(app.announce_subscription_count(&name("c")), 0);
-        assert_eq!(
-            raised(),
-            ["subscription_count"],
-            "the webhook hears of 0 too"
-        );
+        assert_eq!(events.take(), ["counted c 2"]);
+        app.unsubscribe("c", a, &Unreported);
+        app.unsubscribe("c", b, &Unreported);
+        assert_eq!(app.announce_subscription_count(&name("c"), &events), 0);
+        assert_eq!(events.take(), ["counted c 0"], "the adapter hears of 0 too");
     }
 
     #[test]
@@ -422,8 +431,14 @@ pub(crate) mod tests {
             for queue in &queues {
                 let (app, channel) = (&app, &channel);
                 scope.spawn(move || {
-                    app.subscribe(channel, SocketId::random(), queue.outbox().clone(), None);
-                    app.announce_subscription_count(channel);
+                    app.subscribe(
+                        channel,
+                        SocketId::random(),
+                        queue.outbox().clone(),
+                        None,
+                        &Unreported,
+                    );
+                    app.announce_subscription_count(channel, &Unreported);
                 });
             }
         });
@@ -439,9 +454,9 @@ pub(crate) mod tests {
         let app = Hub::default().app("1");
         let a = SocketId::random();
         let queue = TestOutbox::new(4);
-        app.subscribe(&name("c"), a, queue.outbox().clone(), None);
-        assert!(app.unsubscribe("c", a));
-        assert!(!app.unsubscribe("c", a));
+        app.subscribe(&name("c"), a, queue.outbox().clone(), None, &Unreported);
+        assert!(app.unsubscribe("c", a, &Unreported));
+        assert!(!app.unsubscribe("c", a, &Unreported));
         assert!(app.occupied_channels().is_empty());
     }
 

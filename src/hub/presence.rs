@@ -6,6 +6,8 @@
 //! step under the roster's lock (a leave likewise), so every other member is either in a
 //! joiner's `subscription_succeeded` or announced to it afterwards, never both and never
 //! neither. Announcing is only a non-blocking push into outboxes, so the lock stays short.
+//! A user's first and last socket are reported to the adapter ([`HubEvents`]) under that lock
+//! too; whether that is `member_added`/`member_removed` for the cluster is the adapter's call.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,10 +15,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{AppChannels, Outbox};
-use crate::protocol::WebhookKind;
+use super::{AppChannels, HubEvents, Outbox};
 use crate::protocol::{ChannelName, PresenceMember, SocketId, frames};
-use crate::webhooks::WebhookEvent;
 
 /// The outcome of a presence join.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,8 @@ pub struct PresenceRoster {
 impl PresenceRoster {
     /// Subscribes `socket` (delivering to `outbox`) as a connection of `member`, and
     /// announces `member_added` to the channel's other subscribers on the user's first
-    /// connection. Idempotent for a socket already joined.
+    /// connection (reported to `events`). Idempotent for a socket already joined.
+    #[allow(clippy::too_many_arguments)] // one ordered step needs all of them
     pub fn join(
         &self,
         subscriptions: &AppChannels,
@@ -58,6 +59,7 @@ impl PresenceRoster {
         outbox: &Outbox,
         member: &PresenceMember,
         max_members: usize,
+        events: &dyn HubEvents,
     ) -> PresenceJoin {
         let mut channels = self.lock();
         let users = channels.entry(channel.clone()).or_default();
@@ -83,7 +85,7 @@ impl PresenceRoster {
         };
         let subscription_data = subscription_data(users);
         let greeting = frames::subscription_succeeded(channel.as_str(), &subscription_data);
-        subscriptions.subscribe(channel, socket, outbox.clone(), Some(&greeting));
+        subscriptions.subscribe(channel, socket, outbox.clone(), Some(&greeting), events);
         if first_connection {
             let frame = frames::member_added(
                 channel.as_str(),
@@ -91,10 +93,7 @@ impl PresenceRoster {
                 member.user_info.as_deref(),
             );
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
-            subscriptions.emit_webhook(WebhookKind::MemberAdded, || WebhookEvent::MemberAdded {
-                channel: channel.clone(),
-                user_id: member.user_key.clone(),
-            });
+            events.member_added(channel, &member.user_key);
         }
         PresenceJoin::Joined {
             first_connection,
@@ -103,28 +102,24 @@ impl PresenceRoster {
     }
 
     /// Unsubscribes `socket` from `user_key`'s connections; when that was the user's last one,
-    /// announces `member_removed` (to the others, and to webhooks ahead of any
-    /// `channel_vacated`) and returns true.
+    /// announces `member_removed` (to the others, and to `events` ahead of the channel's
+    /// vacancy) and returns true.
     pub fn leave(
         &self,
         subscriptions: &AppChannels,
         channel: &ChannelName,
         socket: SocketId,
         user_key: &str,
+        events: &dyn HubEvents,
     ) -> bool {
         let mut channels = self.lock();
         let gone = Self::forget_socket(&mut channels, channel, socket, user_key);
         if let Some(gone) = &gone {
             let frame = frames::member_removed(channel.as_str(), &gone.member.user_id_json);
             subscriptions.deliver(channel.as_str(), &frame, Some(socket));
-            subscriptions.emit_webhook(WebhookKind::MemberRemoved, || {
-                WebhookEvent::MemberRemoved {
-                    channel: channel.clone(),
-                    user_id: user_key.to_owned(),
-                }
-            });
+            events.member_removed(channel, user_key);
         }
-        subscriptions.unsubscribe(channel.as_str(), socket);
+        subscriptions.unsubscribe(channel.as_str(), socket, events);
         gone.is_some()
     }
 
@@ -194,7 +189,8 @@ fn subscription_data(users: &HashMap<String, Member>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::TestOutbox;
+    use crate::hub::tests::Recorded;
+    use crate::hub::{TestOutbox, Unreported};
     use serde_json::{Value, json};
 
     fn member(channel_data: &str) -> PresenceMember {
@@ -236,6 +232,7 @@ mod tests {
                 queue.outbox(),
                 who,
                 max,
+                &Unreported,
             );
             if let PresenceJoin::Joined {
                 subscription_data, ..
@@ -250,14 +247,20 @@ mod tests {
         }
 
         fn leave(&self, socket: SocketId, user_key: &str) -> bool {
-            self.roster
-                .leave(&self.subscriptions, &channel(), socket, user_key)
+            self.roster.leave(
+                &self.subscriptions,
+                &channel(),
+                socket,
+                user_key,
+                &Unreported,
+            )
         }
     }
 
     #[test]
-    fn webhooks_hear_of_members_per_user_and_of_the_member_before_the_vacancy() {
-        let (subscriptions, mut raised) = crate::hub::tests::app_with_webhooks();
+    fn members_are_reported_per_user_and_the_member_before_the_vacancy() {
+        let subscriptions = AppChannels::default();
+        let events = Recorded::default();
         let roster = PresenceRoster::default();
         let alice = PresenceMember::parse(r#"{"user_id":"alice"}"#, 1024).unwrap();
         let (first, second) = (SocketId::random(), SocketId::random());
@@ -270,13 +273,23 @@ mod tests {
                 queue.outbox(),
                 &alice,
                 10,
+                &events,
             );
         }
-        assert_eq!(raised(), ["channel_occupied", "member_added"]);
-        assert!(!roster.leave(&subscriptions, &channel(), first, "alice"));
-        assert!(raised().is_empty());
-        assert!(roster.leave(&subscriptions, &channel(), second, "alice"));
-        assert_eq!(raised(), ["member_removed", "channel_vacated"]);
+        assert_eq!(
+            events.take(),
+            ["occupied presence-room", "member_added presence-room alice"]
+        );
+        assert!(!roster.leave(&subscriptions, &channel(), first, "alice", &events));
+        assert!(events.take().is_empty());
+        assert!(roster.leave(&subscriptions, &channel(), second, "alice", &events));
+        assert_eq!(
+            events.take(),
+            [
+                "member_removed presence-room alice",
+                "vacated presence-room"
+            ]
+        );
     }
 
     fn next_event(queue: &TestOutbox) -> Option<Value> {

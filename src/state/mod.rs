@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
 
-use crate::adapter::{Adapter, LocalAdapter};
+use crate::adapter::{self, Adapter};
 use crate::apps::{AppRegistry, Apps};
 use crate::config::Config;
 use crate::guard::{Guard, GuardError};
 use crate::hub::{Hub, OutboxLimits};
 use crate::store::{SqliteStore, Store, StoreError};
-use crate::webhooks::{self, WebhookWorkers};
+use crate::webhooks::{self, WebhookSinks, WebhookWorkers};
 
 /// Why the shared state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +60,12 @@ pub struct ServerSettings {
 pub struct ServerState {
     /// The hosted apps.
     pub apps: Apps,
-    /// This node's subscriptions.
-    pub hub: Arc<Hub>,
-    /// Cluster fan-out and cluster-wide state.
+    /// Cluster fan-out and cluster-wide state: the only door to subscriptions (this node's
+    /// are in the hub the adapter was built on).
     pub adapter: Arc<dyn Adapter>,
+    /// Where each app's webhook events go (the adapter raises occupancy and membership; the
+    /// WebSocket layer client events).
+    pub webhooks: WebhookSinks,
     /// Settings from `[server]`.
     pub settings: ServerSettings,
     /// The bytes of HTTP API bodies being received, bounded server-wide.
@@ -105,13 +107,13 @@ impl ServerState {
                 workers.push(app_workers);
             }
         }
-        let hub =
-            Arc::new(Hub::with_webhooks(sinks).counting_deliveries(guard.daily_quotas.by_app()));
+        let webhooks = WebhookSinks::new(sinks);
+        let hub = Arc::new(Hub::counting_deliveries(guard.daily_quotas.by_app()));
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
         let state = ServerState {
             apps,
-            adapter: Arc::new(LocalAdapter::new(hub.clone())),
-            hub,
+            adapter: adapter::from_config(config, hub, webhooks.clone()),
+            webhooks,
             settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,
                 pong_timeout,

@@ -17,9 +17,9 @@
 //! connection workers. At shutdown, once the connections are closed, [`RunningWebhooks::flush`]
 //! sends what is still delayed or gathered and gives the deliveries a bounded time to finish.
 //!
-//! Occupancy and membership are this node's: with the single-node adapter that is the whole
-//! cluster. A multi-node adapter must decide the cluster-wide 0→1 and 1→0 transitions itself
-//! (and raise these events once per cluster), which is why events enter through one sink.
+//! Occupancy and membership events are raised by the adapter, which decides the cluster's
+//! transitions (with one node, the hub's own); client events by the WebSocket layer. Both
+//! raise through [`WebhookSinks`].
 
 mod batch;
 mod client;
@@ -31,6 +31,7 @@ mod lifecycle;
 mod notice;
 mod schedule;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -136,6 +137,34 @@ impl WebhookSink {
             stats: Arc::default(),
         };
         (sink, events)
+    }
+}
+
+/// The webhook sinks of every app that has endpoints, by app id; cheap to clone (the adapter,
+/// which raises the occupancy and membership events, and the WebSocket layer, which raises
+/// client events, share one).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSinks(Arc<HashMap<String, WebhookSink>>);
+
+impl WebhookSinks {
+    /// The sinks in `by_app`.
+    pub fn new(by_app: HashMap<String, WebhookSink>) -> Self {
+        WebhookSinks(Arc::new(by_app))
+    }
+
+    /// The sink of `app_id`, if it has endpoints.
+    pub fn of(&self, app_id: &str) -> Option<&WebhookSink> {
+        self.0.get(app_id)
+    }
+
+    /// Raises a webhook event of `kind` for `app_id`, built by `event` only if an endpoint
+    /// wants it.
+    pub fn emit(&self, app_id: &str, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
+        if let Some(sink) = self.of(app_id)
+            && sink.wants(kind)
+        {
+            sink.emit(event());
+        }
     }
 }
 

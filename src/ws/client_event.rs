@@ -73,14 +73,16 @@ impl Connection {
         let data = redacted.as_deref().unwrap_or(&event.data);
         let user_id = member.as_ref().map(|member| member.user_key.as_str());
         let frame = frames::client_event(&event.event, channel.as_str(), data, user_id);
-        self.channels
-            .emit_webhook(WebhookKind::ClientEvent, || WebhookEvent::ClientEvent {
+        let webhooks = &self.state.webhooks;
+        webhooks.emit(&self.app.id, WebhookKind::ClientEvent, || {
+            WebhookEvent::ClientEvent {
                 channel: channel.clone(),
                 event: event.event.clone(),
                 data: webhook_data(data),
                 socket_id: self.socket_id.to_string(),
                 user_id: user_id.map(str::to_owned),
-            });
+            }
+        });
         let channel = channel.clone();
         self.publish(&channel, frame, Some(self.socket_id)).await;
         Ok(())

@@ -10,9 +10,7 @@ use tracing::{debug, warn};
 use super::inbound::CloseReason;
 use crate::apps::{App, CredentialUse, Via};
 use crate::guard::ClientEventLimit;
-use crate::hub::{
-    AppChannels, CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused,
-};
+use crate::hub::{CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused};
 use crate::protocol::{ChannelName, CloseCode, PresenceMember, SocketId, frames};
 use crate::state::ServerState;
 
@@ -37,7 +35,6 @@ pub(super) struct Connection {
     pub app: Arc<App>,
     /// The client's address, when known (counted with uses of previous credentials).
     pub address: Option<IpAddr>,
-    pub channels: Arc<AppChannels>,
     pub socket_id: SocketId,
     /// Subscribed channels, with the member this socket joined as on presence channels.
     pub subscriptions: HashMap<ChannelName, Option<PresenceMember>>,
@@ -58,13 +55,11 @@ impl Connection {
         address: Option<IpAddr>,
         outbox: OutboxOwner,
     ) -> Self {
-        let channels = state.hub.app(&app.id);
         let client_events = ClientEventLimit::new(app.limits.max_client_events_per_second);
         Connection {
             state,
             app,
             address,
-            channels,
             socket_id: SocketId::random(),
             subscriptions: HashMap::new(),
             client_events,
@@ -164,36 +159,38 @@ impl Connection {
         }
     }
 
-    /// Leaves one channel; on presence channels the adapter also announces `member_removed`
-    /// when this was the user's last connection.
+    /// Leaves one channel through the adapter, which on presence channels also announces
+    /// `member_removed` when this was the user's last connection (and which stops this node
+    /// delivering to the socket whatever the cluster's state).
     pub async fn leave(&mut self, channel: ChannelName, member: Option<PresenceMember>) {
-        let Some(member) = member else {
-            self.channels.unsubscribe(channel.as_str(), self.socket_id);
-            self.announce_subscription_count(&channel).await;
-            return;
+        let adapter = &self.state.adapter;
+        let left = match member {
+            None => {
+                adapter
+                    .unsubscribe(&self.app, &channel, self.socket_id)
+                    .await
+            }
+            Some(member) => {
+                let user_key = &member.user_key;
+                let socket = self.socket_id;
+                adapter
+                    .leave_presence(&self.app, &channel, socket, user_key)
+                    .await
+            }
         };
-        let left = self
-            .state
-            .adapter
-            .leave_presence(&self.app.id, &channel, self.socket_id, &member.user_key)
-            .await;
         if let Err(err) = left {
-            warn!(app = %self.app.id, %channel, %err, "presence leave failed");
-            // Whatever the cluster state, this node stops delivering to the socket.
-            self.channels.unsubscribe(channel.as_str(), self.socket_id);
+            warn!(app = %self.app.id, %channel, %err, "leave not recorded by the cluster");
         }
     }
 
-    /// Leaves every channel and forgets the sign-in (on disconnect).
+    /// Leaves every channel and forgets the sign-in and watchlist (on disconnect).
     pub async fn leave_all(&mut self) {
         if let Some(user) = self.user.take() {
-            self.channels
-                .users()
-                .unwatch(self.socket_id, &self.watching);
+            let watching = std::mem::take(&mut self.watching);
             let signed_out = self
                 .state
                 .adapter
-                .user_signed_out(&self.app.id, &user, self.socket_id)
+                .user_signed_out(&self.app.id, &user, self.socket_id, &watching)
                 .await;
             if let Err(err) = signed_out {
                 warn!(app = %self.app.id, %err, "sign-out not recorded");

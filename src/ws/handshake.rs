@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::adapter::ConnectionSlot;
 use crate::apps::{App, CredentialUse, Via};
 use crate::guard::{PeerHeaders, Refusal};
-use crate::hub::ConnectionSlot;
 use crate::protocol::CloseCode;
 use crate::state::ServerState;
 
@@ -53,7 +53,7 @@ impl From<CloseCode> for Refused {
 }
 
 /// Admits a connection from `peer` to the app with `key`, or says why not.
-pub(super) fn admit(
+pub(super) async fn admit(
     state: &ServerState,
     key: &str,
     query: &str,
@@ -88,9 +88,9 @@ pub(super) fn admit(
     }
     check_protocol(query)?;
     let slot = state
-        .hub
-        .app(&app.id)
-        .try_open_connection(app.limits.max_connections)
+        .adapter
+        .open_connection(&app)
+        .await
         .ok_or(CloseCode::OverConnectionQuota)?;
     Ok(Admitted {
         app,

@@ -26,7 +26,6 @@ mod outbound;
 mod session;
 mod signin;
 mod subscribe;
-mod subscription_count;
 mod upgrade;
 
 use std::sync::Arc;
@@ -47,7 +46,7 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
     let admission = match upgrade::route(req.path()) {
         Route::App(key) => {
             let peer = PeerHeaders::from_request(req.peer_addr(), &req.head().headers);
-            handshake::admit(&state, key, req.uri().query().unwrap_or_default(), &peer)
+            handshake::admit(&state, key, req.uri().query().unwrap_or_default(), &peer).await
         }
         Route::Unknown => Err(CloseCode::PathNotFound.into()),
     };

@@ -3,6 +3,12 @@
 //! connection properly. Replies are queued in the connection's outbox behind any event queued
 //! before the request arrived, and everything done for a message finishes before the next one
 //! is read, so a client's own requests are answered in order.
+//!
+//! A message's handler may wait on the adapter (a Redis round trip). While it does, the task
+//! keeps writing the outbox, answering keep-alives and watching for shutdown, overflow and
+//! termination; only reading the next message waits. To let the handler hold the connection
+//! across those turns of the loop, the handler future owns the [`Connection`] and hands it
+//! back when it finishes (one future type, reused in place: no allocation per message).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +24,9 @@ use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
 use super::outbound::{Flow, OutboundWriter};
 use super::upgrade::Upgraded;
-use crate::hub::{EndRequest, OutboundFrame, OutboxLimits, outbox};
+use futures_util::future::OptionFuture;
+
+use crate::hub::{EndRequest, OutboundFrame, Outbox, OutboxLimits, Refused, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::state::ServerState;
@@ -40,15 +48,15 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
     let (read_half, write_half) = socket.split();
     let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
     let mut outbound = OutboundWriter::new(write_half, writer, response_head);
-    let mut connection = Connection::new(state, admitted.app, admitted.address, owner);
+    let connection = Connection::new(state, admitted.app, admitted.address, owner);
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
-    let ending = match connection.send(established) {
+    let (mut connection, ending) = match connection.send(established) {
         Ok(()) => {
             let lockdown = admitted.lockdown;
-            drive(&mut connection, &mut inbound, &mut outbound, lockdown).await
+            drive(connection, &mut inbound, &mut outbound, lockdown).await
         }
-        Err(ending) => ending,
+        Err(ending) => (connection, ending),
     };
     connection.leave_all().await;
     let client_gone = matches!(ending, Ending::ClientGone);
@@ -88,11 +96,11 @@ async fn close(inbound: &mut InboundMessages<'_>, outbound: &mut OutboundWriter<
 }
 
 async fn drive(
-    connection: &mut Connection,
+    connection: Connection,
     inbound: &mut InboundMessages<'_>,
     outbound: &mut OutboundWriter<'_>,
     lockdown: Option<CancellationToken>,
-) -> Ending {
+) -> (Connection, Ending) {
     // The waits are created once and polled across iterations, so a loop turn does not
     // register and deregister waiters.
     let state = connection.state.clone();
@@ -109,6 +117,8 @@ async fn drive(
     let signals = connection.outbox_signals();
     let end_requested = signals.end_requested();
     tokio::pin!(end_requested);
+    // Keep-alive pings are queued through this handle, so they need not wait for a handler.
+    let pings = connection.outbox().clone();
     let mut keepalive = KeepAlive::new(
         Duration::from_secs(connection.app.activity_timeout),
         state.settings.pong_timeout,
@@ -122,7 +132,13 @@ async fn drive(
         .app
         .user_authentication_timeout
         .map(|timeout| Box::pin(sleep(timeout)));
-    loop {
+    // The connection while no handler runs; the handler that holds it otherwise.
+    let mut idle = Some(connection);
+    let handler = OptionFuture::default();
+    tokio::pin!(handler);
+    // Set when the authorization deadline passes while a handler holds the connection.
+    let mut auth_due = false;
+    let ending = loop {
         // Not biased: a client that keeps sending cannot starve its own deliveries, nor a
         // busy channel the client's requests.
         let step = tokio::select! {
@@ -134,19 +150,24 @@ async fn drive(
             })),
             () = expire(&mut auth_deadline), if auth_deadline.is_some() => {
                 auth_deadline = None;
-                if connection.is_authorized() {
-                    Ok(())
-                } else {
-                    Err(Ending::Pusher(CloseCode::Unauthorized))
-                }
+                auth_due = true;
+                Ok(())
             }
             written = outbound.write_queued() => match written {
                 Ok(Flow::Open) => Ok(()),
                 Ok(Flow::Ended) | Err(_) => Err(Ending::ClientGone),
             },
-            message = inbound.next() => {
+            message = inbound.next(), if idle.is_some() => {
                 keepalive.saw_activity(Instant::now());
-                handle_message(connection, message).await
+                if let Some(connection) = idle.take() {
+                    handler.set(Some(handle_message(connection, message)).into());
+                }
+                Ok(())
+            }
+            // Only while a handler runs: a finished one must not be polled again.
+            Some((connection, handled)) = &mut handler, if idle.is_none() => {
+                idle = Some(connection);
+                handled
             }
             () = &mut timer => match keepalive.on_timer(Instant::now()) {
                 Tick::Wait(deadline) => {
@@ -155,14 +176,39 @@ async fn drive(
                 }
                 Tick::Ping(deadline) => {
                     timer.as_mut().reset(deadline);
-                    connection.send(frames::ping())
+                    queue_ping(&pings)
                 }
                 Tick::TimedOut => Err(Ending::Pusher(CloseCode::PongNotReceived)),
             },
         };
         if let Err(ending) = step {
-            return ending;
+            break ending;
         }
+        if auth_due && let Some(connection) = &idle {
+            auth_due = false;
+            if !connection.is_authorized() {
+                break Ending::Pusher(CloseCode::Unauthorized);
+            }
+        }
+    };
+    // A handler still running finishes first (the adapter bounds its own waits), so that
+    // what it changed is undone by the connection's leaving.
+    let connection = match idle {
+        Some(connection) => connection,
+        None => match handler.await {
+            Some((connection, _)) => connection,
+            None => unreachable!("the connection is either idle or held by the handler"),
+        },
+    };
+    (connection, ending)
+}
+
+/// Queues a keep-alive ping; a full queue means the client is not keeping up.
+fn queue_ping(outbox: &Outbox) -> Result<(), Ending> {
+    match outbox.push_frame(OutboundFrame::Text(frames::ping())) {
+        Ok(()) => Ok(()),
+        Err(Refused::Full) => Err(Ending::Pusher(CloseCode::OverCapacity)),
+        Err(Refused::Closed) => Err(Ending::ClientGone),
     }
 }
 
@@ -174,7 +220,16 @@ async fn expire(deadline: &mut Option<Pin<Box<Sleep>>>) {
     }
 }
 
+/// Handles one message with the connection, and hands the connection back.
 async fn handle_message(
+    mut connection: Connection,
+    message: Option<Result<Inbound, InboundError>>,
+) -> (Connection, Result<(), Ending>) {
+    let handled = handle(&mut connection, message).await;
+    (connection, handled)
+}
+
+async fn handle(
     connection: &mut Connection,
     message: Option<Result<Inbound, InboundError>>,
 ) -> Result<(), Ending> {
@@ -215,3 +270,6 @@ fn ending_for(error: InboundError) -> Ending {
         InboundError::Protocol => Ending::WebSocket(1002, "WebSocket protocol error"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,8 +36,15 @@ impl Connection {
             Err(error) => return self.refuse_signin(&format!("Sign-in refused: user id: {error}")),
         };
         if !self.subscriptions.contains_key(&channel) {
-            self.channels
-                .subscribe(&channel, self.socket_id, self.outbox().clone(), None);
+            let subscribed = self
+                .state
+                .adapter
+                .subscribe(&self.app, &channel, self.socket_id, self.outbox(), None)
+                .await;
+            if let Err(error) = subscribed {
+                tracing::warn!(app = %self.app.id, %error, "sign-in refused: user channel");
+                return self.refuse_signin("Sign-in refused: temporarily unavailable");
+            }
             self.subscriptions.insert(channel, None);
         }
         let first_signin = self.user.is_none();

@@ -44,6 +44,14 @@ impl From<PresenceMemberError> for Refusal {
     }
 }
 
+/// The refusal of a subscription the cluster cannot take now (the client may retry).
+fn unavailable() -> Refusal {
+    Refusal::new(
+        SubscriptionErrorKind::Unavailable,
+        "subscriptions are temporarily unavailable",
+    )
+}
+
 impl Connection {
     /// Handles `pusher:subscribe`.
     pub(super) async fn subscribe(&mut self, request: SubscribeRequest) -> Result<(), Ending> {
@@ -63,21 +71,13 @@ impl Connection {
                     format!("too many channels on one connection (at most {max_channels})");
                 Err(Refusal::new(SubscriptionErrorKind::LimitReached, message))
             }
-            Ok(None) => {
-                self.join(channel.clone())?;
-                Ok(())
-            }
+            Ok(None) => self.join(channel.clone()).await?,
             Ok(Some(member)) => self.join_presence(channel.clone(), member).await,
             Err(refusal) => Err(refusal),
         };
         match joined {
             // `subscription_succeeded` is already queued, ahead of any event on the channel.
-            Ok(()) => {
-                if newly_joined {
-                    self.announce_subscription_count(&channel).await;
-                }
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(refusal) => self.refuse(channel.as_str(), refusal),
         }
     }
@@ -147,22 +147,32 @@ impl Connection {
         }
     }
 
-    /// Subscribes to a non-presence channel and queues `subscription_succeeded` (with the
-    /// subscription, so that no event of the channel can overtake it); re-subscribing is
-    /// acknowledged again.
-    fn join(&mut self, channel: ChannelName) -> Result<(), Ending> {
+    /// Subscribes to a non-presence channel through the adapter, which queues
+    /// `subscription_succeeded` with the subscription (so that no event of the channel can
+    /// overtake it); re-subscribing is acknowledged again. The outer error ends the
+    /// connection; the inner one refuses the subscription.
+    async fn join(&mut self, channel: ChannelName) -> Result<Result<(), Refusal>, Ending> {
         let greeting = frames::subscription_succeeded(channel.as_str(), "{}");
         if self.subscriptions.contains_key(&channel) {
-            return self.send(greeting);
+            return self.send(greeting).map(Ok);
         }
-        self.channels.subscribe(
-            &channel,
-            self.socket_id,
-            self.outbox().clone(),
-            Some(&greeting),
-        );
+        let subscribed = self
+            .state
+            .adapter
+            .subscribe(
+                &self.app,
+                &channel,
+                self.socket_id,
+                self.outbox(),
+                Some(&greeting),
+            )
+            .await;
+        if let Err(error) = subscribed {
+            tracing::warn!(app = %self.app.id, %channel, %error, "subscription failed");
+            return Ok(Err(unavailable()));
+        }
         self.subscriptions.insert(channel, None);
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Joins a presence channel through the adapter, which subscribes the socket, queues its
@@ -181,14 +191,7 @@ impl Connection {
         let outcome = self
             .state
             .adapter
-            .join_presence(
-                &self.app.id,
-                &channel,
-                self.socket_id,
-                self.outbox(),
-                &member,
-                max_members,
-            )
+            .join_presence(&self.app, &channel, self.socket_id, self.outbox(), &member)
             .await;
         match outcome {
             Ok(PresenceJoin::Joined { .. }) => {
@@ -201,10 +204,7 @@ impl Connection {
             }
             Err(error) => {
                 tracing::warn!(app = %self.app.id, %channel, %error, "presence join failed");
-                Err(Refusal::new(
-                    SubscriptionErrorKind::Unavailable,
-                    "presence is temporarily unavailable",
-                ))
+                Err(unavailable())
             }
         }
     }

@@ -1,0 +1,127 @@
+//! The webhooks an adapter raises for the hub's reports: with one node every local
+//! transition is the cluster's, so each report becomes its Pusher webhook event (occupancy
+//! of the internal `#server-to-user-` channels excepted).
+
+use crate::hub::HubEvents;
+use crate::protocol::{ChannelKind, ChannelName, WebhookKind};
+use crate::webhooks::{WebhookEvent, WebhookSinks};
+
+/// Raises one app's webhooks for the reports it is handed (borrowed for one hub call).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RaisedWebhooks<'a> {
+    pub app_id: &'a str,
+    pub sinks: &'a WebhookSinks,
+}
+
+impl RaisedWebhooks<'_> {
+    fn emit(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
+        self.sinks.emit(self.app_id, kind, event);
+    }
+}
+
+/// Whether a channel's occupancy is reported: every channel but the internal
+/// `#server-to-user-` ones.
+fn has_lifecycle_webhooks(channel: &ChannelName) -> bool {
+    channel.kind() != ChannelKind::ServerToUser
+}
+
+impl HubEvents for RaisedWebhooks<'_> {
+    fn channel_occupied(&self, channel: &ChannelName) {
+        if has_lifecycle_webhooks(channel) {
+            self.emit(WebhookKind::ChannelOccupied, || {
+                WebhookEvent::ChannelOccupied {
+                    channel: channel.clone(),
+                }
+            });
+        }
+    }
+
+    fn channel_vacated(&self, channel: &ChannelName) {
+        if has_lifecycle_webhooks(channel) {
+            self.emit(WebhookKind::ChannelVacated, || {
+                WebhookEvent::ChannelVacated {
+                    channel: channel.clone(),
+                }
+            });
+        }
+    }
+
+    fn cache_missed(&self, channel: &ChannelName) {
+        self.emit(WebhookKind::CacheMiss, || WebhookEvent::CacheMiss {
+            channel: channel.clone(),
+        });
+    }
+
+    fn member_added(&self, channel: &ChannelName, user_key: &str) {
+        self.emit(WebhookKind::MemberAdded, || WebhookEvent::MemberAdded {
+            channel: channel.clone(),
+            user_id: user_key.to_owned(),
+        });
+    }
+
+    fn member_removed(&self, channel: &ChannelName, user_key: &str) {
+        self.emit(WebhookKind::MemberRemoved, || WebhookEvent::MemberRemoved {
+            channel: channel.clone(),
+            user_id: user_key.to_owned(),
+        });
+    }
+
+    fn subscription_counted(&self, channel: &ChannelName, count: usize) {
+        self.emit(WebhookKind::SubscriptionCount, || {
+            WebhookEvent::SubscriptionCount {
+                channel: channel.clone(),
+                subscription_count: count,
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::protocol::WebhookKinds;
+    use crate::webhooks::WebhookSink;
+
+    #[test]
+    fn reports_become_webhooks_but_user_channels_stay_internal() {
+        let (sink, mut queue) = WebhookSink::for_test(WebhookKinds::all());
+        let sinks = WebhookSinks::new(HashMap::from([("1".to_owned(), sink)]));
+        let raised = RaisedWebhooks {
+            app_id: "1",
+            sinks: &sinks,
+        };
+        let news = ChannelName::parse("presence-news", 164).unwrap();
+        let user = ChannelName::server_to_user("u").unwrap();
+        raised.channel_occupied(&user);
+        raised.channel_occupied(&news);
+        raised.member_added(&news, "u");
+        raised.subscription_counted(&news, 2);
+        raised.member_removed(&news, "u");
+        raised.channel_vacated(&news);
+        raised.channel_vacated(&user);
+        let names: Vec<String> = std::iter::from_fn(|| queue.try_recv().ok())
+            .map(|event| serde_json::to_value(event.event).unwrap()["name"].to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "\"channel_occupied\"",
+                "\"member_added\"",
+                "\"subscription_count\"",
+                "\"member_removed\"",
+                "\"channel_vacated\""
+            ]
+        );
+        let other = RaisedWebhooks {
+            app_id: "2",
+            sinks: &sinks,
+        };
+        other.channel_occupied(&news);
+        assert!(
+            queue.try_recv().is_err(),
+            "an app without endpoints raises nothing"
+        );
+    }
+}
