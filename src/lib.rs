@@ -23,6 +23,7 @@
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
 //! - [`security_cli`]: `relay security events | resolve`, the activity log for an admin.
+//! - [`health_cli`]: `relay health`, a container health check of `GET /ready` without curl.
 //!
 //! The path of a message: a publisher (a client event or an HTTP API trigger) serializes the
 //! frame once and hands it to the [`adapter::Adapter`]; the adapter reaches every node's
@@ -34,6 +35,7 @@ pub mod adapter;
 pub mod apps;
 pub mod config;
 pub mod guard;
+pub mod health_cli;
 pub mod http;
 pub mod hub;
 pub mod keys_cli;

@@ -34,6 +34,24 @@ enum Command {
     /// Read an app's security events and resolve them (which lifts a lockdown).
     #[command(subcommand)]
     Security(SecurityCommand),
+    /// Ask a running server's GET /ready: exit 0 when it answers 200, 1 otherwise (a
+    /// container health check that needs no curl).
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// Configuration file whose [server] host and port to ask (default: as for serving,
+    /// --config before the command, $RELAY_CONFIG or ./config.toml).
+    #[arg(long, conflicts_with = "url")]
+    config: Option<PathBuf>,
+    /// Port to ask, overriding [server] port.
+    #[arg(long, conflicts_with = "url")]
+    port: Option<u16>,
+    /// Ask this URL instead of reading a configuration (plain http), e.g.
+    /// http://127.0.0.1:6001/ready.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +242,7 @@ fn main() -> ExitCode {
             })
         }
         Some(Command::Security(command)) => security(&cli.serve.config, command),
+        Some(Command::Health(args)) => health(args, cli.serve),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -243,6 +262,34 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     raise_open_file_limit();
     match actix_web::rt::System::new().block_on(relay::server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+/// `relay health`: the server's address comes from `--url`, or from the configuration with
+/// the same overrides serving takes (`relay --config C --port N health` asks what
+/// `relay --config C --port N` serves).
+fn health(args: HealthArgs, serve: ServeArgs) -> ExitCode {
+    use relay::health_cli::{self, ReadyUrl};
+    let url = match args.url {
+        Some(text) => match ReadyUrl::parse(&text) {
+            Ok(url) => url,
+            Err(error) => return fail(&error),
+        },
+        None => {
+            let config = match Config::load(&args.config.unwrap_or(serve.config)) {
+                Ok(config) => config,
+                Err(error) => return fail(&error),
+            };
+            let host = serve
+                .host
+                .unwrap_or_else(|| config.server.host.as_str().to_owned());
+            let port = args.port.or(serve.port).unwrap_or(config.server.port);
+            ReadyUrl::for_server(&host, port)
+        }
+    };
+    match health_cli::check(&url, health_cli::TIMEOUT) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

@@ -9,6 +9,7 @@ pub mod closing_proxy;
 pub mod geoip;
 pub mod http;
 pub mod raw_ws;
+pub mod redis;
 pub mod webhooks;
 
 use std::io::{BufRead, BufReader};
