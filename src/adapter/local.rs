@@ -53,6 +53,19 @@ impl LocalAdapter {
         })
     }
 
+    /// Delivers `frame` to this node's subscribers of `channel` and counts what it reached.
+    fn deliver_counted(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        frame: &ByteString,
+        except: Option<SocketId>,
+    ) {
+        let app = self.hub.app(app_id);
+        let delivered = app.deliver(channel.as_str(), frame, except);
+        app.count_delivered(delivered);
+    }
+
     fn raised<'a>(&'a self, app_id: &'a str) -> RaisedWebhooks<'a> {
         RaisedWebhooks {
             app_id,
@@ -81,8 +94,8 @@ impl Adapter for LocalAdapter {
     ) -> Result<(), AdapterError> {
         let channels = self.hub.app(&app.id);
         let raised = self.raised(&app.id);
-        let subscribed = channels.subscribe(channel, socket, outbox.clone(), greeting, &raised);
-        if subscribed.added && is_counted(app, channel) {
+        let added = channels.subscribe(channel, socket, outbox.clone(), greeting, &raised);
+        if added && is_counted(app, channel) {
             count_changed(&app.id, &channels, &self.webhooks, channel);
         }
         Ok(())
@@ -109,9 +122,7 @@ impl Adapter for LocalAdapter {
         frame: ByteString,
         except: Option<SocketId>,
     ) -> Result<(), AdapterError> {
-        let app = self.hub.app(app_id);
-        let delivered = app.deliver(channel.as_str(), &frame, except);
-        app.count_delivered(delivered);
+        self.deliver_counted(app_id, channel, &frame, except);
         Ok(())
     }
 
@@ -122,13 +133,12 @@ impl Adapter for LocalAdapter {
         event: CachedEvent,
         except: Option<SocketId>,
     ) -> Result<(), AdapterError> {
-        let app = self.hub.app(app_id);
         let frame = event.frame.clone();
         // Stored before it is delivered: a subscriber greeted in between gets it twice at
         // worst, never an older event after this one.
-        app.cache().store(channel, event, Instant::now());
-        let delivered = app.deliver(channel.as_str(), &frame, except);
-        app.count_delivered(delivered);
+        let cache = self.hub.app(app_id);
+        cache.cache().store(channel, event, Instant::now());
+        self.deliver_counted(app_id, channel, &frame, except);
         Ok(())
     }
 
@@ -217,9 +227,9 @@ impl Adapter for LocalAdapter {
         socket: SocketId,
         watching: &[String],
     ) -> Result<(), AdapterError> {
-        let users = self.hub.app(app_id);
-        users.users().unwatch(socket, watching);
-        users.users().remove(user_id, socket);
+        let channels = self.hub.app(app_id);
+        channels.users().unwatch(socket, watching);
+        channels.users().remove(user_id, socket);
         Ok(())
     }
 
@@ -258,7 +268,7 @@ mod tests {
     use crate::config::Config;
     use crate::hub::{TestOutbox, Unreported};
     use crate::protocol::WebhookKinds;
-    use crate::webhooks::WebhookSink;
+    use crate::webhooks::{WebhookSink, raised_names as names};
 
     fn app(id: &str, extra: &str) -> App {
         let text = format!("[[apps]]\nid = \"{id}\"\nkey = \"k{id}\"\nsecret = \"s\"\n{extra}");
@@ -332,14 +342,6 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(adapter.subscription_count("1", &channel).await.unwrap(), 0);
-    }
-
-    /// The names of the webhook events raised so far.
-    fn names(queue: &mut tokio::sync::mpsc::Receiver<crate::webhooks::RaisedEvent>) -> Vec<String> {
-        std::iter::from_fn(|| queue.try_recv().ok())
-            .map(|raised| serde_json::to_value(raised.event).unwrap()["name"].to_string())
-            .map(|name| name.trim_matches('"').to_owned())
-            .collect()
     }
 
     #[tokio::test]

@@ -83,15 +83,6 @@ pub struct AppChannels {
     daily_quota: Option<Arc<DailyQuota>>,
 }
 
-/// What a subscription changed on this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscribed {
-    /// Whether the socket was not subscribed before.
-    pub added: bool,
-    /// The channel's local subscribers afterwards.
-    pub subscribers: usize,
-}
-
 /// A counted connection; dropping it frees the slot.
 #[derive(Debug)]
 pub struct ConnectionSlot {
@@ -142,7 +133,8 @@ impl AppChannels {
     /// (reported to `events`), read under that lock too: a publisher stores before it
     /// delivers, so the subscriber gets the last event at least once and never an older one
     /// after a newer one. The first subscriber is reported to `events` under the lock that
-    /// orders it against the last one's leaving.
+    /// orders it against the last one's leaving. Returns whether the socket was not
+    /// subscribed before.
     pub fn subscribe(
         &self,
         channel: &ChannelName,
@@ -150,7 +142,7 @@ impl AppChannels {
         outbox: Outbox,
         greeting: Option<&ByteString>,
         events: &dyn HubEvents,
-    ) -> Subscribed {
+    ) -> bool {
         let mut channels = write(&self.channels);
         let mut missed = false;
         if let Some(greeting) = greeting {
@@ -174,10 +166,7 @@ impl AppChannels {
         if missed {
             events.cache_missed(channel);
         }
-        Subscribed {
-            added,
-            subscribers: subscribers.len(),
-        }
+        added
     }
 
     /// Removes a subscriber; returns whether it was subscribed. Empty channels are dropped and
@@ -288,11 +277,8 @@ pub(crate) mod tests {
         let (a, b) = (SocketId::random(), SocketId::random());
         let (queue_a, queue_b) = (TestOutbox::new(4), TestOutbox::new(4));
         app.subscribe(&name("c"), a, queue_a.outbox().clone(), None, &Unreported);
-        assert_eq!(
-            app.subscribe(&name("c"), b, queue_b.outbox().clone(), None, &Unreported)
-                .subscribers,
-            2
-        );
+        app.subscribe(&name("c"), b, queue_b.outbox().clone(), None, &Unreported);
+        assert_eq!(app.subscriber_count("c"), 2);
         let frame = ByteString::from_static("x");
         assert_eq!(app.deliver("c", &frame, Some(a)), 1);
         assert!(queue_a.next_text().is_none());
@@ -386,17 +372,12 @@ pub(crate) mod tests {
             Some(&greeting),
             &events,
         );
-        assert_eq!(
-            first,
-            Subscribed {
-                added: true,
-                subscribers: 1
-            }
-        );
+        assert!(first);
+        assert_eq!(app.subscriber_count("cache-a"), 1);
         assert_eq!(events.take(), ["occupied cache-a", "cache_miss cache-a"]);
         app.subscribe(&name("cache-a"), b, queue.outbox().clone(), None, &events);
         let again = app.subscribe(&name("cache-a"), b, queue.outbox().clone(), None, &events);
-        assert!(!again.added);
+        assert!(!again);
         assert!(app.unsubscribe("cache-a", a, &events));
         assert!(events.take().is_empty());
         assert!(app.unsubscribe("cache-a", b, &events));

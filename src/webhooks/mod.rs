@@ -140,6 +140,15 @@ impl WebhookSink {
     }
 }
 
+/// The names of the events raised into a test sink's queue so far, in order.
+#[cfg(test)]
+pub(crate) fn raised_names(queue: &mut mpsc::Receiver<RaisedEvent>) -> Vec<String> {
+    std::iter::from_fn(|| queue.try_recv().ok())
+        .map(|raised| serde_json::to_value(raised.event).unwrap()["name"].to_string())
+        .map(|name| name.trim_matches('"').to_owned())
+        .collect()
+}
+
 /// The webhook sinks of every app that has endpoints, by app id; cheap to clone (the adapter,
 /// which raises the occupancy and membership events, and the WebSocket layer, which raises
 /// client events, share one).

@@ -29,6 +29,16 @@ pub(super) enum Ending {
     LockedDown,
 }
 
+/// Queues `frame` into `outbox` behind everything already queued; a full queue means the
+/// client is not keeping up, a closed one that it is gone.
+pub(super) fn queue_on(outbox: &Outbox, frame: OutboundFrame) -> Result<(), Ending> {
+    match outbox.push_frame(frame) {
+        Ok(()) => Ok(()),
+        Err(Refused::Full) => Err(Ending::Pusher(CloseCode::OverCapacity)),
+        Err(Refused::Closed) => Err(Ending::ClientGone),
+    }
+}
+
 /// One client connection, owned by its task.
 pub(super) struct Connection {
     pub state: Arc<ServerState>,
@@ -135,11 +145,7 @@ impl Connection {
     }
 
     fn queue(&self, frame: OutboundFrame) -> Result<(), Ending> {
-        match self.outbox().push_frame(frame) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full) => Err(Ending::Pusher(CloseCode::OverCapacity)),
-            Err(Refused::Closed) => Err(Ending::ClientGone),
-        }
+        queue_on(self.outbox(), frame)
     }
 
     /// Publishes through the adapter; a cluster failure is logged, never sent to the client.

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{Connection, Ending};
+use super::connection::{Connection, Ending, queue_on};
 use super::handshake::Admitted;
 use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
@@ -26,7 +26,7 @@ use super::outbound::{Flow, OutboundWriter};
 use super::upgrade::Upgraded;
 use futures_util::future::OptionFuture;
 
-use crate::hub::{EndRequest, OutboundFrame, Outbox, OutboxLimits, Refused, outbox};
+use crate::hub::{EndRequest, OutboundFrame, OutboxLimits, outbox};
 use crate::protocol::CloseCode;
 use crate::protocol::frames::{self, ClientMessage};
 use crate::state::ServerState;
@@ -176,7 +176,7 @@ async fn drive(
                 }
                 Tick::Ping(deadline) => {
                     timer.as_mut().reset(deadline);
-                    queue_ping(&pings)
+                    queue_on(&pings, OutboundFrame::Text(frames::ping()))
                 }
                 Tick::TimedOut => Err(Ending::Pusher(CloseCode::PongNotReceived)),
             },
@@ -201,15 +201,6 @@ async fn drive(
         },
     };
     (connection, ending)
-}
-
-/// Queues a keep-alive ping; a full queue means the client is not keeping up.
-fn queue_ping(outbox: &Outbox) -> Result<(), Ending> {
-    match outbox.push_frame(OutboundFrame::Text(frames::ping())) {
-        Ok(()) => Ok(()),
-        Err(Refused::Full) => Err(Ending::Pusher(CloseCode::OverCapacity)),
-        Err(Refused::Closed) => Err(Ending::ClientGone),
-    }
 }
 
 /// Waits for `deadline` (forever when there is none).
