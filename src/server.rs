@@ -47,6 +47,9 @@ pub async fn serve(config: Config) -> io::Result<()> {
     let (state, webhook_workers) = ServerState::new(&config)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
     let state = web::Data::new(state);
+    if let Err(error) = state.adapter.start().await {
+        warn!(%error, "the cluster adapter did not start; serving this node's clients only");
+    }
     let listeners = listen(config.server.host.as_str(), config.server.port)?;
     let mut builder = Server::build()
         .disable_signals()
@@ -72,6 +75,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
     ));
     announce(&addrs);
     let handle = server.handle();
+    let adapter = state.adapter.clone();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: closing connections with 4200");
@@ -79,6 +83,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         handle.stop(true).await;
     });
     let served = server.await;
+    adapter.shutdown().await;
     // The last token uses go to the store.
     stop_sync.cancel();
     let _ = sync.await;

@@ -106,6 +106,21 @@ async fn connections_over_the_quota_are_refused_with_4004_until_one_leaves() {
 }
 
 #[tokio::test]
+async fn connections_over_the_nodes_ceiling_are_refused_with_4100_whatever_the_app() {
+    let config = common::default_config().replace("[server]\n", "[server]\nmax_connections = 2\n")
+        + "\n[[apps]]\nid = \"2\"\nkey = \"other-key\"\nsecret = \"other-secret\"\n";
+    let server = TestServer::start_with(&config);
+    let first = Client::connect(&server).await;
+    let _second = Client::connect_to(&server, "other-key").await;
+    for key in ["app-key", "other-key"] {
+        let (error_code, close_code) = refused(&server, &format!("/app/{key}?protocol=7")).await;
+        assert_eq!((error_code, close_code), (4100, 4100), "{key}");
+    }
+    first.close().await;
+    Client::connect_to(&server, "other-key").await;
+}
+
+#[tokio::test]
 async fn a_wrong_path_is_refused_with_4005() {
     let server = TestServer::start();
     assert_eq!(

@@ -25,6 +25,7 @@
 
 mod local;
 mod raised;
+mod redis;
 mod subscription_count;
 
 use std::sync::Arc;
@@ -40,11 +41,24 @@ use crate::protocol::{ChannelName, PresenceMember, SocketId};
 use crate::webhooks::WebhookSinks;
 
 pub use local::LocalAdapter;
+pub use redis::RedisAdapter;
 
-/// The adapter `config` asks for, delivering to this node's `hub` and raising webhooks into
-/// `webhooks`; [`Adapter::start`] then connects it.
-pub fn from_config(_config: &Config, hub: Arc<Hub>, webhooks: WebhookSinks) -> Arc<dyn Adapter> {
-    Arc::new(LocalAdapter::new(hub, webhooks))
+/// The adapter `config` asks for (Redis when `[redis]` is set), delivering to this node's
+/// `hub` and raising webhooks into `webhooks`; [`Adapter::start`] then connects it.
+pub fn from_config(
+    config: &Config,
+    hub: Arc<Hub>,
+    webhooks: WebhookSinks,
+) -> Result<Arc<dyn Adapter>, AdapterError> {
+    Ok(match &config.redis {
+        Some(redis) => Arc::new(RedisAdapter::new(
+            redis,
+            hub,
+            webhooks,
+            config.server.outbound_queue_bytes,
+        )?),
+        None => Arc::new(LocalAdapter::new(hub, webhooks)),
+    })
 }
 
 /// Why the adapter could not do what was asked.
@@ -81,6 +95,11 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Stops it; called once the connections are closed (and their departures recorded).
     async fn shutdown(&self) {}
+
+    /// Whether the shared backend is reachable (always, for one node); `/ready` reports it.
+    fn reachable(&self) -> bool {
+        true
+    }
 
     /// Counts a new connection of `app` unless its `max_connections` are open, cluster-wide;
     /// `None` then.

@@ -10,6 +10,7 @@
 mod credentials;
 mod interpolate;
 mod limits;
+mod redis;
 mod schema;
 mod schemas;
 mod security;
@@ -25,6 +26,7 @@ pub use credentials::{
 };
 pub use interpolate::ConfigString;
 pub use limits::LimitsConfig;
+pub use redis::RedisConfig;
 pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
 pub use schemas::{SchemaConfig, SchemaSource};
 pub use security::{

@@ -6,7 +6,7 @@ use super::credentials::{PreviousCredentials, RotationConfig, WebhookSigning};
 use super::schemas::SchemaConfig;
 use super::security::{GeoIpConfig, Network, SecurityConfig};
 use super::tokens::TokenConfig;
-use super::{ConfigString, LimitsConfig, WebhookConfig, WebhookUrl};
+use super::{ConfigString, LimitsConfig, RedisConfig, WebhookConfig, WebhookUrl};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,9 +24,9 @@ pub struct Config {
     /// `[metrics]`: accepted for the contract; not served by this build yet.
     #[serde(default)]
     pub metrics: Option<toml::Table>,
-    /// `[redis]`: multi-node scale-out; not supported by this build yet.
+    /// `[redis]`: multi-node scale-out; absent, a single node in memory.
     #[serde(default)]
-    pub redis: Option<toml::Table>,
+    pub redis: Option<RedisConfig>,
     /// `[geoip]`: the country database of the apps' geo rules.
     #[serde(default)]
     pub geoip: Option<GeoIpConfig>,
@@ -83,6 +83,10 @@ pub struct ServerConfig {
     pub port: u16,
     /// Worker threads; absent: one per core.
     pub workers: Option<usize>,
+    /// This node's ceiling of open WebSocket connections, all apps together (an app's own
+    /// `max_connections` counts across the cluster); over it a client is closed with 4100 and
+    /// backs off. Absent: no ceiling but the process's file limit.
+    pub max_connections: Option<usize>,
     /// Largest WebSocket message accepted from a client, in bytes; larger ones close with 1009.
     pub max_frame_size: usize,
     /// Seconds to wait for a pong after pinging an idle client, then close 4201.
@@ -114,6 +118,7 @@ impl Default for ServerConfig {
             host: ConfigString::from("127.0.0.1"),
             port: 6001,
             workers: None,
+            max_connections: None,
             max_frame_size: 64 * 1024,
             pong_timeout: 30,
             shutdown_timeout: 10,

@@ -118,10 +118,15 @@ fn production_refuses_the_example_secret() {
 }
 
 #[test]
-fn features_not_built_yet_are_refused_not_ignored() {
-    let found = problems(&format!("{APP}[redis]\nurl = \"redis://x\"\n"));
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("not supported"), "{found:?}");
+fn redis_and_the_node_ceiling_are_checked() {
+    let config = load(&format!("{APP}[redis]\nurl = \"redis://x\"\n")).unwrap();
+    assert_eq!(config.redis.unwrap().node_timeout, 10);
+    let found = problems(&format!(
+        "[server]\nmax_connections = 0\n{APP}[redis]\nurl = \"rediss://x\"\n"
+    ));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("server.max_connections"), "{found:?}");
+    assert!(found[1].contains("not supported"), "{found:?}");
 }
 
 #[test]

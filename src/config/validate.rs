@@ -122,8 +122,11 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
             "server.workers must be between 1 and {MAX_WORKERS}"
         ));
     }
-    if config.redis.is_some() {
-        problems.push("[redis] is not supported by this version of Relay yet".to_owned());
+    if server.max_connections == Some(0) {
+        problems.push("server.max_connections must be at least 1".to_owned());
+    }
+    if let Some(redis) = &config.redis {
+        problems.extend(redis.problems());
     }
     if config.apps.is_empty() {
         problems.push("no [[apps]] configured; add at least one".to_owned());

@@ -1,5 +1,6 @@
 //! Liveness and readiness: `GET /` answers `OK` while the process serves; `GET /ready` turns
-//! 503 once shutdown has begun, so a load balancer stops sending new clients.
+//! 503 once shutdown has begun, or while the cluster's Redis is unreachable, so a load
+//! balancer stops sending new clients (the connected ones are still served).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -15,6 +16,10 @@ pub async fn alive() -> HttpResponse {
 pub async fn ready(state: web::Data<ServerState>) -> HttpResponse {
     if state.shutdown.is_cancelled() {
         HttpResponse::ServiceUnavailable().json(json!({"error": "Shutting down"}))
+    } else if !state.adapter.reachable() {
+        // A node cut off from the cluster serves the clients it has; new ones would miss
+        // what other nodes publish, so a balancer should send them elsewhere.
+        HttpResponse::ServiceUnavailable().json(json!({"error": "Redis unavailable"}))
     } else {
         HttpResponse::Ok().content_type("text/plain").body("OK")
     }

@@ -7,6 +7,7 @@
 
 pub mod credentials;
 mod lockdowns;
+mod node_connections;
 mod pending_bodies;
 pub mod sync;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use node_connections::{NodeConnections, NodeSlot};
 pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
 
 use crate::adapter::{self, Adapter};
@@ -37,6 +39,9 @@ pub enum StartError {
     /// The state store cannot be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The cluster adapter cannot be built (an unusable `[redis] url`).
+    #[error(transparent)]
+    Adapter(#[from] adapter::AdapterError),
 }
 
 /// Settings from `[server]` that handlers need.
@@ -70,6 +75,8 @@ pub struct ServerState {
     pub settings: ServerSettings,
     /// The bytes of HTTP API bodies being received, bounded server-wide.
     pub pending_bodies: PendingBodies,
+    /// This node's open WebSocket connections, under `server.max_connections`.
+    pub node_connections: NodeConnections,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// The apps' security rules.
@@ -112,7 +119,7 @@ impl ServerState {
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
         let state = ServerState {
             apps,
-            adapter: adapter::from_config(config, hub, webhooks.clone()),
+            adapter: adapter::from_config(config, hub, webhooks.clone())?,
             webhooks,
             settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,
@@ -126,6 +133,7 @@ impl ServerState {
                 max_request_size: config.server.max_request_size,
             },
             pending_bodies: PendingBodies::new(config.server.max_pending_request_bytes),
+            node_connections: NodeConnections::new(config.server.max_connections),
             shutdown: CancellationToken::new(),
             guard,
             store: std::sync::OnceLock::new(),

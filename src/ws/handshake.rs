@@ -25,6 +25,8 @@ pub(super) struct Admitted {
     pub address: Option<IpAddr>,
     /// Its place in the app's connection quota, held for the connection's lifetime.
     pub slot: ConnectionSlot,
+    /// Its place under this node's ceiling (`server.max_connections`).
+    pub node_slot: crate::state::NodeSlot,
     /// Its place among its address's open connections (`connections_per_ip`), if limited.
     pub address_slot: Option<crate::guard::AddressSlot>,
     /// Cancelled when the app is locked down, with `lockdown_closes_connections`.
@@ -44,6 +46,9 @@ pub(super) enum Refused {
     LockedDown,
     /// The address is banned from the app (4009: pusher-js does not reconnect).
     Banned(crate::guard::Banned),
+    /// This node has `server.max_connections` open (4100: pusher-js backs off and reconnects,
+    /// through a load balancer most likely to another node).
+    NodeFull,
 }
 
 impl From<CloseCode> for Refused {
@@ -87,6 +92,7 @@ pub(super) async fn admit(
         return Err(CloseCode::AppNotFound.into());
     }
     check_protocol(query)?;
+    let node_slot = state.node_connections.try_open().ok_or(Refused::NodeFull)?;
     let slot = state
         .adapter
         .open_connection(&app)
@@ -96,6 +102,7 @@ pub(super) async fn admit(
         app,
         address,
         slot,
+        node_slot,
         address_slot,
         lockdown,
     })

@@ -80,6 +80,11 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
             let frames = closing_frames(Some(code), code, LOCKED_DOWN);
             session::refuse(upgraded, frames).await;
         }
+        Err(Refused::NodeFull) => {
+            let code = CloseCode::OverCapacity.as_u16();
+            let frames = closing_frames(Some(code), code, NODE_FULL);
+            session::refuse(upgraded, frames).await;
+        }
         Err(Refused::Limited(limited)) => {
             let code = CloseCode::OverCapacity.as_u16();
             let frames = closing_frames(Some(code), code, &limited.to_string());
@@ -87,6 +92,9 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
         }
     }
 }
+
+/// What a client is told, with code 4100, when this node has `server.max_connections` open.
+const NODE_FULL: &str = "Server is over capacity; reconnect later";
 
 /// What a client of a locked-down app is told, with code 4003.
 const LOCKED_DOWN: &str = "Application is locked down";

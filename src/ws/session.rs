@@ -62,6 +62,7 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
     let client_gone = matches!(ending, Ending::ClientGone);
     connection.finish(ending);
     drop(admitted.slot);
+    drop(admitted.node_slot);
     drop(admitted.address_slot);
     if !client_gone {
         close(&mut inbound, &mut outbound).await;

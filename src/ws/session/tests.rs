@@ -214,6 +214,7 @@ async fn a_connection_keeps_writing_while_a_handler_waits_on_the_adapter() {
         app: app.clone(),
         address: None,
         slot,
+        node_slot: state.node_connections.try_open().unwrap(),
         address_slot: None,
         lockdown: None,
     };

@@ -1,0 +1,143 @@
+//! What one node publishes to the others for a broadcast: the publishing node's id (so it
+//! skips its own message, having delivered it locally already), the socket to leave out, and
+//! the frame exactly as the publisher serialized it.
+//!
+//! `R1|<node id>|<socket id or nothing>|<frame>`: a version tag, two fields that cannot hold
+//! `|`, then the frame's bytes untouched, so a receiving node copies them once and parses
+//! nothing but the header. Anything else on a Relay channel is ignored (another version,
+//! another program publishing on the prefix).
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::protocol::SocketId;
+
+const TAG: &[u8] = b"R1|";
+
+/// A node of the cluster, named by 64 random bits at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(u64);
+
+impl NodeId {
+    /// A fresh id for this process.
+    pub fn random() -> Self {
+        NodeId(rand::random())
+    }
+
+    fn parse(text: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(text).ok()?;
+        (text.len() == 16)
+            .then(|| u64::from_str_radix(text, 16).ok())
+            .flatten()
+            .map(NodeId)
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A broadcast as received from another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    /// The node that published it.
+    pub origin: NodeId,
+    /// The connection not to deliver to.
+    pub except: Option<SocketId>,
+    /// The frame to deliver.
+    pub frame: ByteString,
+}
+
+/// The message `origin` publishes for `frame`, leaving out `except`.
+pub fn encode(origin: NodeId, except: Option<SocketId>, frame: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut message = Vec::with_capacity(TAG.len() + 16 + 24 + frame.len());
+    message.extend_from_slice(TAG);
+    let _ = write!(message, "{origin}|");
+    if let Some(socket) = except {
+        let _ = write!(message, "{socket}");
+    }
+    message.push(b'|');
+    message.extend_from_slice(frame.as_bytes());
+    message
+}
+
+/// The broadcast in `message`, or `None` when it is not one of ours.
+pub fn decode(message: &[u8]) -> Option<Broadcast> {
+    let rest = message.strip_prefix(TAG)?;
+    let (origin, rest) = split_field(rest)?;
+    let (except, frame) = split_field(rest)?;
+    let except = match except {
+        b"" => None,
+        text => Some(SocketId::parse(std::str::from_utf8(text).ok()?)?),
+    };
+    Some(Broadcast {
+        origin: NodeId::parse(origin)?,
+        except,
+        frame: ByteString::try_from(Bytes::copy_from_slice(frame)).ok()?,
+    })
+}
+
+fn split_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|&b| b == b'|')?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_broadcast_survives_the_trip() {
+        let origin = NodeId::random();
+        let socket = SocketId::random();
+        let frame = r#"{"event":"a|b","channel":"c","data":"{\"x\":1}"}"#;
+        let decoded = decode(&encode(origin, Some(socket), frame)).unwrap();
+        assert_eq!(
+            decoded,
+            Broadcast {
+                origin,
+                except: Some(socket),
+                frame: ByteString::from(frame)
+            }
+        );
+        assert_eq!(decode(&encode(origin, None, "")).unwrap().except, None);
+    }
+
+    #[test]
+    fn foreign_messages_are_ignored() {
+        for message in [
+            &b"hello"[..],
+            b"R1|",
+            b"R1|0123|1.2|{}",
+            b"R1|0123456789abcdef|x.y|{}",
+            b"R1|0123456789abcdef|1.2",
+            b"R2|0123456789abcdef|1.2|{}",
+            b"R1|0123456789abcdef||\xff",
+        ] {
+            assert_eq!(decode(message), None, "{message:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_frame_and_origin_round_trip(frame in ".*", origin in any::<u64>(), high in any::<u32>()) {
+            let origin = NodeId(origin);
+            let except = SocketId::parse(&format!("{high}.7"));
+            let decoded = decode(&encode(origin, except, &frame)).unwrap();
+            prop_assert_eq!(decoded.origin, origin);
+            prop_assert_eq!(decoded.except, except);
+            prop_assert_eq!(decoded.frame.as_ref() as &str, frame.as_str());
+        }
+
+        #[test]
+        fn decoding_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut message = b"R1|".to_vec();
+            message.extend(bytes);
+            let _ = decode(&message);
+        }
+    }
+}

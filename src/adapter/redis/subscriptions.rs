@@ -1,0 +1,401 @@
+//! This node's Redis pub/sub subscriptions: one per channel with local subscribers, taken
+//! before the first local subscriber is greeted and dropped after the last one leaves.
+//!
+//! A socket's `subscription_succeeded` must not go out before Redis has acknowledged the
+//! channel's subscription, or an event another node publishes right after the client saw it
+//! could be missed. Redis sends a channel's messages only after its subscription
+//! acknowledgement, but the acknowledgement and the messages reach this node on different
+//! paths (the command's reply and the message stream), so a message can be read before the
+//! subscribing socket is in the hub. Hence the phases of a channel ([`Phase`]):
+//!
+//! - `Subscribing`: `SUBSCRIBE` sent; the sockets waiting for it hold pins.
+//! - `Confirming`: acknowledged; the pinned sockets are being added to the hub (greeted), and
+//!   messages read meanwhile are buffered. The last pin to go flushes the buffer into the hub,
+//!   in order, and the channel is `Subscribed`: from then on messages go straight to the hub.
+//! - `Unsubscribing`: the last local subscriber left and `UNSUBSCRIBE` is out; a socket
+//!   arriving meanwhile pins the channel and it is subscribed again once that is done.
+//! - `Resubscribing` and `Unconfirmed`: Redis was lost. Sockets are served locally at once
+//!   (Redis being away, nothing from other nodes can arrive anyway), and the channel is
+//!   subscribed again on the next connection without holding anyone.
+//!
+//! A buffered message may have been published just before the new subscription (the tail of
+//! an earlier one, read late), so a new subscriber can get an event from just before it
+//! subscribed; never one after its greeting missed. The buffer is bounded in bytes by one
+//! connection's outbound limit (the subscriber's own outbox could take no more); what does not
+//! fit is dropped and logged.
+//!
+//! The Redis commands run in spawned tasks, so a caller that stops waiting cannot leave a
+//! channel half-subscribed. The link reports which connection (generation) a command went
+//! out on: a command lost with an old connection is sent again on the current one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+
+use super::envelope::{Broadcast, NodeId, decode};
+use crate::hub::{AppChannels, Hub};
+use crate::protocol::ChannelName;
+
+/// What the registry needs from the Redis link.
+pub trait PubSubCommands: Send + Sync + 'static {
+    /// The current connection's generation; `None` while Redis is unreachable.
+    fn generation(&self) -> Option<u64>;
+
+    /// Sends `SUBSCRIBE name`; resolves once acknowledged, with the generation it went on.
+    fn subscribe(&self, name: String) -> BoxFuture<'static, Sent>;
+
+    /// Sends `UNSUBSCRIBE name`; resolves once acknowledged, with the generation it went on.
+    fn unsubscribe(&self, name: String) -> BoxFuture<'static, Sent>;
+}
+
+/// How a command fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The connection it went out on (`None`: there was none).
+    pub generation: Option<u64>,
+    /// Whether Redis acknowledged it.
+    pub acknowledged: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Subscribing,
+    Confirming,
+    Subscribed,
+    Unsubscribing,
+    Resubscribing,
+    Unconfirmed,
+}
+
+struct Entry {
+    channels: Arc<AppChannels>,
+    channel: ChannelName,
+    phase: Phase,
+    /// Sockets that wait for (or are being added after) the acknowledgement.
+    pins: usize,
+    ready: Arc<Notify>,
+    buffer: Vec<Broadcast>,
+    buffered_bytes: usize,
+    dropped: usize,
+}
+
+impl Entry {
+    fn has_local_interest(&self) -> bool {
+        self.pins > 0 || self.channels.subscriber_count(self.channel.as_str()) > 0
+    }
+}
+
+/// The subscriptions of this node, by Redis channel name.
+pub struct Subscriptions {
+    node: NodeId,
+    hub: Arc<Hub>,
+    link: Arc<dyn PubSubCommands>,
+    buffer_limit: usize,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// A socket's hold on a channel's subscription while it is added to the hub; dropping it
+/// (after the hub has the socket) lets buffered messages through.
+pub struct Pin {
+    registry: Arc<Subscriptions>,
+    name: Option<String>,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            self.registry.unpin(&name);
+        }
+    }
+}
+
+impl Subscriptions {
+    /// A registry for node `node` delivering to `hub`, subscribing through `link`, buffering up
+    /// to `buffer_limit` bytes per channel while a subscription is confirmed.
+    pub fn new(
+        node: NodeId,
+        hub: Arc<Hub>,
+        link: Arc<dyn PubSubCommands>,
+        buffer_limit: usize,
+    ) -> Arc<Self> {
+        Arc::new(Subscriptions {
+            node,
+            hub,
+            link,
+            buffer_limit,
+            entries: Mutex::default(),
+        })
+    }
+
+    /// Waits until this node may add a socket to `channel` of `app_id` in the hub and greet
+    /// it: Redis has acknowledged the channel's subscription, or is unreachable. Hold the
+    /// pin until the socket is in the hub (or was refused).
+    pub async fn pin(self: &Arc<Self>, name: String, app_id: &str, channel: &ChannelName) -> Pin {
+        let mut pinned = false;
+        loop {
+            let ready = {
+                let mut entries = self.lock();
+                let entry = match entries.get_mut(&name) {
+                    Some(entry) => entry,
+                    None => {
+                        let entry = self.new_entry(&name, app_id, channel);
+                        entries.entry(name.clone()).or_insert(entry)
+                    }
+                };
+                match entry.phase {
+                    Phase::Subscribing | Phase::Unsubscribing => {
+                        if !pinned {
+                            entry.pins += 1;
+                            pinned = true;
+                        }
+                        entry.ready.clone().notified_owned()
+                    }
+                    // Confirming: the socket joins those being added; the flush reaches it.
+                    Phase::Confirming
+                    | Phase::Subscribed
+                    | Phase::Resubscribing
+                    | Phase::Unconfirmed => {
+                        return Pin {
+                            registry: self.clone(),
+                            name: pinned.then_some(name),
+                        };
+                    }
+                }
+            };
+            ready.await;
+        }
+    }
+
+    /// A new entry for `name`, subscribing (or unconfirmed while Redis is away).
+    fn new_entry(self: &Arc<Self>, name: &str, app_id: &str, channel: &ChannelName) -> Entry {
+        let phase = if self.link.generation().is_some() {
+            self.send_subscribe(name.to_owned());
+            Phase::Subscribing
+        } else {
+            Phase::Unconfirmed
+        };
+        Entry {
+            channels: self.hub.app(app_id),
+            channel: channel.clone(),
+            phase,
+            pins: 0,
+            ready: Arc::default(),
+            buffer: Vec::new(),
+            buffered_bytes: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Drops the subscription of `name` if nothing on this node needs it any more; called
+    /// after a socket left the channel in the hub.
+    pub fn release(self: &Arc<Self>, name: &str) {
+        let mut entries = self.lock();
+        self.release_locked(&mut entries, name);
+    }
+
+    fn release_locked(self: &Arc<Self>, entries: &mut HashMap<String, Entry>, name: &str) {
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        if entry.has_local_interest() {
+            return;
+        }
+        match entry.phase {
+            Phase::Subscribed | Phase::Resubscribing => {
+                entry.phase = Phase::Unsubscribing;
+                self.send_unsubscribe(name.to_owned());
+            }
+            Phase::Unconfirmed => {
+                entries.remove(name);
+            }
+            // Subscribing and Confirming have pins; Unsubscribing is already going.
+            Phase::Subscribing | Phase::Confirming | Phase::Unsubscribing => {}
+        }
+    }
+
+    fn unpin(self: &Arc<Self>, name: &str) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        entry.pins -= 1;
+        if entry.pins == 0 && entry.phase == Phase::Confirming {
+            flush(entry);
+            entry.phase = Phase::Subscribed;
+        }
+        self.release_locked(&mut entries, name);
+    }
+
+    /// Delivers a message read from Redis on `name` to this node's subscribers (or buffers it
+    /// while the channel's subscription is confirmed). Messages this node published itself
+    /// were delivered here already and are skipped, as is anything that is not a broadcast.
+    pub fn deliver(&self, name: &str, message: &[u8]) {
+        let Some(broadcast) = decode(message) else {
+            tracing::debug!("ignoring a message that is not a Relay broadcast");
+            return;
+        };
+        if broadcast.origin == self.node {
+            return;
+        }
+        let (channels, channel) = {
+            let mut entries = self.lock();
+            let Some(entry) = entries.get_mut(name) else {
+                return;
+            };
+            match entry.phase {
+                Phase::Subscribing | Phase::Confirming => {
+                    buffer(entry, broadcast, self.buffer_limit);
+                    return;
+                }
+                _ => (entry.channels.clone(), entry.channel.clone()),
+            }
+        };
+        send(&channels, &channel, &broadcast);
+    }
+
+    /// Subscribes again, on the connection that just came up, to every channel this node
+    /// still has local subscribers for.
+    pub fn resubscribe_all(self: &Arc<Self>) {
+        let mut entries = self.lock();
+        for (name, entry) in entries.iter_mut() {
+            match entry.phase {
+                // What the lost connection delivered goes out now; a socket still being
+                // added misses it, as it would any message while Redis was away.
+                Phase::Confirming => flush(entry),
+                Phase::Subscribed | Phase::Resubscribing | Phase::Unconfirmed => {}
+                // Their commands went on the lost connection and come back refused or
+                // stale; they are sent again then.
+                Phase::Subscribing | Phase::Unsubscribing => continue,
+            }
+            entry.phase = Phase::Resubscribing;
+            self.send_subscribe(name.clone());
+        }
+    }
+
+    /// Channels with a subscription on this node (any phase).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn send_subscribe(self: &Arc<Self>, name: String) {
+        let registry = self.clone();
+        let sent = self.link.subscribe(name.clone());
+        tokio::spawn(async move {
+            let sent = sent.await;
+            registry.subscribed(&name, sent);
+        });
+    }
+
+    fn send_unsubscribe(self: &Arc<Self>, name: String) {
+        let registry = self.clone();
+        let sent = self.link.unsubscribe(name.clone());
+        tokio::spawn(async move {
+            let sent = sent.await;
+            registry.unsubscribed(&name, sent);
+        });
+    }
+
+    fn subscribed(self: &Arc<Self>, name: &str, sent: Sent) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        if !matches!(entry.phase, Phase::Subscribing | Phase::Resubscribing) {
+            return;
+        }
+        let waiting = entry.phase == Phase::Subscribing;
+        let current = self.link.generation();
+        if sent.acknowledged && current.is_some() && sent.generation == current {
+            entry.phase = if waiting {
+                Phase::Confirming
+            } else {
+                Phase::Subscribed
+            };
+        } else {
+            // Refused, or acknowledged on a connection that is gone: nothing from other
+            // nodes arrives on this subscription. Subscribe on the current connection, or
+            // serve locally until there is one.
+            entry.buffer.clear();
+            entry.buffered_bytes = 0;
+            entry.phase = Phase::Unconfirmed;
+            if current.is_some() {
+                entry.phase = Phase::Resubscribing;
+                self.send_subscribe(name.to_owned());
+            }
+        }
+        if waiting {
+            entry.ready.notify_waiters();
+        }
+        if entry.pins == 0 {
+            if entry.phase == Phase::Confirming {
+                flush(entry);
+                entry.phase = Phase::Subscribed;
+            }
+            self.release_locked(&mut entries, name);
+        }
+    }
+
+    fn unsubscribed(self: &Arc<Self>, name: &str, _sent: Sent) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        if entry.phase != Phase::Unsubscribing {
+            return;
+        }
+        if !entry.has_local_interest() {
+            entries.remove(name);
+            return;
+        }
+        // Sockets arrived while it went: subscribe again (whatever became of the
+        // UNSUBSCRIBE, a SUBSCRIBE is harmless).
+        if self.link.generation().is_some() {
+            entry.phase = Phase::Subscribing;
+            self.send_subscribe(name.to_owned());
+        } else {
+            entry.phase = Phase::Unconfirmed;
+            entry.ready.notify_waiters();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn buffer(entry: &mut Entry, broadcast: Broadcast, limit: usize) {
+    let size = broadcast.frame.len();
+    if entry.buffered_bytes + size > limit {
+        entry.dropped += 1;
+        return;
+    }
+    entry.buffered_bytes += size;
+    entry.buffer.push(broadcast);
+}
+
+fn flush(entry: &mut Entry) {
+    for broadcast in entry.buffer.drain(..) {
+        send(&entry.channels, &entry.channel, &broadcast);
+    }
+    entry.buffered_bytes = 0;
+    if entry.dropped > 0 {
+        tracing::warn!(
+            channel = %entry.channel.as_str(),
+            dropped = entry.dropped,
+            "messages from other nodes dropped while a subscription was confirmed"
+        );
+        entry.dropped = 0;
+    }
+}
+
+fn send(channels: &AppChannels, channel: &ChannelName, broadcast: &Broadcast) {
+    let delivered = channels.deliver(channel.as_str(), &broadcast.frame, broadcast.except);
+    channels.count_delivered(delivered);
+}
+
+#[cfg(test)]
+#[path = "subscriptions_tests.rs"]
+mod tests;
