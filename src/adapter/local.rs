@@ -12,18 +12,24 @@ use tokio::time::Instant;
 
 use super::raised::RaisedWebhooks;
 use super::subscription_count::{count_changed, is_counted};
-use super::{Adapter, AdapterError, ConnectionSlot, OccupiedChannel};
+use super::{Adapter, AdapterError, ClusterShare, ConnectionSlot, OccupiedChannel};
 use crate::apps::App;
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin, PresenceRoster};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 use crate::webhooks::WebhookSinks;
 
 /// Serves one node from memory.
-#[derive(Debug)]
 pub struct LocalAdapter {
     hub: Arc<Hub>,
     webhooks: WebhookSinks,
     rosters: RwLock<HashMap<String, Arc<PresenceRoster>>>,
+    share: Option<Arc<dyn ClusterShare>>,
+}
+
+impl std::fmt::Debug for LocalAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAdapter").finish_non_exhaustive()
+    }
 }
 
 impl LocalAdapter {
@@ -33,6 +39,17 @@ impl LocalAdapter {
             hub,
             webhooks,
             rosters: RwLock::default(),
+            share: None,
+        }
+    }
+
+    /// This node's part of a cluster: as [`LocalAdapter::new`], but channel occupancy is not
+    /// raised here; the local subscriber and connection counts go to `share`, and the cluster
+    /// adapter raises occupancy on the cluster's transitions.
+    pub fn sharing(hub: Arc<Hub>, webhooks: WebhookSinks, share: Arc<dyn ClusterShare>) -> Self {
+        LocalAdapter {
+            share: Some(share),
+            ..LocalAdapter::new(hub, webhooks)
         }
     }
 
@@ -70,6 +87,7 @@ impl LocalAdapter {
         RaisedWebhooks {
             app_id,
             sinks: &self.webhooks,
+            share: self.share.as_deref(),
         }
     }
 }
@@ -81,7 +99,12 @@ impl Adapter for LocalAdapter {
             .hub
             .app(&app.id)
             .try_open_connection(app.limits.max_connections)?;
-        Some(ConnectionSlot { _local: local })
+        let mut slot = ConnectionSlot::new(local);
+        if let Some(share) = &self.share {
+            share.connections_changed(&app.id);
+            slot.share = Some((share.clone(), Arc::from(app.id.as_str())));
+        }
+        Some(slot)
     }
 
     async fn subscribe(

@@ -51,12 +51,7 @@ pub fn from_config(
     webhooks: WebhookSinks,
 ) -> Result<Arc<dyn Adapter>, AdapterError> {
     Ok(match &config.redis {
-        Some(redis) => Arc::new(RedisAdapter::new(
-            redis,
-            hub,
-            webhooks,
-            config.server.outbound_queue_bytes,
-        )?),
+        Some(redis) => Arc::new(RedisAdapter::new(config, redis, hub, webhooks)?),
         None => Arc::new(LocalAdapter::new(hub, webhooks)),
     })
 }
@@ -78,10 +73,45 @@ pub struct OccupiedChannel {
     pub subscription_count: usize,
 }
 
+/// Where a cluster node's local changes go, to be shared with the other nodes; each call
+/// must be quick and must not block (it is made under the hub's locks).
+pub trait ClusterShare: Send + Sync + 'static {
+    /// `channel` of `app_id` has `count` subscribers on this node now.
+    fn channel_changed(&self, app_id: &str, channel: &ChannelName, count: usize);
+
+    /// The number of `app_id`'s connections on this node changed.
+    fn connections_changed(&self, app_id: &str);
+}
+
 /// An open connection counted against its app's quota; dropping it frees the place.
-#[derive(Debug)]
 pub struct ConnectionSlot {
-    _local: crate::hub::ConnectionSlot,
+    local: Option<crate::hub::ConnectionSlot>,
+    /// Told once the place is free, when the count is shared with other nodes.
+    share: Option<(Arc<dyn ClusterShare>, Arc<str>)>,
+}
+
+impl ConnectionSlot {
+    fn new(local: crate::hub::ConnectionSlot) -> Self {
+        ConnectionSlot {
+            local: Some(local),
+            share: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSlot").finish_non_exhaustive()
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        drop(self.local.take());
+        if let Some((share, app_id)) = &self.share {
+            share.connections_changed(app_id);
+        }
+    }
 }
 
 /// Cluster fan-out and cluster-wide state.

@@ -1,16 +1,21 @@
 //! The webhooks an adapter raises for the hub's reports: with one node every local
 //! transition is the cluster's, so each report becomes its Pusher webhook event (occupancy
-//! of the internal `#server-to-user-` channels excepted).
+//! of the internal `#server-to-user-` channels excepted). In a cluster, occupancy is the
+//! cluster's to decide: the local counts go to the node's [`ClusterShare`] instead, and
+//! whoever sees the cluster-wide transition raises the webhook.
 
+use super::ClusterShare;
 use crate::hub::HubEvents;
 use crate::protocol::{ChannelKind, ChannelName, WebhookKind};
 use crate::webhooks::{WebhookEvent, WebhookSinks};
 
 /// Raises one app's webhooks for the reports it is handed (borrowed for one hub call).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(super) struct RaisedWebhooks<'a> {
     pub app_id: &'a str,
     pub sinks: &'a WebhookSinks,
+    /// Where a cluster node's local counts go; `None` on a single node.
+    pub share: Option<&'a dyn ClusterShare>,
 }
 
 impl RaisedWebhooks<'_> {
@@ -27,7 +32,7 @@ fn has_lifecycle_webhooks(channel: &ChannelName) -> bool {
 
 impl HubEvents for RaisedWebhooks<'_> {
     fn channel_occupied(&self, channel: &ChannelName) {
-        if has_lifecycle_webhooks(channel) {
+        if self.share.is_none() && has_lifecycle_webhooks(channel) {
             self.emit(WebhookKind::ChannelOccupied, || {
                 WebhookEvent::ChannelOccupied {
                     channel: channel.clone(),
@@ -37,12 +42,20 @@ impl HubEvents for RaisedWebhooks<'_> {
     }
 
     fn channel_vacated(&self, channel: &ChannelName) {
-        if has_lifecycle_webhooks(channel) {
+        if self.share.is_none() && has_lifecycle_webhooks(channel) {
             self.emit(WebhookKind::ChannelVacated, || {
                 WebhookEvent::ChannelVacated {
                     channel: channel.clone(),
                 }
             });
+        }
+    }
+
+    fn subscribers_changed(&self, channel: &ChannelName, count: usize) {
+        if let Some(share) = self.share
+            && has_lifecycle_webhooks(channel)
+        {
+            share.channel_changed(self.app_id, channel, count);
         }
     }
 
@@ -91,6 +104,7 @@ mod tests {
         let raised = RaisedWebhooks {
             app_id: "1",
             sinks: &sinks,
+            share: None,
         };
         let news = ChannelName::parse("presence-news", 164).unwrap();
         let user = ChannelName::server_to_user("u").unwrap();
@@ -114,6 +128,7 @@ mod tests {
         let other = RaisedWebhooks {
             app_id: "2",
             sinks: &sinks,
+            share: None,
         };
         other.channel_occupied(&news);
         assert!(

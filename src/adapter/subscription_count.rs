@@ -37,7 +37,11 @@ pub(super) fn count_changed(
     let count = channels.subscriber_count(channel.as_str());
     match throttle.on_change(channel, count, Instant::now()) {
         Announce::Now => {
-            let raised = RaisedWebhooks { app_id, sinks };
+            let raised = RaisedWebhooks {
+                app_id,
+                sinks,
+                share: None,
+            };
             channels.announce_subscription_count(channel, &raised);
         }
         Announce::At(when) => {
@@ -69,6 +73,7 @@ async fn announce_at(
     let raised = RaisedWebhooks {
         app_id: &app_id,
         sinks: &sinks,
+        share: None,
     };
     channels.announce_subscription_count(&channel, &raised);
 }

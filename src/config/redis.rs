@@ -19,8 +19,8 @@ pub struct RedisConfig {
     /// Seconds between a node's heartbeats.
     #[serde(default = "default_heartbeat_interval")]
     pub heartbeat_interval: u64,
-    /// Seconds without a heartbeat after which a node is dead and its connections are
-    /// removed from the cluster's state.
+    /// Seconds after a node's last heartbeat by which it is taken for dead and its
+    /// connections are removed from the cluster's state.
     #[serde(default = "default_node_timeout")]
     pub node_timeout: u64,
 }
@@ -78,10 +78,12 @@ impl RedisConfig {
                 "redis.heartbeat_interval must be between 1 and {MAX_NODE_TIMEOUT} seconds"
             ));
         }
-        if self.node_timeout < 2 * self.heartbeat_interval || self.node_timeout > MAX_NODE_TIMEOUT {
+        // A node is dead after node_timeout minus one interval of silence: at least two
+        // missed beats, so one late beat is never taken for a death.
+        if self.node_timeout < 3 * self.heartbeat_interval || self.node_timeout > MAX_NODE_TIMEOUT {
             problems.push(format!(
-                "redis.node_timeout must be at least twice redis.heartbeat_interval and at most \
-                 {MAX_NODE_TIMEOUT} seconds"
+                "redis.node_timeout must be at least three times redis.heartbeat_interval and at \
+                 most {MAX_NODE_TIMEOUT} seconds"
             ));
         }
         problems
@@ -123,7 +125,7 @@ mod tests {
         );
         let tls = redis("url = \"rediss://x\"").problems();
         assert!(tls[0].contains("not supported"), "{tls:?}");
-        let short = redis("url = \"redis://x\"\nheartbeat_interval = 5\nnode_timeout = 9");
+        let short = redis("url = \"redis://x\"\nheartbeat_interval = 5\nnode_timeout = 14");
         assert_eq!(short.problems().len(), 1);
     }
 }

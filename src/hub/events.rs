@@ -18,6 +18,10 @@ pub trait HubEvents {
     /// `channel` lost its last subscriber on this node.
     fn channel_vacated(&self, _channel: &ChannelName) {}
 
+    /// `channel` has `count` subscribers on this node now (after each one joining or
+    /// leaving, 0 included), reported in the order of the changes.
+    fn subscribers_changed(&self, _channel: &ChannelName, _count: usize) {}
+
     /// A subscriber of the cache channel `channel` found no cached event.
     fn cache_missed(&self, _channel: &ChannelName) {}
 

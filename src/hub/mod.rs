@@ -72,6 +72,13 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// The ids of the apps that have been used on this node.
+    pub fn app_ids(&self) -> Vec<String> {
+        read(&self.apps).keys().cloned().collect()
+    }
+}
+
 /// One app's channels, connection count and cache channels on this node.
 #[derive(Debug, Default)]
 pub struct AppChannels {
@@ -160,8 +167,11 @@ impl AppChannels {
         }
         let subscribers = channels.entry(channel.clone()).or_default();
         let added = subscribers.insert(socket, outbox).is_none();
-        if added && subscribers.len() == 1 {
-            events.channel_occupied(channel);
+        if added {
+            if subscribers.len() == 1 {
+                events.channel_occupied(channel);
+            }
+            events.subscribers_changed(channel, subscribers.len());
         }
         if missed {
             events.cache_missed(channel);
@@ -177,10 +187,14 @@ impl AppChannels {
             return false;
         };
         let removed = subscribers.remove(&socket).is_some();
-        if subscribers.is_empty()
+        let left = subscribers.len();
+        if left == 0
             && let Some((channel, _)) = channels.remove_entry(channel)
         {
             events.channel_vacated(&channel);
+            events.subscribers_changed(&channel, 0);
+        } else if removed && let Some((channel, _)) = channels.get_key_value(channel) {
+            events.subscribers_changed(channel, left);
         }
         removed
     }

@@ -108,13 +108,17 @@ impl WebhookSink {
 
     /// Queues `event` for the dispatcher, if anyone wants its kind.
     pub fn emit(&self, event: WebhookEvent) {
-        if !self.wants(event.kind()) {
-            return;
-        }
-        let raised = RaisedEvent {
+        self.emit_raised(RaisedEvent {
             event,
             raised_at: Instant::now(),
-        };
+        });
+    }
+
+    /// Queues an event raised at its `raised_at`, if anyone wants its kind.
+    pub fn emit_raised(&self, raised: RaisedEvent) {
+        if !self.wants(raised.event.kind()) {
+            return;
+        }
         if self.queue.try_send(raised).is_err()
             && let Some(dropped) = count_drop(&self.stats.dropped_incoming)
         {
@@ -173,6 +177,25 @@ impl WebhookSinks {
             && sink.wants(kind)
         {
             sink.emit(event());
+        }
+    }
+
+    /// As [`WebhookSinks::emit`], for an event that happened at `raised_at` (a departure
+    /// whose vacate delay was waited out elsewhere is then due at once).
+    pub fn emit_at(
+        &self,
+        app_id: &str,
+        kind: WebhookKind,
+        raised_at: Instant,
+        event: impl FnOnce() -> WebhookEvent,
+    ) {
+        if let Some(sink) = self.of(app_id)
+            && sink.wants(kind)
+        {
+            sink.emit_raised(RaisedEvent {
+                event: event(),
+                raised_at,
+            });
         }
     }
 }

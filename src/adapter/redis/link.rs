@@ -9,6 +9,11 @@
 //! Redis being away is logged once, when it goes (and once when it is back); in between the
 //! node serves its own clients and [`Link::reachable`] is false (`/ready` says so). The URL
 //! may hold a password: logs name only the host and port.
+//!
+//! The redis crate comes through `deadpool-redis` (the stack's choice), but its pool is not
+//! used: every command here is a short non-blocking one, which one multiplexed connection
+//! pipelines for the whole node, in the order they were sent (which per-channel order
+//! needs), while a pool would spread them over connections and `PING` each one it lends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -103,6 +108,47 @@ impl Link {
             self.report_broken(connected.generation);
         }
         published.is_ok()
+    }
+
+    /// Runs `script`; `None` when Redis is away or the script failed (logged at debug; a
+    /// failed connection is replaced).
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        let connected = self.connected()?;
+        let mut commands = connected.commands;
+        match script.invoke_async(&mut commands).await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                tracing::debug!(%error, "a Redis script failed");
+                if error.is_unrecoverable_error() || error.is_timeout() {
+                    self.report_broken(connected.generation);
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs one command (a read); `None` as for [`Link::invoke`].
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Option<T> {
+        let connected = self.connected()?;
+        let mut commands = connected.commands;
+        match command.query_async(&mut commands).await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                tracing::debug!(%error, "a Redis command failed");
+                if error.is_unrecoverable_error() || error.is_timeout() {
+                    self.report_broken(connected.generation);
+                }
+                None
+            }
+        }
+    }
+
+    /// A receiver that sees every change of [`Link::reachable`].
+    pub fn watch_reachable(&self) -> watch::Receiver<bool> {
+        self.up.subscribe()
     }
 
     /// Marks the connections of `generation` as failed; the supervisor replaces them.

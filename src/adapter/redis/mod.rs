@@ -13,13 +13,25 @@
 //! on, other nodes get nothing (at most once), and the subscriptions are restored on
 //! reconnection.
 //!
-//! State in this version: presence, counts, channel lists, users and watchlists, cache
-//! channels and the connection quota are still each node's own (the [`LocalAdapter`] inside);
-//! sharing them through Redis is the next step of the scale-out.
+//! Cluster-wide state ([`keys`], [`scripts`], [`sync`]): each node writes its own subscriber
+//! and connection counts to Redis as they change (its absolute counts, so a write can be
+//! repeated), and the cluster-wide figures move in the same atomic script, which also says
+//! when a channel became occupied or vacated cluster-wide: that node raises the webhook.
+//! `GET channels`, `GET channel` and `info` read the cluster's figures; an app's
+//! `max_connections` is its quota across the cluster, taken atomically at each connect.
+//! Nodes heartbeat; a silent one is cleaned up by exactly one survivor.
+//!
+//! Still each node's own in this version (the [`LocalAdapter`] inside): presence members and
+//! their webhooks, users and watchlists, cache channels, subscription-count announcements;
+//! `channel_vacated`'s delay is cancelled only by a re-occupation seen by the same node.
 
 mod envelope;
+mod keys;
 mod link;
+mod scripts;
+mod share;
 mod subscriptions;
+mod sync;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,14 +41,22 @@ use bytestring::ByteString;
 use tokio_util::sync::CancellationToken;
 
 use self::envelope::NodeId;
+use self::keys::Keys;
 use self::link::{Link, LinkCommands};
+use self::scripts::Scripts;
+use self::share::NodeShare;
 use self::subscriptions::Subscriptions;
-use super::{Adapter, AdapterError, ConnectionSlot, LocalAdapter, OccupiedChannel};
+use self::sync::ClusterState;
+use super::{Adapter, AdapterError, ClusterShare, ConnectionSlot, LocalAdapter, OccupiedChannel};
 use crate::apps::App;
-use crate::config::RedisConfig;
+use crate::config::{Config, RedisConfig};
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
 use crate::webhooks::WebhookSinks;
+
+fn redis_command(name: &str) -> deadpool_redis::redis::Cmd {
+    deadpool_redis::redis::cmd(name)
+}
 
 /// How long [`Adapter::start`] waits for the first connection before serving without it.
 const START_WAIT: Duration = Duration::from_secs(3);
@@ -44,24 +64,38 @@ const START_WAIT: Duration = Duration::from_secs(3);
 /// Fan-out through Redis, this node's state in memory.
 pub struct RedisAdapter {
     node: NodeId,
-    prefix: String,
+    keys: Keys,
     local: LocalAdapter,
     link: Arc<Link>,
     subscriptions: Arc<Subscriptions>,
+    scripts: Arc<Scripts>,
+    share: Arc<NodeShare>,
+    /// The cluster-state task, until started.
+    cluster_state: Mutex<Option<ClusterState>>,
     stop: CancellationToken,
-    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl RedisAdapter {
-    /// An adapter for the Redis of `config`, delivering to `hub` and raising webhooks into
-    /// `webhooks`; a message from another node waiting for a subscription to be confirmed
-    /// is held within `buffer_limit` bytes per channel.
+    /// An adapter for `redis` (the `[redis]` of `server_config`), delivering to `hub` and
+    /// raising webhooks into `webhooks`; a message from another node waiting for a
+    /// subscription to be confirmed is held within one connection's outbound byte limit per
+    /// channel.
     pub fn new(
+        server_config: &Config,
         config: &RedisConfig,
         hub: Arc<Hub>,
         webhooks: WebhookSinks,
-        buffer_limit: usize,
     ) -> Result<Self, AdapterError> {
+        let buffer_limit = server_config.server.outbound_queue_bytes;
+        let vacate_delays = server_config
+            .apps
+            .iter()
+            .map(|app| {
+                let delay = Duration::from_millis(app.webhook_vacate_delay_ms);
+                (app.id.as_str().to_owned(), delay)
+            })
+            .collect();
         let keepalive = Duration::from_secs(config.heartbeat_interval);
         let link = Link::new(config.url.as_str(), config.display_address(), keepalive)
             .map(Arc::new)
@@ -69,21 +103,65 @@ impl RedisAdapter {
         let node = NodeId::random();
         let commands = Arc::new(LinkCommands(link.clone()));
         let subscriptions = Subscriptions::new(node, hub.clone(), commands, buffer_limit);
+        let keys = Keys::new(config.prefix.as_str());
+        let scripts = Arc::new(Scripts::default());
+        let share = Arc::new(NodeShare::default());
+        let cluster_state = ClusterState {
+            node,
+            keys: keys.clone(),
+            link: link.clone(),
+            scripts: scripts.clone(),
+            share: share.clone(),
+            hub: hub.clone(),
+            webhooks: webhooks.clone(),
+            heartbeat_interval: keepalive,
+            node_timeout: Duration::from_secs(config.node_timeout),
+            vacate_delays: Arc::new(vacate_delays),
+        };
         Ok(RedisAdapter {
             node,
-            prefix: config.prefix.as_str().to_owned(),
-            local: LocalAdapter::new(hub, webhooks),
+            keys,
+            local: LocalAdapter::sharing(hub, webhooks, share.clone()),
             link,
             subscriptions,
+            scripts,
+            share,
+            cluster_state: Mutex::new(Some(cluster_state)),
             stop: CancellationToken::new(),
-            supervisor: Mutex::new(None),
+            tasks: Mutex::default(),
         })
     }
 
-    /// The Redis pub/sub channel of `channel` of `app_id`. Pusher channel names hold no `:`,
-    /// so the name is unambiguous whatever the app id.
     fn pubsub_name(&self, app_id: &str, channel: &ChannelName) -> String {
-        format!("{}:{app_id}:{}", self.prefix, channel.as_str())
+        self.keys.pubsub(app_id, channel.as_str())
+    }
+
+    /// Takes a place in `app`'s cluster-wide quota; `false` when it is used up. Without
+    /// Redis the node admits on its own count alone.
+    async fn reserve_connection(&self, app: &App, max: usize) -> bool {
+        if !self.link.reachable() {
+            return true;
+        }
+        let node = self.node.to_string();
+        let taken: Option<i64> = self
+            .link
+            .invoke(
+                self.scripts
+                    .open_connection
+                    .key(self.keys.connections(&app.id))
+                    .key(self.keys.node_connections(&app.id))
+                    .key(self.keys.node_apps(&node))
+                    .key(self.keys.nodes())
+                    .arg(max)
+                    .arg(&node)
+                    .arg(&app.id),
+            )
+            .await;
+        if taken == Some(2) {
+            // This node was not in the cluster: whatever else it holds goes in again.
+            self.share.request_rewrite();
+        }
+        taken != Some(0)
     }
 
     async fn publish_remote(
@@ -105,11 +183,20 @@ impl RedisAdapter {
 #[async_trait]
 impl Adapter for RedisAdapter {
     async fn start(&self) -> Result<(), AdapterError> {
-        let run = self
+        let link = self
             .link
             .clone()
             .run(self.subscriptions.clone(), self.stop.clone());
-        *self.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(run));
+        let mut tasks = vec![tokio::spawn(link)];
+        let cluster_state = self
+            .cluster_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(cluster_state) = cluster_state {
+            tasks.push(tokio::spawn(cluster_state.run(self.stop.clone())));
+        }
+        *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         // Serving without Redis is allowed (it may come later); the link has said why.
         self.link.wait_until_reachable(START_WAIT).await;
         Ok(())
@@ -117,13 +204,9 @@ impl Adapter for RedisAdapter {
 
     async fn shutdown(&self) {
         self.stop.cancel();
-        let supervisor = self
-            .supervisor
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(supervisor) = supervisor {
-            let _ = supervisor.await;
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -132,7 +215,15 @@ impl Adapter for RedisAdapter {
     }
 
     async fn open_connection(&self, app: &App) -> Option<ConnectionSlot> {
-        self.local.open_connection(app).await
+        if let Some(max) = app.limits.max_connections
+            && !self.reserve_connection(app, max).await
+        {
+            return None;
+        }
+        let slot = self.local.open_connection(app).await;
+        // The node's count replaces the reservation (also when the local count refused).
+        self.share.connections_changed(&app.id);
+        slot
     }
 
     async fn subscribe(
@@ -235,11 +326,38 @@ impl Adapter for RedisAdapter {
         app_id: &str,
         channel: &ChannelName,
     ) -> Result<usize, AdapterError> {
-        self.local.subscription_count(app_id, channel).await
+        let command = redis_command("HGET")
+            .arg(self.keys.channels(app_id))
+            .arg(channel.as_str())
+            .clone();
+        match self.link.query::<Option<usize>>(&command).await {
+            Some(count) => Ok(count.unwrap_or(0)),
+            // Without Redis, this node's own.
+            None => self.local.subscription_count(app_id, channel).await,
+        }
     }
 
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError> {
-        self.local.occupied_channels(app_id).await
+        let command = redis_command("HGETALL")
+            .arg(self.keys.channels(app_id))
+            .clone();
+        match self
+            .link
+            .query::<std::collections::HashMap<String, usize>>(&command)
+            .await
+        {
+            Some(channels) => Ok(channels
+                .into_iter()
+                .filter_map(|(name, subscription_count)| {
+                    let name = ChannelName::parse(&name, usize::MAX).ok()?;
+                    Some(OccupiedChannel {
+                        name,
+                        subscription_count,
+                    })
+                })
+                .collect()),
+            None => self.local.occupied_channels(app_id).await,
+        }
     }
 
     async fn user_signed_in(

@@ -1,0 +1,285 @@
+//! The task that keeps this node's share of the cluster's state in Redis, and the cluster
+//! free of dead nodes.
+//!
+//! - **Writes**: whenever the hub reports a change ([`NodeShare`]), the latest counts of the
+//!   changed channels and connections go to Redis in one script per app; the script tells
+//!   which changes were the cluster's transitions, and this node raises
+//!   `channel_occupied`/`channel_vacated` for exactly those (once per cluster).
+//! - **Re-establishing**: after every (re)connection to Redis, and when a heartbeat finds this
+//!   node missing (Redis restarted empty, or the node was taken for dead), it writes its
+//!   whole share again, replacing what Redis held for it.
+//! - **Heartbeats** every `heartbeat_interval`; a node silent for `node_timeout` minus one
+//!   interval is dead (the survivors look once per interval, so it is gone within
+//!   `node_timeout` of its last beat) and is cleaned up: its counts leave the cluster's, and the
+//!   channels that leaves empty are vacated (webhooks raised here). The clean-up script
+//!   re-checks the silence and removes the node atomically, so of all the nodes that notice,
+//!   exactly one does it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::NodeId;
+use super::keys::Keys;
+use super::link::Link;
+use super::scripts::Scripts;
+use super::share::{AppChanges, NodeShare};
+use crate::hub::Hub;
+use crate::protocol::{ChannelKind, ChannelName, WebhookKind};
+use crate::webhooks::{WebhookEvent, WebhookSinks};
+
+/// What the task works with.
+pub struct ClusterState {
+    pub node: NodeId,
+    pub keys: Keys,
+    pub link: Arc<Link>,
+    pub scripts: Arc<Scripts>,
+    pub share: Arc<NodeShare>,
+    pub hub: Arc<Hub>,
+    pub webhooks: WebhookSinks,
+    pub heartbeat_interval: Duration,
+    pub node_timeout: Duration,
+    /// Each app's `webhook_vacate_delay_ms` (absent: none).
+    pub vacate_delays: Arc<HashMap<String, Duration>>,
+}
+
+impl ClusterState {
+    /// Runs until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut reachable = self.link.watch_reachable();
+        let mut heartbeat = tokio::time::interval(self.heartbeat_interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rewrite_all = true;
+        loop {
+            let mut beat = false;
+            tokio::select! {
+                () = self.share.changed() => {}
+                _ = heartbeat.tick() => beat = true,
+                changed = reachable.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // Back: beat at once, so the node is in the cluster before it writes.
+                    rewrite_all = true;
+                    beat = true;
+                }
+                () = stop.cancelled() => return,
+            }
+            if !self.link.reachable() {
+                // Written again in full once Redis is back.
+                self.share.take();
+                rewrite_all = true;
+                continue;
+            }
+            if beat {
+                match self.heartbeat().await {
+                    Some(missing) => rewrite_all |= missing,
+                    None => continue,
+                }
+            }
+            rewrite_all |= self.share.take_rewrite();
+            let written = if rewrite_all {
+                self.share.take();
+                self.write_all().await
+            } else {
+                self.write_changes().await
+            };
+            // A failed write is repaired by writing everything once Redis answers again.
+            rewrite_all = !written;
+        }
+    }
+
+    /// Beats, and cleans up the nodes found dead; `Some(true)` when this node was missing.
+    async fn heartbeat(&self) -> Option<bool> {
+        let node = self.node.to_string();
+        let silence = self.node_timeout.saturating_sub(self.heartbeat_interval);
+        let timeout_ms = silence.as_millis().to_string();
+        let answer: Vec<String> = self
+            .link
+            .invoke(
+                self.scripts
+                    .heartbeat
+                    .key(self.keys.nodes())
+                    .arg(&node)
+                    .arg(&timeout_ms),
+            )
+            .await?;
+        let mut answer = answer.into_iter();
+        let missing = answer.next().as_deref() == Some("1");
+        for dead in answer.filter(|dead| *dead != node) {
+            self.clean_up(&dead, &timeout_ms).await;
+        }
+        Some(missing)
+    }
+
+    async fn clean_up(&self, dead: &str, timeout_ms: &str) {
+        let started = std::time::Instant::now();
+        let mut script = self.scripts.clean_up_node.prepare_invoke();
+        script
+            .key(self.keys.nodes())
+            .arg(dead)
+            .arg(timeout_ms)
+            .arg(self.keys.prefix());
+        for (app_id, delay) in self.vacate_delays.iter() {
+            script.arg(app_id).arg(delay.as_millis() as u64);
+        }
+        let vacated: Option<Option<Vec<String>>> = self.link.invoke(&script).await;
+        // None: another node did it (or Redis failed; the next heartbeat tries again).
+        let Some(Some(vacated)) = vacated else {
+            return;
+        };
+        tracing::warn!(
+            node = dead,
+            vacated = vacated.len() / 4,
+            took_ms = started.elapsed().as_millis() as u64,
+            "removed a node that stopped heartbeating, and its connections"
+        );
+        for quadruple in vacated.chunks(4) {
+            if let [app_id, kind, channel, token] = quadruple {
+                self.raise_transition(app_id, kind, channel, token);
+            }
+        }
+    }
+
+    /// Writes this node's whole share (every app it has state of); whether it all went.
+    async fn write_all(&self) -> bool {
+        let mut written = true;
+        for app_id in self.hub.app_ids() {
+            let channels = self.hub.app(&app_id);
+            let changes = AppChanges {
+                channels: channels
+                    .occupied_channels()
+                    .into_iter()
+                    .filter(|(channel, _)| channel.kind() != ChannelKind::ServerToUser)
+                    .collect(),
+                connections: true,
+            };
+            written &= self.write(&app_id, &changes, true).await;
+        }
+        written
+    }
+
+    async fn write_changes(&self) -> bool {
+        let mut written = true;
+        for (app_id, changes) in self.share.take() {
+            written &= self.write(&app_id, &changes, false).await;
+        }
+        written
+    }
+
+    async fn write(&self, app_id: &str, changes: &AppChanges, replace: bool) -> bool {
+        let node = self.node.to_string();
+        let node_apps = self.keys.node_apps(&node);
+        if !changes.channels.is_empty() || replace {
+            let mut script = self.scripts.sync_channels.prepare_invoke();
+            script
+                .key(self.keys.node_channels(app_id, &node))
+                .key(self.keys.channels(app_id))
+                .key(&node_apps)
+                .key(self.keys.nodes())
+                .arg(app_id)
+                .arg(if replace { "1" } else { "0" })
+                .arg(&node)
+                .arg(self.keys.prefix())
+                .arg(self.vacate_delay(app_id).as_millis() as u64);
+            for (channel, count) in &changes.channels {
+                script.arg(channel.as_str()).arg(count);
+            }
+            let Some(answer) = self.link.invoke::<Vec<String>>(&script).await else {
+                return false;
+            };
+            let Some((registered, transitions)) = answer.split_first() else {
+                return false;
+            };
+            if registered == "1" && !replace {
+                self.share.request_rewrite();
+            }
+            for triple in transitions.chunks(3) {
+                if let [kind, channel, token] = triple {
+                    self.raise_transition(app_id, kind, channel, token);
+                }
+            }
+        }
+        if changes.connections {
+            let count = self.hub.app(app_id).connection_count();
+            let registered: Option<i64> = self
+                .link
+                .invoke(
+                    self.scripts
+                        .sync_connections
+                        .key(self.keys.connections(app_id))
+                        .key(self.keys.node_connections(app_id))
+                        .key(&node_apps)
+                        .key(self.keys.nodes())
+                        .arg(&node)
+                        .arg(count)
+                        .arg(app_id),
+                )
+                .await;
+            match registered {
+                None => return false,
+                Some(1) if !replace => self.share.request_rewrite(),
+                Some(_) => {}
+            }
+        }
+        true
+    }
+
+    fn vacate_delay(&self, app_id: &str) -> Duration {
+        self.vacate_delays.get(app_id).copied().unwrap_or_default()
+    }
+
+    /// Raises the webhook of a cluster-wide transition: `o`ccupied at once, `r`e-occupied
+    /// not at all (its vacate is cancelled, as on one node), `v`acated once its delay is over
+    /// and no node has re-occupied the channel meanwhile (`token` confirms that).
+    fn raise_transition(&self, app_id: &str, kind: &str, channel: &str, token: &str) {
+        // Names come back as this node (or another) wrote them; a foreign one is skipped.
+        let Ok(channel) = ChannelName::parse(channel, usize::MAX) else {
+            return;
+        };
+        match kind {
+            "o" => self
+                .webhooks
+                .emit(app_id, WebhookKind::ChannelOccupied, || {
+                    WebhookEvent::ChannelOccupied { channel }
+                }),
+            "v" if token.is_empty() => {
+                self.webhooks.emit(app_id, WebhookKind::ChannelVacated, || {
+                    WebhookEvent::ChannelVacated { channel }
+                })
+            }
+            "v" => self.confirm_vacate_later(app_id, channel, token),
+            _ => {}
+        }
+    }
+
+    fn confirm_vacate_later(&self, app_id: &str, channel: ChannelName, token: &str) {
+        let vacated_at = Instant::now();
+        let delay = self.vacate_delay(app_id);
+        let link = self.link.clone();
+        let scripts = self.scripts.clone();
+        let webhooks = self.webhooks.clone();
+        let key = self.keys.vacating(app_id, channel.as_str());
+        let (app_id, token) = (app_id.to_owned(), token.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(vacated_at + delay).await;
+            let confirmed: Option<i64> = link
+                .invoke(scripts.confirm_vacate.key(&key).arg(&token))
+                .await;
+            // Without Redis the vacate stands: nothing can have cancelled it.
+            if confirmed != Some(0) {
+                // Dated when it happened, so the sink's own delay is already over.
+                webhooks.emit_at(
+                    app_id.as_str(),
+                    WebhookKind::ChannelVacated,
+                    vacated_at,
+                    || WebhookEvent::ChannelVacated { channel },
+                );
+            }
+        });
+    }
+}
