@@ -249,3 +249,43 @@ async fn the_vacate_delay_is_cancelled_by_a_subscriber_on_another_node() {
         .expect_nothing_within(Duration::from_millis(500))
         .await;
 }
+
+#[tokio::test]
+async fn a_stopped_node_leaves_at_once_and_a_survivor_raises_its_waiting_vacate() {
+    let redis = RedisServer::start();
+    let mut receiver = WebhookReceiver::start().await;
+    let app = format!(
+        "webhook_vacate_delay_ms = 500\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
+        receiver.url()
+    );
+    let (a, mut leaving) = (start_node(&redis, &app), start_node(&redis, &app));
+    let mut on_a = Client::connect(&a).await;
+    on_a.subscribe("stays").await;
+    receiver.expect_event(occupied("stays")).await;
+    let mut on_leaving = Client::connect(&leaving).await;
+    on_leaving.subscribe("goes").await;
+    receiver.expect_event(occupied("goes")).await;
+    wait_for_channels(&a, &[("goes", 1), ("stays", 1)], Duration::from_secs(5)).await;
+
+    leaving.terminate();
+    assert!(
+        leaving.wait_for_exit(Duration::from_secs(15)),
+        "no graceful exit"
+    );
+    // Gone well before its node_timeout (8 s) would have removed it.
+    let took = wait_for_channels(&a, &[("stays", 1)], Duration::from_secs(3)).await;
+    eprintln!(
+        "a stopping node left the cluster's counts {} ms after its exit",
+        took.as_millis()
+    );
+    assert!(
+        leaving.log().contains("left the cluster"),
+        "{}",
+        leaving.log()
+    );
+    // Its vacate waited out the delay with nobody left to confirm it: node A's sweep raised it.
+    receiver.expect_event(vacated("goes")).await;
+    receiver
+        .expect_nothing_within(Duration::from_millis(1000))
+        .await;
+}

@@ -8,7 +8,8 @@
 //! | `P:app:A:channels:N` | hash | channel → subscribers on node `N` |
 //! | `P:app:A:connections` | string | connections cluster-wide (apps with a quota) |
 //! | `P:app:A:node-connections` | hash | node → its connections |
-//! | `P:app:A:vacating:C` | string | the token of channel `C`'s waiting `channel_vacated` (expires) |
+//! | `P:app:A:vacating:C` | string | the token of channel `C`'s waiting `channel_vacated` |
+//! | `P:vacating` | sorted set | waiting vacates `A\nC\ntoken` → when they are due (ms) |
 //! | `P:vacate-seq` | string | the last token given out |
 //!
 //! Pub/sub channels are named `P:A:channel` (a namespace of their own in Redis). A node's own
@@ -52,8 +53,8 @@ impl Keys {
         format!("{}:app:{app_id}:channels:{node}", self.prefix)
     }
 
-    pub fn vacating(&self, app_id: &str, channel: &str) -> String {
-        format!("{}:app:{app_id}:vacating:{channel}", self.prefix)
+    pub fn vacating(&self) -> String {
+        format!("{}:vacating", self.prefix)
     }
 
     pub fn connections(&self, app_id: &str) -> String {

@@ -73,7 +73,8 @@ pub struct RedisAdapter {
     /// The cluster-state task, until started.
     cluster_state: Mutex<Option<ClusterState>>,
     stop: CancellationToken,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The running tasks, each with what stops it.
+    tasks: Mutex<Vec<(CancellationToken, tokio::task::JoinHandle<()>)>>,
 }
 
 impl RedisAdapter {
@@ -187,14 +188,16 @@ impl Adapter for RedisAdapter {
             .link
             .clone()
             .run(self.subscriptions.clone(), self.stop.clone());
-        let mut tasks = vec![tokio::spawn(link)];
+        // Stopped in reverse order: the cluster state leaves the cluster while the link is up.
+        let mut tasks = vec![(self.stop.clone(), tokio::spawn(link))];
         let cluster_state = self
             .cluster_state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(cluster_state) = cluster_state {
-            tasks.push(tokio::spawn(cluster_state.run(self.stop.clone())));
+            let stop = CancellationToken::new();
+            tasks.push((stop.clone(), tokio::spawn(cluster_state.run(stop))));
         }
         *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         // Serving without Redis is allowed (it may come later); the link has said why.
@@ -203,9 +206,9 @@ impl Adapter for RedisAdapter {
     }
 
     async fn shutdown(&self) {
-        self.stop.cancel();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for task in tasks {
+        for (stop, task) in tasks.into_iter().rev() {
+            stop.cancel();
             let _ = task.await;
         }
     }

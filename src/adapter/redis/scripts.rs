@@ -21,12 +21,13 @@ local function register(nodes, node)
   return 1
 end
 
--- A cluster-wide occupancy transition of `channel` (of the app whose keys start with
+-- A cluster-wide occupancy transition of `channel` of `app` (whose keys start with
 -- `app_key`), as the triple the caller raises: `o` (occupied), `r` (re-occupied while its
--- vacate was still waiting: neither webhook is sent) or `v` with the token its waiting vacate
--- is confirmed by once the delay is over. A waiting vacate expires by itself (twice the
--- delay), so a node that dies before confirming leaves nothing behind.
-local function transition(out, app_key, channel, occupied, delay_ms, prefix)
+-- vacate was still waiting: neither webhook is sent) or `v` with the token of its waiting
+-- vacate (empty: no delay, raise it now). A waiting vacate is a key holding its token (gone
+-- when the channel is re-occupied) and an entry of `P:vacating` due when the delay is over,
+-- which the node that raised it confirms then, or any node's sweep if that node is gone.
+local function transition(out, app, app_key, channel, occupied, delay_ms, prefix)
   local waiting = app_key .. ':vacating:' .. channel
   if occupied then
     if redis.call('DEL', waiting) == 1 then
@@ -40,7 +41,11 @@ local function transition(out, app_key, channel, occupied, delay_ms, prefix)
     local token = ''
     if tonumber(delay_ms) > 0 then
       token = tostring(redis.call('INCR', prefix .. ':vacate-seq'))
-      redis.call('SET', waiting, token, 'PX', 2 * tonumber(delay_ms))
+      redis.call('SET', waiting, token, 'PX', 2 * tonumber(delay_ms) + 60000)
+      local time = redis.call('TIME')
+      local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+      redis.call('ZADD', prefix .. ':vacating', now + tonumber(delay_ms),
+        app .. '\n' .. channel .. '\n' .. token)
     end
     table.insert(out, 'v')
     table.insert(out, channel)
@@ -77,9 +82,9 @@ local function set(channel, new)
     redis.call('HDEL', KEYS[2], channel)
   end
   if before <= 0 and after > 0 then
-    transition(transitions, app_key, channel, true, ARGV[5], ARGV[4])
+    transition(transitions, ARGV[1], app_key, channel, true, ARGV[5], ARGV[4])
   elseif before > 0 and after <= 0 then
-    transition(transitions, app_key, channel, false, ARGV[5], ARGV[4])
+    transition(transitions, ARGV[1], app_key, channel, false, ARGV[5], ARGV[4])
   end
 end
 for i = 6, #ARGV, 2 do
@@ -174,7 +179,7 @@ for _, app in ipairs(redis.call('SMEMBERS', apps_key)) do
     if left <= 0 then
       redis.call('HDEL', app_key .. ':channels', flat[i])
       table.insert(vacated, app)
-      transition(vacated, app_key, flat[i], false, delays[app] or '0', prefix)
+      transition(vacated, app, app_key, flat[i], false, delays[app] or '0', prefix)
     end
   end
   redis.call('DEL', mine)
@@ -189,16 +194,43 @@ redis.call('DEL', apps_key)
 return vacated
 ";
 
-/// Confirms a waiting vacate once its delay is over: 1 if it still waits with `token` (and is
-/// now done), 0 if the channel was re-occupied meanwhile.
+/// Takes the waiting vacate `entry` (`app\nchannel\ntoken`) off `P:vacating`; 1 when this
+/// call took it and the channel was not re-occupied meanwhile (raise `channel_vacated`), else 0
+/// (re-occupied, or another node took it first).
 ///
-/// KEYS: the waiting vacate. ARGV: token.
+/// KEYS: `P:vacating`. ARGV: the entry, key prefix.
 const CONFIRM_VACATE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local app, channel, token = string.match(ARGV[1], '^(.-)\n(.-)\n(.*)$')
+if not token then return 0 end
+local waiting = ARGV[2] .. ':app:' .. app .. ':vacating:' .. channel
+if redis.call('GET', waiting) ~= token then return 0 end
+redis.call('DEL', waiting)
+return 1
+";
+
+/// Takes every waiting vacate that is overdue by `ARGV[2]` ms (its node did not confirm it:
+/// gone, or cut off); returns the vacates to raise as app, channel pairs.
+///
+/// KEYS: `P:vacating`. ARGV: key prefix, grace in ms.
+const SWEEP_VACATES: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 1000)
+local raise = {}
+for _, entry in ipairs(due) do
+  redis.call('ZREM', KEYS[1], entry)
+  local app, channel, token = string.match(entry, '^(.-)\n(.-)\n(.*)$')
+  if token then
+    local waiting = ARGV[1] .. ':app:' .. app .. ':vacating:' .. channel
+    if redis.call('GET', waiting) == token then
+      redis.call('DEL', waiting)
+      table.insert(raise, app)
+      table.insert(raise, channel)
+    end
+  end
 end
-return 0
+return raise
 ";
 
 /// The scripts, hashed once.
@@ -209,6 +241,7 @@ pub struct Scripts {
     pub heartbeat: Script,
     pub clean_up_node: Script,
     pub confirm_vacate: Script,
+    pub sweep_vacates: Script,
 }
 
 impl Default for Scripts {
@@ -220,6 +253,7 @@ impl Default for Scripts {
             heartbeat: Script::new(HEARTBEAT),
             clean_up_node: Script::new(&format!("{HELPERS}{CLEAN_UP_NODE}")),
             confirm_vacate: Script::new(CONFIRM_VACATE),
+            sweep_vacates: Script::new(SWEEP_VACATES),
         }
     }
 }

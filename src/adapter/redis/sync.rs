@@ -32,6 +32,9 @@ use crate::hub::Hub;
 use crate::protocol::{ChannelKind, ChannelName, WebhookKind};
 use crate::webhooks::{WebhookEvent, WebhookSinks};
 
+/// How long a stopping node may take to leave the cluster.
+const LEAVE_LIMIT: Duration = Duration::from_secs(2);
+
 /// What the task works with.
 pub struct ClusterState {
     pub node: NodeId,
@@ -67,7 +70,12 @@ impl ClusterState {
                     rewrite_all = true;
                     beat = true;
                 }
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    if self.link.reachable() {
+                        let _ = tokio::time::timeout(LEAVE_LIMIT, self.leave()).await;
+                    }
+                    return;
+                }
             }
             if !self.link.reachable() {
                 // Written again in full once Redis is back.
@@ -113,7 +121,36 @@ impl ClusterState {
         for dead in answer.filter(|dead| *dead != node) {
             self.clean_up(&dead, &timeout_ms).await;
         }
+        self.sweep_vacates().await;
         Some(missing)
+    }
+
+    /// Raises the waiting vacates whose node did not confirm them in time (it died, or left).
+    async fn sweep_vacates(&self) {
+        let grace_ms = (2 * self.heartbeat_interval).as_millis() as u64;
+        let overdue: Option<Vec<String>> = self
+            .link
+            .invoke(
+                self.scripts
+                    .sweep_vacates
+                    .key(self.keys.vacating())
+                    .arg(self.keys.prefix())
+                    .arg(grace_ms),
+            )
+            .await;
+        for pair in overdue.unwrap_or_default().chunks(2) {
+            if let [app_id, channel] = pair {
+                self.raise_transition(app_id, "v", channel, "");
+            }
+        }
+    }
+
+    /// Takes this node out of the cluster as a clean-up would once it is dead, so a graceful
+    /// stop does not leave its counts behind for `node_timeout`; its waiting vacates are
+    /// raised by the others' sweeps.
+    async fn leave(&self) {
+        // A negative silence: the node counts as silent already.
+        self.clean_up(&self.node.to_string(), "-1").await;
     }
 
     async fn clean_up(&self, dead: &str, timeout_ms: &str) {
@@ -132,12 +169,16 @@ impl ClusterState {
         let Some(Some(vacated)) = vacated else {
             return;
         };
-        tracing::warn!(
-            node = dead,
-            vacated = vacated.len() / 4,
-            took_ms = started.elapsed().as_millis() as u64,
-            "removed a node that stopped heartbeating, and its connections"
-        );
+        if dead == self.node.to_string() {
+            tracing::info!(vacated = vacated.len() / 4, "left the cluster");
+        } else {
+            tracing::warn!(
+                node = dead,
+                vacated = vacated.len() / 4,
+                took_ms = started.elapsed().as_millis() as u64,
+                "removed a node that stopped heartbeating, and its connections"
+            );
+        }
         for quadruple in vacated.chunks(4) {
             if let [app_id, kind, channel, token] = quadruple {
                 self.raise_transition(app_id, kind, channel, token);
@@ -263,12 +304,20 @@ impl ClusterState {
         let link = self.link.clone();
         let scripts = self.scripts.clone();
         let webhooks = self.webhooks.clone();
-        let key = self.keys.vacating(app_id, channel.as_str());
-        let (app_id, token) = (app_id.to_owned(), token.to_owned());
+        let waiting = self.keys.vacating();
+        let prefix = self.keys.prefix().to_owned();
+        let entry = format!("{app_id}\n{}\n{token}", channel.as_str());
+        let app_id = app_id.to_owned();
         tokio::spawn(async move {
             tokio::time::sleep_until(vacated_at + delay).await;
             let confirmed: Option<i64> = link
-                .invoke(scripts.confirm_vacate.key(&key).arg(&token))
+                .invoke(
+                    scripts
+                        .confirm_vacate
+                        .key(&waiting)
+                        .arg(&entry)
+                        .arg(&prefix),
+                )
                 .await;
             // Without Redis the vacate stands: nothing can have cancelled it.
             if confirmed != Some(0) {
