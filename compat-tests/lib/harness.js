@@ -3,6 +3,8 @@
 // Provides:
 //   - startRelay():       spawn the Relay binary ($RELAY_BIN) on a random port
 //                         with a generated config, wait for its ready line.
+//   - startRedis():       a private redis-server ($RELAY_REDIS_SERVER) on a free
+//                         loopback port, for several Relay nodes to share.
 //   - startAuthServer():  a tiny HTTP channel-authorization endpoint that
 //                         signs subscriptions with the official `pusher`
 //                         server SDK (a second, wrong-secret SDK instance
@@ -11,6 +13,7 @@
 //                         and disconnects all of them when the test ends.
 //   - waitFor(), recordEvents(), subscribe(), ...: bounded, event-driven
 //                         waiting helpers (no fixed sleeps anywhere).
+//   - httpStatus():       one GET's status code (e.g. /ready), for eventually().
 //
 // Set RELAY_COMPAT_DEBUG=1 to see pusher-js logs, every frame each client
 // received and sent, and the server's stderr.
@@ -20,6 +23,7 @@
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
@@ -46,8 +50,11 @@ function relayBinary() {
   return process.env.RELAY_BIN || path.resolve(__dirname, '..', '..', 'target', 'debug', 'relay');
 }
 
-/** The server's config; `appLines` are added to the app's section. */
-function configToml(appLines = []) {
+/**
+ * The server's config; `appLines` are added to the app's section, `sections` (lines of
+ * further top-level tables, e.g. '[redis]') after it.
+ */
+function configToml(appLines = [], sections = []) {
   return [
     '[server]',
     'host = "127.0.0.1"',
@@ -60,24 +67,27 @@ function configToml(appLines = []) {
     'enable_client_messages = true',
     ...appLines,
     '',
+    ...(sections.length ? [...sections, ''] : []),
   ].join('\n');
 }
 
 /**
  * Start the Relay server under test. Resolves to { port, configPath, stop() }
  * once the server has printed its single ready line on stdout. `appLines` are
- * extra config lines for the app (e.g. 'enable_subscription_count = true').
- * `configPath` is for the CLI (`relay --config PATH keys ...`); its folder,
- * removed by stop(), also holds the state store.
+ * extra config lines for the app (e.g. 'enable_subscription_count = true');
+ * `sections` are lines of further top-level tables after the app (e.g.
+ * ['[redis]', 'url = "redis://127.0.0.1:PORT"']). `configPath` is for the CLI
+ * (`relay --config PATH keys ...`); its folder, removed by stop(), also holds
+ * the state store.
  */
-async function startRelay({ appLines = [] } = {}) {
+async function startRelay({ appLines = [], sections = [] } = {}) {
   const bin = relayBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`Relay binary not found at ${bin} (set RELAY_BIN)`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-compat-'));
   const configPath = path.join(dir, 'relay.toml');
-  fs.writeFileSync(configPath, configToml(appLines));
+  fs.writeFileSync(configPath, configToml(appLines, sections));
 
   const child = spawn(bin, ['--config', configPath, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -130,6 +140,113 @@ async function startRelay({ appLines = [] } = {}) {
   }
 
   return { port, configPath, stop, stderr: () => stderr };
+}
+
+const REDIS_READY_LINE = 'Ready to accept connections';
+
+function redisBinary() {
+  return process.env.RELAY_REDIS_SERVER || 'redis-server';
+}
+
+/** A loopback port free right now: bound once to learn it, then let go. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawn redis-server on `port` in `dir`; resolves to the child once it listens. */
+function spawnRedis(bin, dir, port) {
+  const child = spawn(
+    bin,
+    ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'no',
+      '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  return new Promise((resolve, reject) => {
+    // Read stdout to the end, so redis-server never blocks on a full pipe.
+    const lines = readline.createInterface({ input: child.stdout });
+    child.stderr.resume();
+    let ready = false;
+    const fail = (message) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${message}\n--- redis-server output ---\n${output}`));
+    };
+    const timer = setTimeout(
+      () => fail(`redis-server did not listen on ${port} within ${READY_TIMEOUT_MS} ms`),
+      READY_TIMEOUT_MS,
+    );
+    lines.on('line', (line) => {
+      if (DEBUG) process.stderr.write(`[redis] ${line}\n`);
+      if (ready) return;
+      output += `${line}\n`;
+      if (line.includes(REDIS_READY_LINE)) {
+        ready = true;
+        clearTimeout(timer);
+        child.removeListener('exit', onExit);
+        child.removeListener('error', onError);
+        resolve(child);
+      }
+    });
+    const onExit = (code, signal) =>
+      fail(`redis-server exited before listening (code ${code}, signal ${signal})`);
+    const onError = (err) =>
+      fail(`Could not run ${bin} (${err.message}); set RELAY_REDIS_SERVER or put redis-server on PATH`);
+    child.once('exit', onExit);
+    child.once('error', onError);
+  });
+}
+
+/**
+ * Start a private redis-server ($RELAY_REDIS_SERVER, else `redis-server` on PATH) on a free
+ * loopback port, with its own temp dir and no persistence. Resolves to { port, url, stop() };
+ * stop() kills it (SIGKILL) and removes its dir.
+ */
+async function startRedis() {
+  const bin = redisBinary();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-compat-redis-'));
+  // Another process may take the free port before redis-server binds it: try again.
+  const failures = [];
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const port = await freePort();
+    let child;
+    try {
+      child = await spawnRedis(bin, dir, port);
+    } catch (err) {
+      failures.push(err.message);
+      continue;
+    }
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+    return { port, url: `redis://127.0.0.1:${port}`, stop };
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  throw new Error(`redis-server did not start:\n${failures.join('\n---\n')}`);
+}
+
+/** GET `path` on 127.0.0.1:`port` (no keep-alive); resolves to the status code. */
+function httpStatus(port, urlPath, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${urlPath} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
 
 /**
@@ -454,6 +571,8 @@ module.exports = {
   relayBinary,
   DEFAULT_TIMEOUT_MS,
   startRelay,
+  startRedis,
+  httpStatus,
   startAuthServer,
   waitFor,
   waitForEvent,
