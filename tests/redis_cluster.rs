@@ -203,3 +203,19 @@ async fn a_node_starts_and_serves_while_redis_is_away_and_never_logs_the_passwor
     );
     assert!(!log.contains("hunter2"), "the password was logged:\n{log}");
 }
+
+#[tokio::test]
+async fn terminate_connections_on_one_node_closes_the_users_connections_on_every_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (start_node(&redis), start_node(&redis));
+    let mut alice_on_b = Client::connect(&b).await;
+    alice_on_b.sign_in("alice").await;
+    let mut bob_on_b = Client::connect(&b).await;
+    bob_on_b.sign_in("bob").await;
+    let response = api(&a, "POST", "/users/alice/terminate_connections", &[], "{}").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let error = alice_on_b.recv_event("pusher:error").await;
+    assert_eq!(error["data"]["code"], 4009);
+    assert_eq!(alice_on_b.expect_close().await, 4009);
+    bob_on_b.assert_nothing_pending().await;
+}

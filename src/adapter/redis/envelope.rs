@@ -4,8 +4,9 @@
 //!
 //! `R1|<node id>|<socket id or nothing>|<frame>`: a version tag, two fields that cannot hold
 //! `|`, then the frame's bytes untouched, so a receiving node copies them once and parses
-//! nothing but the header. Anything else on a Relay channel is ignored (another version,
-//! another program publishing on the prefix).
+//! nothing but the header. `T1|<node id>|`, published on a user's `#server-to-user-` channel,
+//! closes that user's connections on every node (`terminate_connections`). Anything else on a
+//! Relay channel is ignored (another version, another program publishing on the prefix).
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -13,6 +14,7 @@ use bytestring::ByteString;
 use crate::protocol::SocketId;
 
 const TAG: &[u8] = b"R1|";
+const TERMINATE_TAG: &[u8] = b"T1|";
 
 /// A node of the cluster, named by 64 random bits at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +50,34 @@ pub struct Broadcast {
     pub except: Option<SocketId>,
     /// The frame to deliver.
     pub frame: ByteString,
+}
+
+/// What another node published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A frame for the channel's subscribers.
+    Broadcast(Broadcast),
+    /// Close the connections of the user whose channel it came on.
+    Terminate {
+        /// The node that asked.
+        origin: NodeId,
+    },
+}
+
+/// The message `origin` publishes to close a user's connections on every node.
+pub fn encode_terminate(origin: NodeId) -> Vec<u8> {
+    format!("T1|{origin}|").into_bytes()
+}
+
+/// What `message` asks, or `None` when it is not one of ours.
+pub fn decode_any(message: &[u8]) -> Option<Received> {
+    if let Some(rest) = message.strip_prefix(TERMINATE_TAG) {
+        let (origin, rest) = split_field(rest)?;
+        return rest.is_empty().then_some(Received::Terminate {
+            origin: NodeId::parse(origin)?,
+        });
+    }
+    decode(message).map(Received::Broadcast)
 }
 
 /// The message `origin` publishes for `frame`, leaving out `except`.
@@ -105,6 +135,21 @@ mod tests {
             }
         );
         assert_eq!(decode(&encode(origin, None, "")).unwrap().except, None);
+    }
+
+    #[test]
+    fn a_terminate_request_is_told_from_a_broadcast() {
+        let origin = NodeId::random();
+        assert_eq!(
+            decode_any(&encode_terminate(origin)),
+            Some(Received::Terminate { origin })
+        );
+        assert!(matches!(
+            decode_any(&encode(origin, None, "{}")),
+            Some(Received::Broadcast(_))
+        ));
+        assert_eq!(decode_any(b"T1|0123456789abcdef|extra"), None);
+        assert_eq!(decode_any(b"T1|nonsense|"), None);
     }
 
     #[test]

@@ -21,9 +21,11 @@
 //! `max_connections` is its quota across the cluster, taken atomically at each connect.
 //! Nodes heartbeat; a silent one is cleaned up by exactly one survivor.
 //!
+//! `terminate_connections` is published on the user's own channel, which every node with a
+//! connection of the user is subscribed to.
+//!
 //! Still each node's own in this version (the [`LocalAdapter`] inside): presence members and
-//! their webhooks, users and watchlists, cache channels, subscription-count announcements;
-//! `channel_vacated`'s delay is cancelled only by a re-occupation seen by the same node.
+//! their webhooks, watchlists, cache channels' last events, subscription-count announcements.
 
 mod envelope;
 mod keys;
@@ -400,7 +402,17 @@ impl Adapter for RedisAdapter {
     }
 
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError> {
-        self.local.terminate_user(app_id, user_id).await
+        self.local.terminate_user(app_id, user_id).await?;
+        // Every node with a connection of the user is subscribed to the user's channel.
+        if let Ok(channel) = ChannelName::server_to_user(user_id)
+            && self.link.reachable()
+        {
+            let message = envelope::encode_terminate(self.node);
+            self.link
+                .publish(self.pubsub_name(app_id, &channel), message)
+                .await;
+        }
+        Ok(())
     }
 
     async fn cached_event(

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::envelope::{Broadcast, NodeId, decode};
+use super::envelope::{Broadcast, NodeId, Received, decode_any};
 use crate::hub::{AppChannels, Hub};
 use crate::protocol::ChannelName;
 
@@ -232,9 +232,18 @@ impl Subscriptions {
     /// while the channel's subscription is confirmed). Messages this node published itself
     /// were delivered here already and are skipped, as is anything that is not a broadcast.
     pub fn deliver(&self, name: &str, message: &[u8]) {
-        let Some(broadcast) = decode(message) else {
-            tracing::debug!("ignoring a message that is not a Relay broadcast");
-            return;
+        let broadcast = match decode_any(message) {
+            Some(Received::Broadcast(broadcast)) => broadcast,
+            Some(Received::Terminate { origin }) => {
+                if origin != self.node {
+                    self.terminate(name);
+                }
+                return;
+            }
+            None => {
+                tracing::debug!("ignoring a message that is not a Relay broadcast");
+                return;
+            }
         };
         if broadcast.origin == self.node {
             return;
@@ -253,6 +262,20 @@ impl Subscriptions {
             }
         };
         send(&channels, &channel, &broadcast);
+    }
+
+    /// Closes this node's connections of the user whose `#server-to-user-` channel `name` is.
+    fn terminate(&self, name: &str) {
+        let target = {
+            let entries = self.lock();
+            entries.get(name).and_then(|entry| {
+                let user_id = entry.channel.server_to_user_id()?.to_owned();
+                Some((entry.channels.clone(), user_id))
+            })
+        };
+        if let Some((channels, user_id)) = target {
+            channels.users().terminate(&user_id);
+        }
     }
 
     /// Subscribes again, on the connection that just came up, to every channel this node
