@@ -53,12 +53,16 @@ use super::{Adapter, AdapterError, ClusterShare, ConnectionSlot, LocalAdapter, O
 use crate::apps::App;
 use crate::config::{Config, RedisConfig};
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin};
-use crate::protocol::{ChannelName, PresenceMember, SocketId};
+use crate::protocol::{ChannelKind, ChannelName, PresenceMember, SocketId};
 use crate::webhooks::WebhookSinks;
 
 fn redis_command(name: &str) -> deadpool_redis::redis::Cmd {
     deadpool_redis::redis::cmd(name)
 }
+
+/// How long a first local subscriber waits for its channel's count to be written before it
+/// is greeted anyway.
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
 
 /// How long [`Adapter::start`] waits for the first connection before serving without it.
 const START_WAIT: Duration = Duration::from_secs(3);
@@ -66,6 +70,7 @@ const START_WAIT: Duration = Duration::from_secs(3);
 /// Fan-out through Redis, this node's state in memory.
 pub struct RedisAdapter {
     node: NodeId,
+    hub: Arc<Hub>,
     keys: Keys,
     local: LocalAdapter,
     link: Arc<Link>,
@@ -123,6 +128,7 @@ impl RedisAdapter {
         };
         Ok(RedisAdapter {
             node,
+            hub: hub.clone(),
             keys,
             local: LocalAdapter::sharing(hub, webhooks, share.clone()),
             link,
@@ -137,6 +143,34 @@ impl RedisAdapter {
 
     fn pubsub_name(&self, app_id: &str, channel: &ChannelName) -> String {
         self.keys.pubsub(app_id, channel.as_str())
+    }
+
+    /// Makes ready to greet a socket on `channel`: Redis has acknowledged the channel's
+    /// subscription ([`Subscriptions::pin`]) and, for this node's first local subscriber, counts
+    /// the channel as occupied here ([`NodeShare::claim`]), both at once. Returns the pin and
+    /// whether a claim was made (see [`RedisAdapter::settle_claim`]).
+    async fn prepare(&self, app_id: &str, channel: &ChannelName) -> (subscriptions::Pin, bool) {
+        let pin = self
+            .subscriptions
+            .pin(self.pubsub_name(app_id, channel), app_id, channel);
+        let claim = channel.kind() != ChannelKind::ServerToUser
+            && self.link.reachable()
+            && self.hub.app(app_id).subscriber_count(channel.as_str()) == 0;
+        if claim {
+            let (pin, ()) = tokio::join!(pin, self.share.claim(app_id, channel, CLAIM_WAIT));
+            (pin, true)
+        } else {
+            (pin.await, false)
+        }
+    }
+
+    /// After a claimed subscription: the node's real count replaces the claim (0 when the
+    /// socket was refused).
+    fn settle_claim(&self, app_id: &str, channel: &ChannelName, claimed: bool) {
+        if claimed {
+            let count = self.hub.app(app_id).subscriber_count(channel.as_str());
+            self.share.channel_changed(app_id, channel, count);
+        }
     }
 
     /// Takes a place in `app`'s cluster-wide quota; `false` when it is used up. Without
@@ -239,11 +273,13 @@ impl Adapter for RedisAdapter {
         outbox: &Outbox,
         greeting: Option<&ByteString>,
     ) -> Result<(), AdapterError> {
-        let name = self.pubsub_name(&app.id, channel);
-        let _pin = self.subscriptions.pin(name, &app.id, channel).await;
-        self.local
+        let (_pin, claimed) = self.prepare(&app.id, channel).await;
+        let subscribed = self
+            .local
             .subscribe(app, channel, socket, outbox, greeting)
-            .await
+            .await;
+        self.settle_claim(&app.id, channel, claimed);
+        subscribed
     }
 
     async fn unsubscribe(
@@ -295,11 +331,13 @@ impl Adapter for RedisAdapter {
         outbox: &Outbox,
         member: &PresenceMember,
     ) -> Result<PresenceJoin, AdapterError> {
-        let name = self.pubsub_name(&app.id, channel);
-        let _pin = self.subscriptions.pin(name, &app.id, channel).await;
-        self.local
+        let (_pin, claimed) = self.prepare(&app.id, channel).await;
+        let joined = self
+            .local
             .join_presence(app, channel, socket, outbox, member)
-            .await
+            .await;
+        self.settle_claim(&app.id, channel, claimed);
+        joined
     }
 
     async fn leave_presence(

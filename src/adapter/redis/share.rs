@@ -24,14 +24,68 @@ pub struct AppChanges {
 }
 
 /// The changes waiting, by app id, and the writer's wake-up.
-#[derive(Default)]
 pub struct NodeShare {
-    waiting: Mutex<HashMap<String, AppChanges>>,
+    waiting: Mutex<Waiting>,
     rewrite: std::sync::atomic::AtomicBool,
     changed: Notify,
+    /// The number of the last change the writer has written (or given up on).
+    written: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    apps: HashMap<String, AppChanges>,
+    /// The number of the last change made.
+    last: u64,
+}
+
+impl Default for NodeShare {
+    fn default() -> Self {
+        NodeShare {
+            waiting: Mutex::default(),
+            rewrite: Default::default(),
+            changed: Notify::new(),
+            written: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+/// What [`NodeShare::take`] took: the changes, and the number of the last one.
+pub struct Taken {
+    pub apps: HashMap<String, AppChanges>,
+    pub upto: u64,
 }
 
 impl NodeShare {
+    /// Counts `channel` of `app_id` as occupied on this node before its first local
+    /// subscriber is greeted, and waits (within `limit`) until that is written: a client that
+    /// has its greeting can rely on the cluster counting it, so a subscriber leaving another
+    /// node afterwards cannot vacate the channel. The hub's own report follows and corrects
+    /// the count if the subscription does not happen.
+    pub async fn claim(&self, app_id: &str, channel: &ChannelName, limit: std::time::Duration) {
+        let ticket = {
+            let mut waiting = self.lock();
+            waiting.last += 1;
+            let ticket = waiting.last;
+            let changes = waiting.apps.entry(app_id.to_owned()).or_default();
+            let count = changes.channels.entry(channel.clone()).or_insert(0);
+            *count = (*count).max(1);
+            ticket
+        };
+        self.changed.notify_one();
+        let mut written = self.written.subscribe();
+        let _ = tokio::time::timeout(limit, written.wait_for(|done| *done >= ticket)).await;
+    }
+
+    /// Tells waiting claims that everything up to `upto` is written (or will not be).
+    pub fn written(&self, upto: u64) {
+        self.written.send_if_modified(|done| {
+            let advanced = upto > *done;
+            *done = (*done).max(upto);
+            advanced
+        });
+    }
+
     /// Asks for this node's whole share to be written again (Redis lost it).
     pub fn request_rewrite(&self) {
         self.rewrite
@@ -46,8 +100,12 @@ impl NodeShare {
     }
 
     /// Takes everything waiting.
-    pub fn take(&self) -> HashMap<String, AppChanges> {
-        std::mem::take(&mut *self.lock())
+    pub fn take(&self) -> Taken {
+        let mut waiting = self.lock();
+        Taken {
+            apps: std::mem::take(&mut waiting.apps),
+            upto: waiting.last,
+        }
     }
 
     /// Waits until something is waiting (returns at once if something came since the last
@@ -56,15 +114,16 @@ impl NodeShare {
         self.changed.notified().await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppChanges>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn app(&self, app_id: &str, change: impl FnOnce(&mut AppChanges)) {
         let mut waiting = self.lock();
-        match waiting.get_mut(app_id) {
+        waiting.last += 1;
+        match waiting.apps.get_mut(app_id) {
             Some(changes) => change(changes),
-            None => change(waiting.entry(app_id.to_owned()).or_default()),
+            None => change(waiting.apps.entry(app_id.to_owned()).or_default()),
         }
         drop(waiting);
         self.changed.notify_one();
@@ -97,9 +156,34 @@ mod tests {
         share.connections_changed("2");
         share.changed().await;
         let taken = share.take();
-        assert_eq!(taken["1"].channels, HashMap::from([(news, 2)]));
-        assert!(!taken["1"].connections);
-        assert!(taken["2"].connections && taken["2"].channels.is_empty());
-        assert!(share.take().is_empty());
+        assert_eq!(taken.apps["1"].channels, HashMap::from([(news.clone(), 2)]));
+        assert!(!taken.apps["1"].connections);
+        assert!(taken.apps["2"].connections && taken.apps["2"].channels.is_empty());
+        assert_eq!(taken.upto, 5);
+        assert!(share.take().apps.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_claim_counts_the_channel_and_waits_until_it_is_written() {
+        let share = std::sync::Arc::new(NodeShare::default());
+        let news = ChannelName::parse("news", 164).unwrap();
+        let claiming = tokio::spawn({
+            let share = share.clone();
+            let news = news.clone();
+            async move {
+                share
+                    .claim("1", &news, std::time::Duration::from_secs(30))
+                    .await
+            }
+        });
+        share.changed().await;
+        let taken = share.take();
+        assert_eq!(taken.apps["1"].channels, HashMap::from([(news, 1)]));
+        assert!(!claiming.is_finished());
+        share.written(taken.upto);
+        tokio::time::timeout(std::time::Duration::from_secs(5), claiming)
+            .await
+            .expect("the claim returns once written")
+            .unwrap();
     }
 }

@@ -79,7 +79,8 @@ impl ClusterState {
             }
             if !self.link.reachable() {
                 // Written again in full once Redis is back.
-                self.share.take();
+                let taken = self.share.take();
+                self.share.written(taken.upto);
                 rewrite_all = true;
                 continue;
             }
@@ -90,12 +91,13 @@ impl ClusterState {
                 }
             }
             rewrite_all |= self.share.take_rewrite();
+            let taken = self.share.take();
             let written = if rewrite_all {
-                self.share.take();
                 self.write_all().await
             } else {
-                self.write_changes().await
+                self.write_changes(taken.apps).await
             };
+            self.share.written(taken.upto);
             // A failed write is repaired by writing everything once Redis answers again.
             rewrite_all = !written;
         }
@@ -204,9 +206,9 @@ impl ClusterState {
         written
     }
 
-    async fn write_changes(&self) -> bool {
+    async fn write_changes(&self, apps: HashMap<String, AppChanges>) -> bool {
         let mut written = true;
-        for (app_id, changes) in self.share.take() {
+        for (app_id, changes) in apps {
             written &= self.write(&app_id, &changes, false).await;
         }
         written
