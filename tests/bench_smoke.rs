@@ -174,6 +174,25 @@ fn fanout_delivers_everything_through_a_server_that_closes_every_connection() {
 }
 
 #[test]
+fn fanout_with_an_api_port_triggers_there_and_subscribes_on_the_port() {
+    let server = TestServer::start();
+    // The proxy stands for another node: only the triggers may go through it.
+    let proxy = ClosingProxy::start(server.port);
+    let report = bench(
+        &server,
+        &format!(
+            "fanout --subscribers 10 --events 6 --posters 2 --api-port {} --api-server-pid {}",
+            proxy.port,
+            server.pid()
+        ),
+    );
+    assert_eq!(report["deliveries"], 60, "{report}");
+    assert_eq!(proxy.requests(), 6, "every trigger went to --api-port");
+    assert_eq!(report["api_reconnects"], 6 - 2, "{report}");
+    assert!(report["api_server_cpu_ms"].is_number(), "{report}");
+}
+
+#[test]
 fn presence_members_all_see_the_full_count() {
     let server = TestServer::start();
     let report = bench(&server, "presence --members 20");

@@ -49,18 +49,33 @@ impl Report {
         per: &str,
         count: usize,
     ) -> &mut Self {
+        self.add_process_usage("server", usage, per, count)
+    }
+
+    /// The same figures for any measured process, named `{process}_cpu_ms`,
+    /// `{process}_cpu_us_per_{per}` and `{process}_rss_mib`.
+    pub fn add_process_usage(
+        &mut self,
+        process: &str,
+        usage: Option<UsageDelta>,
+        per: &str,
+        count: usize,
+    ) -> &mut Self {
         let Some(usage) = usage else {
             return self;
         };
         let cpu = usage.cpu.as_secs_f64();
-        self.add_f64("server_cpu_ms", cpu * 1000.0);
+        self.add_f64(&format!("{process}_cpu_ms"), cpu * 1000.0);
         if count > 0 {
             self.add_f64(
-                &format!("server_cpu_us_per_{per}"),
+                &format!("{process}_cpu_us_per_{per}"),
                 cpu * 1e6 / count as f64,
             );
         }
-        self.add_f64("server_rss_mib", usage.rss_bytes as f64 / (1024.0 * 1024.0));
+        self.add_f64(
+            &format!("{process}_rss_mib"),
+            usage.rss_bytes as f64 / (1024.0 * 1024.0),
+        );
         self
     }
 

@@ -2,6 +2,8 @@
 //! API (each to every channel), on an open-loop schedule at a fixed rate or as fast as the
 //! posters can. Each event carries its scheduled send time, so latency is measured from when
 //! the event *should* have been sent: a server that stalls the trigger cannot hide the delay.
+//! With `--api-port` the triggers go to another node of a cluster (same host) than the one the
+//! subscribers are on, so every delivery crosses the cluster's backend.
 
 use std::time::Duration;
 
@@ -47,6 +49,24 @@ pub struct FanoutArgs {
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 200)]
     pub concurrency: usize,
+    /// Port of the node that takes the HTTP API triggers, on the same `--host`; the
+    /// subscribers stay on `--port`. Default: `--port`.
+    #[arg(long)]
+    pub api_port: Option<u16>,
+    /// PID of the node behind `--api-port`, to report its CPU time and RSS as well
+    /// (`api_server_cpu_ms`, `api_server_cpu_us_per_delivery`, `api_server_rss_mib`).
+    #[arg(long)]
+    pub api_server_pid: Option<u32>,
+}
+
+impl FanoutArgs {
+    /// Where the triggers go: `--api-port` on the same host, or the subscribers' server.
+    fn api_target(&self, target: &Target) -> Target {
+        Target {
+            port: self.api_port.unwrap_or(target.port),
+            ..target.clone()
+        }
+    }
 }
 
 /// What one subscriber saw.
@@ -85,9 +105,11 @@ pub async fn run(
     drop(launch);
     ready.wait(args.subscribers).await?;
 
+    let api = args.api_target(target);
     let meter = Meter::start(server)?;
+    let api_meter = Meter::start(args.api_server_pid.map(ServerProcess::new))?;
     let started = Instant::now();
-    let reconnects = post_all(target, args, &channels, epoch, started).await?;
+    let reconnects = post_all(&api, args, &channels, epoch, started).await?;
     let posted = started.elapsed();
     let mut collecting = std::pin::pin!(collect(tasks));
     let results = tokio::select! {
@@ -103,6 +125,7 @@ pub async fn run(
         started,
         took: posted,
         reconnects,
+        usage: api_meter.read()?,
     };
     summarize(args, results, &posting, usage)
 }
@@ -112,6 +135,8 @@ struct Posting {
     started: Instant,
     took: Duration,
     reconnects: usize,
+    /// The `--api-server-pid` node's resource use, when one was given.
+    usage: Option<UsageDelta>,
 }
 
 fn summarize(
@@ -145,7 +170,8 @@ fn summarize(
         .add("api_reconnects", posting.reconnects)
         .add_f64("deliveries_per_sec", delivered as f64 / span)
         .add_latencies("latency_", &latencies)
-        .add_server_usage(usage, "delivery", delivered);
+        .add_server_usage(usage, "delivery", delivered)
+        .add_process_usage("api_server", posting.usage, "delivery", delivered);
     if delivered != expected {
         return Err(BenchError::Incomplete(format!(
             "delivered {delivered} of {expected} events"
