@@ -32,6 +32,14 @@ fn start_node_timing_out(redis: &RedisServer, app_lines: &str, node_timeout: u64
     ))
 }
 
+/// The app `lines` with one webhook endpoint at `receiver` for occupancy events.
+fn with_occupancy_webhooks(receiver: &WebhookReceiver, lines: &str) -> String {
+    format!(
+        "{lines}\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
+        receiver.url()
+    )
+}
+
 fn kill_9(node: &TestServer) {
     let status = Command::new("kill")
         .args(["-KILL", &node.pid().to_string()])
@@ -147,10 +155,7 @@ async fn max_connections_is_the_apps_quota_across_the_cluster() {
 async fn occupancy_webhooks_fire_once_per_cluster_transition() {
     let redis = RedisServer::start();
     let mut receiver = WebhookReceiver::start().await;
-    let app = format!(
-        "webhook_vacate_delay_ms = 0\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
-        receiver.url()
-    );
+    let app = with_occupancy_webhooks(&receiver, "webhook_vacate_delay_ms = 0");
     let (a, b) = (start_node(&redis, &app), start_node(&redis, &app));
     let mut on_a = Client::connect(&a).await;
     let mut on_b = Client::connect(&b).await;
@@ -171,9 +176,9 @@ async fn occupancy_webhooks_fire_once_per_cluster_transition() {
 async fn a_killed_node_is_cleaned_up_once_within_the_node_timeout() {
     let redis = RedisServer::start();
     let mut receiver = WebhookReceiver::start().await;
-    let app = format!(
-        "max_connections = 3\nwebhook_vacate_delay_ms = 0\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
-        receiver.url()
+    let app = with_occupancy_webhooks(
+        &receiver,
+        "max_connections = 3\nwebhook_vacate_delay_ms = 0",
     );
     let (a, b, doomed) = (
         start_node_timing_out(&redis, &app, NODE_TIMEOUT),
@@ -223,10 +228,7 @@ async fn a_killed_node_is_cleaned_up_once_within_the_node_timeout() {
 async fn the_vacate_delay_is_cancelled_by_a_subscriber_on_another_node() {
     let redis = RedisServer::start();
     let mut receiver = WebhookReceiver::start().await;
-    let app = format!(
-        "webhook_vacate_delay_ms = 1000\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
-        receiver.url()
-    );
+    let app = with_occupancy_webhooks(&receiver, "webhook_vacate_delay_ms = 1000");
     let (a, b) = (start_node(&redis, &app), start_node(&redis, &app));
     let mut on_a = Client::connect(&a).await;
     let mut on_b = Client::connect(&b).await;
@@ -254,10 +256,7 @@ async fn the_vacate_delay_is_cancelled_by_a_subscriber_on_another_node() {
 async fn a_stopped_node_leaves_at_once_and_a_survivor_raises_its_waiting_vacate() {
     let redis = RedisServer::start();
     let mut receiver = WebhookReceiver::start().await;
-    let app = format!(
-        "webhook_vacate_delay_ms = 500\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
-        receiver.url()
-    );
+    let app = with_occupancy_webhooks(&receiver, "webhook_vacate_delay_ms = 500");
     let (a, mut leaving) = (start_node(&redis, &app), start_node(&redis, &app));
     let mut on_a = Client::connect(&a).await;
     on_a.subscribe("stays").await;

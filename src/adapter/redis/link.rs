@@ -118,32 +118,29 @@ impl Link {
     ) -> Option<T> {
         let connected = self.connected()?;
         let mut commands = connected.commands;
-        match script.invoke_async(&mut commands).await {
-            Ok(answer) => Some(answer),
-            Err(error) => {
-                tracing::debug!(%error, "a Redis script failed");
-                if error.is_unrecoverable_error() || error.is_timeout() {
-                    self.report_broken(connected.generation);
-                }
-                None
-            }
-        }
+        let answer = script.invoke_async(&mut commands).await;
+        self.answered(connected.generation, answer)
     }
 
     /// Runs one command (a read); `None` as for [`Link::invoke`].
     pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Option<T> {
         let connected = self.connected()?;
         let mut commands = connected.commands;
-        match command.query_async(&mut commands).await {
-            Ok(answer) => Some(answer),
-            Err(error) => {
+        let answer = command.query_async(&mut commands).await;
+        self.answered(connected.generation, answer)
+    }
+
+    /// The answer of a command sent on the connections of `generation`; a failure that
+    /// means the connection is gone has it replaced.
+    fn answered<T>(&self, generation: u64, answer: redis::RedisResult<T>) -> Option<T> {
+        answer
+            .inspect_err(|error| {
                 tracing::debug!(%error, "a Redis command failed");
                 if error.is_unrecoverable_error() || error.is_timeout() {
-                    self.report_broken(connected.generation);
+                    self.report_broken(generation);
                 }
-                None
-            }
-        }
+            })
+            .ok()
     }
 
     /// A receiver that sees every change of [`Link::reachable`].
