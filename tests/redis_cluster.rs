@@ -219,3 +219,24 @@ async fn terminate_connections_on_one_node_closes_the_users_connections_on_every
     assert_eq!(alice_on_b.expect_close().await, 4009);
     bob_on_b.assert_nothing_pending().await;
 }
+
+#[tokio::test]
+async fn an_event_sent_to_a_user_reaches_the_users_connections_on_every_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (start_node(&redis), start_node(&redis));
+    let mut tab_on_a = Client::connect(&a).await;
+    let mut tab_on_b = Client::connect(&b).await;
+    let mut bob_on_b = Client::connect(&b).await;
+    tab_on_a.sign_in("alice").await;
+    tab_on_b.sign_in("alice").await;
+    bob_on_b.sign_in("bob").await;
+    trigger_on(&a, "#server-to-user-alice", "greeting", None).await;
+    for tab in [&mut tab_on_a, &mut tab_on_b] {
+        let frame = tab.recv().await;
+        assert_eq!(frame["event"], "greeting", "{frame}");
+        assert_eq!(frame["channel"], "#server-to-user-alice");
+    }
+    // Bob gets nothing; a later event to him is his next frame (ordered behind any stray one).
+    trigger_on(&a, "#server-to-user-bob", "for-bob", None).await;
+    assert_eq!(bob_on_b.recv().await["event"], "for-bob");
+}
