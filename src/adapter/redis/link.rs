@@ -91,23 +91,12 @@ impl Link {
             .clone()
     }
 
-    /// Publishes `message` on `name`; `false` when Redis is away or did not take it (the
-    /// link then reconnects).
-    pub async fn publish(&self, name: String, message: Vec<u8>) -> bool {
-        let Some(connected) = self.connected() else {
-            return false;
-        };
-        let mut commands = connected.commands;
-        let published = redis::cmd("PUBLISH")
-            .arg(name)
-            .arg(message)
-            .query_async::<i64>(&mut commands)
+    /// Publishes `message` on `name`; while Redis is away it is not sent (at most once to
+    /// the other nodes).
+    pub async fn publish(&self, name: String, message: Vec<u8>) {
+        let _: Option<i64> = self
+            .query(redis::cmd("PUBLISH").arg(name).arg(message))
             .await;
-        if let Err(error) = &published {
-            tracing::debug!(%error, "a publish to Redis failed");
-            self.report_broken(connected.generation);
-        }
-        published.is_ok()
     }
 
     /// Runs `script`; `None` when Redis is away or the script failed (logged at debug; a
@@ -122,7 +111,7 @@ impl Link {
         self.answered(connected.generation, answer)
     }
 
-    /// Runs one command (a read); `None` as for [`Link::invoke`].
+    /// Runs one command; `None` as for [`Link::invoke`].
     pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Option<T> {
         let connected = self.connected()?;
         let mut commands = connected.commands;

@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
+use deadpool_redis::redis::cmd;
 use tokio_util::sync::CancellationToken;
 
 use self::envelope::NodeId;
@@ -55,10 +56,6 @@ use crate::config::{Config, RedisConfig};
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin};
 use crate::protocol::{ChannelKind, ChannelName, PresenceMember, SocketId};
 use crate::webhooks::WebhookSinks;
-
-fn redis_command(name: &str) -> deadpool_redis::redis::Cmd {
-    deadpool_redis::redis::cmd(name)
-}
 
 /// How long a first local subscriber waits for its channel's count to be written before it
 /// is greeted anyway.
@@ -79,7 +76,6 @@ pub struct RedisAdapter {
     share: Arc<NodeShare>,
     /// The cluster-state task, until started.
     cluster_state: Mutex<Option<ClusterState>>,
-    stop: CancellationToken,
     /// The running tasks, each with what stops it.
     tasks: Mutex<Vec<(CancellationToken, tokio::task::JoinHandle<()>)>>,
 }
@@ -136,7 +132,6 @@ impl RedisAdapter {
             scripts,
             share,
             cluster_state: Mutex::new(Some(cluster_state)),
-            stop: CancellationToken::new(),
             tasks: Mutex::default(),
         })
     }
@@ -201,31 +196,25 @@ impl RedisAdapter {
         taken != Some(0)
     }
 
-    async fn publish_remote(
-        &self,
-        app_id: &str,
-        channel: &ChannelName,
-        frame: &str,
-        except: Option<SocketId>,
-    ) {
-        if self.link.reachable() {
-            let message = envelope::encode(self.node, except, frame);
-            self.link
-                .publish(self.pubsub_name(app_id, channel), message)
-                .await;
-        }
+    /// Publishes `message` on `channel`'s Redis channel, to the other nodes (not sent while
+    /// Redis is away).
+    async fn publish_remote(&self, app_id: &str, channel: &ChannelName, message: Vec<u8>) {
+        self.link
+            .publish(self.pubsub_name(app_id, channel), message)
+            .await;
     }
 }
 
 #[async_trait]
 impl Adapter for RedisAdapter {
     async fn start(&self) -> Result<(), AdapterError> {
+        let stop_link = CancellationToken::new();
         let link = self
             .link
             .clone()
-            .run(self.subscriptions.clone(), self.stop.clone());
+            .run(self.subscriptions.clone(), stop_link.clone());
         // Stopped in reverse order: the cluster state leaves the cluster while the link is up.
-        let mut tasks = vec![(self.stop.clone(), tokio::spawn(link))];
+        let mut tasks = vec![(stop_link, tokio::spawn(link))];
         let cluster_state = self
             .cluster_state
             .lock()
@@ -304,7 +293,8 @@ impl Adapter for RedisAdapter {
         self.local
             .publish(app_id, channel, frame.clone(), except)
             .await?;
-        self.publish_remote(app_id, channel, &frame, except).await;
+        let message = envelope::encode(self.node, except, &frame);
+        self.publish_remote(app_id, channel, message).await;
         Ok(())
     }
 
@@ -319,7 +309,8 @@ impl Adapter for RedisAdapter {
         self.local
             .publish_cached(app_id, channel, event, except)
             .await?;
-        self.publish_remote(app_id, channel, &frame, except).await;
+        let message = envelope::encode(self.node, except, &frame);
+        self.publish_remote(app_id, channel, message).await;
         Ok(())
     }
 
@@ -369,10 +360,10 @@ impl Adapter for RedisAdapter {
         app_id: &str,
         channel: &ChannelName,
     ) -> Result<usize, AdapterError> {
-        let command = redis_command("HGET")
+        let mut command = cmd("HGET");
+        command
             .arg(self.keys.channels(app_id))
-            .arg(channel.as_str())
-            .clone();
+            .arg(channel.as_str());
         match self.link.query::<Option<usize>>(&command).await {
             Some(count) => Ok(count.unwrap_or(0)),
             // Without Redis, this node's own.
@@ -381,9 +372,8 @@ impl Adapter for RedisAdapter {
     }
 
     async fn occupied_channels(&self, app_id: &str) -> Result<Vec<OccupiedChannel>, AdapterError> {
-        let command = redis_command("HGETALL")
-            .arg(self.keys.channels(app_id))
-            .clone();
+        let mut command = cmd("HGETALL");
+        command.arg(self.keys.channels(app_id));
         match self
             .link
             .query::<std::collections::HashMap<String, usize>>(&command)
@@ -442,13 +432,9 @@ impl Adapter for RedisAdapter {
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError> {
         self.local.terminate_user(app_id, user_id).await?;
         // Every node with a connection of the user is subscribed to the user's channel.
-        if let Ok(channel) = ChannelName::server_to_user(user_id)
-            && self.link.reachable()
-        {
+        if let Ok(channel) = ChannelName::server_to_user(user_id) {
             let message = envelope::encode_terminate(self.node);
-            self.link
-                .publish(self.pubsub_name(app_id, &channel), message)
-                .await;
+            self.publish_remote(app_id, &channel, message).await;
         }
         Ok(())
     }

@@ -8,16 +8,19 @@
 
 use deadpool_redis::redis::Script;
 
-/// Put before each script that writes a node's state. `register(nodes, node)` adds the node
-/// to the cluster if it is missing (its first write, or it was taken for dead) and says so, so
-/// that no state is ever written by a node a clean-up could not find; `transition` records
-/// an occupancy transition.
+/// Put before each script that writes a node's state or reads the time. `now_ms()` is Redis's
+/// clock in milliseconds; `register(nodes, node)` adds the node to the cluster if it is
+/// missing (its first write, or it was taken for dead) and says so, so that no state is ever
+/// written by a node a clean-up could not find; `transition` records an occupancy transition.
 const HELPERS: &str = r"
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
 local function register(nodes, node)
   if redis.call('ZSCORE', nodes, node) then return 0 end
-  local time = redis.call('TIME')
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  redis.call('ZADD', nodes, now, node)
+  redis.call('ZADD', nodes, now_ms(), node)
   return 1
 end
 
@@ -42,9 +45,7 @@ local function transition(out, app, app_key, channel, occupied, delay_ms, prefix
     if tonumber(delay_ms) > 0 then
       token = tostring(redis.call('INCR', prefix .. ':vacate-seq'))
       redis.call('SET', waiting, token, 'PX', 2 * tonumber(delay_ms) + 60000)
-      local time = redis.call('TIME')
-      local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-      redis.call('ZADD', prefix .. ':vacating', now + tonumber(delay_ms),
+      redis.call('ZADD', prefix .. ':vacating', now_ms() + tonumber(delay_ms),
         app .. '\n' .. channel .. '\n' .. token)
     end
     table.insert(out, 'v')
@@ -144,8 +145,7 @@ return 1 + registered
 ///
 /// KEYS: nodes. ARGV: node id, timeout in ms.
 const HEARTBEAT: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
 table.insert(dead, 1, tostring(added))
@@ -161,8 +161,7 @@ return dead
 const CLEAN_UP_NODE: &str = r"
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score then return false end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 if tonumber(score) >= now - tonumber(ARGV[2]) then return false end
 redis.call('ZREM', KEYS[1], ARGV[1])
 local prefix, node = ARGV[3], ARGV[1]
@@ -214,8 +213,7 @@ return 1
 ///
 /// KEYS: `P:vacating`. ARGV: key prefix, grace in ms.
 const SWEEP_VACATES: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 1000)
 local raise = {}
 for _, entry in ipairs(due) do
@@ -250,10 +248,10 @@ impl Default for Scripts {
             sync_channels: Script::new(&format!("{HELPERS}{SYNC_CHANNELS}")),
             sync_connections: Script::new(&format!("{HELPERS}{SYNC_CONNECTIONS}")),
             open_connection: Script::new(&format!("{HELPERS}{OPEN_CONNECTION}")),
-            heartbeat: Script::new(HEARTBEAT),
+            heartbeat: Script::new(&format!("{HELPERS}{HEARTBEAT}")),
             clean_up_node: Script::new(&format!("{HELPERS}{CLEAN_UP_NODE}")),
             confirm_vacate: Script::new(CONFIRM_VACATE),
-            sweep_vacates: Script::new(SWEEP_VACATES),
+            sweep_vacates: Script::new(&format!("{HELPERS}{SWEEP_VACATES}")),
         }
     }
 }

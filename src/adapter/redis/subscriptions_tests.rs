@@ -77,6 +77,12 @@ fn from_elsewhere(frame: &str) -> Vec<u8> {
     encode(NodeId::random(), None, frame)
 }
 
+/// A task pinning `NAME` of app 1, as a subscribing socket does.
+fn spawn_pin(registry: &Arc<Subscriptions>) -> tokio::task::JoinHandle<Pin> {
+    let registry = registry.clone();
+    tokio::spawn(async move { registry.pin(NAME.to_owned(), "1", &channel()).await })
+}
+
 /// Lets spawned tasks run until they wait again.
 async fn settle() {
     for _ in 0..10 {
@@ -88,10 +94,7 @@ async fn settle() {
 async fn a_subscriber_is_greeted_after_the_acknowledgement_and_misses_nothing_after_it() {
     let link = ScriptedLink::up(1);
     let (registry, hub) = setup(&link);
-    let pinning = tokio::spawn({
-        let registry = registry.clone();
-        async move { registry.pin(NAME.to_owned(), "1", &channel()).await }
-    });
+    let pinning = spawn_pin(&registry);
     settle().await;
     assert_eq!(link.pending(), [("SUBSCRIBE", NAME.to_owned())]);
     assert!(!pinning.is_finished(), "greeted before Redis acknowledged");
@@ -120,10 +123,7 @@ async fn a_nodes_own_messages_and_foreign_ones_are_skipped() {
     let node = NodeId::random();
     let hub = Arc::new(Hub::default());
     let registry = Subscriptions::new(node, hub.clone(), link.clone(), 1024);
-    let pinning = tokio::spawn({
-        let registry = registry.clone();
-        async move { registry.pin(NAME.to_owned(), "1", &channel()).await }
-    });
+    let pinning = spawn_pin(&registry);
     settle().await;
     link.answer("SUBSCRIBE", NAME, true);
     let pin = pinning.await.unwrap();
@@ -150,10 +150,7 @@ async fn a_nodes_own_messages_and_foreign_ones_are_skipped() {
 async fn the_last_subscriber_leaving_unsubscribes_and_a_newcomer_meanwhile_resubscribes() {
     let link = ScriptedLink::up(1);
     let (registry, hub) = setup(&link);
-    let pinning = tokio::spawn({
-        let registry = registry.clone();
-        async move { registry.pin(NAME.to_owned(), "1", &channel()).await }
-    });
+    let pinning = spawn_pin(&registry);
     settle().await;
     link.answer("SUBSCRIBE", NAME, true);
     let socket = SocketId::random();
@@ -172,10 +169,7 @@ async fn the_last_subscriber_leaving_unsubscribes_and_a_newcomer_meanwhile_resub
     registry.release(NAME);
     assert_eq!(link.pending(), [("UNSUBSCRIBE", NAME.to_owned())]);
     // A newcomer while the UNSUBSCRIBE is out waits for it, then for a new SUBSCRIBE.
-    let newcomer = tokio::spawn({
-        let registry = registry.clone();
-        async move { registry.pin(NAME.to_owned(), "1", &channel()).await }
-    });
+    let newcomer = spawn_pin(&registry);
     settle().await;
     link.answer("UNSUBSCRIBE", NAME, true);
     settle().await;
@@ -221,10 +215,7 @@ async fn without_redis_subscribers_are_served_at_once_and_resubscribed_on_reconn
 async fn a_refused_subscription_serves_locally_and_the_buffer_is_bounded() {
     let link = ScriptedLink::up(1);
     let (registry, _hub) = setup(&link);
-    let pinning = tokio::spawn({
-        let registry = registry.clone();
-        async move { registry.pin(NAME.to_owned(), "1", &channel()).await }
-    });
+    let pinning = spawn_pin(&registry);
     settle().await;
     // Far more than the 1024-byte bound arrives before the acknowledgement.
     for _ in 0..100 {

@@ -93,9 +93,9 @@ impl ClusterState {
             rewrite_all |= self.share.take_rewrite();
             let taken = self.share.take();
             let written = if rewrite_all {
-                self.write_all().await
+                self.write_apps(self.whole_share(), true).await
             } else {
-                self.write_changes(taken.apps).await
+                self.write_apps(taken.apps, false).await
             };
             self.share.written(taken.upto);
             // A failed write is repaired by writing everything once Redis answers again.
@@ -188,28 +188,31 @@ impl ClusterState {
         }
     }
 
-    /// Writes this node's whole share (every app it has state of); whether it all went.
-    async fn write_all(&self) -> bool {
-        let mut written = true;
-        for app_id in self.hub.app_ids() {
-            let channels = self.hub.app(&app_id);
-            let changes = AppChanges {
-                channels: channels
-                    .occupied_channels()
-                    .into_iter()
-                    .filter(|(channel, _)| channel.kind() != ChannelKind::ServerToUser)
-                    .collect(),
-                connections: true,
-            };
-            written &= self.write(&app_id, &changes, true).await;
-        }
-        written
+    /// This node's whole share, read from the hub: every app it has state of.
+    fn whole_share(&self) -> HashMap<String, AppChanges> {
+        self.hub
+            .app_ids()
+            .into_iter()
+            .map(|app_id| {
+                let channels = self.hub.app(&app_id).occupied_channels();
+                let changes = AppChanges {
+                    channels: channels
+                        .into_iter()
+                        .filter(|(channel, _)| channel.kind() != ChannelKind::ServerToUser)
+                        .collect(),
+                    connections: true,
+                };
+                (app_id, changes)
+            })
+            .collect()
     }
 
-    async fn write_changes(&self, apps: HashMap<String, AppChanges>) -> bool {
+    /// Writes `apps`' changes (replacing all the node held for them, when `replace`);
+    /// whether it all went.
+    async fn write_apps(&self, apps: HashMap<String, AppChanges>, replace: bool) -> bool {
         let mut written = true;
         for (app_id, changes) in apps {
-            written &= self.write(&app_id, &changes, false).await;
+            written &= self.write(&app_id, &changes, replace).await;
         }
         written
     }
