@@ -1,8 +1,8 @@
 //! Several real Relay processes on one private redis-server: what one node publishes reaches
 //! the subscribers of the others exactly once, with the publisher's exclusion, in order; a
 //! subscription acknowledged on one node catches a publish made on another right after it;
-//! and losing Redis leaves each node serving its own clients, `/ready` saying so, until Redis
-//! is back and the subscriptions are restored.
+//! losing Redis leaves each node serving its own clients, `/ready` saying so, until Redis is
+//! back and the subscriptions are restored; and a cache channel's last event is the cluster's.
 
 mod common;
 
@@ -239,4 +239,40 @@ async fn an_event_sent_to_a_user_reaches_the_users_connections_on_every_node() {
     // Bob gets nothing; a later event to him is his next frame (ordered behind any stray one).
     trigger_on(&a, "#server-to-user-bob", "for-bob", None).await;
     assert_eq!(bob_on_b.recv().await["event"], "for-bob");
+}
+
+#[tokio::test]
+async fn a_cache_channels_last_event_is_the_clusters() {
+    let redis = RedisServer::start();
+    let (a, b) = (start_node(&redis), start_node(&redis));
+    let mut watcher_on_b = Client::connect(&b).await;
+    watcher_on_b.subscribe("cache-news").await;
+    assert_eq!(
+        watcher_on_b.recv().await["event"],
+        "pusher:cache_miss",
+        "nothing cached yet"
+    );
+    trigger_on(&a, "cache-news", "first", None).await;
+    assert_eq!(watcher_on_b.recv_event("first").await["data"], "first");
+
+    // A node that never saw the channel greets its first subscriber with the cluster's event.
+    let c = start_node(&redis);
+    let mut late_on_c = Client::connect(&c).await;
+    late_on_c.subscribe("cache-news").await;
+    assert_eq!(late_on_c.recv_event("first").await["data"], "first");
+
+    // Published on B: every subscriber, the publisher's node's included, gets it once.
+    let mut on_b = Client::connect(&b).await;
+    on_b.subscribe("cache-news").await;
+    on_b.recv_event("first").await;
+    trigger_on(&b, "cache-news", "second", None).await;
+    for client in [&mut watcher_on_b, &mut late_on_c, &mut on_b] {
+        assert_eq!(client.recv_event("second").await["data"], "second");
+    }
+    for client in [&mut watcher_on_b, &mut late_on_c, &mut on_b] {
+        client.assert_nothing_pending().await;
+    }
+    let info = api(&a, "GET", "/channels/cache-news", &[("info", "cache")], "").await;
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.json()["cache"]["data"], "second", "{}", info.body);
 }

@@ -83,6 +83,28 @@ impl LocalAdapter {
         app.count_delivered(delivered);
     }
 
+    /// Subscribes as [`Adapter::subscribe`] does; a cache channel's subscriber is greeted with
+    /// `cached` when it is given (see [`AppChannels::subscribe_with`]).
+    ///
+    /// [`AppChannels::subscribe_with`]: crate::hub::AppChannels::subscribe_with
+    pub fn subscribe_with(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        socket: SocketId,
+        outbox: &Outbox,
+        greeting: Option<&ByteString>,
+        cached: Option<Option<CachedEvent>>,
+    ) {
+        let channels = self.hub.app(&app.id);
+        let raised = self.raised(&app.id);
+        let outbox = outbox.clone();
+        let added = channels.subscribe_with(channel, socket, outbox, greeting, cached, &raised);
+        if added && is_counted(app, channel) {
+            count_changed(&app.id, &channels, &self.webhooks, channel);
+        }
+    }
+
     fn raised<'a>(&'a self, app_id: &'a str) -> RaisedWebhooks<'a> {
         RaisedWebhooks {
             app_id,
@@ -115,12 +137,7 @@ impl Adapter for LocalAdapter {
         outbox: &Outbox,
         greeting: Option<&ByteString>,
     ) -> Result<(), AdapterError> {
-        let channels = self.hub.app(&app.id);
-        let raised = self.raised(&app.id);
-        let added = channels.subscribe(channel, socket, outbox.clone(), greeting, &raised);
-        if added && is_counted(app, channel) {
-            count_changed(&app.id, &channels, &self.webhooks, channel);
-        }
+        self.subscribe_with(app, channel, socket, outbox, greeting, None);
         Ok(())
     }
 

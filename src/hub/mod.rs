@@ -36,7 +36,7 @@ pub use outbox::{
     CloseFrame, EndRequest, OutboundFrame, Outbox, OutboxLimits, OutboxOwner, OutboxSignals,
     OutboxWriter, Refused, outbox,
 };
-pub use presence::{PresenceJoin, PresenceRoster};
+pub use presence::{PresenceJoin, PresenceRoster, presence_subscription_data};
 pub use users::SignedInUsers;
 
 /// Subscriptions of every app on this node.
@@ -150,14 +150,30 @@ impl AppChannels {
         greeting: Option<&ByteString>,
         events: &dyn HubEvents,
     ) -> bool {
+        self.subscribe_with(channel, socket, outbox, greeting, None, events)
+    }
+
+    /// As [`AppChannels::subscribe`], but a cache channel's greeting is followed by `cached`
+    /// when it is given (the cluster's last event, read where the socket takes its place in
+    /// the channel's stream) instead of this node's.
+    pub fn subscribe_with(
+        &self,
+        channel: &ChannelName,
+        socket: SocketId,
+        outbox: Outbox,
+        greeting: Option<&ByteString>,
+        cached: Option<Option<CachedEvent>>,
+        events: &dyn HubEvents,
+    ) -> bool {
         let mut channels = write(&self.channels);
         let mut missed = false;
         if let Some(greeting) = greeting {
             outbox.push(greeting.clone());
             if channel.is_cache() {
-                let cached = self
-                    .cache
-                    .get(channel.as_str(), tokio::time::Instant::now());
+                let cached = cached.unwrap_or_else(|| {
+                    self.cache
+                        .get(channel.as_str(), tokio::time::Instant::now())
+                });
                 missed = cached.is_none();
                 outbox.push(match cached {
                     Some(event) => event.frame,

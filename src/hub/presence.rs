@@ -173,14 +173,31 @@ struct PresenceData<'a> {
 }
 
 fn subscription_data(users: &HashMap<String, Member>) -> String {
+    presence_subscription_data(users.iter().map(|(key, m)| {
+        (
+            key.as_str(),
+            &*m.member.user_id_json,
+            m.member.user_info.as_deref(),
+        )
+    }))
+}
+
+/// The `subscription_succeeded` payload of a presence channel with `members` (user key, user
+/// id as sent, user info), `{"presence":{"ids":…,"hash":…,"count":…}}`.
+pub fn presence_subscription_data<'a>(
+    members: impl IntoIterator<Item = (&'a str, &'a RawValue, Option<&'a RawValue>)>,
+) -> String {
+    let mut ids = Vec::new();
+    let mut hash = HashMap::new();
+    for (key, id, info) in members {
+        ids.push(id);
+        hash.insert(key, info);
+    }
     let data = SubscriptionData {
         presence: PresenceData {
-            ids: users.values().map(|m| &*m.member.user_id_json).collect(),
-            hash: users
-                .iter()
-                .map(|(key, m)| (key.as_str(), m.member.user_info.as_deref()))
-                .collect(),
-            count: users.len(),
+            count: ids.len(),
+            ids,
+            hash,
         },
     };
     serde_json::to_string(&data).expect("raw JSON always serializes")

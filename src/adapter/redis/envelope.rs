@@ -5,8 +5,16 @@
 //! `R1|<node id>|<socket id or nothing>|<frame>`: a version tag, two fields that cannot hold
 //! `|`, then the frame's bytes untouched, so a receiving node copies them once and parses
 //! nothing but the header. `T1|<node id>|`, published on a user's `#server-to-user-` channel,
-//! closes that user's connections on every node (`terminate_connections`). Anything else on a
-//! Relay channel is ignored (another version, another program publishing on the prefix).
+//! closes that user's connections on every node (`terminate_connections`).
+//!
+//! Frames that must take their place in the channel's stream on every node, the publisher's
+//! included, are published by the Redis scripts that change the state they belong to: `M1|<socket
+//! id or nothing>|<frame>` is a presence member event (`presence`), `E1|…` the same for a cache
+//! channel's event (`cache`; counted toward the daily quota like any broadcast, which member
+//! events are not), and `J1|<node id>|<token>` marks where in the stream a read of that state
+//! happened (a presence join, a cache channel's last event), so the reading node adds its
+//! socket exactly there (the `subscriptions` registry). Anything else on a Relay
+//! channel is ignored (another version, another program publishing on the prefix).
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -15,6 +23,9 @@ use crate::protocol::SocketId;
 
 const TAG: &[u8] = b"R1|";
 const TERMINATE_TAG: &[u8] = b"T1|";
+const MEMBER_TAG: &[u8] = b"M1|";
+const EVENT_TAG: &[u8] = b"E1|";
+const MARKER_TAG: &[u8] = b"J1|";
 
 /// A node of the cluster, named by 64 random bits at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +61,8 @@ pub struct Broadcast {
     pub except: Option<SocketId>,
     /// The frame to deliver.
     pub frame: ByteString,
+    /// Whether its deliveries count toward the app's daily message quota.
+    pub counted: bool,
 }
 
 /// What another node published.
@@ -62,6 +75,40 @@ pub enum Received {
         /// The node that asked.
         origin: NodeId,
     },
+    /// A frame for every node's subscribers but `except` (no node delivered it before).
+    ForEveryNode(Broadcast),
+    /// Where `origin`'s join number `token` happened in the channel's stream.
+    JoinMarker {
+        /// The joining node.
+        origin: NodeId,
+        /// The join's number on that node.
+        token: u64,
+    },
+}
+
+/// The message a presence script publishes for a member event `frame`, leaving out `except`.
+pub fn encode_member(except: Option<SocketId>, frame: &str) -> Vec<u8> {
+    encode_for_every_node(MEMBER_TAG, except, frame)
+}
+
+/// The message a cache script publishes for the event `frame`, leaving out `except`.
+pub fn encode_cached(except: Option<SocketId>, frame: &str) -> Vec<u8> {
+    encode_for_every_node(EVENT_TAG, except, frame)
+}
+
+fn encode_for_every_node(tag: &[u8], except: Option<SocketId>, frame: &str) -> Vec<u8> {
+    let except = except.map(|socket| socket.to_string()).unwrap_or_default();
+    let mut message = Vec::with_capacity(tag.len() + except.len() + 1 + frame.len());
+    message.extend_from_slice(tag);
+    message.extend_from_slice(except.as_bytes());
+    message.push(b'|');
+    message.extend_from_slice(frame.as_bytes());
+    message
+}
+
+/// The marker a presence script publishes for `origin`'s join number `token`.
+pub fn encode_join_marker(origin: NodeId, token: u64) -> Vec<u8> {
+    format!("J1|{origin}|{token}").into_bytes()
 }
 
 /// The message `origin` publishes to close a user's connections on every node.
@@ -77,7 +124,34 @@ pub fn decode_any(message: &[u8]) -> Option<Received> {
             origin: NodeId::parse(origin)?,
         });
     }
+    for (tag, counted) in [(MEMBER_TAG, false), (EVENT_TAG, true)] {
+        if let Some(rest) = message.strip_prefix(tag) {
+            let (except, frame) = split_field(rest)?;
+            return Some(Received::ForEveryNode(Broadcast {
+                // Published by a script, for every node alike.
+                origin: NodeId(0),
+                except: parse_except(except)?,
+                frame: ByteString::try_from(Bytes::copy_from_slice(frame)).ok()?,
+                counted,
+            }));
+        }
+    }
+    if let Some(rest) = message.strip_prefix(MARKER_TAG) {
+        let (origin, token) = split_field(rest)?;
+        return Some(Received::JoinMarker {
+            origin: NodeId::parse(origin)?,
+            token: std::str::from_utf8(token).ok()?.parse().ok()?,
+        });
+    }
     decode(message).map(Received::Broadcast)
+}
+
+/// The socket to leave out, from its field (empty: none); `None` when it is not one.
+fn parse_except(field: &[u8]) -> Option<Option<SocketId>> {
+    match field {
+        b"" => Some(None),
+        text => Some(Some(SocketId::parse(std::str::from_utf8(text).ok()?)?)),
+    }
 }
 
 /// The message `origin` publishes for `frame`, leaving out `except`.
@@ -99,14 +173,11 @@ pub fn decode(message: &[u8]) -> Option<Broadcast> {
     let rest = message.strip_prefix(TAG)?;
     let (origin, rest) = split_field(rest)?;
     let (except, frame) = split_field(rest)?;
-    let except = match except {
-        b"" => None,
-        text => Some(SocketId::parse(std::str::from_utf8(text).ok()?)?),
-    };
     Some(Broadcast {
         origin: NodeId::parse(origin)?,
-        except,
+        except: parse_except(except)?,
         frame: ByteString::try_from(Bytes::copy_from_slice(frame)).ok()?,
+        counted: true,
     })
 }
 
@@ -131,7 +202,8 @@ mod tests {
             Broadcast {
                 origin,
                 except: Some(socket),
-                frame: ByteString::from(frame)
+                frame: ByteString::from(frame),
+                counted: true,
             }
         );
         assert_eq!(decode(&encode(origin, None, "")).unwrap().except, None);
@@ -150,6 +222,39 @@ mod tests {
         ));
         assert_eq!(decode_any(b"T1|0123456789abcdef|extra"), None);
         assert_eq!(decode_any(b"T1|nonsense|"), None);
+    }
+
+    #[test]
+    fn member_events_and_join_markers_are_told_apart() {
+        let socket = SocketId::random();
+        let frame = r#"{"event":"pusher_internal:member_added","channel":"presence-a|b"}"#;
+        let Some(Received::ForEveryNode(member)) = decode_any(&encode_member(Some(socket), frame))
+        else {
+            panic!("not a member event");
+        };
+        assert_eq!(member.except, Some(socket));
+        assert_eq!(member.frame, frame);
+        assert!(
+            !member.counted,
+            "member events are not messages of the quota"
+        );
+        let Some(Received::ForEveryNode(event)) = decode_any(&encode_cached(None, "{}")) else {
+            panic!("not a cache event");
+        };
+        assert_eq!((event.except, event.counted), (None, true));
+        let origin = NodeId::random();
+        assert_eq!(
+            decode_any(&encode_join_marker(origin, 42)),
+            Some(Received::JoinMarker { origin, token: 42 })
+        );
+        for foreign in [
+            &b"J1|0123456789abcdef|x"[..],
+            b"J1|0123|1",
+            b"M1|x.y|{}",
+            b"E1|x|{}",
+        ] {
+            assert_eq!(decode_any(foreign), None, "{foreign:?}");
+        }
     }
 
     #[test]

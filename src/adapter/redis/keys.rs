@@ -11,6 +11,12 @@
 //! | `P:app:A:vacating:C` | string | the token of channel `C`'s waiting `channel_vacated` |
 //! | `P:vacating` | sorted set | waiting vacates `A\nC\ntoken` → when they are due (ms) |
 //! | `P:vacate-seq` | string | the last token given out |
+//! | `P:app:A:presence:C` | hash | presence channel `C`'s members: user id → `[user_id, user_info]` |
+//! | `P:app:A:presence:C:sockets` | hash | user id → the user's connections in `C`, cluster-wide |
+//! | `P:app:A:presence:C:farewells` | hash | user id → the `member_removed` message published when the user leaves |
+//! | `P:app:A:presence:C:node:N` | set | node `N`'s connections in `C`: `socket id\nuser id` |
+//! | `P:app:A:cache:C` | hash (expiring) | cache channel `C`'s last event: `frame`, `data` |
+//! | `P:node:N:presence` | set | the presence channels node `N` holds connections in: `A\nC` |
 //!
 //! Pub/sub channels are named `P:A:channel` (a namespace of their own in Redis). A node's own
 //! entries are overwritten with its local truth whenever it changes and after every
@@ -65,6 +71,23 @@ impl Keys {
         format!("{}:app:{app_id}:node-connections", self.prefix)
     }
 
+    /// The roster of the presence channel `channel`; its other keys add a suffix to it.
+    pub fn presence(&self, app_id: &str, channel: &str) -> String {
+        format!("{}:app:{app_id}:presence:{channel}", self.prefix)
+    }
+
+    pub fn node_presence(&self, app_id: &str, channel: &str, node: &str) -> String {
+        format!("{}:node:{node}", self.presence(app_id, channel))
+    }
+
+    pub fn cache(&self, app_id: &str, channel: &str) -> String {
+        format!("{}:app:{app_id}:cache:{channel}", self.prefix)
+    }
+
+    pub fn node_presence_channels(&self, node: &str) -> String {
+        format!("{}:node:{node}:presence", self.prefix)
+    }
+
     /// The pub/sub channel of `channel` of `app_id`. Pusher channel names hold no `:`, so the
     /// name is unambiguous whatever the app id.
     pub fn pubsub(&self, app_id: &str, channel: &str) -> String {
@@ -86,5 +109,15 @@ mod tests {
         assert_eq!(keys.connections("7"), "relay:app:7:connections");
         assert_eq!(keys.node_connections("7"), "relay:app:7:node-connections");
         assert_eq!(keys.pubsub("7", "news"), "relay:7:news");
+        assert_eq!(
+            keys.presence("7", "presence-a"),
+            "relay:app:7:presence:presence-a"
+        );
+        assert_eq!(
+            keys.node_presence("7", "presence-a", "n1"),
+            "relay:app:7:presence:presence-a:node:n1"
+        );
+        assert_eq!(keys.node_presence_channels("n1"), "relay:node:n1:presence");
+        assert_eq!(keys.cache("7", "cache-a"), "relay:app:7:cache:cache-a");
     }
 }

@@ -24,12 +24,20 @@
 //! `terminate_connections` is published on the user's own channel, which every node with a
 //! connection of the user is subscribed to.
 //!
-//! Still each node's own in this version (the [`LocalAdapter`] inside): presence members and
-//! their webhooks, watchlists, cache channels' last events, subscription-count announcements.
+//! Presence is the cluster's ([`presence`]): one roster per channel in Redis, member events
+//! once per user cluster-wide, each joiner placed exactly in the channel's stream.
+//!
+//! A cache channel's last event is the cluster's ([`cache`]): stored and published in one
+//! script, and read by a new subscriber where it takes its place in the stream.
+//!
+//! Still each node's own in this version (the [`LocalAdapter`] inside): watchlists and
+//! subscription-count announcements.
 
+mod cache;
 mod envelope;
 mod keys;
 mod link;
+mod presence;
 mod scripts;
 mod share;
 mod subscriptions;
@@ -43,9 +51,11 @@ use bytestring::ByteString;
 use deadpool_redis::redis::cmd;
 use tokio_util::sync::CancellationToken;
 
+use self::cache::ClusterCache;
 use self::envelope::NodeId;
 use self::keys::Keys;
 use self::link::{Link, LinkCommands};
+use self::presence::{ClusterPresence, Entered};
 use self::scripts::Scripts;
 use self::share::NodeShare;
 use self::subscriptions::Subscriptions;
@@ -74,6 +84,8 @@ pub struct RedisAdapter {
     subscriptions: Arc<Subscriptions>,
     scripts: Arc<Scripts>,
     share: Arc<NodeShare>,
+    presence: Arc<ClusterPresence>,
+    cache: ClusterCache,
     /// The cluster-state task, until started.
     cluster_state: Mutex<Option<ClusterState>>,
     /// The running tasks, each with what stops it.
@@ -110,12 +122,29 @@ impl RedisAdapter {
         let keys = Keys::new(config.prefix.as_str());
         let scripts = Arc::new(Scripts::default());
         let share = Arc::new(NodeShare::default());
+        let presence = Arc::new(ClusterPresence::new(
+            node,
+            keys.clone(),
+            link.clone(),
+            scripts.clone(),
+            subscriptions.clone(),
+            share.clone(),
+            webhooks.clone(),
+        ));
+        let cache = ClusterCache {
+            node,
+            keys: keys.clone(),
+            link: link.clone(),
+            scripts: scripts.clone(),
+            subscriptions: subscriptions.clone(),
+        };
         let cluster_state = ClusterState {
             node,
             keys: keys.clone(),
             link: link.clone(),
             scripts: scripts.clone(),
             share: share.clone(),
+            presence: presence.clone(),
             hub: hub.clone(),
             webhooks: webhooks.clone(),
             heartbeat_interval: keepalive,
@@ -131,6 +160,8 @@ impl RedisAdapter {
             subscriptions,
             scripts,
             share,
+            presence,
+            cache,
             cluster_state: Mutex::new(Some(cluster_state)),
             tasks: Mutex::default(),
         })
@@ -262,13 +293,23 @@ impl Adapter for RedisAdapter {
         outbox: &Outbox,
         greeting: Option<&ByteString>,
     ) -> Result<(), AdapterError> {
-        let (_pin, claimed) = self.prepare(&app.id, channel).await;
-        let subscribed = self
-            .local
-            .subscribe(app, channel, socket, outbox, greeting)
-            .await;
+        let (pin, claimed) = self.prepare(&app.id, channel).await;
+        let local = &self.local;
+        if channel.is_cache() && greeting.is_some() && self.link.reachable() {
+            // The cluster's last event, read where the socket takes its place in the stream.
+            match self.cache.read_at_marker(&app.id, channel, pin).await {
+                Some((cached, hold)) => {
+                    local.subscribe_with(app, channel, socket, outbox, greeting, Some(cached));
+                    drop(hold);
+                }
+                None => local.subscribe_with(app, channel, socket, outbox, greeting, None),
+            }
+        } else {
+            local.subscribe_with(app, channel, socket, outbox, greeting, None);
+            drop(pin);
+        }
         self.settle_claim(&app.id, channel, claimed);
-        subscribed
+        Ok(())
     }
 
     async fn unsubscribe(
@@ -305,13 +346,19 @@ impl Adapter for RedisAdapter {
         event: CachedEvent,
         except: Option<SocketId>,
     ) -> Result<(), AdapterError> {
-        let frame = event.frame.clone();
+        if self.link.reachable() && self.cache.publish(app_id, channel, &event, except).await {
+            // Delivered here too when it comes back through Redis; kept here as well for
+            // while Redis is away.
+            let cache = self.hub.app(app_id);
+            cache
+                .cache()
+                .store(channel, event, tokio::time::Instant::now());
+            return Ok(());
+        }
+        // Redis is away: this node's subscribers only, from this node's cache.
         self.local
             .publish_cached(app_id, channel, event, except)
-            .await?;
-        let message = envelope::encode(self.node, except, &frame);
-        self.publish_remote(app_id, channel, message).await;
-        Ok(())
+            .await
     }
 
     async fn join_presence(
@@ -322,11 +369,28 @@ impl Adapter for RedisAdapter {
         outbox: &Outbox,
         member: &PresenceMember,
     ) -> Result<PresenceJoin, AdapterError> {
-        let (_pin, claimed) = self.prepare(&app.id, channel).await;
-        let joined = self
-            .local
-            .join_presence(app, channel, socket, outbox, member)
+        let (pin, claimed) = self.prepare(&app.id, channel).await;
+        let max_members = app.limits.max_presence_members;
+        let entered = self
+            .presence
+            .enter(&app.id, max_members, channel, socket, member, pin)
             .await;
+        let joined = match entered {
+            Ok(Entered::Joined(joining)) => {
+                let greeting = Some(&joining.greeting);
+                let subscribed = self.local.subscribe(app, channel, socket, outbox, greeting);
+                let subscribed = subscribed.await;
+                let outcome = PresenceJoin::Joined {
+                    first_connection: joining.first_connection,
+                    subscription_data: joining.subscription_data.clone(),
+                };
+                self.presence
+                    .joined(joining, &app.id, channel, socket, member);
+                subscribed.map(|()| outcome)
+            }
+            Ok(Entered::Full) => Ok(PresenceJoin::Full),
+            Err(error) => Err(error),
+        };
         self.settle_claim(&app.id, channel, claimed);
         joined
     }
@@ -338,13 +402,15 @@ impl Adapter for RedisAdapter {
         socket: SocketId,
         user_key: &str,
     ) -> Result<(), AdapterError> {
+        // Out of the hub first: whatever the cluster's state, this node stops delivering.
+        let unsubscribed = self.local.unsubscribe(app, channel, socket).await;
         let left = self
-            .local
-            .leave_presence(app, channel, socket, user_key)
+            .presence
+            .leave(&app.id, channel, socket, user_key)
             .await;
         self.subscriptions
             .release(&self.pubsub_name(&app.id, channel));
-        left
+        unsubscribed.and(left)
     }
 
     async fn presence_members(
@@ -352,7 +418,7 @@ impl Adapter for RedisAdapter {
         app_id: &str,
         channel: &ChannelName,
     ) -> Result<Vec<String>, AdapterError> {
-        self.local.presence_members(app_id, channel).await
+        Ok(self.presence.members(app_id, channel).await)
     }
 
     async fn subscription_count(
@@ -444,6 +510,9 @@ impl Adapter for RedisAdapter {
         app_id: &str,
         channel: &ChannelName,
     ) -> Result<Option<CachedEvent>, AdapterError> {
-        self.local.cached_event(app_id, channel).await
+        match self.cache.read(app_id, channel).await {
+            Some(cached) => Ok(cached),
+            None => self.local.cached_event(app_id, channel).await,
+        }
     }
 }

@@ -53,6 +53,24 @@ local function transition(out, app, app_key, channel, occupied, delay_ms, prefix
     table.insert(out, token)
   end
 end
+
+-- One connection of `user` left the presence channel whose roster is `roster` (its other
+-- keys add a suffix); when it was the user's last in the cluster, the user leaves the roster,
+-- the stored `member_removed` goes out on `pubsub`, and 1 is returned.
+local function leave_member(roster, user, pubsub)
+  if redis.call('HINCRBY', roster .. ':sockets', user, -1) > 0 then return 0 end
+  redis.call('HDEL', roster .. ':sockets', user)
+  redis.call('HDEL', roster, user)
+  local farewell = redis.call('HGET', roster .. ':farewells', user)
+  redis.call('HDEL', roster .. ':farewells', user)
+  if farewell then redis.call('PUBLISH', pubsub, farewell) end
+  return 1
+end
+
+-- The user id of a node's presence entry `socket id\nuser id`.
+local function entry_user(entry)
+  return string.match(entry, '^[^\n]*\n(.*)$')
+end
 ";
 
 /// Sets node `N`'s subscriber counts of some channels of app `A` (or all of them: those not
@@ -153,8 +171,10 @@ return dead
 ";
 
 /// Removes the dead node `N` and everything it held, if it is still silent (so that of
-/// several nodes trying, exactly one does it); returns nil when it was not done, else the
-/// channels vacated cluster-wide by it as quadruples: app, then its `transition` triple.
+/// several nodes trying, exactly one does it); returns nil when it was not done, else what
+/// its going changed cluster-wide as quadruples: app, `m`, presence channel, user id for each
+/// member it took away (their `member_removed` published here), then app and a `transition`
+/// triple for each channel it vacated.
 ///
 /// KEYS: nodes. ARGV: node id, timeout in ms, key prefix, then app id, vacate delay in ms
 /// pairs (apps not listed: no delay).
@@ -169,6 +189,25 @@ local apps_key = prefix .. ':node:' .. node .. ':apps'
 local delays = {}
 for i = 4, #ARGV, 2 do delays[ARGV[i]] = ARGV[i + 1] end
 local vacated = {}
+local presence = prefix .. ':node:' .. node .. ':presence'
+for _, held in ipairs(redis.call('SMEMBERS', presence)) do
+  local app, channel = string.match(held, '^(.-)\n(.*)$')
+  if channel then
+    local roster = prefix .. ':app:' .. app .. ':presence:' .. channel
+    local mine = roster .. ':node:' .. node
+    for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
+      local user = entry_user(entry)
+      if user and leave_member(roster, user, prefix .. ':' .. app .. ':' .. channel) == 1 then
+        table.insert(vacated, app)
+        table.insert(vacated, 'm')
+        table.insert(vacated, channel)
+        table.insert(vacated, user)
+      end
+    end
+    redis.call('DEL', mine)
+  end
+end
+redis.call('DEL', presence)
 for _, app in ipairs(redis.call('SMEMBERS', apps_key)) do
   local app_key = prefix .. ':app:' .. app
   local mine = app_key .. ':channels:' .. node
@@ -191,6 +230,110 @@ for _, app in ipairs(redis.call('SMEMBERS', apps_key)) do
 end
 redis.call('DEL', apps_key)
 return vacated
+";
+
+/// Adds a connection of node `N` to a presence channel, unless the channel is full and the
+/// user not yet in it; publishes `member_added` when it is the user's first connection in the
+/// cluster, then the join's marker, and returns `full`, or the user's first connection (`1`/`0`),
+/// whether the node was registered by it, and the roster as user id, member pairs.
+///
+/// KEYS: roster, node's entries in the channel, node's presence channels, nodes.
+/// ARGV: node id, pub/sub channel, `A\nC`, the entry `socket\nuser`, user id, member
+/// `[user_id, user_info]`, most members, `member_added` message, `member_removed` message,
+/// marker message.
+const JOIN_PRESENCE: &str = r"
+local user = ARGV[5]
+if redis.call('HEXISTS', KEYS[1], user) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then
+  return { 'full' }
+end
+local registered = register(KEYS[4], ARGV[1])
+local first = 0
+if redis.call('SADD', KEYS[2], ARGV[4]) == 1 then
+  redis.call('SADD', KEYS[3], ARGV[3])
+  if redis.call('HINCRBY', KEYS[1] .. ':sockets', user, 1) == 1 then
+    redis.call('HSET', KEYS[1], user, ARGV[6])
+    redis.call('HSET', KEYS[1] .. ':farewells', user, ARGV[9])
+    redis.call('PUBLISH', ARGV[2], ARGV[8])
+    first = 1
+  end
+end
+redis.call('PUBLISH', ARGV[2], ARGV[10])
+local reply = redis.call('HGETALL', KEYS[1])
+table.insert(reply, 1, tostring(registered))
+table.insert(reply, 1, tostring(first))
+return reply
+";
+
+/// Takes a connection of node `N` out of a presence channel; 1 when that was the user's last
+/// in the cluster (its `member_removed` is published), else 0.
+///
+/// KEYS: roster, node's entries in the channel, node's presence channels.
+/// ARGV: pub/sub channel, `A\nC`, the entry `socket\nuser`, user id.
+const LEAVE_PRESENCE: &str = r"
+if redis.call('SREM', KEYS[2], ARGV[3]) == 0 then return 0 end
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return leave_member(KEYS[1], ARGV[4], ARGV[1])
+";
+
+/// Makes node `N`'s connections in a presence channel exactly the listed ones (after Redis
+/// was away or lost them): those no longer listed leave as `LEAVE_PRESENCE` would, announced;
+/// those missing are restored silently (they were announced when they joined). Returns the
+/// user ids that left the cluster's roster.
+///
+/// KEYS: roster, node's entries in the channel, node's presence channels, nodes.
+/// ARGV: node id, pub/sub channel, `A\nC`, then for each connection: its entry
+/// `socket\nuser`, user id, member, `member_removed` message.
+const SYNC_PRESENCE: &str = r"
+register(KEYS[4], ARGV[1])
+local listed = {}
+for i = 4, #ARGV, 4 do listed[ARGV[i]] = true end
+local removed = {}
+for _, entry in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if not listed[entry] then
+    redis.call('SREM', KEYS[2], entry)
+    local user = entry_user(entry)
+    if user and leave_member(KEYS[1], user, ARGV[2]) == 1 then table.insert(removed, user) end
+  end
+end
+for i = 4, #ARGV, 4 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    local user = ARGV[i + 1]
+    if redis.call('HINCRBY', KEYS[1] .. ':sockets', user, 1) == 1 then
+      redis.call('HSET', KEYS[1], user, ARGV[i + 2])
+      redis.call('HSET', KEYS[1] .. ':farewells', user, ARGV[i + 3])
+    end
+  end
+end
+if redis.call('SCARD', KEYS[2]) > 0 then
+  redis.call('SADD', KEYS[3], ARGV[3])
+else
+  redis.call('SREM', KEYS[3], ARGV[3])
+end
+return removed
+";
+
+/// Stores a cache channel's last event and publishes it to every node (the caller's too), in
+/// one step, so no node can read an older event once the newer one is in the stream.
+///
+/// KEYS: the channel's cache. ARGV: frame, data, time to live in ms, pub/sub channel, message.
+const CACHE_EVENT: &str = r"
+redis.call('HSET', KEYS[1], 'frame', ARGV[1], 'data', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+";
+
+/// Reads a cache channel's last event and publishes a marker of the read, so the reader adds
+/// its socket exactly where the read happened in the channel's stream; returns frame, data
+/// and the ms it has left, or nothing.
+///
+/// KEYS: the channel's cache. ARGV: pub/sub channel, marker message (none: read only).
+const READ_CACHE: &str = r"
+local stored = redis.call('HMGET', KEYS[1], 'frame', 'data')
+local left = redis.call('PTTL', KEYS[1])
+if ARGV[2] then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if not stored[1] or left <= 0 then return {} end
+return { stored[1], stored[2] or '', tostring(left) }
 ";
 
 /// Takes the waiting vacate `entry` (`app\nchannel\ntoken`) off `P:vacating`; 1 when this
@@ -240,6 +383,11 @@ pub struct Scripts {
     pub clean_up_node: Script,
     pub confirm_vacate: Script,
     pub sweep_vacates: Script,
+    pub join_presence: Script,
+    pub leave_presence: Script,
+    pub sync_presence: Script,
+    pub cache_event: Script,
+    pub read_cache: Script,
 }
 
 impl Default for Scripts {
@@ -252,6 +400,11 @@ impl Default for Scripts {
             clean_up_node: Script::new(&format!("{HELPERS}{CLEAN_UP_NODE}")),
             confirm_vacate: Script::new(CONFIRM_VACATE),
             sweep_vacates: Script::new(&format!("{HELPERS}{SWEEP_VACATES}")),
+            join_presence: Script::new(&format!("{HELPERS}{JOIN_PRESENCE}")),
+            leave_presence: Script::new(&format!("{HELPERS}{LEAVE_PRESENCE}")),
+            sync_presence: Script::new(&format!("{HELPERS}{SYNC_PRESENCE}")),
+            cache_event: Script::new(CACHE_EVENT),
+            read_cache: Script::new(READ_CACHE),
         }
     }
 }

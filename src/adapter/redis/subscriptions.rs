@@ -18,6 +18,16 @@
 //!   (Redis being away, nothing from other nodes can arrive anyway), and the channel is
 //!   subscribed again on the next connection without holding anyone.
 //!
+//! A presence join is placed in the channel's stream by a marker its Redis script publishes
+//! (see `presence`): the script's snapshot holds every member event published before the
+//! marker, so the joining socket must get exactly the messages after it. The marker takes its
+//! place in the stream like a message (in the buffer, when there is one); when this node
+//! reaches it, the channel is held ([`Hold`]): what follows waits in the buffer until the
+//! joiner has added its socket (with the snapshot as its greeting) and lets go, so no message
+//! before the marker reaches the joiner and none after it is missed. A marker lost with the
+//! connection releases its joiner, which then joins without one (Redis was away: at most once,
+//! as for every message then).
+//!
 //! A buffered message may have been published just before the new subscription (the tail of
 //! an earlier one, read late), so a new subscriber can get an event from just before it
 //! subscribed; never one after its greeting missed. The buffer is bounded in bytes by one
@@ -28,11 +38,11 @@
 //! channel half-subscribed. The link reports which connection (generation) a command went
 //! out on: a command lost with an old connection is sent again on the current one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use super::envelope::{Broadcast, NodeId, Received, decode_any};
 use crate::hub::{AppChannels, Hub};
@@ -75,15 +85,46 @@ struct Entry {
     phase: Phase,
     /// Sockets that wait for (or are being added after) the acknowledgement.
     pins: usize,
+    /// Presence joins in progress: they keep the subscription, but their sockets are placed by
+    /// their markers, not by the end of confirming.
+    joiners: usize,
+    /// Joins whose marker was reached and whose socket is not added yet.
+    holds: usize,
+    /// Joins of this node waiting for their marker to be reached, by token.
+    markers: HashMap<u64, oneshot::Sender<()>>,
     ready: Arc<Notify>,
-    buffer: Vec<Broadcast>,
+    buffer: VecDeque<Buffered>,
     buffered_bytes: usize,
     dropped: usize,
 }
 
 impl Entry {
     fn has_local_interest(&self) -> bool {
-        self.pins > 0 || self.channels.subscriber_count(self.channel.as_str()) > 0
+        self.pins > 0
+            || self.joiners > 0
+            || self.channels.subscriber_count(self.channel.as_str()) > 0
+    }
+
+    /// Whether the stream is stopped: what is read now must wait in the buffer.
+    fn stopped(&self) -> bool {
+        matches!(self.phase, Phase::Subscribing | Phase::Confirming) || self.holds > 0
+    }
+
+    /// Ends confirming once no pinned socket is left to add, and lets the buffer through
+    /// up to the next join marker (or to its end) once nothing holds it.
+    fn settle(&mut self) {
+        if self.phase == Phase::Confirming && self.pins == 0 {
+            self.phase = Phase::Subscribed;
+        }
+        if !self.stopped() {
+            flush(self);
+        }
+    }
+
+    /// Forgets the markers still awaited (the connection that would carry them is gone);
+    /// their joiners go on without.
+    fn drop_markers(&mut self) {
+        self.markers.clear();
     }
 }
 
@@ -94,6 +135,8 @@ pub struct Subscriptions {
     link: Arc<dyn PubSubCommands>,
     buffer_limit: usize,
     entries: Mutex<HashMap<String, Entry>>,
+    /// The token of the next marker.
+    markers: std::sync::atomic::AtomicU64,
 }
 
 /// A socket's hold on a channel's subscription while it is added to the hub; dropping it
@@ -107,6 +150,68 @@ impl Drop for Pin {
     fn drop(&mut self) {
         if let Some(name) = self.name.take() {
             self.registry.unpin(&name);
+        }
+    }
+}
+
+/// A presence join of this node waiting for its marker ([`Subscriptions::expect_marker`]).
+pub struct Marker {
+    registry: Arc<Subscriptions>,
+    name: Option<String>,
+    token: u64,
+    arrived: oneshot::Receiver<()>,
+}
+
+impl Marker {
+    /// The number the script publishes in the marker (`envelope::encode_join_marker`).
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Waits (within `limit`) until the stream reaches the marker; the channel is then held
+    /// until the returned [`Hold`] is dropped. Without a marker in time (the connection was
+    /// lost), the hold holds nothing.
+    pub async fn wait(mut self, limit: std::time::Duration) -> Hold {
+        let arrived = tokio::time::timeout(limit, &mut self.arrived).await;
+        let name = self.name.take();
+        let held = match (&name, arrived) {
+            (Some(_), Ok(Ok(()))) => true,
+            (Some(name), _) => self
+                .registry
+                .abandon_marker(name, self.token, &mut self.arrived),
+            (None, _) => false,
+        };
+        Hold {
+            registry: self.registry.clone(),
+            name,
+            held,
+        }
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            let held = self
+                .registry
+                .abandon_marker(&name, self.token, &mut self.arrived);
+            self.registry.release_joiner(&name, held);
+        }
+    }
+}
+
+/// A presence join's place in its channel's stream, from its marker until its socket is
+/// added; dropping it lets the stream go on.
+pub struct Hold {
+    registry: Arc<Subscriptions>,
+    name: Option<String>,
+    held: bool,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            self.registry.release_joiner(&name, self.held);
         }
     }
 }
@@ -126,12 +231,14 @@ impl Subscriptions {
             link,
             buffer_limit,
             entries: Mutex::default(),
+            markers: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
     /// Waits until this node may add a socket to `channel` of `app_id` in the hub and greet
     /// it: Redis has acknowledged the channel's subscription, or is unreachable. Hold the
-    /// pin until the socket is in the hub (or was refused).
+    /// pin until the socket is in the hub (or was refused); while it is held the subscription
+    /// stays.
     pub async fn pin(self: &Arc<Self>, name: String, app_id: &str, channel: &ChannelName) -> Pin {
         let mut pinned = false;
         loop {
@@ -144,22 +251,22 @@ impl Subscriptions {
                         entries.entry(name.clone()).or_insert(entry)
                     }
                 };
+                if !pinned {
+                    entry.pins += 1;
+                    pinned = true;
+                }
                 match entry.phase {
                     Phase::Subscribing | Phase::Unsubscribing => {
-                        if !pinned {
-                            entry.pins += 1;
-                            pinned = true;
-                        }
                         entry.ready.clone().notified_owned()
                     }
-                    // Confirming: the socket joins those being added; the flush reaches it.
+                    // Confirming: the socket joins those being added; the flush waits for it.
                     Phase::Confirming
                     | Phase::Subscribed
                     | Phase::Resubscribing
                     | Phase::Unconfirmed => {
                         return Pin {
                             registry: self.clone(),
-                            name: pinned.then_some(name),
+                            name: Some(name),
                         };
                     }
                 }
@@ -181,8 +288,11 @@ impl Subscriptions {
             channel: channel.clone(),
             phase,
             pins: 0,
+            joiners: 0,
+            holds: 0,
+            markers: HashMap::new(),
             ready: Arc::default(),
-            buffer: Vec::new(),
+            buffer: VecDeque::new(),
             buffered_bytes: 0,
             dropped: 0,
         }
@@ -221,11 +331,76 @@ impl Subscriptions {
             return;
         };
         entry.pins -= 1;
-        if entry.pins == 0 && entry.phase == Phase::Confirming {
-            flush(entry);
-            entry.phase = Phase::Subscribed;
-        }
+        entry.settle();
         self.release_locked(&mut entries, name);
+    }
+
+    /// Turns `pin` (of a socket to be placed by a marker: a presence joiner, a cache channel's
+    /// subscriber) into the wait for a new marker of this node, whose token
+    /// [`Marker::token`] gives for the script to publish: the returned [`Marker`] resolves once
+    /// the stream reaches the marker, and the channel is then held until the joiner lets go.
+    /// The joiner no longer holds up the end of confirming (its place is its marker), but the
+    /// subscription stays for it.
+    pub fn expect_marker(self: &Arc<Self>, mut pin: Pin) -> Marker {
+        let token = self
+            .markers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (sender, arrived) = oneshot::channel();
+        let name = pin.name.take();
+        if let Some(name) = &name {
+            let mut entries = self.lock();
+            if let Some(entry) = entries.get_mut(name) {
+                entry.markers.insert(token, sender);
+                entry.pins -= 1;
+                entry.joiners += 1;
+                entry.settle();
+            }
+        }
+        Marker {
+            registry: self.clone(),
+            name,
+            token,
+            arrived,
+        }
+    }
+
+    /// Stops awaiting `token`'s marker; whether it had been reached (the channel is then held).
+    fn abandon_marker(&self, name: &str, token: u64, arrived: &mut oneshot::Receiver<()>) -> bool {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(name) {
+            entry.markers.remove(&token);
+        }
+        // The stream takes a hold and sends under this lock, so this is settled now.
+        arrived.try_recv().is_ok()
+    }
+
+    /// A presence joiner is done (its socket added, or refused), holding the stream or not.
+    fn release_joiner(self: &Arc<Self>, name: &str, held: bool) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        entry.joiners -= 1;
+        if held {
+            entry.holds -= 1;
+        }
+        entry.settle();
+        self.release_locked(&mut entries, name);
+    }
+
+    /// Puts a join marker in `name`'s stream, if it is one of this node's awaited joins.
+    fn mark(&self, name: &str, origin: NodeId, token: u64) {
+        if origin != self.node {
+            return;
+        }
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        if entry.markers.contains_key(&token) {
+            entry.buffer.push_back(Buffered::Marker(token));
+            entry.settle();
+        }
     }
 
     /// Delivers a message read from Redis on `name` to this node's subscribers (or buffers it
@@ -233,7 +408,11 @@ impl Subscriptions {
     /// were delivered here already and are skipped, as is anything that is not a broadcast.
     pub fn deliver(&self, name: &str, message: &[u8]) {
         let broadcast = match decode_any(message) {
-            Some(Received::Broadcast(broadcast)) => broadcast,
+            Some(Received::Broadcast(broadcast)) if broadcast.origin != self.node => broadcast,
+            // Delivered here when it was published.
+            Some(Received::Broadcast(_)) => return,
+            Some(Received::ForEveryNode(broadcast)) => broadcast,
+            Some(Received::JoinMarker { origin, token }) => return self.mark(name, origin, token),
             Some(Received::Terminate { origin }) => {
                 if origin != self.node {
                     self.terminate(name);
@@ -245,21 +424,16 @@ impl Subscriptions {
                 return;
             }
         };
-        if broadcast.origin == self.node {
-            return;
-        }
         let (channels, channel) = {
             let mut entries = self.lock();
             let Some(entry) = entries.get_mut(name) else {
                 return;
             };
-            match entry.phase {
-                Phase::Subscribing | Phase::Confirming => {
-                    buffer(entry, broadcast, self.buffer_limit);
-                    return;
-                }
-                _ => (entry.channels.clone(), entry.channel.clone()),
+            if entry.stopped() || !entry.buffer.is_empty() {
+                buffer(entry, broadcast, self.buffer_limit);
+                return;
             }
+            (entry.channels.clone(), entry.channel.clone())
         };
         send(&channels, &channel, &broadcast);
     }
@@ -283,6 +457,7 @@ impl Subscriptions {
     pub fn resubscribe_all(self: &Arc<Self>) {
         let mut entries = self.lock();
         for (name, entry) in entries.iter_mut() {
+            entry.drop_markers();
             match entry.phase {
                 // What the lost connection delivered goes out now; a socket still being
                 // added misses it, as it would any message while Redis was away.
@@ -343,6 +518,7 @@ impl Subscriptions {
             // serve locally until there is one.
             entry.buffer.clear();
             entry.buffered_bytes = 0;
+            entry.drop_markers();
             entry.phase = Phase::Unconfirmed;
             if current.is_some() {
                 entry.phase = Phase::Resubscribing;
@@ -353,10 +529,7 @@ impl Subscriptions {
             entry.ready.notify_waiters();
         }
         if entry.pins == 0 {
-            if entry.phase == Phase::Confirming {
-                flush(entry);
-                entry.phase = Phase::Subscribed;
-            }
+            entry.settle();
             self.release_locked(&mut entries, name);
         }
     }
@@ -389,6 +562,13 @@ impl Subscriptions {
     }
 }
 
+/// What waits in a stopped stream.
+enum Buffered {
+    Message(Broadcast),
+    /// The place of this node's join `token`.
+    Marker(u64),
+}
+
 fn buffer(entry: &mut Entry, broadcast: Broadcast, limit: usize) {
     let size = broadcast.frame.len();
     if entry.buffered_bytes + size > limit {
@@ -396,14 +576,30 @@ fn buffer(entry: &mut Entry, broadcast: Broadcast, limit: usize) {
         return;
     }
     entry.buffered_bytes += size;
-    entry.buffer.push(broadcast);
+    entry.buffer.push_back(Buffered::Message(broadcast));
 }
 
+/// Delivers the buffer in order until a join marker of a waiting joiner stops it (the joiner
+/// is told, and holds the stream until its socket is added) or the buffer is empty.
 fn flush(entry: &mut Entry) {
-    for broadcast in entry.buffer.drain(..) {
-        send(&entry.channels, &entry.channel, &broadcast);
+    while entry.holds == 0
+        && let Some(item) = entry.buffer.pop_front()
+    {
+        match item {
+            Buffered::Message(broadcast) => {
+                entry.buffered_bytes = entry.buffered_bytes.saturating_sub(broadcast.frame.len());
+                send(&entry.channels, &entry.channel, &broadcast);
+            }
+            Buffered::Marker(token) => {
+                // A joiner that gave up (or went) holds nothing.
+                if let Some(joiner) = entry.markers.remove(&token)
+                    && joiner.send(()).is_ok()
+                {
+                    entry.holds += 1;
+                }
+            }
+        }
     }
-    entry.buffered_bytes = 0;
     if entry.dropped > 0 {
         tracing::warn!(
             channel = %entry.channel.as_str(),
@@ -416,7 +612,9 @@ fn flush(entry: &mut Entry) {
 
 fn send(channels: &AppChannels, channel: &ChannelName, broadcast: &Broadcast) {
     let delivered = channels.deliver(channel.as_str(), &broadcast.frame, broadcast.except);
-    channels.count_delivered(delivered);
+    if broadcast.counted {
+        channels.count_delivered(delivered);
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use bytestring::ByteString;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::adapter::redis::envelope::encode;
+use crate::adapter::redis::envelope::{self, encode};
 use crate::hub::{TestOutbox, Unreported};
 use crate::protocol::SocketId;
 
@@ -232,4 +232,141 @@ async fn a_refused_subscription_serves_locally_and_the_buffer_is_bounded() {
     drop(pinning.await.unwrap());
     // Nobody is subscribed in the hub, and Redis is away: the entry is gone.
     assert_eq!(registry.len(), 0);
+}
+
+/// A registry subscribed to `NAME` (acknowledged), one socket in the hub, and the pin of a
+/// joiner still to be added; with the node's id, for its markers.
+async fn subscribed_with_a_joiner(
+    link: &Arc<ScriptedLink>,
+) -> (Arc<Subscriptions>, Arc<Hub>, NodeId, TestOutbox, Pin) {
+    let hub = Arc::new(Hub::default());
+    let node = NodeId::random();
+    let registry = Subscriptions::new(node, hub.clone(), link.clone(), 1024);
+    let pinning = spawn_pin(&registry);
+    settle().await;
+    link.answer("SUBSCRIBE", NAME, true);
+    let first = pinning.await.unwrap();
+    let member = TestOutbox::new(8);
+    let socket = SocketId::random();
+    hub.app("1").subscribe(
+        &channel(),
+        socket,
+        member.outbox().clone(),
+        None,
+        &Unreported,
+    );
+    drop(first);
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    (registry, hub, node, member, pin)
+}
+
+fn texts(queue: &TestOutbox) -> Vec<String> {
+    std::iter::from_fn(|| queue.next_text())
+        .map(|text| text.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_joiner_gets_exactly_the_messages_after_its_marker() {
+    let link = ScriptedLink::up(1);
+    let (registry, hub, node, member, pin) = subscribed_with_a_joiner(&link).await;
+    let marker = registry.expect_marker(pin);
+    registry.deliver(NAME, &envelope::encode_member(None, "before"));
+    // Another node's marker with the same number is not this join's.
+    registry.deliver(
+        NAME,
+        &envelope::encode_join_marker(NodeId::random(), marker.token()),
+    );
+    registry.deliver(NAME, &from_elsewhere("still before"));
+    registry.deliver(NAME, &envelope::encode_join_marker(node, marker.token()));
+    registry.deliver(NAME, &from_elsewhere("after"));
+    let hold = marker.wait(std::time::Duration::from_secs(5)).await;
+    // Held: the member already in the channel waits too, so order stays one for everyone.
+    assert_eq!(texts(&member), ["before", "still before"]);
+    let joiner = TestOutbox::new(8);
+    let greeting = ByteString::from_static("snapshot");
+    hub.app("1").subscribe(
+        &channel(),
+        SocketId::random(),
+        joiner.outbox().clone(),
+        Some(&greeting),
+        &Unreported,
+    );
+    drop(hold);
+    registry.deliver(NAME, &envelope::encode_member(None, "later"));
+    assert_eq!(texts(&joiner), ["snapshot", "after", "later"]);
+    assert_eq!(texts(&member), ["after", "later"]);
+}
+
+#[tokio::test]
+async fn a_marker_lost_with_the_connection_lets_the_joiner_go_on() {
+    let link = ScriptedLink::up(1);
+    let (registry, _hub, _node, member, pin) = subscribed_with_a_joiner(&link).await;
+    let marker = registry.expect_marker(pin);
+    registry.resubscribe_all();
+    let hold = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        marker.wait(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .expect("released at once, not after the wait");
+    // Nothing is held: messages flow.
+    registry.deliver(NAME, &from_elsewhere("flows"));
+    assert_eq!(texts(&member), ["flows"]);
+    drop(hold);
+}
+
+#[tokio::test]
+async fn a_joiner_that_gives_up_after_its_marker_releases_the_channel() {
+    let link = ScriptedLink::up(1);
+    let (registry, _hub, node, member, pin) = subscribed_with_a_joiner(&link).await;
+    let marker = registry.expect_marker(pin);
+    registry.deliver(NAME, &envelope::encode_join_marker(node, marker.token()));
+    registry.deliver(NAME, &from_elsewhere("held"));
+    assert!(texts(&member).is_empty());
+    // The joiner failed (its socket refused) without waiting: the hold goes with it.
+    drop(marker);
+    assert_eq!(texts(&member), ["held"]);
+}
+
+#[tokio::test]
+async fn a_join_marker_read_while_confirming_keeps_its_place() {
+    let link = ScriptedLink::up(1);
+    let (registry, hub) = setup(&link);
+    let node = registry.node;
+    let (subscriber_pinning, joiner_pinning) = (spawn_pin(&registry), spawn_pin(&registry));
+    settle().await;
+    link.answer("SUBSCRIBE", NAME, true);
+    let (subscriber_pin, joiner_pin) = (
+        subscriber_pinning.await.unwrap(),
+        joiner_pinning.await.unwrap(),
+    );
+    registry.deliver(NAME, &from_elsewhere("before"));
+    let marker = registry.expect_marker(joiner_pin);
+    registry.deliver(NAME, &envelope::encode_join_marker(node, marker.token()));
+    registry.deliver(NAME, &from_elsewhere("after"));
+    // The plain subscriber is added; confirming ends and the stream runs up to the marker.
+    let subscriber = TestOutbox::new(8);
+    hub.app("1").subscribe(
+        &channel(),
+        SocketId::random(),
+        subscriber.outbox().clone(),
+        None,
+        &Unreported,
+    );
+    drop(subscriber_pin);
+    assert_eq!(texts(&subscriber), ["before"]);
+    let hold = marker.wait(std::time::Duration::from_secs(5)).await;
+    let joiner = TestOutbox::new(8);
+    let greeting = ByteString::from_static("snapshot");
+    hub.app("1").subscribe(
+        &channel(),
+        SocketId::random(),
+        joiner.outbox().clone(),
+        Some(&greeting),
+        &Unreported,
+    );
+    drop(hold);
+    assert_eq!(texts(&joiner), ["snapshot", "after"]);
+    assert_eq!(texts(&subscriber), ["after"]);
 }

@@ -7,11 +7,12 @@
 //!   `channel_occupied`/`channel_vacated` for exactly those (once per cluster).
 //! - **Re-establishing**: after every (re)connection to Redis, and when a heartbeat finds this
 //!   node missing (Redis restarted empty, or the node was taken for dead), it writes its
-//!   whole share again, replacing what Redis held for it.
+//!   whole share again, replacing what Redis held for it (presence connections included).
 //! - **Heartbeats** every `heartbeat_interval`; a node silent for `node_timeout` minus one
 //!   interval is dead (the survivors look once per interval, so it is gone within
-//!   `node_timeout` of its last beat) and is cleaned up: its counts leave the cluster's, and the
-//!   channels that leaves empty are vacated (webhooks raised here). The clean-up script
+//!   `node_timeout` of its last beat) and is cleaned up: its presence members leave (announced
+//!   to the other nodes' clients, `member_removed` raised here), its counts leave the cluster's,
+//!   and the channels that leaves empty are vacated (webhooks raised here). The clean-up script
 //!   re-checks the silence and removes the node atomically, so of all the nodes that notice,
 //!   exactly one does it.
 
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::envelope::NodeId;
 use super::keys::Keys;
 use super::link::Link;
+use super::presence::ClusterPresence;
 use super::scripts::Scripts;
 use super::share::{AppChanges, NodeShare};
 use crate::hub::Hub;
@@ -42,6 +44,7 @@ pub struct ClusterState {
     pub link: Arc<Link>,
     pub scripts: Arc<Scripts>,
     pub share: Arc<NodeShare>,
+    pub presence: Arc<ClusterPresence>,
     pub hub: Arc<Hub>,
     pub webhooks: WebhookSinks,
     pub heartbeat_interval: Duration,
@@ -93,7 +96,8 @@ impl ClusterState {
             rewrite_all |= self.share.take_rewrite();
             let taken = self.share.take();
             let written = if rewrite_all {
-                self.write_apps(self.whole_share(), true).await
+                let counts = self.write_apps(self.whole_share(), true).await;
+                counts && self.presence.sync_all().await
             } else {
                 self.write_apps(taken.apps, false).await
             };
@@ -182,8 +186,8 @@ impl ClusterState {
             );
         }
         for quadruple in vacated.chunks(4) {
-            if let [app_id, kind, channel, token] = quadruple {
-                self.raise_transition(app_id, kind, channel, token);
+            if let [app_id, kind, channel, detail] = quadruple {
+                self.raise_transition(app_id, kind, channel, detail);
             }
         }
     }
@@ -281,7 +285,8 @@ impl ClusterState {
 
     /// Raises the webhook of a cluster-wide transition: `o`ccupied at once, `r`e-occupied
     /// not at all (its vacate is cancelled, as on one node), `v`acated once its delay is over
-    /// and no node has re-occupied the channel meanwhile (`token` confirms that).
+    /// and no node has re-occupied the channel meanwhile (`token` confirms that), a `m`ember
+    /// (the user id in `token`) removed by a clean-up.
     fn raise_transition(&self, app_id: &str, kind: &str, channel: &str, token: &str) {
         // Names come back as this node (or another) wrote them; a foreign one is skipped.
         let Ok(channel) = ChannelName::parse(channel, usize::MAX) else {
@@ -299,6 +304,12 @@ impl ClusterState {
                 })
             }
             "v" => self.confirm_vacate_later(app_id, channel, token),
+            "m" => self.webhooks.emit(app_id, WebhookKind::MemberRemoved, || {
+                WebhookEvent::MemberRemoved {
+                    channel,
+                    user_id: token.to_owned(),
+                }
+            }),
             _ => {}
         }
     }
