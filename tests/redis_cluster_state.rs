@@ -1,7 +1,8 @@
 //! The cluster's shared state with real Relay processes on one private redis-server: the
 //! HTTP API answers for every node, an app's `max_connections` holds across the cluster,
 //! occupancy webhooks fire once per cluster transition, and a node killed with `kill -9` is
-//! cleaned up by exactly one survivor within `node_timeout`.
+//! cleaned up by exactly one survivor within `node_timeout`, and subscription counts are the
+//! cluster's.
 
 mod common;
 
@@ -287,4 +288,41 @@ async fn a_stopped_node_leaves_at_once_and_a_survivor_raises_its_waiting_vacate(
     receiver
         .expect_nothing_within(Duration::from_millis(1000))
         .await;
+}
+
+/// The next frame, asserted to be a subscription count for `room`; returns the count.
+async fn next_count(client: &mut Client) -> u64 {
+    let frame = client
+        .recv_event("pusher_internal:subscription_count")
+        .await;
+    assert_eq!(frame["channel"], "room", "{frame}");
+    common::decode_data(&frame)["subscription_count"]
+        .as_u64()
+        .expect("numeric subscription_count")
+}
+
+#[tokio::test]
+async fn subscription_counts_are_the_clusters() {
+    let redis = RedisServer::start();
+    let app = "enable_subscription_count = true";
+    let (a, b) = (start_node(&redis, app), start_node(&redis, app));
+    let mut on_a = Client::connect(&a).await;
+    on_a.subscribe("room").await;
+    assert_eq!(next_count(&mut on_a).await, 1);
+    let mut on_b = Client::connect(&b).await;
+    on_b.subscribe("room").await;
+    assert_eq!(next_count(&mut on_b).await, 2);
+    assert_eq!(next_count(&mut on_a).await, 2);
+    let mut also_on_b = Client::connect(&b).await;
+    also_on_b.subscribe("room").await;
+    for client in [&mut also_on_b, &mut on_b, &mut on_a] {
+        assert_eq!(next_count(client).await, 3);
+    }
+    unsubscribe(&mut on_a, "room").await;
+    for client in [&mut on_b, &mut also_on_b] {
+        assert_eq!(next_count(client).await, 2);
+    }
+    for client in [&mut on_a, &mut on_b, &mut also_on_b] {
+        client.assert_nothing_pending().await;
+    }
 }

@@ -1,6 +1,6 @@
 //! The single-process adapter: publishes go straight to this node's hub, presence and counts
 //! are this node's own, and every transition the hub reports is the cluster's, raised as its
-//! webhook ([`RaisedWebhooks`]). What a publish reaches is counted toward the app's daily
+//! webhook ([`RaisedWebhooks`]), and it announces subscription counts. What a publish reaches is counted toward the app's daily
 //! message quota here, once per publish (presence and count announcements are not counted).
 
 use std::collections::HashMap;
@@ -100,9 +100,15 @@ impl LocalAdapter {
         let raised = self.raised(&app.id);
         let outbox = outbox.clone();
         let added = channels.subscribe_with(channel, socket, outbox, greeting, cached, &raised);
-        if added && is_counted(app, channel) {
+        if added && self.announces_counts(app, channel) {
             count_changed(&app.id, &channels, &self.webhooks, channel);
         }
+    }
+
+    /// Whether this adapter announces `channel`'s count changes: on one node; in a cluster
+    /// the counts are the cluster's, announced where they change (`adapter::redis::sync`).
+    fn announces_counts(&self, app: &App, channel: &ChannelName) -> bool {
+        self.share.is_none() && is_counted(app, channel)
     }
 
     fn raised<'a>(&'a self, app_id: &'a str) -> RaisedWebhooks<'a> {
@@ -149,7 +155,7 @@ impl Adapter for LocalAdapter {
     ) -> Result<(), AdapterError> {
         let channels = self.hub.app(&app.id);
         let removed = channels.unsubscribe(channel.as_str(), socket, &self.raised(&app.id));
-        if removed && is_counted(app, channel) {
+        if removed && self.announces_counts(app, channel) {
             count_changed(&app.id, &channels, &self.webhooks, channel);
         }
         Ok(())

@@ -11,7 +11,8 @@
 //! included, are published by the Redis scripts that change the state they belong to: `M1|<socket
 //! id or nothing>|<frame>` is a presence member event (`presence`), `E1|…` the same for a cache
 //! channel's event (`cache`; counted toward the daily quota like any broadcast, which member
-//! events are not), and `J1|<node id>|<token>` marks where in the stream a read of that state
+//! events are not; so are subscription-count announcements, built by the scripts that move the
+//! counts), and `J1|<node id>|<token>` marks where in the stream a read of that state
 //! happened (a presence join, a cache channel's last event), so the reading node adds its
 //! socket exactly there (the `subscriptions` registry). Anything else on a Relay
 //! channel is ignored (another version, another program publishing on the prefix).
@@ -118,6 +119,9 @@ pub fn encode_terminate(origin: NodeId) -> Vec<u8> {
 
 /// What `message` asks, or `None` when it is not one of ours.
 pub fn decode_any(message: &[u8]) -> Option<Received> {
+    if message.starts_with(TAG) {
+        return decode(message).map(Received::Broadcast);
+    }
     if let Some(rest) = message.strip_prefix(TERMINATE_TAG) {
         let (origin, rest) = split_field(rest)?;
         return rest.is_empty().then_some(Received::Terminate {
@@ -143,7 +147,7 @@ pub fn decode_any(message: &[u8]) -> Option<Received> {
             token: std::str::from_utf8(token).ok()?.parse().ok()?,
         });
     }
-    decode(message).map(Received::Broadcast)
+    None
 }
 
 /// The socket to leave out, from its field (empty: none); `None` when it is not one.

@@ -9,6 +9,7 @@
 //! | `P:app:A:connections` | string | connections cluster-wide (apps with a quota) |
 //! | `P:app:A:node-connections` | hash | node → its connections |
 //! | `P:app:A:vacating:C` | string | the token of channel `C`'s waiting `channel_vacated` |
+//! | `P:app:A:count-quiet:C` | string (expiring) | channel `C`'s quiet window after a count announced above 100 |
 //! | `P:vacating` | sorted set | waiting vacates `A\nC\ntoken` → when they are due (ms) |
 //! | `P:vacate-seq` | string | the last token given out |
 //! | `P:app:A:presence:C` | hash | presence channel `C`'s members: user id → `[user_id, user_info]` |

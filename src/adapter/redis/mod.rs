@@ -30,8 +30,10 @@
 //! A cache channel's last event is the cluster's ([`cache`]): stored and published in one
 //! script, and read by a new subscriber where it takes its place in the stream.
 //!
-//! Still each node's own in this version (the [`LocalAdapter`] inside): watchlists and
-//! subscription-count announcements.
+//! Subscription counts are announced where the cluster's count changes, by the script that
+//! changes it ([`sync`]).
+//!
+//! Still each node's own in this version (the [`LocalAdapter`] inside): watchlists.
 
 mod cache;
 mod envelope;
@@ -112,6 +114,12 @@ impl RedisAdapter {
                 (app.id.as_str().to_owned(), delay)
             })
             .collect();
+        let counted_apps = server_config
+            .apps
+            .iter()
+            .filter(|app| app.enable_subscription_count)
+            .map(|app| app.id.as_str().to_owned())
+            .collect();
         let keepalive = Duration::from_secs(config.heartbeat_interval);
         let link = Link::new(config.url.as_str(), config.display_address(), keepalive)
             .map(Arc::new)
@@ -150,6 +158,8 @@ impl RedisAdapter {
             heartbeat_interval: keepalive,
             node_timeout: Duration::from_secs(config.node_timeout),
             vacate_delays: Arc::new(vacate_delays),
+            counted_apps: Arc::new(counted_apps),
+            scheduled_counts: Arc::default(),
         };
         Ok(RedisAdapter {
             node,
@@ -195,7 +205,7 @@ impl RedisAdapter {
     fn settle_claim(&self, app_id: &str, channel: &ChannelName, claimed: bool) {
         if claimed {
             let count = self.hub.app(app_id).subscriber_count(channel.as_str());
-            self.share.channel_changed(app_id, channel, count);
+            self.share.settle_claim(app_id, channel, count);
         }
     }
 

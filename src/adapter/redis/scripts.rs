@@ -12,7 +12,7 @@ use deadpool_redis::redis::Script;
 /// clock in milliseconds; `register(nodes, node)` adds the node to the cluster if it is
 /// missing (its first write, or it was taken for dead) and says so, so that no state is ever
 /// written by a node a clean-up could not find; `transition` records an occupancy transition.
-const HELPERS: &str = r"
+const HELPERS: &str = r#"
 local function now_ms()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -54,6 +54,32 @@ local function transition(out, app, app_key, channel, occupied, delay_ms, prefix
   end
 end
 
+-- Announces that `channel` of `app` (keys from `app_key`) has `count` subscribers
+-- cluster-wide: `pusher_internal:subscription_count` to every node's subscribers (built here,
+-- in the stream's order, so no older count can arrive last), as Pusher does on every change up
+-- to 100 subscribers and at most once per 5 s above. Appends `c`, channel, and the count
+-- announced (the caller raises the webhook) or `later:<ms>` (announce again then).
+local function announce_count(out, app, app_key, channel, count, prefix)
+  if string.sub(channel, 1, 9) == 'presence-' then return end
+  local quiet = app_key .. ':count-quiet:' .. channel
+  if count > 100 then
+    local left = redis.call('PTTL', quiet)
+    if left > 0 then
+      table.insert(out, 'c')
+      table.insert(out, channel)
+      table.insert(out, 'later:' .. left)
+      return
+    end
+    redis.call('SET', quiet, '1', 'PX', 5000)
+  end
+  local frame = '{"event":"pusher_internal:subscription_count","channel":"' .. channel
+    .. '","data":"{\\"subscription_count\\":' .. count .. '}"}'
+  redis.call('PUBLISH', prefix .. ':' .. app .. ':' .. channel, 'M1||' .. frame)
+  table.insert(out, 'c')
+  table.insert(out, channel)
+  table.insert(out, tostring(count))
+end
+
 -- One connection of `user` left the presence channel whose roster is `roster` (its other
 -- keys add a suffix); when it was the user's last in the cluster, the user leaves the roster,
 -- the stored `member_removed` goes out on `pubsub`, and 1 is returned.
@@ -71,7 +97,7 @@ end
 local function entry_user(entry)
   return string.match(entry, '^[^\n]*\n(.*)$')
 end
-";
+"#;
 
 /// Sets node `N`'s subscriber counts of some channels of app `A` (or all of them: those not
 /// listed become 0) and moves the cluster-wide counts by the same difference; returns whether
@@ -176,8 +202,11 @@ return dead
 /// member it took away (their `member_removed` published here), then app and a `transition`
 /// triple for each channel it vacated.
 ///
-/// KEYS: nodes. ARGV: node id, timeout in ms, key prefix, then app id, vacate delay in ms
-/// pairs (apps not listed: no delay).
+/// Subscription counts it changed are announced as `announce_count` does, each as app and its
+/// triple.
+///
+/// KEYS: nodes. ARGV: node id, timeout in ms, key prefix, then app id, vacate delay in ms,
+/// `1` when the app announces subscription counts (apps not listed: no delay, no counts).
 const CLEAN_UP_NODE: &str = r"
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score then return false end
@@ -186,8 +215,11 @@ if tonumber(score) >= now - tonumber(ARGV[2]) then return false end
 redis.call('ZREM', KEYS[1], ARGV[1])
 local prefix, node = ARGV[3], ARGV[1]
 local apps_key = prefix .. ':node:' .. node .. ':apps'
-local delays = {}
-for i = 4, #ARGV, 2 do delays[ARGV[i]] = ARGV[i + 1] end
+local delays, counted = {}, {}
+for i = 4, #ARGV, 3 do
+  delays[ARGV[i]] = ARGV[i + 1]
+  counted[ARGV[i]] = ARGV[i + 2] == '1'
+end
 local vacated = {}
 local presence = prefix .. ':node:' .. node .. ':presence'
 for _, held in ipairs(redis.call('SMEMBERS', presence)) do
@@ -218,6 +250,14 @@ for _, app in ipairs(redis.call('SMEMBERS', apps_key)) do
       redis.call('HDEL', app_key .. ':channels', flat[i])
       table.insert(vacated, app)
       transition(vacated, app, app_key, flat[i], false, delays[app] or '0', prefix)
+    end
+    if counted[app] then
+      local announced = {}
+      announce_count(announced, app, app_key, flat[i], math.max(left, 0), prefix)
+      if #announced > 0 then
+        table.insert(vacated, app)
+        for _, part in ipairs(announced) do table.insert(vacated, part) end
+      end
     end
   end
   redis.call('DEL', mine)
@@ -336,6 +376,17 @@ if not stored[1] or left <= 0 then return {} end
 return { stored[1], stored[2] or '', tostring(left) }
 ";
 
+/// Announces a channel's cluster-wide subscription count now (a change inside a quiet window
+/// is announced once the window is over); returns the `announce_count` triple.
+///
+/// KEYS: cluster's channels. ARGV: app id, channel, key prefix.
+const ANNOUNCE_COUNT: &str = r"
+local count = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+local out = {}
+announce_count(out, ARGV[1], ARGV[3] .. ':app:' .. ARGV[1], ARGV[2], count, ARGV[3])
+return out
+";
+
 /// Takes the waiting vacate `entry` (`app\nchannel\ntoken`) off `P:vacating`; 1 when this
 /// call took it and the channel was not re-occupied meanwhile (raise `channel_vacated`), else 0
 /// (re-occupied, or another node took it first).
@@ -388,6 +439,7 @@ pub struct Scripts {
     pub sync_presence: Script,
     pub cache_event: Script,
     pub read_cache: Script,
+    pub announce_count: Script,
 }
 
 impl Default for Scripts {
@@ -405,6 +457,7 @@ impl Default for Scripts {
             sync_presence: Script::new(&format!("{HELPERS}{SYNC_PRESENCE}")),
             cache_event: Script::new(CACHE_EVENT),
             read_cache: Script::new(READ_CACHE),
+            announce_count: Script::new(&format!("{HELPERS}{ANNOUNCE_COUNT}")),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! use, however fast they change, and writing it is idempotent: the writer (`sync`) always
 //! sends this node's absolute truth, never a difference that could be counted twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -21,6 +21,9 @@ pub struct AppChanges {
     pub channels: HashMap<ChannelName, usize>,
     /// Whether the app's connection count on this node changed.
     pub connections: bool,
+    /// Channels whose subscribers changed (not merely claimed): their cluster-wide count is
+    /// announced once written, when the app wants counts.
+    pub announce: HashSet<ChannelName>,
 }
 
 /// The changes waiting, by app id, and the writer's wake-up.
@@ -75,6 +78,14 @@ impl NodeShare {
         self.changed.notify_one();
         let mut written = self.written.subscribe();
         let _ = tokio::time::timeout(limit, written.wait_for(|done| *done >= ticket)).await;
+    }
+
+    /// After a claim: `channel` of `app_id` has `count` subscribers on this node (0 when the
+    /// claiming socket was refused); the socket's own report announced any change.
+    pub fn settle_claim(&self, app_id: &str, channel: &ChannelName, count: usize) {
+        self.app(app_id, |changes| {
+            changes.channels.insert(channel.clone(), count);
+        });
     }
 
     /// Tells waiting claims that everything up to `upto` is written (or will not be).
@@ -134,6 +145,7 @@ impl ClusterShare for NodeShare {
     fn channel_changed(&self, app_id: &str, channel: &ChannelName, count: usize) {
         self.app(app_id, |changes| {
             changes.channels.insert(channel.clone(), count);
+            changes.announce.insert(channel.clone());
         });
     }
 

@@ -8,6 +8,13 @@
 //! - **Re-establishing**: after every (re)connection to Redis, and when a heartbeat finds this
 //!   node missing (Redis restarted empty, or the node was taken for dead), it writes its
 //!   whole share again, replacing what Redis held for it (presence connections included).
+//! - **Subscription counts**: for apps that want them, once a change of this node's
+//!   subscribers is written, a script announces the channel's cluster-wide count to every
+//!   node's subscribers, in the stream's order (throttled above 100 subscribers as Pusher does,
+//!   in Redis, so across nodes); this node raises the webhook, and announces a change made
+//!   inside a quiet window once the window is over. A claim (counted before the socket is
+//!   greeted) announces nothing: the socket's own report follows and announces once it can
+//!   hear it. A dead node's clean-up announces the counts it lowers.
 //! - **Heartbeats** every `heartbeat_interval`; a node silent for `node_timeout` minus one
 //!   interval is dead (the survivors look once per interval, so it is gone within
 //!   `node_timeout` of its last beat) and is cleaned up: its presence members leave (announced
@@ -16,8 +23,8 @@
 //!   re-checks the silence and removes the node atomically, so of all the nodes that notice,
 //!   exactly one does it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -51,6 +58,11 @@ pub struct ClusterState {
     pub node_timeout: Duration,
     /// Each app's `webhook_vacate_delay_ms` (absent: none).
     pub vacate_delays: Arc<HashMap<String, Duration>>,
+    /// The apps with `enable_subscription_count`.
+    pub counted_apps: Arc<HashSet<String>>,
+    /// Channels (app id, name) with an announcement of their count waiting for the end of a
+    /// quiet window.
+    pub scheduled_counts: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl ClusterState {
@@ -168,7 +180,10 @@ impl ClusterState {
             .arg(timeout_ms)
             .arg(self.keys.prefix());
         for (app_id, delay) in self.vacate_delays.iter() {
-            script.arg(app_id).arg(delay.as_millis() as u64);
+            script
+                .arg(app_id)
+                .arg(delay.as_millis() as u64)
+                .arg(self.counted_flag(app_id));
         }
         let vacated: Option<Option<Vec<String>>> = self.link.invoke(&script).await;
         // None: another node did it (or Redis failed; the next heartbeat tries again).
@@ -205,6 +220,8 @@ impl ClusterState {
                         .filter(|(channel, _)| channel.kind() != ChannelKind::ServerToUser)
                         .collect(),
                     connections: true,
+                    // Restored, not changed: nothing new to announce.
+                    announce: Default::default(),
                 };
                 (app_id, changes)
             })
@@ -254,6 +271,11 @@ impl ClusterState {
                 }
             }
         }
+        if self.counted_apps.contains(app_id) {
+            for channel in &changes.announce {
+                self.announce_count(app_id, channel).await;
+            }
+        }
         if changes.connections {
             let count = self.hub.app(app_id).connection_count();
             let registered: Option<i64> = self
@@ -279,6 +301,15 @@ impl ClusterState {
         true
     }
 
+    /// `1` when `app_id` announces subscription counts, as the scripts take it.
+    fn counted_flag(&self, app_id: &str) -> &'static str {
+        if self.counted_apps.contains(app_id) {
+            "1"
+        } else {
+            "0"
+        }
+    }
+
     fn vacate_delay(&self, app_id: &str) -> Duration {
         self.vacate_delays.get(app_id).copied().unwrap_or_default()
     }
@@ -286,7 +317,8 @@ impl ClusterState {
     /// Raises the webhook of a cluster-wide transition: `o`ccupied at once, `r`e-occupied
     /// not at all (its vacate is cancelled, as on one node), `v`acated once its delay is over
     /// and no node has re-occupied the channel meanwhile (`token` confirms that), a `m`ember
-    /// (the user id in `token`) removed by a clean-up.
+    /// (the user id in `token`) removed by a clean-up, a subscription `c`ount announced (the
+    /// count in `token`, or `later:<ms>`: announce it again then).
     fn raise_transition(&self, app_id: &str, kind: &str, channel: &str, token: &str) {
         // Names come back as this node (or another) wrote them; a foreign one is skipped.
         let Ok(channel) = ChannelName::parse(channel, usize::MAX) else {
@@ -304,6 +336,13 @@ impl ClusterState {
                 })
             }
             "v" => self.confirm_vacate_later(app_id, channel, token),
+            "c" => match token.strip_prefix("later:") {
+                Some(wait) => {
+                    let wait = Duration::from_millis(wait.parse().unwrap_or(1));
+                    self.announce_count_later(app_id, channel, wait);
+                }
+                None => raise_count(&self.webhooks, app_id, channel, token),
+            },
             "m" => self.webhooks.emit(app_id, WebhookKind::MemberRemoved, || {
                 WebhookEvent::MemberRemoved {
                     channel,
@@ -312,6 +351,77 @@ impl ClusterState {
             }),
             _ => {}
         }
+    }
+
+    /// Announces `channel`'s cluster-wide count as it is now (or once its quiet window is
+    /// over), after this node's change to it is written.
+    async fn announce_count(&self, app_id: &str, channel: &ChannelName) {
+        if matches!(
+            channel.kind(),
+            ChannelKind::Presence | ChannelKind::ServerToUser
+        ) {
+            return;
+        }
+        let announced: Option<Vec<String>> = self
+            .link
+            .invoke(
+                self.scripts
+                    .announce_count
+                    .key(self.keys.channels(app_id))
+                    .arg(app_id)
+                    .arg(channel.as_str())
+                    .arg(self.keys.prefix()),
+            )
+            .await;
+        if let Some([kind, name, detail]) = announced.as_deref() {
+            self.raise_transition(app_id, kind, name, detail);
+        }
+    }
+
+    /// Announces `channel`'s count once its quiet window is over (in `wait`), with the count
+    /// as it is then; one waiting announcement per channel.
+    fn announce_count_later(&self, app_id: &str, channel: ChannelName, wait: Duration) {
+        let waiting = (app_id.to_owned(), channel.as_str().to_owned());
+        if !lock(&self.scheduled_counts).insert(waiting.clone()) {
+            return;
+        }
+        let link = self.link.clone();
+        let scripts = self.scripts.clone();
+        let webhooks = self.webhooks.clone();
+        let scheduled = self.scheduled_counts.clone();
+        let channels = self.keys.channels(app_id);
+        let prefix = self.keys.prefix().to_owned();
+        tokio::spawn(async move {
+            let mut wait = wait;
+            loop {
+                tokio::time::sleep(wait).await;
+                // A change from now on schedules its own announcement if this one is too early.
+                lock(&scheduled).remove(&waiting);
+                let (app_id, name) = (&waiting.0, &waiting.1);
+                let announced: Option<Vec<String>> = link
+                    .invoke(
+                        scripts
+                            .announce_count
+                            .key(&channels)
+                            .arg(app_id)
+                            .arg(name)
+                            .arg(&prefix),
+                    )
+                    .await;
+                let Some([_, _, detail]) = announced.as_deref() else {
+                    return;
+                };
+                match detail.strip_prefix("later:") {
+                    // Another node announced meanwhile: wait for its window, unless a change
+                    // scheduled that already.
+                    Some(left) if lock(&scheduled).insert(waiting.clone()) => {
+                        wait = Duration::from_millis(left.parse().unwrap_or(1));
+                    }
+                    Some(_) => return,
+                    None => return raise_count(&webhooks, app_id, channel.clone(), detail),
+                }
+            }
+        });
     }
 
     fn confirm_vacate_later(&self, app_id: &str, channel: ChannelName, token: &str) {
@@ -347,4 +457,20 @@ impl ClusterState {
             }
         });
     }
+}
+
+/// Raises the `subscription_count` webhook of an announced `count`.
+fn raise_count(webhooks: &WebhookSinks, app_id: &str, channel: ChannelName, count: &str) {
+    if let Ok(subscription_count) = count.parse() {
+        webhooks.emit(app_id, WebhookKind::SubscriptionCount, || {
+            WebhookEvent::SubscriptionCount {
+                channel,
+                subscription_count,
+            }
+        });
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
