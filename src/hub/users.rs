@@ -2,6 +2,12 @@
 //! terminated at once), and the connections watching each user (watchlists), so that a user
 //! going online or offline is told to its watchers. Every change and the announcement it
 //! causes happen under one lock, so watchers see transitions in the order they happened.
+//!
+//! In a cluster the transitions are the cluster's: the adapter records connections quietly
+//! ([`SignedInUsers::add_quiet`]) and tells watchers what Redis announces
+//! ([`SignedInUsers::tell_watchers`]). A watcher registered before its first state is known
+//! is pending: what it is told meanwhile waits (bounded) behind that state
+//! ([`SignedInUsers::watch_pending`], [`SignedInUsers::watch_ready`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,12 +21,23 @@ pub struct SignedInUsers {
     state: Mutex<State>,
 }
 
+/// Frames held for one pending watcher at most; more are dropped (its state is a snapshot
+/// followed by transitions, and a watchlist has at most 100 users).
+const MOST_PENDING: usize = 256;
+
 impl State {
-    /// Pushes `frame` to every connection watching `user_id`.
-    fn tell_watchers(&self, user_id: &str, frame: &bytestring::ByteString) {
-        if let Some(watchers) = self.watchers.get(user_id) {
-            for outbox in watchers.values() {
-                outbox.push(frame.clone());
+    /// Pushes `frame` to every connection watching `user_id` (or holds it for a pending one).
+    fn tell_watchers(&mut self, user_id: &str, frame: &bytestring::ByteString) {
+        let Some(watchers) = self.watchers.get(user_id) else {
+            return;
+        };
+        for (socket, outbox) in watchers {
+            match self.pending.get_mut(socket) {
+                Some(held) if held.len() < MOST_PENDING => held.push(frame.clone()),
+                Some(_) => {}
+                None => {
+                    outbox.push(frame.clone());
+                }
             }
         }
     }
@@ -32,6 +49,8 @@ struct State {
     connections: HashMap<String, HashMap<SocketId, Outbox>>,
     /// Watching connections by watched user id.
     watchers: HashMap<String, HashMap<SocketId, Outbox>>,
+    /// Watchers whose first state is not queued yet, with what they were told meanwhile.
+    pending: HashMap<SocketId, Vec<bytestring::ByteString>>,
 }
 
 impl SignedInUsers {
@@ -46,6 +65,85 @@ impl SignedInUsers {
             state.tell_watchers(user_id, &frames::watchlist_events(&[user_id], &[]));
         }
         online
+    }
+
+    /// Records `socket` (delivering to `outbox`) as signed in as `user_id`, telling no one;
+    /// `true` when it is the user's first connection here.
+    pub fn add_quiet(&self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
+        let mut state = self.lock();
+        let sockets = state.connections.entry(user_id.to_owned()).or_default();
+        sockets.insert(socket, outbox.clone());
+        sockets.len() == 1
+    }
+
+    /// Forgets `socket` of `user_id`, telling no one; `true` when it was the user's last here.
+    pub fn remove_quiet(&self, user_id: &str, socket: SocketId) -> bool {
+        let mut state = self.lock();
+        let Some(sockets) = state.connections.get_mut(user_id) else {
+            return false;
+        };
+        if sockets.remove(&socket).is_none() || !sockets.is_empty() {
+            return false;
+        }
+        state.connections.remove(user_id);
+        true
+    }
+
+    /// Each signed-in user with its connections on this node.
+    pub fn connection_counts(&self) -> Vec<(String, usize)> {
+        let state = self.lock();
+        let counts = state.connections.iter();
+        counts
+            .map(|(id, sockets)| (id.clone(), sockets.len()))
+            .collect()
+    }
+
+    /// Tells `user_id`'s watchers that the user came online (or went offline).
+    pub fn tell_watchers(&self, user_id: &str, online: bool) {
+        let frame = if online {
+            frames::watchlist_events(&[user_id], &[])
+        } else {
+            frames::watchlist_events(&[], &[user_id])
+        };
+        self.lock().tell_watchers(user_id, &frame);
+    }
+
+    /// Whether `user_id` has a connection on this node.
+    pub fn is_signed_in(&self, user_id: &str) -> bool {
+        self.lock().connections.contains_key(user_id)
+    }
+
+    /// Whether a connection of this node watches `user_id`.
+    pub fn is_watched(&self, user_id: &str) -> bool {
+        self.lock().watchers.contains_key(user_id)
+    }
+
+    /// Registers `socket` (delivering to `outbox`) as a watcher of each of `user_ids` whose
+    /// state is still to be read: what it is told until [`SignedInUsers::watch_ready`] waits.
+    pub fn watch_pending(&self, socket: SocketId, outbox: &Outbox, user_ids: &[String]) {
+        let mut state = self.lock();
+        state.pending.insert(socket, Vec::new());
+        for id in user_ids {
+            let watchers = state.watchers.entry(id.clone()).or_default();
+            watchers.insert(socket, outbox.clone());
+        }
+    }
+
+    /// Queues a pending watcher's first state (`online` and `offline` users), then what it
+    /// was told meanwhile (transitions read after the state was, or already in it: at worst
+    /// told twice, never left stale).
+    pub fn watch_ready(
+        &self,
+        socket: SocketId,
+        outbox: &Outbox,
+        online: &[&str],
+        offline: &[&str],
+    ) {
+        let mut state = self.lock();
+        outbox.push(frames::watchlist_events(online, offline));
+        for frame in state.pending.remove(&socket).unwrap_or_default() {
+            outbox.push(frame);
+        }
     }
 
     /// Forgets `socket` (when it closes); when this makes the user offline, its watchers are
@@ -97,6 +195,7 @@ impl SignedInUsers {
     /// Removes `socket` as a watcher of each of `user_ids`.
     pub fn unwatch(&self, socket: SocketId, user_ids: &[String]) {
         let mut state = self.lock();
+        state.pending.remove(&socket);
         for id in user_ids {
             if let Some(watchers) = state.watchers.get_mut(id) {
                 watchers.remove(&socket);

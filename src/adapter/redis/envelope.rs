@@ -14,7 +14,9 @@
 //! events are not; so are subscription-count announcements, built by the scripts that move the
 //! counts), and `J1|<node id>|<token>` marks where in the stream a read of that state
 //! happened (a presence join, a cache channel's last event), so the reading node adds its
-//! socket exactly there (the `subscriptions` registry). Anything else on a Relay
+//! socket exactly there (the `subscriptions` registry). `W1|1` (online) and `W1|0` (offline),
+//! published on a user's `#server-to-user-` channel by the script that moves the user's
+//! cluster-wide connection count, go to the user's watchers on every node. Anything else on a Relay
 //! channel is ignored (another version, another program publishing on the prefix).
 
 use bytes::Bytes;
@@ -26,6 +28,7 @@ const TAG: &[u8] = b"R1|";
 const TERMINATE_TAG: &[u8] = b"T1|";
 const MEMBER_TAG: &[u8] = b"M1|";
 const EVENT_TAG: &[u8] = b"E1|";
+const WATCHED_TAG: &[u8] = b"W1|";
 const MARKER_TAG: &[u8] = b"J1|";
 
 /// A node of the cluster, named by 64 random bits at start.
@@ -78,6 +81,11 @@ pub enum Received {
     },
     /// A frame for every node's subscribers but `except` (no node delivered it before).
     ForEveryNode(Broadcast),
+    /// The user whose channel it came on came online (`true`) or went offline.
+    Watched {
+        /// Online or offline.
+        online: bool,
+    },
     /// Where `origin`'s join number `token` happened in the channel's stream.
     JoinMarker {
         /// The joining node.
@@ -139,6 +147,12 @@ pub fn decode_any(message: &[u8]) -> Option<Received> {
                 counted,
             }));
         }
+    }
+    match message.strip_prefix(WATCHED_TAG) {
+        Some(b"1") => return Some(Received::Watched { online: true }),
+        Some(b"0") => return Some(Received::Watched { online: false }),
+        Some(_) => return None,
+        None => {}
     }
     if let Some(rest) = message.strip_prefix(MARKER_TAG) {
         let (origin, token) = split_field(rest)?;
@@ -251,8 +265,18 @@ mod tests {
             decode_any(&encode_join_marker(origin, 42)),
             Some(Received::JoinMarker { origin, token: 42 })
         );
+        assert_eq!(
+            decode_any(b"W1|1"),
+            Some(Received::Watched { online: true })
+        );
+        assert_eq!(
+            decode_any(b"W1|0"),
+            Some(Received::Watched { online: false })
+        );
         for foreign in [
-            &b"J1|0123456789abcdef|x"[..],
+            &b"W1|2"[..],
+            b"W1|",
+            b"J1|0123456789abcdef|x",
             b"J1|0123|1",
             b"M1|x.y|{}",
             b"E1|x|{}",

@@ -16,6 +16,8 @@
 //! | `P:app:A:presence:C:sockets` | hash | user id → the user's connections in `C`, cluster-wide |
 //! | `P:app:A:presence:C:farewells` | hash | user id → the `member_removed` message published when the user leaves |
 //! | `P:app:A:presence:C:node:N` | set | node `N`'s connections in `C`: `socket id\nuser id` |
+//! | `P:app:A:users` | hash | signed-in user id → connections cluster-wide (apps with watchlists) |
+//! | `P:app:A:users:N` | hash | signed-in user id → connections on node `N` |
 //! | `P:app:A:cache:C` | hash (expiring) | cache channel `C`'s last event: `frame`, `data` |
 //! | `P:node:N:presence` | set | the presence channels node `N` holds connections in: `A\nC` |
 //!
@@ -81,6 +83,14 @@ impl Keys {
         format!("{}:node:{node}", self.presence(app_id, channel))
     }
 
+    pub fn users(&self, app_id: &str) -> String {
+        format!("{}:app:{app_id}:users", self.prefix)
+    }
+
+    pub fn node_users(&self, app_id: &str, node: &str) -> String {
+        format!("{}:{node}", self.users(app_id))
+    }
+
     pub fn cache(&self, app_id: &str, channel: &str) -> String {
         format!("{}:app:{app_id}:cache:{channel}", self.prefix)
     }
@@ -120,5 +130,7 @@ mod tests {
         );
         assert_eq!(keys.node_presence_channels("n1"), "relay:node:n1:presence");
         assert_eq!(keys.cache("7", "cache-a"), "relay:app:7:cache:cache-a");
+        assert_eq!(keys.users("7"), "relay:app:7:users");
+        assert_eq!(keys.node_users("7", "n1"), "relay:app:7:users:n1");
     }
 }

@@ -33,7 +33,11 @@
 //! Subscription counts are announced where the cluster's count changes, by the script that
 //! changes it ([`sync`]).
 //!
-//! Still each node's own in this version (the [`LocalAdapter`] inside): watchlists.
+//! Watchlists are the cluster's: with `enable_watchlist_events`, each node writes its
+//! connection count of each signed-in user ([`sync`]), the script that moves a user's
+//! cluster-wide count tells the user's watchers, on the user's own channel, which a watcher's
+//! node subscribes to for as long as it watches, and a new watcher reads its users' states
+//! from Redis (what it is told meanwhile waits behind that state).
 
 mod cache;
 mod envelope;
@@ -44,7 +48,9 @@ mod scripts;
 mod share;
 mod subscriptions;
 mod sync;
+mod watchlists;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,6 +94,8 @@ pub struct RedisAdapter {
     share: Arc<NodeShare>,
     presence: Arc<ClusterPresence>,
     cache: ClusterCache,
+    /// The apps with `enable_watchlist_events`.
+    watchlist_apps: HashSet<String>,
     /// The cluster-state task, until started.
     cluster_state: Mutex<Option<ClusterState>>,
     /// The running tasks, each with what stops it.
@@ -113,6 +121,12 @@ impl RedisAdapter {
                 let delay = Duration::from_millis(app.webhook_vacate_delay_ms);
                 (app.id.as_str().to_owned(), delay)
             })
+            .collect();
+        let watchlist_apps: HashSet<String> = server_config
+            .apps
+            .iter()
+            .filter(|app| app.enable_watchlist_events)
+            .map(|app| app.id.as_str().to_owned())
             .collect();
         let counted_apps = server_config
             .apps
@@ -159,6 +173,7 @@ impl RedisAdapter {
             node_timeout: Duration::from_secs(config.node_timeout),
             vacate_delays: Arc::new(vacate_delays),
             counted_apps: Arc::new(counted_apps),
+            watchlist_apps: Arc::new(watchlist_apps.clone()),
             scheduled_counts: Arc::default(),
         };
         Ok(RedisAdapter {
@@ -172,6 +187,7 @@ impl RedisAdapter {
             share,
             presence,
             cache,
+            watchlist_apps,
             cluster_state: Mutex::new(Some(cluster_state)),
             tasks: Mutex::default(),
         })
@@ -476,9 +492,14 @@ impl Adapter for RedisAdapter {
         socket: SocketId,
         outbox: &Outbox,
     ) -> Result<(), AdapterError> {
-        self.local
-            .user_signed_in(app_id, user_id, socket, outbox)
-            .await
+        if !self.has_watchlists(app_id) {
+            return self
+                .local
+                .user_signed_in(app_id, user_id, socket, outbox)
+                .await;
+        }
+        self.sign_in(app_id, user_id, socket, outbox);
+        Ok(())
     }
 
     async fn user_signed_out(
@@ -488,9 +509,14 @@ impl Adapter for RedisAdapter {
         socket: SocketId,
         watching: &[String],
     ) -> Result<(), AdapterError> {
-        self.local
-            .user_signed_out(app_id, user_id, socket, watching)
-            .await
+        if !self.has_watchlists(app_id) {
+            return self
+                .local
+                .user_signed_out(app_id, user_id, socket, watching)
+                .await;
+        }
+        self.sign_out(app_id, user_id, socket, watching);
+        Ok(())
     }
 
     async fn watch_users(
@@ -500,9 +526,14 @@ impl Adapter for RedisAdapter {
         outbox: &Outbox,
         user_ids: &[String],
     ) -> Result<(), AdapterError> {
-        self.local
-            .watch_users(app_id, socket, outbox, user_ids)
-            .await
+        if !self.has_watchlists(app_id) {
+            return self
+                .local
+                .watch_users(app_id, socket, outbox, user_ids)
+                .await;
+        }
+        self.watch(app_id, socket, outbox, user_ids).await;
+        Ok(())
     }
 
     async fn terminate_user(&self, app_id: &str, user_id: &str) -> Result<(), AdapterError> {

@@ -80,6 +80,20 @@ local function announce_count(out, app, app_key, channel, count, prefix)
   table.insert(out, tostring(count))
 end
 
+-- Moves signed-in user `user` of `app` (keys from `app_key`) by `delta` connections
+-- cluster-wide; when that takes the user online or offline, tells the watchers on every node
+-- (on the user's own channel, which their nodes subscribe to).
+local function move_user(app_key, app, user, delta, prefix)
+  local total = redis.call('HINCRBY', app_key .. ':users', user, delta)
+  if total <= 0 then redis.call('HDEL', app_key .. ':users', user) end
+  local channel = prefix .. ':' .. app .. ':#server-to-user-' .. user
+  if total > 0 and total == delta then
+    redis.call('PUBLISH', channel, 'W1|1')
+  elseif total <= 0 and total - delta > 0 then
+    redis.call('PUBLISH', channel, 'W1|0')
+  end
+end
+
 -- One connection of `user` left the presence channel whose roster is `roster` (its other
 -- keys add a suffix); when it was the user's last in the cluster, the user leaves the roster,
 -- the stored `member_removed` goes out on `pubsub`, and 1 is returned.
@@ -261,6 +275,12 @@ for _, app in ipairs(redis.call('SMEMBERS', apps_key)) do
     end
   end
   redis.call('DEL', mine)
+  local users = app_key .. ':users:' .. node
+  local signed_in = redis.call('HGETALL', users)
+  for i = 1, #signed_in, 2 do
+    move_user(app_key, app, signed_in[i], -tonumber(signed_in[i + 1]), prefix)
+  end
+  redis.call('DEL', users)
   local connections = redis.call('HGET', app_key .. ':node-connections', node)
   if connections then
     local total = redis.call('DECRBY', app_key .. ':connections', connections)
@@ -387,6 +407,39 @@ announce_count(out, ARGV[1], ARGV[3] .. ':app:' .. ARGV[1], ARGV[2], count, ARGV
 return out
 ";
 
+/// Sets node `N`'s signed-in connections of users of app `A` (all of them: users not listed
+/// have none) and moves the cluster's totals by the same difference; a user taken online or
+/// offline cluster-wide is told to its watchers on every node.
+///
+/// KEYS: node's users, node's apps, nodes. ARGV: node id, app id, key prefix, `1` to replace
+/// all or `0`, then user id, count pairs.
+const SYNC_USERS: &str = r"
+register(KEYS[3], ARGV[1])
+local app_key = ARGV[3] .. ':app:' .. ARGV[2]
+local listed = {}
+local function set(user, new)
+  local old = tonumber(redis.call('HGET', KEYS[1], user) or '0')
+  if new == old then return end
+  if new > 0 then
+    redis.call('HSET', KEYS[1], user, new)
+  else
+    redis.call('HDEL', KEYS[1], user)
+  end
+  move_user(app_key, ARGV[2], user, new - old, ARGV[3])
+end
+for i = 5, #ARGV, 2 do
+  listed[ARGV[i]] = true
+  set(ARGV[i], tonumber(ARGV[i + 1]))
+end
+if ARGV[4] == '1' then
+  for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if not listed[user] then set(user, 0) end
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+";
+
 /// Takes the waiting vacate `entry` (`app\nchannel\ntoken`) off `P:vacating`; 1 when this
 /// call took it and the channel was not re-occupied meanwhile (raise `channel_vacated`), else 0
 /// (re-occupied, or another node took it first).
@@ -440,6 +493,7 @@ pub struct Scripts {
     pub cache_event: Script,
     pub read_cache: Script,
     pub announce_count: Script,
+    pub sync_users: Script,
 }
 
 impl Default for Scripts {
@@ -458,6 +512,7 @@ impl Default for Scripts {
             cache_event: Script::new(CACHE_EVENT),
             read_cache: Script::new(READ_CACHE),
             announce_count: Script::new(&format!("{HELPERS}{ANNOUNCE_COUNT}")),
+            sync_users: Script::new(&format!("{HELPERS}{SYNC_USERS}")),
         }
     }
 }

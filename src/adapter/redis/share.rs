@@ -24,6 +24,8 @@ pub struct AppChanges {
     /// Channels whose subscribers changed (not merely claimed): their cluster-wide count is
     /// announced once written, when the app wants counts.
     pub announce: HashSet<ChannelName>,
+    /// Signed-in users whose connection count on this node changed (apps with watchlists).
+    pub users: HashSet<String>,
 }
 
 /// The changes waiting, by app id, and the writer's wake-up.
@@ -85,6 +87,13 @@ impl NodeShare {
     pub fn settle_claim(&self, app_id: &str, channel: &ChannelName, count: usize) {
         self.app(app_id, |changes| {
             changes.channels.insert(channel.clone(), count);
+        });
+    }
+
+    /// The connections signed in as `user_id` of `app_id` on this node changed.
+    pub fn user_changed(&self, app_id: &str, user_id: &str) {
+        self.app(app_id, |changes| {
+            changes.users.insert(user_id.to_owned());
         });
     }
 

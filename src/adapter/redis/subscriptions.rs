@@ -34,6 +34,9 @@
 //! connection's outbound limit (the subscriber's own outbox could take no more); what does not
 //! fit is dropped and logged.
 //!
+//! A user's `#server-to-user-` channel is also subscribed for the user's watchers on this
+//! node (their online/offline announcements come on it), for as long as one watches.
+//!
 //! The Redis commands run in spawned tasks, so a caller that stops waiting cannot leave a
 //! channel half-subscribed. The link reports which connection (generation) a command went
 //! out on: a command lost with an old connection is sent again on the current one.
@@ -103,6 +106,10 @@ impl Entry {
         self.pins > 0
             || self.joiners > 0
             || self.channels.subscriber_count(self.channel.as_str()) > 0
+            || self
+                .channel
+                .server_to_user_id()
+                .is_some_and(|user_id| self.channels.users().is_watched(user_id))
     }
 
     /// Whether the stream is stopped: what is read now must wait in the buffer.
@@ -414,8 +421,16 @@ impl Subscriptions {
             Some(Received::ForEveryNode(broadcast)) => broadcast,
             Some(Received::JoinMarker { origin, token }) => return self.mark(name, origin, token),
             Some(Received::Terminate { origin }) => {
-                if origin != self.node {
-                    self.terminate(name);
+                if origin != self.node
+                    && let Some((channels, user_id)) = self.user_of(name)
+                {
+                    channels.users().terminate(&user_id);
+                }
+                return;
+            }
+            Some(Received::Watched { online }) => {
+                if let Some((channels, user_id)) = self.user_of(name) {
+                    channels.users().tell_watchers(&user_id, online);
                 }
                 return;
             }
@@ -438,18 +453,13 @@ impl Subscriptions {
         send(&channels, &channel, &broadcast);
     }
 
-    /// Closes this node's connections of the user whose `#server-to-user-` channel `name` is.
-    fn terminate(&self, name: &str) {
-        let target = {
-            let entries = self.lock();
-            entries.get(name).and_then(|entry| {
-                let user_id = entry.channel.server_to_user_id()?.to_owned();
-                Some((entry.channels.clone(), user_id))
-            })
-        };
-        if let Some((channels, user_id)) = target {
-            channels.users().terminate(&user_id);
-        }
+    /// The app and user whose `#server-to-user-` channel `name` is (closing the user's
+    /// connections and telling its watchers come on it).
+    fn user_of(&self, name: &str) -> Option<(Arc<AppChannels>, String)> {
+        let entries = self.lock();
+        let entry = entries.get(name)?;
+        let user_id = entry.channel.server_to_user_id()?.to_owned();
+        Some((entry.channels.clone(), user_id))
     }
 
     /// Subscribes again, on the connection that just came up, to every channel this node

@@ -15,6 +15,10 @@
 //!   inside a quiet window once the window is over. A claim (counted before the socket is
 //!   greeted) announces nothing: the socket's own report follows and announces once it can
 //!   hear it. A dead node's clean-up announces the counts it lowers.
+//! - **Signed-in users** of apps with watchlists: each node writes its connection count of
+//!   each user as it changes (coalesced like the channel counts), and the script that moves
+//!   a user's cluster-wide count tells the user's watchers on every node when that takes the
+//!   user online or offline; a dead node's clean-up takes its users offline.
 //! - **Heartbeats** every `heartbeat_interval`; a node silent for `node_timeout` minus one
 //!   interval is dead (the survivors look once per interval, so it is gone within
 //!   `node_timeout` of its last beat) and is cleaned up: its presence members leave (announced
@@ -60,6 +64,8 @@ pub struct ClusterState {
     pub vacate_delays: Arc<HashMap<String, Duration>>,
     /// The apps with `enable_subscription_count`.
     pub counted_apps: Arc<HashSet<String>>,
+    /// The apps with `enable_watchlist_events`, whose signed-in users are counted in Redis.
+    pub watchlist_apps: Arc<HashSet<String>>,
     /// Channels (app id, name) with an announcement of their count waiting for the end of a
     /// quiet window.
     pub scheduled_counts: Arc<Mutex<HashSet<(String, String)>>>,
@@ -222,6 +228,8 @@ impl ClusterState {
                     connections: true,
                     // Restored, not changed: nothing new to announce.
                     announce: Default::default(),
+                    // Written whole for a replace.
+                    users: Default::default(),
                 };
                 (app_id, changes)
             })
@@ -271,6 +279,12 @@ impl ClusterState {
                 }
             }
         }
+        if self.watchlist_apps.contains(app_id)
+            && (replace || !changes.users.is_empty())
+            && !self.write_users(app_id, &changes.users, replace).await
+        {
+            return false;
+        }
         if self.counted_apps.contains(app_id) {
             for channel in &changes.announce {
                 self.announce_count(app_id, channel).await;
@@ -299,6 +313,38 @@ impl ClusterState {
             }
         }
         true
+    }
+
+    /// Writes this node's connection counts of `users` of `app_id` (of all its signed-in
+    /// users, when `replace`); whether it went.
+    async fn write_users(&self, app_id: &str, users: &HashSet<String>, replace: bool) -> bool {
+        let node = self.node.to_string();
+        let signed_in = self.hub.app(app_id).users().connection_counts();
+        let mut script = self.scripts.sync_users.prepare_invoke();
+        script
+            .key(self.keys.node_users(app_id, &node))
+            .key(self.keys.node_apps(&node))
+            .key(self.keys.nodes())
+            .arg(&node)
+            .arg(app_id)
+            .arg(self.keys.prefix())
+            .arg(if replace { "1" } else { "0" });
+        let counts: HashMap<&str, usize> = signed_in
+            .iter()
+            .map(|(user, count)| (user.as_str(), *count))
+            .collect();
+        if replace {
+            for (user, count) in &counts {
+                script.arg(*user).arg(count);
+            }
+        } else {
+            for user in users {
+                script
+                    .arg(user)
+                    .arg(counts.get(user.as_str()).copied().unwrap_or(0));
+            }
+        }
+        self.link.invoke::<i64>(&script).await.is_some()
     }
 
     /// `1` when `app_id` announces subscription counts, as the scripts take it.
