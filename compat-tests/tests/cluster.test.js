@@ -3,7 +3,9 @@
 // receiving the other's exactly once and never its own; the official Node
 // server SDK triggers on C and the clients on A and B each receive every event
 // exactly once, and a trigger excluding the client on A (socket_id) reaches B
-// only. Presence is not shared across nodes yet, so it is not tested here.
+// only; presence members joining on different nodes see one roster, with one
+// member per user however many nodes its tabs are on, and the Node SDK's
+// users query on a third node lists them all.
 
 'use strict';
 
@@ -20,6 +22,7 @@ const {
   startRedis,
   startRelay,
   subscribe,
+  eventNames,
   waitFor,
 } = require('../lib/harness');
 
@@ -154,4 +157,48 @@ test('the Node SDK triggers on a third node; clients on A and B get each event o
   assert.deepEqual(logs.pubB, [['update', { n: 1 }], ['update', { n: 3 }], ['update', { n: 4 }]]);
   assert.deepEqual(logs.privA, [['update', { n: 2 }], ['update', { n: 4 }]]);
   assert.deepEqual(logs.privB, [['update', { n: 2 }], ['update', { n: 4 }]]);
+});
+
+/** Sorted list of member ids of a pusher-js Members object. */
+function memberIds(members) {
+  const ids = [];
+  members.each((member) => ids.push(member.id));
+  return ids.sort();
+}
+
+test('presence across nodes: one roster, one member per user, member events once', async (t) => {
+  const channelName = 'presence-cluster-room';
+  const a = await session(t, 'A').connectedClient({ user: { id: '1', name: 'A' } });
+  const { channel: roomA } = await subscribe(a, channelName);
+  const logA = recordEvents(roomA);
+
+  // User 2 joins on B: A is told once, and 2 sees both members.
+  const addedForA = waitFor(roomA, 'pusher:member_added', { label: 'A sees 2 join' });
+  const sessionB = session(t, 'B');
+  const b = await sessionB.connectedClient({ user: { id: '2', name: 'B' } });
+  const { data: membersB } = await subscribe(b, channelName);
+  assert.equal((await addedForA).id, '2');
+  assert.deepEqual(memberIds(membersB), ['1', '2']);
+  assert.deepEqual(membersB.get('1').info, { name: 'A' });
+
+  // User 2's second tab, on C: the same roster, and nobody is told again.
+  const sessionC = session(t, 'C');
+  const tab = await sessionC.connectedClient({ user: { id: '2', name: 'B' } });
+  const { data: membersTab } = await subscribe(tab, channelName);
+  assert.equal(membersTab.count, 2);
+  assert.deepEqual(memberIds(membersTab), ['1', '2']);
+
+  const sdk = nodeSdk({ port: env.nodes.C.port });
+  const users = await sdk.get({ path: `/channels/${channelName}/users` });
+  assert.equal(users.status, 200);
+  const listed = (await users.json()).users.map((user) => user.id).sort();
+  assert.deepEqual(listed, ['1', '2']);
+
+  // User 2 leaves B but is still on C; then leaves C too: removed once.
+  await sessionB.disconnect(b);
+  const removedForA = waitFor(roomA, 'pusher:member_removed', { label: 'A sees 2 leave' });
+  await sessionC.disconnect(tab);
+  assert.equal((await removedForA).id, '2');
+  assert.deepEqual(memberIds(roomA.members), ['1']);
+  assert.deepEqual(eventNames(logA), ['pusher:member_added', 'pusher:member_removed']);
 });

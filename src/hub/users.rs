@@ -26,6 +26,25 @@ pub struct SignedInUsers {
 const MOST_PENDING: usize = 256;
 
 impl State {
+    /// Records `socket` of `user_id`; whether it is the user's first connection here.
+    fn add_connection(&mut self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
+        let sockets = self.connections.entry(user_id.to_owned()).or_default();
+        sockets.insert(socket, outbox.clone());
+        sockets.len() == 1
+    }
+
+    /// Forgets `socket` of `user_id`; whether it was the user's last connection here.
+    fn remove_connection(&mut self, user_id: &str, socket: SocketId) -> bool {
+        let Some(sockets) = self.connections.get_mut(user_id) else {
+            return false;
+        };
+        if sockets.remove(&socket).is_none() || !sockets.is_empty() {
+            return false;
+        }
+        self.connections.remove(user_id);
+        true
+    }
+
     /// Pushes `frame` to every connection watching `user_id` (or holds it for a pending one).
     fn tell_watchers(&mut self, user_id: &str, frame: &bytestring::ByteString) {
         let Some(watchers) = self.watchers.get(user_id) else {
@@ -58,9 +77,7 @@ impl SignedInUsers {
     /// makes the user online (its first connection), its watchers are told. `true` then.
     pub fn add(&self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
         let mut state = self.lock();
-        let sockets = state.connections.entry(user_id.to_owned()).or_default();
-        sockets.insert(socket, outbox.clone());
-        let online = sockets.len() == 1;
+        let online = state.add_connection(user_id, socket, outbox);
         if online {
             state.tell_watchers(user_id, &frames::watchlist_events(&[user_id], &[]));
         }
@@ -70,23 +87,12 @@ impl SignedInUsers {
     /// Records `socket` (delivering to `outbox`) as signed in as `user_id`, telling no one;
     /// `true` when it is the user's first connection here.
     pub fn add_quiet(&self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
-        let mut state = self.lock();
-        let sockets = state.connections.entry(user_id.to_owned()).or_default();
-        sockets.insert(socket, outbox.clone());
-        sockets.len() == 1
+        self.lock().add_connection(user_id, socket, outbox)
     }
 
     /// Forgets `socket` of `user_id`, telling no one; `true` when it was the user's last here.
     pub fn remove_quiet(&self, user_id: &str, socket: SocketId) -> bool {
-        let mut state = self.lock();
-        let Some(sockets) = state.connections.get_mut(user_id) else {
-            return false;
-        };
-        if sockets.remove(&socket).is_none() || !sockets.is_empty() {
-            return false;
-        }
-        state.connections.remove(user_id);
-        true
+        self.lock().remove_connection(user_id, socket)
     }
 
     /// Each signed-in user with its connections on this node.
@@ -150,15 +156,11 @@ impl SignedInUsers {
     /// told. `true` then.
     pub fn remove(&self, user_id: &str, socket: SocketId) -> bool {
         let mut state = self.lock();
-        let Some(sockets) = state.connections.get_mut(user_id) else {
-            return false;
-        };
-        if sockets.remove(&socket).is_none() || !sockets.is_empty() {
-            return false;
+        let offline = state.remove_connection(user_id, socket);
+        if offline {
+            state.tell_watchers(user_id, &frames::watchlist_events(&[], &[user_id]));
         }
-        state.connections.remove(user_id);
-        state.tell_watchers(user_id, &frames::watchlist_events(&[], &[user_id]));
-        true
+        offline
     }
 
     /// Tells every connection signed in as `user_id` to close (each forgets itself as it
@@ -287,5 +289,34 @@ mod tests {
         users.unwatch(watching, &watched);
         users.add("alice", alice, session.outbox());
         assert_eq!(watcher.next_text(), None);
+    }
+
+    #[test]
+    fn a_pending_watcher_gets_its_state_first_then_what_it_heard_meanwhile() {
+        let users = SignedInUsers::default();
+        let watcher = TestOutbox::new(8);
+        let watching = SocketId::random();
+        let watched = ["alice".to_owned()];
+        users.watch_pending(watching, watcher.outbox(), &watched);
+        users.tell_watchers("alice", true);
+        assert_eq!(watcher.next_text(), None, "held until the state is queued");
+        users.watch_ready(watching, watcher.outbox(), &[], &["alice"]);
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "offline", "user_ids": ["alice"]}])
+        );
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "online", "user_ids": ["alice"]}])
+        );
+        users.tell_watchers("alice", false);
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "offline", "user_ids": ["alice"]}])
+        );
+        // Quiet records tell no one; the cluster's announcements do.
+        assert!(users.add_quiet("alice", SocketId::random(), watcher.outbox()));
+        assert_eq!(watcher.next_text(), None);
+        assert!(users.is_signed_in("alice") && users.is_watched("alice"));
     }
 }
