@@ -21,7 +21,7 @@ use super::envelope::{self, NodeId};
 use super::keys::Keys;
 use super::link::Link;
 use super::scripts::Scripts;
-use super::subscriptions::{Hold, Pin, Subscriptions};
+use super::subscriptions::{Hold, Marker, Pin, Subscriptions};
 use crate::hub::CachedEvent;
 use crate::protocol::{ChannelName, SocketId};
 
@@ -66,15 +66,16 @@ impl ClusterCache {
 
     /// Reads `channel`'s last event where this node's socket takes its place in the stream
     /// (`pin` says the subscription is acknowledged): the event, and the hold to drop once
-    /// the socket is in the hub. `None` when Redis did not answer.
+    /// the socket is in the hub. When Redis did not answer, the marker, to be dropped once the
+    /// socket is in the hub (it keeps the subscription meanwhile).
     pub async fn read_at_marker(
         &self,
         app_id: &str,
         channel: &ChannelName,
         pin: Pin,
-    ) -> Option<(Option<CachedEvent>, Hold)> {
+    ) -> Result<(Option<CachedEvent>, Hold), Marker> {
         let marker = self.subscriptions.expect_marker(pin);
-        let read: Vec<String> = self
+        let read: Option<Vec<String>> = self
             .link
             .invoke(
                 self.scripts
@@ -83,9 +84,12 @@ impl ClusterCache {
                     .arg(self.keys.pubsub(app_id, channel.as_str()))
                     .arg(envelope::encode_join_marker(self.node, marker.token())),
             )
-            .await?;
+            .await;
+        let Some(read) = read else {
+            return Err(marker);
+        };
         let hold = marker.wait(MARKER_WAIT).await;
-        Some((cached_event(read), hold))
+        Ok((cached_event(read), hold))
     }
 
     /// `channel`'s last event, cluster-wide; `None` when Redis did not answer.

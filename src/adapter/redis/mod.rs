@@ -324,11 +324,12 @@ impl Adapter for RedisAdapter {
         if channel.is_cache() && greeting.is_some() && self.link.reachable() {
             // The cluster's last event, read where the socket takes its place in the stream.
             match self.cache.read_at_marker(&app.id, channel, pin).await {
-                Some((cached, hold)) => {
+                Ok((cached, hold)) => {
                     local.subscribe_with(app, channel, socket, outbox, greeting, Some(cached));
                     drop(hold);
                 }
-                None => local.subscribe_with(app, channel, socket, outbox, greeting, None),
+                // The unanswered marker keeps the subscription until the socket is in.
+                Err(_marker) => local.subscribe_with(app, channel, socket, outbox, greeting, None),
             }
         } else {
             local.subscribe_with(app, channel, socket, outbox, greeting, None);
@@ -395,11 +396,12 @@ impl Adapter for RedisAdapter {
         outbox: &Outbox,
         member: &PresenceMember,
     ) -> Result<PresenceJoin, AdapterError> {
+        let writing = self.presence.writing().await;
         let (pin, claimed) = self.prepare(&app.id, channel).await;
         let max_members = app.limits.max_presence_members;
         let entered = self
             .presence
-            .enter(&app.id, max_members, channel, socket, member, pin)
+            .enter(&app.id, max_members, channel, socket, member, pin, writing)
             .await;
         let joined = match entered {
             Ok(Entered::Joined(joining)) => {

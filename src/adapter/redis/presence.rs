@@ -13,9 +13,10 @@
 //! Each node keeps a record of its own presence connections (what the Redis entries of the
 //! node must be). After Redis was away or lost them, or when a script's answer was lost, the
 //! node makes Redis's entries equal to its record ([`ClusterPresence::sync_all`]): connections
-//! that left meanwhile leave the roster and are announced, and those Redis lost are restored
-//! silently (they were announced when they joined). A sync excludes joins and leaves of this
-//! node while it runs, so it never undoes one. A dead node's members are removed, and
+//! that left meanwhile leave the roster and are announced, and those Redis lost are put back
+//! and announced again (a clean-up that took this node for dead, or a Redis restart, told the
+//! others they had gone). A sync excludes joins and leaves of this node while it runs, so it
+//! never undoes one; a join takes its share of that exclusion before it pins its channel. A dead node's members are removed, and
 //! announced, by the survivor that cleans it up (`sync`).
 //!
 //! While Redis is unreachable a presence join is refused (`Unavailable`, which the client sees
@@ -83,8 +84,11 @@ pub struct Joining {
     pub first_connection: bool,
     /// The channel's stream is held at the join's marker until this goes.
     hold: Hold,
-    _writing: OwnedRwLockReadGuard<()>,
+    _writing: Writing,
 }
+
+/// See [`ClusterPresence::writing`].
+pub struct Writing(#[allow(dead_code)] OwnedRwLockReadGuard<()>);
 
 impl ClusterPresence {
     #[allow(clippy::too_many_arguments)] // the parts the adapter already has
@@ -110,8 +114,15 @@ impl ClusterPresence {
         }
     }
 
+    /// A join's share of the exclusion against syncs; taken before the join pins its channel,
+    /// so a sync waiting for the exclusion never holds up a join that holds a pin.
+    pub async fn writing(&self) -> Writing {
+        Writing(self.syncing.clone().read_owned().await)
+    }
+
     /// Adds `socket` as a connection of `member` to the cluster's roster of `channel`; `pin`
-    /// says this node's subscription to the channel is acknowledged.
+    /// says this node's subscription to the channel is acknowledged, `writing` is from
+    /// [`ClusterPresence::writing`].
     #[allow(clippy::too_many_arguments)] // one join needs them all
     pub async fn enter(
         &self,
@@ -121,11 +132,11 @@ impl ClusterPresence {
         socket: SocketId,
         member: &PresenceMember,
         pin: Pin,
+        writing: Writing,
     ) -> Result<Entered, AdapterError> {
         if !self.link.reachable() {
             return Err(unreachable());
         }
-        let writing = self.syncing.clone().read_owned().await;
         let node = self.node.to_string();
         let pubsub = self.keys.pubsub(app_id, channel.as_str());
         let marker = self.subscriptions.expect_marker(pin);
@@ -311,18 +322,30 @@ impl ClusterPresence {
             .arg(channel_id(app_id, channel));
         for (member, sockets) in users.values() {
             for socket in sockets {
+                let added = frames::member_added(
+                    channel.as_str(),
+                    &member.user_id_json,
+                    member.user_info.as_deref(),
+                );
                 script
                     .arg(entry(*socket, member))
                     .arg(&member.user_key)
                     .arg(stored_member(member))
-                    .arg(farewell(channel, member));
+                    .arg(farewell(channel, member))
+                    .arg(envelope::encode_member(Some(*socket), &added));
             }
         }
-        let Some(removed) = self.link.invoke::<Vec<String>>(&script).await else {
+        let Some(changed) = self.link.invoke::<Vec<String>>(&script).await else {
             return false;
         };
-        for user_key in removed {
-            self.raise(app_id, WebhookKind::MemberRemoved, channel, &user_key);
+        for pair in changed.chunks(2) {
+            match pair {
+                [kind, user_key] if kind == "a" => {
+                    self.raise(app_id, WebhookKind::MemberAdded, channel, user_key);
+                }
+                [_, user_key] => self.raise(app_id, WebhookKind::MemberRemoved, channel, user_key),
+                _ => {}
+            }
         }
         true
     }

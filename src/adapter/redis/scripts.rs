@@ -336,31 +336,40 @@ return leave_member(KEYS[1], ARGV[4], ARGV[1])
 ";
 
 /// Makes node `N`'s connections in a presence channel exactly the listed ones (after Redis
-/// was away or lost them): those no longer listed leave as `LEAVE_PRESENCE` would, announced;
-/// those missing are restored silently (they were announced when they joined). Returns the
-/// user ids that left the cluster's roster.
+/// was away or lost them), adding before it removes: a user missing from the roster is put
+/// back and announced (`member_added`; clients may already know it, and pusher-js takes a
+/// repeat in its stride, but one that was removed meanwhile, by a clean-up that took this
+/// node for dead or by a Redis restart, must be told), and connections no longer listed leave
+/// as `LEAVE_PRESENCE` would, announced. Returns `a` or `r`, user id pairs for the users that
+/// joined or left the roster.
 ///
 /// KEYS: roster, node's entries in the channel, node's presence channels, nodes.
 /// ARGV: node id, pub/sub channel, `A\nC`, then for each connection: its entry
-/// `socket\nuser`, user id, member, `member_removed` message.
+/// `socket\nuser`, user id, member, `member_removed` message, `member_added` message.
 const SYNC_PRESENCE: &str = r"
 register(KEYS[4], ARGV[1])
 local listed = {}
-for i = 4, #ARGV, 4 do listed[ARGV[i]] = true end
-local removed = {}
-for _, entry in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if not listed[entry] then
-    redis.call('SREM', KEYS[2], entry)
-    local user = entry_user(entry)
-    if user and leave_member(KEYS[1], user, ARGV[2]) == 1 then table.insert(removed, user) end
-  end
-end
-for i = 4, #ARGV, 4 do
+local changed = {}
+for i = 4, #ARGV, 5 do
+  listed[ARGV[i]] = true
   if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
     local user = ARGV[i + 1]
     if redis.call('HINCRBY', KEYS[1] .. ':sockets', user, 1) == 1 then
       redis.call('HSET', KEYS[1], user, ARGV[i + 2])
       redis.call('HSET', KEYS[1] .. ':farewells', user, ARGV[i + 3])
+      redis.call('PUBLISH', ARGV[2], ARGV[i + 4])
+      table.insert(changed, 'a')
+      table.insert(changed, user)
+    end
+  end
+end
+for _, entry in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if not listed[entry] then
+    redis.call('SREM', KEYS[2], entry)
+    local user = entry_user(entry)
+    if user and leave_member(KEYS[1], user, ARGV[2]) == 1 then
+      table.insert(changed, 'r')
+      table.insert(changed, user)
     end
   end
 end
@@ -369,7 +378,7 @@ if redis.call('SCARD', KEYS[2]) > 0 then
 else
   redis.call('SREM', KEYS[3], ARGV[3])
 end
-return removed
+return changed
 ";
 
 /// Stores a cache channel's last event and publishes it to every node (the caller's too), in
@@ -409,12 +418,13 @@ return out
 
 /// Sets node `N`'s signed-in connections of users of app `A` (all of them: users not listed
 /// have none) and moves the cluster's totals by the same difference; a user taken online or
-/// offline cluster-wide is told to its watchers on every node.
+/// offline cluster-wide is told to its watchers on every node. Returns whether the node was
+/// registered by it.
 ///
 /// KEYS: node's users, node's apps, nodes. ARGV: node id, app id, key prefix, `1` to replace
 /// all or `0`, then user id, count pairs.
 const SYNC_USERS: &str = r"
-register(KEYS[3], ARGV[1])
+local registered = register(KEYS[3], ARGV[1])
 local app_key = ARGV[3] .. ':app:' .. ARGV[2]
 local listed = {}
 local function set(user, new)
@@ -437,7 +447,7 @@ if ARGV[4] == '1' then
   end
 end
 redis.call('SADD', KEYS[2], ARGV[2])
-return 1
+return registered
 ";
 
 /// Takes the waiting vacate `entry` (`app\nchannel\ntoken`) off `P:vacating`; 1 when this

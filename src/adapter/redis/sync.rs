@@ -115,6 +115,14 @@ impl ClusterState {
             let taken = self.share.take();
             let written = if rewrite_all {
                 let counts = self.write_apps(self.whole_share(), true).await;
+                // The changes taken are in the whole share; their announcements are still due.
+                for (app_id, changes) in &taken.apps {
+                    if self.counted_apps.contains(app_id) {
+                        for channel in &changes.announce {
+                            self.announce_count(app_id, channel).await;
+                        }
+                    }
+                }
                 counts && self.presence.sync_all().await
             } else {
                 self.write_apps(taken.apps, false).await
@@ -344,7 +352,15 @@ impl ClusterState {
                     .arg(counts.get(user.as_str()).copied().unwrap_or(0));
             }
         }
-        self.link.invoke::<i64>(&script).await.is_some()
+        match self.link.invoke::<i64>(&script).await {
+            None => false,
+            Some(registered) => {
+                if registered == 1 && !replace {
+                    self.share.request_rewrite();
+                }
+                true
+            }
+        }
     }
 
     /// `1` when `app_id` announces subscription counts, as the scripts take it.
