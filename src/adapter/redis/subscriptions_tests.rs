@@ -83,6 +83,13 @@ fn spawn_pin(registry: &Arc<Subscriptions>) -> tokio::task::JoinHandle<Pin> {
     tokio::spawn(async move { registry.pin(NAME.to_owned(), "1", &channel()).await })
 }
 
+/// Adds `socket` to `NAME`'s channel in the hub, delivering to `queue`, greeted with `greeting`.
+fn add_socket(hub: &Hub, socket: SocketId, queue: &TestOutbox, greeting: Option<&ByteString>) {
+    let outbox = queue.outbox().clone();
+    hub.app("1")
+        .subscribe(&channel(), socket, outbox, greeting, &Unreported);
+}
+
 /// Lets spawned tasks run until they wait again.
 async fn settle() {
     for _ in 0..10 {
@@ -104,13 +111,7 @@ async fn a_subscriber_is_greeted_after_the_acknowledgement_and_misses_nothing_af
     registry.deliver(NAME, &from_elsewhere("early"));
     let queue = TestOutbox::new(8);
     let greeting = ByteString::from_static("greeting");
-    hub.app("1").subscribe(
-        &channel(),
-        SocketId::random(),
-        queue.outbox().clone(),
-        Some(&greeting),
-        &Unreported,
-    );
+    add_socket(&hub, SocketId::random(), &queue, Some(&greeting));
     drop(pin);
     registry.deliver(NAME, &from_elsewhere("late"));
     let frames: Vec<_> = std::iter::from_fn(|| queue.next_text()).collect();
@@ -129,13 +130,7 @@ async fn a_nodes_own_messages_and_foreign_ones_are_skipped() {
     let pin = pinning.await.unwrap();
     let queue = TestOutbox::new(8);
     let socket = SocketId::random();
-    hub.app("1").subscribe(
-        &channel(),
-        socket,
-        queue.outbox().clone(),
-        None,
-        &Unreported,
-    );
+    add_socket(&hub, socket, &queue, None);
     drop(pin);
     registry.deliver(NAME, &encode(node, None, "mine"));
     registry.deliver(NAME, b"not a broadcast");
@@ -155,13 +150,7 @@ async fn the_last_subscriber_leaving_unsubscribes_and_a_newcomer_meanwhile_resub
     link.answer("SUBSCRIBE", NAME, true);
     let socket = SocketId::random();
     let queue = TestOutbox::new(8);
-    hub.app("1").subscribe(
-        &channel(),
-        socket,
-        queue.outbox().clone(),
-        None,
-        &Unreported,
-    );
+    add_socket(&hub, socket, &queue, None);
     drop(pinning.await.unwrap());
     assert!(link.pending().is_empty());
 
@@ -191,13 +180,7 @@ async fn without_redis_subscribers_are_served_at_once_and_resubscribed_on_reconn
     let (registry, hub) = setup(&link);
     let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
     let queue = TestOutbox::new(8);
-    hub.app("1").subscribe(
-        &channel(),
-        SocketId::random(),
-        queue.outbox().clone(),
-        None,
-        &Unreported,
-    );
+    add_socket(&hub, SocketId::random(), &queue, None);
     drop(pin);
     assert!(link.pending().is_empty());
     *link.generation.lock().unwrap() = Some(2);
@@ -248,13 +231,7 @@ async fn subscribed_with_a_joiner(
     let first = pinning.await.unwrap();
     let member = TestOutbox::new(8);
     let socket = SocketId::random();
-    hub.app("1").subscribe(
-        &channel(),
-        socket,
-        member.outbox().clone(),
-        None,
-        &Unreported,
-    );
+    add_socket(&hub, socket, &member, None);
     drop(first);
     let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
     (registry, hub, node, member, pin)
@@ -285,13 +262,7 @@ async fn a_joiner_gets_exactly_the_messages_after_its_marker() {
     assert_eq!(texts(&member), ["before", "still before"]);
     let joiner = TestOutbox::new(8);
     let greeting = ByteString::from_static("snapshot");
-    hub.app("1").subscribe(
-        &channel(),
-        SocketId::random(),
-        joiner.outbox().clone(),
-        Some(&greeting),
-        &Unreported,
-    );
+    add_socket(&hub, SocketId::random(), &joiner, Some(&greeting));
     drop(hold);
     registry.deliver(NAME, &envelope::encode_member(None, "later"));
     assert_eq!(texts(&joiner), ["snapshot", "after", "later"]);
@@ -347,25 +318,13 @@ async fn a_join_marker_read_while_confirming_keeps_its_place() {
     registry.deliver(NAME, &from_elsewhere("after"));
     // The plain subscriber is added; confirming ends and the stream runs up to the marker.
     let subscriber = TestOutbox::new(8);
-    hub.app("1").subscribe(
-        &channel(),
-        SocketId::random(),
-        subscriber.outbox().clone(),
-        None,
-        &Unreported,
-    );
+    add_socket(&hub, SocketId::random(), &subscriber, None);
     drop(subscriber_pin);
     assert_eq!(texts(&subscriber), ["before"]);
     let hold = marker.wait(std::time::Duration::from_secs(5)).await;
     let joiner = TestOutbox::new(8);
     let greeting = ByteString::from_static("snapshot");
-    hub.app("1").subscribe(
-        &channel(),
-        SocketId::random(),
-        joiner.outbox().clone(),
-        Some(&greeting),
-        &Unreported,
-    );
+    add_socket(&hub, SocketId::random(), &joiner, Some(&greeting));
     drop(hold);
     assert_eq!(texts(&joiner), ["snapshot", "after"]);
     assert_eq!(texts(&subscriber), ["after"]);
