@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytestring::ByteString;
-use deadpool_redis::redis::cmd;
+use deadpool_redis::redis::{ScriptInvocation, cmd};
 use serde_json::value::RawValue;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
@@ -88,7 +88,9 @@ pub struct Joining {
 }
 
 /// See [`ClusterPresence::writing`].
-pub struct Writing(#[allow(dead_code)] OwnedRwLockReadGuard<()>);
+pub struct Writing {
+    _shared: OwnedRwLockReadGuard<()>,
+}
 
 impl ClusterPresence {
     #[allow(clippy::too_many_arguments)] // the parts the adapter already has
@@ -117,7 +119,9 @@ impl ClusterPresence {
     /// A join's share of the exclusion against syncs; taken before the join pins its channel,
     /// so a sync waiting for the exclusion never holds up a join that holds a pin.
     pub async fn writing(&self) -> Writing {
-        Writing(self.syncing.clone().read_owned().await)
+        Writing {
+            _shared: self.syncing.clone().read_owned().await,
+        }
     }
 
     /// Adds `socket` as a connection of `member` to the cluster's roster of `channel`; `pin`
@@ -145,27 +149,20 @@ impl ClusterPresence {
             &member.user_id_json,
             member.user_info.as_deref(),
         );
-        let answer: Option<Vec<String>> = self
-            .link
-            .invoke(
-                self.scripts
-                    .join_presence
-                    .key(self.keys.presence(app_id, channel.as_str()))
-                    .key(self.keys.node_presence(app_id, channel.as_str(), &node))
-                    .key(self.keys.node_presence_channels(&node))
-                    .key(self.keys.nodes())
-                    .arg(&node)
-                    .arg(&pubsub)
-                    .arg(channel_id(app_id, channel))
-                    .arg(entry(socket, member))
-                    .arg(&member.user_key)
-                    .arg(stored_member(member))
-                    .arg(max_members)
-                    .arg(envelope::encode_member(Some(socket), &added))
-                    .arg(farewell(channel, member))
-                    .arg(envelope::encode_join_marker(self.node, marker.token())),
-            )
-            .await;
+        let mut script = self.scripts.join_presence.prepare_invoke();
+        self.channel_keys(&mut script, app_id, channel, &node)
+            .key(self.keys.nodes())
+            .arg(&node)
+            .arg(&pubsub)
+            .arg(channel_id(app_id, channel))
+            .arg(entry(socket, &member.user_key))
+            .arg(&member.user_key)
+            .arg(stored_member(member))
+            .arg(max_members)
+            .arg(envelope::encode_member(Some(socket), &added))
+            .arg(farewell(channel, member))
+            .arg(envelope::encode_join_marker(self.node, marker.token()));
+        let answer: Option<Vec<String>> = self.link.invoke(&script).await;
         let Some(answer) = answer else {
             // It may have been made: the next sync takes it out again.
             self.share.request_rewrite();
@@ -217,7 +214,7 @@ impl ClusterPresence {
             }
         }
         if joining.first_connection {
-            self.raise(app_id, WebhookKind::MemberAdded, channel, &member.user_key);
+            self.raise_member(app_id, channel, &member.user_key, true);
         }
     }
 
@@ -237,23 +234,16 @@ impl ClusterPresence {
             return Err(unreachable());
         }
         let node = self.node.to_string();
-        let left: Option<i64> = self
-            .link
-            .invoke(
-                self.scripts
-                    .leave_presence
-                    .key(self.keys.presence(app_id, channel.as_str()))
-                    .key(self.keys.node_presence(app_id, channel.as_str(), &node))
-                    .key(self.keys.node_presence_channels(&node))
-                    .arg(self.keys.pubsub(app_id, channel.as_str()))
-                    .arg(channel_id(app_id, channel))
-                    .arg(format!("{socket}\n{user_key}"))
-                    .arg(user_key),
-            )
-            .await;
+        let mut script = self.scripts.leave_presence.prepare_invoke();
+        self.channel_keys(&mut script, app_id, channel, &node)
+            .arg(self.keys.pubsub(app_id, channel.as_str()))
+            .arg(channel_id(app_id, channel))
+            .arg(entry(socket, user_key))
+            .arg(user_key);
+        let left: Option<i64> = self.link.invoke(&script).await;
         match left {
             Some(1) => {
-                self.raise(app_id, WebhookKind::MemberRemoved, channel, user_key);
+                self.raise_member(app_id, channel, user_key, false);
                 Ok(())
             }
             Some(_) => Ok(()),
@@ -312,10 +302,7 @@ impl ClusterPresence {
         users: &ChannelRecord,
     ) -> bool {
         let mut script = self.scripts.sync_presence.prepare_invoke();
-        script
-            .key(self.keys.presence(app_id, channel.as_str()))
-            .key(self.keys.node_presence(app_id, channel.as_str(), node))
-            .key(self.keys.node_presence_channels(node))
+        self.channel_keys(&mut script, app_id, channel, node)
             .key(self.keys.nodes())
             .arg(node)
             .arg(self.keys.pubsub(app_id, channel.as_str()))
@@ -328,7 +315,7 @@ impl ClusterPresence {
                     member.user_info.as_deref(),
                 );
                 script
-                    .arg(entry(*socket, member))
+                    .arg(entry(*socket, &member.user_key))
                     .arg(&member.user_key)
                     .arg(stored_member(member))
                     .arg(farewell(channel, member))
@@ -341,9 +328,9 @@ impl ClusterPresence {
         for pair in changed.chunks(2) {
             match pair {
                 [kind, user_key] if kind == "a" => {
-                    self.raise(app_id, WebhookKind::MemberAdded, channel, user_key);
+                    self.raise_member(app_id, channel, user_key, true);
                 }
-                [_, user_key] => self.raise(app_id, WebhookKind::MemberRemoved, channel, user_key),
+                [_, user_key] => self.raise_member(app_id, channel, user_key, false),
                 _ => {}
             }
         }
@@ -367,12 +354,33 @@ impl ClusterPresence {
         }
     }
 
-    fn raise(&self, app_id: &str, kind: WebhookKind, channel: &ChannelName, user_key: &str) {
+    /// Raises `member_added` (`added`) or `member_removed` for `user_key` in `channel`.
+    fn raise_member(&self, app_id: &str, channel: &ChannelName, user_key: &str, added: bool) {
         let (channel, user_id) = (channel.clone(), user_key.to_owned());
-        self.webhooks.emit(app_id, kind, || match kind {
-            WebhookKind::MemberAdded => WebhookEvent::MemberAdded { channel, user_id },
-            _ => WebhookEvent::MemberRemoved { channel, user_id },
-        });
+        if added {
+            self.webhooks.emit(app_id, WebhookKind::MemberAdded, || {
+                WebhookEvent::MemberAdded { channel, user_id }
+            });
+        } else {
+            self.webhooks.emit(app_id, WebhookKind::MemberRemoved, || {
+                WebhookEvent::MemberRemoved { channel, user_id }
+            });
+        }
+    }
+
+    /// Adds the keys every presence script starts with: the roster of `channel`, this node's
+    /// entries in it, and this node's presence channels.
+    fn channel_keys<'a, 's>(
+        &self,
+        script: &'a mut ScriptInvocation<'s>,
+        app_id: &str,
+        channel: &ChannelName,
+        node: &str,
+    ) -> &'a mut ScriptInvocation<'s> {
+        script
+            .key(self.keys.presence(app_id, channel.as_str()))
+            .key(self.keys.node_presence(app_id, channel.as_str(), node))
+            .key(self.keys.node_presence_channels(node))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, ChannelName), ChannelRecord>> {
@@ -390,8 +398,8 @@ fn channel_id(app_id: &str, channel: &ChannelName) -> String {
 }
 
 /// A node's Redis entry for one connection: `socket id\nuser id`.
-fn entry(socket: SocketId, member: &PresenceMember) -> String {
-    format!("{socket}\n{}", member.user_key)
+fn entry(socket: SocketId, user_key: &str) -> String {
+    format!("{socket}\n{user_key}")
 }
 
 /// The member as the roster keeps it: `[user_id, user_info]`, both as the client sent them.

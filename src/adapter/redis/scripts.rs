@@ -24,6 +24,32 @@ local function register(nodes, node)
   return 1
 end
 
+-- Sets a node's counts in the hash `mine` to the field, count pairs of ARGV from index
+-- `first` (and, when `replace`, every field not listed to 0), calling `moved(field, old, new)`
+-- for each count that changed, so the caller moves the cluster's figure by the same amount.
+local function set_node_counts(mine, first, replace, moved)
+  local listed = {}
+  local function set(field, new)
+    local old = tonumber(redis.call('HGET', mine, field) or '0')
+    if new == old then return end
+    if new > 0 then
+      redis.call('HSET', mine, field, new)
+    else
+      redis.call('HDEL', mine, field)
+    end
+    moved(field, old, new)
+  end
+  for i = first, #ARGV, 2 do
+    listed[ARGV[i]] = true
+    set(ARGV[i], tonumber(ARGV[i + 1]))
+  end
+  if replace then
+    for _, field in ipairs(redis.call('HKEYS', mine)) do
+      if not listed[field] then set(field, 0) end
+    end
+  end
+end
+
 -- A cluster-wide occupancy transition of `channel` of `app` (whose keys start with
 -- `app_key`), as the triple the caller raises: `o` (occupied), `r` (re-occupied while its
 -- vacate was still waiting: neither webhook is sent) or `v` with the token of its waiting
@@ -124,15 +150,7 @@ end
 const SYNC_CHANNELS: &str = r"
 local transitions = { tostring(register(KEYS[4], ARGV[3])) }
 local app_key = ARGV[4] .. ':app:' .. ARGV[1]
-local listed = {}
-local function set(channel, new)
-  local old = tonumber(redis.call('HGET', KEYS[1], channel) or '0')
-  if new == old then return end
-  if new > 0 then
-    redis.call('HSET', KEYS[1], channel, new)
-  else
-    redis.call('HDEL', KEYS[1], channel)
-  end
+set_node_counts(KEYS[1], 6, ARGV[2] == '1', function(channel, old, new)
   local before = tonumber(redis.call('HGET', KEYS[2], channel) or '0')
   local after = before + new - old
   if after > 0 then
@@ -145,16 +163,7 @@ local function set(channel, new)
   elseif before > 0 and after <= 0 then
     transition(transitions, ARGV[1], app_key, channel, false, ARGV[5], ARGV[4])
   end
-end
-for i = 6, #ARGV, 2 do
-  listed[ARGV[i]] = true
-  set(ARGV[i], tonumber(ARGV[i + 1]))
-end
-if ARGV[2] == '1' then
-  for _, channel in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if not listed[channel] then set(channel, 0) end
-  end
-end
+end)
 redis.call('SADD', KEYS[3], ARGV[1])
 return transitions
 ";
@@ -426,26 +435,9 @@ return out
 const SYNC_USERS: &str = r"
 local registered = register(KEYS[3], ARGV[1])
 local app_key = ARGV[3] .. ':app:' .. ARGV[2]
-local listed = {}
-local function set(user, new)
-  local old = tonumber(redis.call('HGET', KEYS[1], user) or '0')
-  if new == old then return end
-  if new > 0 then
-    redis.call('HSET', KEYS[1], user, new)
-  else
-    redis.call('HDEL', KEYS[1], user)
-  end
+set_node_counts(KEYS[1], 5, ARGV[4] == '1', function(user, old, new)
   move_user(app_key, ARGV[2], user, new - old, ARGV[3])
-end
-for i = 5, #ARGV, 2 do
-  listed[ARGV[i]] = true
-  set(ARGV[i], tonumber(ARGV[i + 1]))
-end
-if ARGV[4] == '1' then
-  for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if not listed[user] then set(user, 0) end
-  end
-end
+end)
 redis.call('SADD', KEYS[2], ARGV[2])
 return registered
 ";

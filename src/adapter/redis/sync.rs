@@ -117,11 +117,7 @@ impl ClusterState {
                 let counts = self.write_apps(self.whole_share(), true).await;
                 // The changes taken are in the whole share; their announcements are still due.
                 for (app_id, changes) in &taken.apps {
-                    if self.counted_apps.contains(app_id) {
-                        for channel in &changes.announce {
-                            self.announce_count(app_id, channel).await;
-                        }
-                    }
+                    self.announce_counts(app_id, &changes.announce).await;
                 }
                 counts && self.presence.sync_all().await
             } else {
@@ -293,11 +289,7 @@ impl ClusterState {
         {
             return false;
         }
-        if self.counted_apps.contains(app_id) {
-            for channel in &changes.announce {
-                self.announce_count(app_id, channel).await;
-            }
-        }
+        self.announce_counts(app_id, &changes.announce).await;
         if changes.connections {
             let count = self.hub.app(app_id).connection_count();
             let registered: Option<i64> = self
@@ -412,6 +404,15 @@ impl ClusterState {
                 }
             }),
             _ => {}
+        }
+    }
+
+    /// Announces the cluster-wide counts of `channels` of `app_id`, when the app wants counts.
+    async fn announce_counts(&self, app_id: &str, channels: &HashSet<ChannelName>) {
+        if self.counted_apps.contains(app_id) {
+            for channel in channels {
+                self.announce_count(app_id, channel).await;
+            }
         }
     }
 
