@@ -500,7 +500,7 @@ impl Adapter for RedisAdapter {
                 .user_signed_in(app_id, user_id, socket, outbox)
                 .await;
         }
-        self.sign_in(app_id, user_id, socket, outbox);
+        self.sign_in(app_id, user_id, socket, outbox).await;
         Ok(())
     }
 

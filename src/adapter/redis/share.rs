@@ -68,16 +68,15 @@ impl NodeShare {
     /// node afterwards cannot vacate the channel. The hub's own report follows and corrects
     /// the count if the subscription does not happen.
     pub async fn claim(&self, app_id: &str, channel: &ChannelName, limit: std::time::Duration) {
-        let ticket = {
-            let mut waiting = self.lock();
-            waiting.last += 1;
-            let ticket = waiting.last;
-            let changes = waiting.apps.entry(app_id.to_owned()).or_default();
+        let ticket = self.app(app_id, |changes| {
             let count = changes.channels.entry(channel.clone()).or_insert(0);
             *count = (*count).max(1);
-            ticket
-        };
-        self.changed.notify_one();
+        });
+        self.wait_written(ticket, limit).await;
+    }
+
+    /// Waits (within `limit`) until the change numbered `ticket` is written, or given up on.
+    pub async fn wait_written(&self, ticket: u64, limit: std::time::Duration) {
         let mut written = self.written.subscribe();
         let _ = tokio::time::timeout(limit, written.wait_for(|done| *done >= ticket)).await;
     }
@@ -90,11 +89,12 @@ impl NodeShare {
         });
     }
 
-    /// The connections signed in as `user_id` of `app_id` on this node changed.
-    pub fn user_changed(&self, app_id: &str, user_id: &str) {
+    /// The connections signed in as `user_id` of `app_id` on this node changed; returns the
+    /// change's number, for [`wait_written`](Self::wait_written).
+    pub fn user_changed(&self, app_id: &str, user_id: &str) -> u64 {
         self.app(app_id, |changes| {
             changes.users.insert(user_id.to_owned());
-        });
+        })
     }
 
     /// Tells waiting claims that everything up to `upto` is written (or will not be).
@@ -138,15 +138,18 @@ impl NodeShare {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn app(&self, app_id: &str, change: impl FnOnce(&mut AppChanges)) {
+    /// Records a change to `app_id`'s share and wakes the writer; returns the change's number.
+    fn app(&self, app_id: &str, change: impl FnOnce(&mut AppChanges)) -> u64 {
         let mut waiting = self.lock();
         waiting.last += 1;
+        let ticket = waiting.last;
         match waiting.apps.get_mut(app_id) {
             Some(changes) => change(changes),
             None => change(waiting.apps.entry(app_id.to_owned()).or_default()),
         }
         drop(waiting);
         self.changed.notify_one();
+        ticket
     }
 }
 

@@ -14,7 +14,7 @@
 
 use deadpool_redis::redis::cmd;
 
-use super::RedisAdapter;
+use super::{CLAIM_WAIT, RedisAdapter};
 use crate::hub::Outbox;
 use crate::protocol::{ChannelName, SocketId};
 
@@ -25,11 +25,22 @@ impl RedisAdapter {
     }
 
     /// Records a sign-in for the cluster (its watchers are told by the write, if it takes the
-    /// user online).
-    pub(super) fn sign_in(&self, app_id: &str, user_id: &str, socket: SocketId, outbox: &Outbox) {
+    /// user online). The user's first connection on this node waits (within [`CLAIM_WAIT`])
+    /// until it is written, as a first subscriber's claim does: a client told it is signed in
+    /// can rely on every watcher in the cluster reading it online.
+    pub(super) async fn sign_in(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        socket: SocketId,
+        outbox: &Outbox,
+    ) {
         let users = self.hub.app(app_id);
-        users.users().add_quiet(user_id, socket, outbox);
-        self.share.user_changed(app_id, user_id);
+        let first_here = users.users().add_quiet(user_id, socket, outbox);
+        let change = self.share.user_changed(app_id, user_id);
+        if first_here {
+            self.share.wait_written(change, CLAIM_WAIT).await;
+        }
     }
 
     /// Records a sign-out for the cluster and drops the watchlist `watching`.
