@@ -106,3 +106,28 @@ async fn a_user_on_a_killed_node_goes_offline_for_its_watchers() {
         .expect("dave offline within the node timeout");
     assert_eq!(events(&gone), offline("dave"));
 }
+
+#[tokio::test]
+async fn an_announcement_missed_while_pub_sub_was_down_is_told_after_it_returns() {
+    let redis = RedisServer::start();
+    let (a, b) = (start_node(&redis, 8), start_node(&redis, 8));
+    let mut bob = Client::connect(&b).await;
+    bob.sign_in("bob").await;
+    let mut alice = Client::connect(&a).await;
+    let initial = sign_in_watching(&mut alice, "alice", &["bob"]).await;
+    assert_eq!(events(&initial), online("bob"));
+    // Bob goes offline in Redis with no announcement (one sent while alice's node was
+    // disconnected would be lost the same way); then every pub/sub connection is cut.
+    let users = format!("relay:app:{}:users", common::APP_ID);
+    assert_eq!(redis.command(&["HDEL", &users, "bob"]), "1");
+    let killed: u32 = redis
+        .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .parse()
+        .expect("a count");
+    assert!(killed >= 2, "both nodes' pub/sub connections: {killed}");
+    let told = tokio::time::timeout(Duration::from_secs(10), alice.recv())
+        .await
+        .expect("told after the reconnection");
+    assert_eq!(events(&told), offline("bob"));
+    alice.assert_nothing_pending().await;
+}

@@ -26,6 +26,27 @@ pub struct SignedInUsers {
 const MOST_PENDING: usize = 256;
 
 impl State {
+    /// What `user_id`'s watchers were told, if it has watchers.
+    fn watched_told(&mut self, user_id: &str) -> Option<&mut Told> {
+        if !self.watchers.contains_key(user_id) {
+            return None;
+        }
+        Some(self.told.entry(user_id.to_owned()).or_default())
+    }
+
+    /// Tells `user_id`'s watchers that it is online (or offline), and records it.
+    fn tell_state(&mut self, user_id: &str, online: bool) {
+        let frame = if online {
+            frames::watchlist_events(&[user_id], &[])
+        } else {
+            frames::watchlist_events(&[], &[user_id])
+        };
+        if let Some(told) = self.watched_told(user_id) {
+            told.online = Some(online);
+        }
+        self.tell_watchers(user_id, &frame);
+    }
+
     /// Records `socket` of `user_id`; whether it is the user's first connection here.
     fn add_connection(&mut self, user_id: &str, socket: SocketId, outbox: &Outbox) -> bool {
         let sockets = self.connections.entry(user_id.to_owned()).or_default();
@@ -70,6 +91,15 @@ struct State {
     watchers: HashMap<String, HashMap<SocketId, Outbox>>,
     /// Watchers whose first state is not queued yet, with what they were told meanwhile.
     pending: HashMap<SocketId, Vec<bytestring::ByteString>>,
+    /// By watched user id: the state its watchers were last told (online or not), and how
+    /// many announcements were heard for it.
+    told: HashMap<String, Told>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Told {
+    online: Option<bool>,
+    heard: u64,
 }
 
 impl SignedInUsers {
@@ -104,14 +134,33 @@ impl SignedInUsers {
             .collect()
     }
 
-    /// Tells `user_id`'s watchers that the user came online (or went offline).
+    /// Tells `user_id`'s watchers that the user came online (or went offline), as the
+    /// cluster announced.
     pub fn tell_watchers(&self, user_id: &str, online: bool) {
-        let frame = if online {
-            frames::watchlist_events(&[user_id], &[])
-        } else {
-            frames::watchlist_events(&[], &[user_id])
+        let mut state = self.lock();
+        if let Some(told) = state.watched_told(user_id) {
+            told.heard += 1;
+        }
+        state.tell_state(user_id, online);
+    }
+
+    /// How many announcements were heard for `user_id` so far; pass it to
+    /// [`SignedInUsers::refresh`] with a state read afterwards.
+    pub fn heard(&self, user_id: &str) -> u64 {
+        self.lock().told.get(user_id).map_or(0, |told| told.heard)
+    }
+
+    /// Tells `user_id`'s watchers its state `online`, read from the cluster after `heard`
+    /// announcements were heard, unless they were told it already or an announcement heard
+    /// since (which is at least as new as the reading) told them.
+    pub fn refresh(&self, user_id: &str, online: bool, heard: u64) {
+        let mut state = self.lock();
+        let Some(told) = state.watched_told(user_id) else {
+            return;
         };
-        self.lock().tell_watchers(user_id, &frame);
+        if told.heard == heard && told.online != Some(online) {
+            state.tell_state(user_id, online);
+        }
     }
 
     /// Whether `user_id` has a connection on this node.
@@ -147,6 +196,14 @@ impl SignedInUsers {
     ) {
         let mut state = self.lock();
         outbox.push(frames::watchlist_events(online, offline));
+        for (users, is_online) in [(online, true), (offline, false)] {
+            for user_id in users {
+                // An announcement heard already is at least as new as this reading.
+                if let Some(told) = state.watched_told(user_id) {
+                    told.online.get_or_insert(is_online);
+                }
+            }
+        }
         for frame in state.pending.remove(&socket).unwrap_or_default() {
             outbox.push(frame);
         }
@@ -203,6 +260,7 @@ impl SignedInUsers {
                 watchers.remove(&socket);
                 if watchers.is_empty() {
                     state.watchers.remove(id);
+                    state.told.remove(id);
                 }
             }
         }
@@ -318,5 +376,34 @@ mod tests {
         assert!(users.add_quiet("alice", SocketId::random(), watcher.outbox()));
         assert_eq!(watcher.next_text(), None);
         assert!(users.is_signed_in("alice") && users.is_watched("alice"));
+    }
+
+    #[test]
+    fn a_refresh_tells_watchers_only_a_state_they_were_not_told() {
+        let users = SignedInUsers::default();
+        let watcher = TestOutbox::new(8);
+        let watching = SocketId::random();
+        users.watch_pending(watching, watcher.outbox(), &["alice".to_owned()]);
+        users.watch_ready(watching, watcher.outbox(), &["alice"], &[]);
+        next_events(&watcher);
+        let heard = users.heard("alice");
+        users.refresh("alice", true, heard);
+        assert_eq!(watcher.next_text(), None, "told already");
+        // An offline announcement missed while the connection was down: the refresh tells it.
+        users.refresh("alice", false, heard);
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "offline", "user_ids": ["alice"]}])
+        );
+        // A reading older than an announcement heard since is dropped.
+        let heard = users.heard("alice");
+        users.tell_watchers("alice", true);
+        next_events(&watcher);
+        users.refresh("alice", false, heard);
+        assert_eq!(watcher.next_text(), None, "the announcement is newer");
+        // Unwatched users are not refreshed.
+        users.unwatch(watching, &["alice".to_owned()]);
+        users.refresh("alice", false, users.heard("alice"));
+        assert_eq!(watcher.next_text(), None);
     }
 }

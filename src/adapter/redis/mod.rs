@@ -272,6 +272,15 @@ impl Adapter for RedisAdapter {
             .run(self.subscriptions.clone(), stop_link.clone());
         // Stopped in reverse order: the cluster state leaves the cluster while the link is up.
         let mut tasks = vec![(stop_link, tokio::spawn(link))];
+        let stop_refresh = CancellationToken::new();
+        let refresh = watchlists::refresh_watched(
+            self.subscriptions.clone(),
+            self.link.clone(),
+            self.keys.clone(),
+            self.hub.clone(),
+            stop_refresh.clone(),
+        );
+        tasks.push((stop_refresh, tokio::spawn(refresh)));
         let cluster_state = self
             .cluster_state
             .lock()

@@ -35,13 +35,16 @@
 //! fit is dropped and logged.
 //!
 //! A user's `#server-to-user-` channel is also subscribed for the user's watchers on this
-//! node (their online/offline announcements come on it), for as long as one watches.
+//! node (their online/offline announcements come on it), for as long as one watches. When
+//! such a channel is subscribed again after the connection was lost, what was announced
+//! meanwhile never arrives: the user is queued for a refresh ([`Subscriptions::refreshes`]),
+//! its state read from Redis after the acknowledgement.
 //!
 //! The Redis commands run in spawned tasks, so a caller that stops waiting cannot leave a
 //! channel half-subscribed. The link reports which connection (generation) a command went
 //! out on: a command lost with an old connection is sent again on the current one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
@@ -83,6 +86,7 @@ enum Phase {
 }
 
 struct Entry {
+    app_id: String,
     channels: Arc<AppChannels>,
     channel: ChannelName,
     phase: Phase,
@@ -144,6 +148,10 @@ pub struct Subscriptions {
     entries: Mutex<HashMap<String, Entry>>,
     /// The token of the next marker.
     markers: std::sync::atomic::AtomicU64,
+    /// Watched users (app id, user id) whose channels were subscribed again, and the wake-up
+    /// of whoever refreshes them; bounded by the channels subscribed.
+    refreshes: Mutex<HashSet<(String, String)>>,
+    refresh_due: Notify,
 }
 
 /// A socket's hold on a channel's subscription while it is added to the hub; dropping it
@@ -239,6 +247,8 @@ impl Subscriptions {
             buffer_limit,
             entries: Mutex::default(),
             markers: std::sync::atomic::AtomicU64::new(1),
+            refreshes: Mutex::default(),
+            refresh_due: Notify::new(),
         })
     }
 
@@ -291,6 +301,7 @@ impl Subscriptions {
             Phase::Unconfirmed
         };
         Entry {
+            app_id: app_id.to_owned(),
             channels: self.hub.app(app_id),
             channel: channel.clone(),
             phase,
@@ -482,6 +493,28 @@ impl Subscriptions {
         }
     }
 
+    /// Queues watched `user_id` of `app_id` for a refresh of its state.
+    fn queue_refresh(&self, app_id: &str, user_id: &str) {
+        let mut refreshes = self.refreshes.lock().unwrap_or_else(|p| p.into_inner());
+        refreshes.insert((app_id.to_owned(), user_id.to_owned()));
+        self.refresh_due.notify_one();
+    }
+
+    /// Waits until watched users are queued for a refresh (their channels were subscribed
+    /// again after the connection was lost), and takes them: (app id, user id).
+    pub async fn refreshes(&self) -> Vec<(String, String)> {
+        loop {
+            let taken: Vec<_> = {
+                let mut refreshes = self.refreshes.lock().unwrap_or_else(|p| p.into_inner());
+                refreshes.drain().collect()
+            };
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.refresh_due.notified().await;
+        }
+    }
+
     /// Channels with a subscription on this node (any phase).
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -522,6 +555,12 @@ impl Subscriptions {
             } else {
                 Phase::Subscribed
             };
+            if let Some(user_id) = entry.channel.server_to_user_id()
+                && !waiting
+                && entry.channels.users().is_watched(user_id)
+            {
+                self.queue_refresh(&entry.app_id, user_id);
+            }
         } else {
             // Refused, or acknowledged on a connection that is gone: nothing from other
             // nodes arrives on this subscription. Subscribe on the current connection, or

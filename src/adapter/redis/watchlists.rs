@@ -11,11 +11,22 @@
 //! transition heard meanwhile waits behind the states (`SignedInUsers::watch_ready`), so the
 //! watcher ends with every user's true state (a transition already in the states it read is
 //! told twice at worst). While Redis is away, the states are this node's own.
+//!
+//! Announcements made while this node's pub/sub connection was lost never reach it: when a
+//! watched user's channel is subscribed again, its state is read from Redis and its watchers
+//! are told if it changed ([`refresh_watched`]; an announcement heard meanwhile wins, being at
+//! least as new as the reading).
+
+use std::sync::Arc;
 
 use deadpool_redis::redis::cmd;
+use tokio_util::sync::CancellationToken;
 
+use super::keys::Keys;
+use super::link::Link;
+use super::subscriptions::Subscriptions;
 use super::{CLAIM_WAIT, RedisAdapter};
-use crate::hub::Outbox;
+use crate::hub::{Hub, Outbox};
 use crate::protocol::{ChannelName, SocketId};
 
 impl RedisAdapter {
@@ -103,5 +114,33 @@ impl RedisAdapter {
             }
         }
         users.watch_ready(socket, outbox, &online, &offline);
+    }
+}
+
+/// Until `stop`: reads from Redis the state of each watched user whose channel was subscribed
+/// again, and tells its watchers what changed meanwhile. A read that fails is made again on
+/// the next reconnection.
+pub(super) async fn refresh_watched(
+    subscriptions: Arc<Subscriptions>,
+    link: Arc<Link>,
+    keys: Keys,
+    hub: Arc<Hub>,
+    stop: CancellationToken,
+) {
+    loop {
+        let due = tokio::select! {
+            due = subscriptions.refreshes() => due,
+            () = stop.cancelled() => return,
+        };
+        for (app_id, user_id) in due {
+            let channels = hub.app(&app_id);
+            let users = channels.users();
+            let heard = users.heard(&user_id);
+            let mut command = cmd("HGET");
+            command.arg(keys.users(&app_id)).arg(&user_id);
+            if let Some(count) = link.query::<Option<u64>>(&command).await {
+                users.refresh(&user_id, count.unwrap_or(0) > 0, heard);
+            }
+        }
     }
 }
