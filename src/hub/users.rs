@@ -109,7 +109,7 @@ impl SignedInUsers {
         let mut state = self.lock();
         let online = state.add_connection(user_id, socket, outbox);
         if online {
-            state.tell_watchers(user_id, &frames::watchlist_events(&[user_id], &[]));
+            state.tell_state(user_id, true);
         }
         online
     }
@@ -215,7 +215,7 @@ impl SignedInUsers {
         let mut state = self.lock();
         let offline = state.remove_connection(user_id, socket);
         if offline {
-            state.tell_watchers(user_id, &frames::watchlist_events(&[], &[user_id]));
+            state.tell_state(user_id, false);
         }
         offline
     }
