@@ -14,9 +14,13 @@
 //!   in order, and the channel is `Subscribed`: from then on messages go straight to the hub.
 //! - `Unsubscribing`: the last local subscriber left and `UNSUBSCRIBE` is out; a socket
 //!   arriving meanwhile pins the channel and it is subscribed again once that is done.
-//! - `Resubscribing` and `Unconfirmed`: Redis was lost. Sockets are served locally at once
-//!   (Redis being away, nothing from other nodes can arrive anyway), and the channel is
-//!   subscribed again on the next connection without holding anyone.
+//! - `Unconfirmed`: Redis is away. Sockets are served locally at once (nothing from other
+//!   nodes can arrive anyway).
+//! - `Resubscribing`: Redis is back and the channel is subscribed again on the new
+//!   connection. Its subscribers, greeted long ago, keep getting messages as they come; a
+//!   socket arriving meanwhile pins the channel and waits for the acknowledgement as in
+//!   `Subscribing` (the stream is stopped while it does, and confirmed after, as above), so
+//!   a newcomer is greeted only when nothing published after its greeting can be missed.
 //!
 //! A presence join is placed in the channel's stream by a marker its Redis script publishes
 //! (see `presence`): the script's snapshot holds every member event published before the
@@ -118,7 +122,12 @@ impl Entry {
 
     /// Whether the stream is stopped: what is read now must wait in the buffer.
     fn stopped(&self) -> bool {
-        matches!(self.phase, Phase::Subscribing | Phase::Confirming) || self.holds > 0
+        match self.phase {
+            Phase::Subscribing | Phase::Confirming => true,
+            // Newcomers wait for the acknowledgement: what they must not miss waits too.
+            Phase::Resubscribing => self.pins > 0 || self.holds > 0,
+            Phase::Subscribed | Phase::Unsubscribing | Phase::Unconfirmed => self.holds > 0,
+        }
     }
 
     /// Ends confirming once no pinned socket is left to add, and lets the buffer through
@@ -257,35 +266,34 @@ impl Subscriptions {
     /// pin until the socket is in the hub (or was refused); while it is held the subscription
     /// stays.
     pub async fn pin(self: &Arc<Self>, name: String, app_id: &str, channel: &ChannelName) -> Pin {
-        let mut pinned = false;
+        {
+            let mut entries = self.lock();
+            let entry = match entries.get_mut(&name) {
+                Some(entry) => entry,
+                None => {
+                    let entry = self.new_entry(&name, app_id, channel);
+                    entries.entry(name.clone()).or_insert(entry)
+                }
+            };
+            entry.pins += 1;
+        }
+        // Taken before the wait, so a caller that stops waiting lets go of it.
+        let pin = Pin {
+            registry: self.clone(),
+            name: Some(name),
+        };
         loop {
             let ready = {
-                let mut entries = self.lock();
-                let entry = match entries.get_mut(&name) {
-                    Some(entry) => entry,
-                    None => {
-                        let entry = self.new_entry(&name, app_id, channel);
-                        entries.entry(name.clone()).or_insert(entry)
-                    }
+                let entries = self.lock();
+                let Some(entry) = pin.name.as_ref().and_then(|name| entries.get(name)) else {
+                    return pin;
                 };
-                if !pinned {
-                    entry.pins += 1;
-                    pinned = true;
-                }
                 match entry.phase {
-                    Phase::Subscribing | Phase::Unsubscribing => {
+                    Phase::Subscribing | Phase::Unsubscribing | Phase::Resubscribing => {
                         entry.ready.clone().notified_owned()
                     }
                     // Confirming: the socket joins those being added; the flush waits for it.
-                    Phase::Confirming
-                    | Phase::Subscribed
-                    | Phase::Resubscribing
-                    | Phase::Unconfirmed => {
-                        return Pin {
-                            registry: self.clone(),
-                            name: Some(name),
-                        };
-                    }
+                    Phase::Confirming | Phase::Subscribed | Phase::Unconfirmed => return pin,
                 }
             };
             ready.await;
@@ -547,16 +555,17 @@ impl Subscriptions {
         if !matches!(entry.phase, Phase::Subscribing | Phase::Resubscribing) {
             return;
         }
-        let waiting = entry.phase == Phase::Subscribing;
+        let again = entry.phase == Phase::Resubscribing;
         let current = self.link.generation();
         if sent.acknowledged && current.is_some() && sent.generation == current {
-            entry.phase = if waiting {
-                Phase::Confirming
-            } else {
+            // Sockets pinned meanwhile (all of them, when subscribing) are added now.
+            entry.phase = if again && entry.pins == 0 {
                 Phase::Subscribed
+            } else {
+                Phase::Confirming
             };
             if let Some(user_id) = entry.channel.server_to_user_id()
-                && !waiting
+                && again
                 && entry.channels.users().is_watched(user_id)
             {
                 self.queue_refresh(&entry.app_id, user_id);
@@ -574,9 +583,7 @@ impl Subscriptions {
                 self.send_subscribe(name.to_owned());
             }
         }
-        if waiting {
-            entry.ready.notify_waiters();
-        }
+        entry.ready.notify_waiters();
         if entry.pins == 0 {
             entry.settle();
             self.release_locked(&mut entries, name);

@@ -195,6 +195,51 @@ async fn without_redis_subscribers_are_served_at_once_and_resubscribed_on_reconn
 }
 
 #[tokio::test]
+async fn a_newcomer_while_resubscribing_waits_for_the_acknowledgement_and_misses_nothing() {
+    let link = Arc::new(ScriptedLink::default());
+    let (registry, hub) = setup(&link);
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    let old = TestOutbox::new(8);
+    add_socket(&hub, SocketId::random(), &old, None);
+    drop(pin);
+    *link.generation.lock().unwrap() = Some(2);
+    registry.resubscribe_all();
+    let pinning = spawn_pin(&registry);
+    settle().await;
+    assert!(!pinning.is_finished(), "greeted before Redis acknowledged");
+    // Read before the acknowledgement is handled: it may be newer than the newcomer's
+    // greeting, so it waits for the newcomer (and the old subscriber with it).
+    registry.deliver(NAME, &from_elsewhere("early"));
+    assert_eq!(old.next_text(), None);
+    link.answer("SUBSCRIBE", NAME, true);
+    let pin = pinning.await.unwrap();
+    let new = TestOutbox::new(8);
+    let greeting = ByteString::from_static("greeting");
+    add_socket(&hub, SocketId::random(), &new, Some(&greeting));
+    drop(pin);
+    registry.deliver(NAME, &from_elsewhere("late"));
+    assert_eq!(texts(&new), ["greeting", "early", "late"]);
+    assert_eq!(texts(&old), ["early", "late"]);
+}
+
+#[tokio::test]
+async fn a_pin_given_up_while_waiting_lets_the_channel_go() {
+    let link = ScriptedLink::up(1);
+    let (registry, _hub) = setup(&link);
+    let pinning = spawn_pin(&registry);
+    settle().await;
+    pinning.abort();
+    assert!(pinning.await.is_err_and(|error| error.is_cancelled()));
+    link.answer("SUBSCRIBE", NAME, true);
+    settle().await;
+    // Nobody waits any more: the subscription is dropped at once.
+    assert_eq!(link.pending(), [("UNSUBSCRIBE", NAME.to_owned())]);
+    link.answer("UNSUBSCRIBE", NAME, true);
+    settle().await;
+    assert_eq!(registry.len(), 0);
+}
+
+#[tokio::test]
 async fn a_refused_subscription_serves_locally_and_the_buffer_is_bounded() {
     let link = ScriptedLink::up(1);
     let (registry, _hub) = setup(&link);
