@@ -368,8 +368,13 @@ impl Client {
 
     /// The next text frame as JSON (control frames skipped); panics on close.
     pub async fn recv(&mut self) -> Value {
+        self.recv_within(TIMEOUT).await
+    }
+
+    /// The next text frame as JSON, each message waited for at most `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Value {
         loop {
-            match self.next_message().await {
+            match self.next_message_within(limit).await {
                 Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),

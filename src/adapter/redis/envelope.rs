@@ -67,6 +67,8 @@ pub struct Broadcast {
     pub frame: ByteString,
     /// Whether its deliveries count toward the app's daily message quota.
     pub counted: bool,
+    /// Whether a Redis script published it with the state it belongs to (`M1`, `E1`).
+    pub scripted: bool,
 }
 
 /// What another node published.
@@ -145,6 +147,7 @@ pub fn decode_any(message: &[u8]) -> Option<Received> {
                 except: parse_except(except)?,
                 frame: ByteString::try_from(Bytes::copy_from_slice(frame)).ok()?,
                 counted,
+                scripted: true,
             }));
         }
     }
@@ -196,6 +199,7 @@ pub fn decode(message: &[u8]) -> Option<Broadcast> {
         except: parse_except(except)?,
         frame: ByteString::try_from(Bytes::copy_from_slice(frame)).ok()?,
         counted: true,
+        scripted: false,
     })
 }
 
@@ -222,6 +226,7 @@ mod tests {
                 except: Some(socket),
                 frame: ByteString::from(frame),
                 counted: true,
+                scripted: false,
             }
         );
         assert_eq!(decode(&encode(origin, None, "")).unwrap().except, None);

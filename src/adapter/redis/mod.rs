@@ -40,10 +40,12 @@
 //! from Redis (what it is told meanwhile waits behind that state).
 
 mod cache;
+mod catch_up;
 mod envelope;
 mod keys;
 mod link;
 mod presence;
+mod roster;
 mod scripts;
 mod share;
 mod subscriptions;
@@ -60,6 +62,7 @@ use deadpool_redis::redis::cmd;
 use tokio_util::sync::CancellationToken;
 
 use self::cache::ClusterCache;
+use self::catch_up::CatchUp;
 use self::envelope::NodeId;
 use self::keys::Keys;
 use self::link::{Link, LinkCommands};
@@ -96,6 +99,8 @@ pub struct RedisAdapter {
     cache: ClusterCache,
     /// The apps with `enable_watchlist_events`.
     watchlist_apps: HashSet<String>,
+    /// `[redis] node_timeout`.
+    node_timeout: Duration,
     /// The cluster-state task, until started.
     cluster_state: Mutex<Option<ClusterState>>,
     /// The running tasks, each with what stops it.
@@ -188,6 +193,7 @@ impl RedisAdapter {
             presence,
             cache,
             watchlist_apps,
+            node_timeout: Duration::from_secs(config.node_timeout),
             cluster_state: Mutex::new(Some(cluster_state)),
             tasks: Mutex::default(),
         })
@@ -273,13 +279,15 @@ impl Adapter for RedisAdapter {
         // Stopped in reverse order: the cluster state leaves the cluster while the link is up.
         let mut tasks = vec![(stop_link, tokio::spawn(link))];
         let stop_refresh = CancellationToken::new();
-        let refresh = watchlists::refresh_watched(
-            self.subscriptions.clone(),
-            self.link.clone(),
-            self.keys.clone(),
-            self.hub.clone(),
-            stop_refresh.clone(),
-        );
+        let refresh = CatchUp {
+            subscriptions: self.subscriptions.clone(),
+            link: self.link.clone(),
+            keys: self.keys.clone(),
+            hub: self.hub.clone(),
+            presence: self.presence.clone(),
+            node_timeout: self.node_timeout,
+        }
+        .run(stop_refresh.clone());
         tasks.push((stop_refresh, tokio::spawn(refresh)));
         let cluster_state = self
             .cluster_state

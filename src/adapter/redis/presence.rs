@@ -19,6 +19,12 @@
 //! never undoes one; a join takes its share of that exclusion before it pins its channel. A dead node's members are removed, and
 //! announced, by the survivor that cleans it up (`sync`).
 //!
+//! Member events published while this node's pub/sub connection was lost never reach its
+//! subscribers. When the channel is subscribed again, its roster is read at a marker, like a
+//! join's, and the local subscribers are told what they missed
+//! ([`ClusterPresence::refresh_roster`], see [`roster`](super::roster)); a join does the same
+//! at its own marker, for the other local subscribers.
+//!
 //! While Redis is unreachable a presence join is refused (`Unavailable`, which the client sees
 //! as a subscription error with status 503): this node cannot know the roster, and a member
 //! only it knew of would be announced to nobody else. Leaves are recorded here and reach
@@ -36,11 +42,11 @@ use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 use super::envelope::{self, NodeId};
 use super::keys::Keys;
 use super::link::Link;
+use super::roster::{Reconcile, Roster};
 use super::scripts::Scripts;
 use super::share::NodeShare;
 use super::subscriptions::{Hold, Pin, Subscriptions};
 use crate::adapter::AdapterError;
-use crate::hub::presence_subscription_data;
 use crate::protocol::{ChannelName, PresenceMember, SocketId, WebhookKind, frames};
 use crate::webhooks::{WebhookEvent, WebhookSinks};
 
@@ -82,6 +88,8 @@ pub struct Joining {
     pub subscription_data: String,
     /// Whether this made the user a member of the channel.
     pub first_connection: bool,
+    /// The roster read at the join's marker.
+    roster: Roster,
     /// The channel's stream is held at the join's marker until this goes.
     hold: Hold,
     _writing: Writing,
@@ -178,20 +186,23 @@ impl ClusterPresence {
             // This node was not in the cluster: whatever else it holds goes in again.
             self.share.request_rewrite();
         }
-        let subscription_data = roster_data(answer);
+        let roster = Roster::parse(answer);
+        let subscription_data = roster.subscription_data();
         let greeting = frames::subscription_succeeded(channel.as_str(), &subscription_data);
         let hold = marker.wait(MARKER_WAIT).await;
         Ok(Entered::Joined(Joining {
             greeting,
             subscription_data,
             first_connection,
+            roster,
             hold,
             _writing: writing,
         }))
     }
 
-    /// Finishes `joining` once its socket is in the hub: lets the channel's stream go on,
-    /// records the connection, and raises `member_added` when it was the user's first.
+    /// Finishes `joining` once its socket is in the hub: tells the other local subscribers
+    /// what the roster it read shows they missed, lets the channel's stream go on, records
+    /// the connection, and raises `member_added` when it was the user's first.
     pub fn joined(
         &self,
         joining: Joining,
@@ -200,6 +211,9 @@ impl ClusterPresence {
         socket: SocketId,
         member: &PresenceMember,
     ) {
+        joining
+            .hold
+            .reconcile(&joining.roster, Reconcile::AddsOnly, Some(socket));
         drop(joining.hold);
         {
             let mut record = self.lock();
@@ -266,6 +280,37 @@ impl ClusterPresence {
                 .map(|users| users.keys().cloned().collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// Reads `channel`'s roster at a marker in its stream and tells the local subscribers
+    /// the member events they missed (the channel was subscribed again after the pub/sub
+    /// connection was lost), as far as `reconcile` trusts the read; whether it was read.
+    pub async fn refresh_roster(
+        &self,
+        app_id: &str,
+        channel: &ChannelName,
+        reconcile: Reconcile,
+    ) -> bool {
+        let pubsub = self.keys.pubsub(app_id, channel.as_str());
+        let pin = self
+            .subscriptions
+            .pin(pubsub.clone(), app_id, channel)
+            .await;
+        let marker = self.subscriptions.expect_marker(pin);
+        let mut script = self.scripts.read_roster.prepare_invoke();
+        script
+            .key(self.keys.presence(app_id, channel.as_str()))
+            .arg(&pubsub)
+            .arg(envelope::encode_join_marker(self.node, marker.token()));
+        let Some(answer) = self.link.invoke::<Vec<String>>(&script).await else {
+            return false;
+        };
+        let roster = Roster::parse(answer);
+        marker
+            .wait(MARKER_WAIT)
+            .await
+            .reconcile(&roster, reconcile, None);
+        true
     }
 
     /// Makes this node's presence entries in Redis equal to its record, channel by channel;
@@ -414,27 +459,6 @@ fn farewell(channel: &ChannelName, member: &PresenceMember) -> Vec<u8> {
     envelope::encode_member(None, &removed)
 }
 
-/// A member as the roster keeps it: user id and user info as the client sent them.
-type StoredMember = (Box<RawValue>, Option<Box<RawValue>>);
-
-/// The `subscription_succeeded` payload of a roster read as user id, member pairs; an entry
-/// that does not parse (not written by Relay) is left out.
-fn roster_data(flat: impl Iterator<Item = String>) -> String {
-    let flat: Vec<String> = flat.collect();
-    let members: Vec<(&str, StoredMember)> = flat
-        .chunks(2)
-        .filter_map(|pair| {
-            let [key, stored] = pair else { return None };
-            Some((key.as_str(), serde_json::from_str(stored).ok()?))
-        })
-        .collect();
-    presence_subscription_data(
-        members
-            .iter()
-            .map(|(key, (id, info))| (*key, &**id, info.as_deref())),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,15 +473,11 @@ mod tests {
             stored_member(&member),
             bare.user_key.clone(),
             stored_member(&bare),
-            "foreign".to_owned(),
-            "not json".to_owned(),
         ];
-        let data: serde_json::Value = serde_json::from_str(&roster_data(flat.into_iter())).unwrap();
+        let data: serde_json::Value =
+            serde_json::from_str(&Roster::parse(flat).subscription_data()).unwrap();
         assert_eq!(data["presence"]["count"], 2);
         assert_eq!(data["presence"]["hash"]["7"]["name"], "x");
         assert_eq!(data["presence"]["hash"]["u"], serde_json::Value::Null);
-        let mut ids = data["presence"]["ids"].as_array().unwrap().clone();
-        ids.sort_by_key(|id| id.to_string());
-        assert_eq!(ids, vec![serde_json::json!("u"), serde_json::json!(7)]);
     }
 }

@@ -414,6 +414,16 @@ if not stored[1] or left <= 0 then return {} end
 return { stored[1], stored[2] or '', tostring(left) }
 ";
 
+/// Reads a presence channel's roster and publishes a marker of the read (a refresh after the
+/// reader's pub/sub connection was lost: it reconciles its subscribers at the marker);
+/// returns user id, member pairs.
+///
+/// KEYS: roster. ARGV: pub/sub channel, marker message.
+const READ_ROSTER: &str = r"
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+";
+
 /// Announces a channel's cluster-wide subscription count now (a change inside a quiet window
 /// is announced once the window is over); returns the `announce_count` triple.
 ///
@@ -494,6 +504,7 @@ pub struct Scripts {
     pub sync_presence: Script,
     pub cache_event: Script,
     pub read_cache: Script,
+    pub read_roster: Script,
     pub announce_count: Script,
     pub sync_users: Script,
 }
@@ -513,6 +524,7 @@ impl Default for Scripts {
             sync_presence: Script::new(&format!("{HELPERS}{SYNC_PRESENCE}")),
             cache_event: Script::new(CACHE_EVENT),
             read_cache: Script::new(READ_CACHE),
+            read_roster: Script::new(READ_ROSTER),
             announce_count: Script::new(&format!("{HELPERS}{ANNOUNCE_COUNT}")),
             sync_users: Script::new(&format!("{HELPERS}{SYNC_USERS}")),
         }

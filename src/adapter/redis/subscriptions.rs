@@ -39,10 +39,16 @@
 //! fit is dropped and logged.
 //!
 //! A user's `#server-to-user-` channel is also subscribed for the user's watchers on this
-//! node (their online/offline announcements come on it), for as long as one watches. When
-//! such a channel is subscribed again after the connection was lost, what was announced
-//! meanwhile never arrives: the user is queued for a refresh ([`Subscriptions::refreshes`]),
-//! its state read from Redis after the acknowledgement.
+//! node (their online/offline announcements come on it), for as long as one watches.
+//!
+//! What a presence channel's local subscribers know of its members is kept beside its
+//! stream ([`KnownMembers`]): set from the roster a join reads at its marker
+//! ([`Hold::reconcile`]) and changed by each member event the stream delivers.
+//!
+//! When a channel is subscribed again after the connection was lost, what was published
+//! meanwhile never arrives. For the channels where that leaves state behind, a refresh is
+//! queued ([`Subscriptions::refreshes`]): a watched user's state is read again, and a
+//! presence channel's roster (at a marker, then reconciled with what is known).
 //!
 //! The Redis commands run in spawned tasks, so a caller that stops waiting cannot leave a
 //! channel half-subscribed. The link reports which connection (generation) a command went
@@ -55,8 +61,9 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, oneshot};
 
 use super::envelope::{Broadcast, NodeId, Received, decode_any};
+use super::roster::{KnownMembers, Reconcile, Roster};
 use crate::hub::{AppChannels, Hub};
-use crate::protocol::ChannelName;
+use crate::protocol::{ChannelKind, ChannelName, SocketId};
 
 /// What the registry needs from the Redis link.
 pub trait PubSubCommands: Send + Sync + 'static {
@@ -107,6 +114,9 @@ struct Entry {
     buffer: VecDeque<Buffered>,
     buffered_bytes: usize,
     dropped: usize,
+    /// A presence channel's members as its local subscribers know them (`None` until a
+    /// join has read the roster at its marker).
+    known: Option<KnownMembers>,
 }
 
 impl Entry {
@@ -157,10 +167,23 @@ pub struct Subscriptions {
     entries: Mutex<HashMap<String, Entry>>,
     /// The token of the next marker.
     markers: std::sync::atomic::AtomicU64,
-    /// Watched users (app id, user id) whose channels were subscribed again, and the wake-up
-    /// of whoever refreshes them; bounded by the channels subscribed.
-    refreshes: Mutex<HashSet<(String, String)>>,
+    /// Refreshes due after channels were subscribed again, and the wake-up of whoever does
+    /// them; bounded by the channels subscribed.
+    refreshes: Mutex<HashSet<Refresh>>,
     refresh_due: Notify,
+}
+
+/// State to read again from Redis because a channel was subscribed again after the pub/sub
+/// connection was lost (what was announced on it meanwhile never arrived).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Refresh {
+    /// A watched user's online state, for its watchers.
+    Watched { app_id: String, user_id: String },
+    /// A presence channel's roster, for its local subscribers.
+    Roster {
+        app_id: String,
+        channel: ChannelName,
+    },
 }
 
 /// A socket's hold on a channel's subscription while it is added to the hub; dropping it
@@ -230,6 +253,18 @@ pub struct Hold {
     registry: Arc<Subscriptions>,
     name: Option<String>,
     held: bool,
+}
+
+impl Hold {
+    /// Tells the channel's local subscribers (but `except`, greeted with it) the member
+    /// events that make what they know of the members `roster`, read at this hold's marker
+    /// (see [`KnownMembers::reconcile`]); nothing when the marker was not reached (its place
+    /// in the stream is unknown).
+    pub fn reconcile(&self, roster: &Roster, reconcile: Reconcile, except: Option<SocketId>) {
+        if let (Some(name), true) = (&self.name, self.held) {
+            self.registry.reconcile(name, roster, reconcile, except);
+        }
+    }
 }
 
 impl Drop for Hold {
@@ -321,6 +356,7 @@ impl Subscriptions {
             buffer: VecDeque::new(),
             buffered_bytes: 0,
             dropped: 0,
+            known: None,
         }
     }
 
@@ -467,9 +503,38 @@ impl Subscriptions {
                 buffer(entry, broadcast, self.buffer_limit);
                 return;
             }
+            hear(entry, &broadcast);
             (entry.channels.clone(), entry.channel.clone())
         };
         send(&channels, &channel, &broadcast);
+    }
+
+    /// See [`Hold::reconcile`].
+    fn reconcile(
+        &self,
+        name: &str,
+        roster: &Roster,
+        reconcile: Reconcile,
+        except: Option<SocketId>,
+    ) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        let channel = entry.channel.as_str();
+        match &mut entry.known {
+            Some(known) => {
+                for frame in known.reconcile(channel, roster, reconcile) {
+                    entry.channels.deliver(channel, &frame, except);
+                }
+            }
+            // The first reading: what every subscriber here was greeted with.
+            None => {
+                let mut known = KnownMembers::default();
+                known.reconcile(channel, roster, Reconcile::Full);
+                entry.known = Some(known);
+            }
+        }
     }
 
     /// The app and user whose `#server-to-user-` channel `name` is (closing the user's
@@ -501,16 +566,15 @@ impl Subscriptions {
         }
     }
 
-    /// Queues watched `user_id` of `app_id` for a refresh of its state.
-    fn queue_refresh(&self, app_id: &str, user_id: &str) {
+    fn queue_refresh(&self, refresh: Refresh) {
         let mut refreshes = self.refreshes.lock().unwrap_or_else(|p| p.into_inner());
-        refreshes.insert((app_id.to_owned(), user_id.to_owned()));
+        refreshes.insert(refresh);
         self.refresh_due.notify_one();
     }
 
-    /// Waits until watched users are queued for a refresh (their channels were subscribed
-    /// again after the connection was lost), and takes them: (app id, user id).
-    pub async fn refreshes(&self) -> Vec<(String, String)> {
+    /// Waits until refreshes are due (channels were subscribed again after the connection
+    /// was lost), and takes them.
+    pub async fn refreshes(&self) -> Vec<Refresh> {
         loop {
             let taken: Vec<_> = {
                 let mut refreshes = self.refreshes.lock().unwrap_or_else(|p| p.into_inner());
@@ -564,11 +628,8 @@ impl Subscriptions {
             } else {
                 Phase::Confirming
             };
-            if let Some(user_id) = entry.channel.server_to_user_id()
-                && again
-                && entry.channels.users().is_watched(user_id)
-            {
-                self.queue_refresh(&entry.app_id, user_id);
+            if again && let Some(refresh) = refresh_after_loss(entry) {
+                self.queue_refresh(refresh);
             }
         } else {
             // Refused, or acknowledged on a connection that is gone: nothing from other
@@ -618,6 +679,33 @@ impl Subscriptions {
     }
 }
 
+/// What `entry`'s subscribers may have missed while the connection was lost, if anything.
+fn refresh_after_loss(entry: &Entry) -> Option<Refresh> {
+    let app_id = entry.app_id.clone();
+    if let Some(user_id) = entry.channel.server_to_user_id() {
+        let watched = entry.channels.users().is_watched(user_id);
+        return watched.then(|| Refresh::Watched {
+            app_id,
+            user_id: user_id.to_owned(),
+        });
+    }
+    let presence = entry.channel.kind() == ChannelKind::Presence && entry.known.is_some();
+    presence.then(|| Refresh::Roster {
+        app_id,
+        channel: entry.channel.clone(),
+    })
+}
+
+/// Takes a message the stream delivers into what the subscribers know, when it may change it
+/// (published by a script: member events are).
+fn hear(entry: &mut Entry, broadcast: &Broadcast) {
+    if broadcast.scripted
+        && let Some(known) = &mut entry.known
+    {
+        known.hear(&broadcast.frame);
+    }
+}
+
 /// What waits in a stopped stream.
 enum Buffered {
     Message(Broadcast),
@@ -644,6 +732,7 @@ fn flush(entry: &mut Entry) {
         match item {
             Buffered::Message(broadcast) => {
                 entry.buffered_bytes = entry.buffered_bytes.saturating_sub(broadcast.frame.len());
+                hear(entry, &broadcast);
                 send(&entry.channels, &entry.channel, &broadcast);
             }
             Buffered::Marker(token) => {

@@ -7,8 +7,9 @@ use tokio::sync::oneshot;
 
 use super::*;
 use crate::adapter::redis::envelope::{self, encode};
+use crate::adapter::redis::roster::{Reconcile, Roster};
 use crate::hub::{TestOutbox, Unreported};
-use crate::protocol::SocketId;
+use crate::protocol::{SocketId, frames};
 
 /// Commands as the test sees them: their name and the switch that answers them.
 #[derive(Default)]
@@ -373,4 +374,87 @@ async fn a_join_marker_read_while_confirming_keeps_its_place() {
     drop(hold);
     assert_eq!(texts(&joiner), ["snapshot", "after"]);
     assert_eq!(texts(&subscriber), ["after"]);
+}
+
+/// A roster as `HGETALL` answers it, with `ids` (string ids, no user info).
+fn roster(ids: &[&str]) -> Roster {
+    Roster::parse(
+        ids.iter()
+            .flat_map(|id| [(*id).to_owned(), format!("[\"{id}\",null]")]),
+    )
+}
+
+/// A member event as a presence script publishes it.
+fn member_event(added: bool, id: &str) -> Vec<u8> {
+    let id = serde_json::value::RawValue::from_string(format!("\"{id}\"")).unwrap();
+    let frame = if added {
+        frames::member_added("news", &id, None)
+    } else {
+        frames::member_removed("news", &id)
+    };
+    envelope::encode_member(None, &frame)
+}
+
+/// The (event, user id) of each member event in `queue`.
+fn member_events(queue: &TestOutbox) -> Vec<(String, String)> {
+    texts(queue)
+        .iter()
+        .map(|text| {
+            let frame: serde_json::Value = serde_json::from_str(text).unwrap();
+            let data: serde_json::Value =
+                serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
+            let event = frame["event"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("pusher_internal:");
+            (
+                event.to_owned(),
+                data["user_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits for `pin`'s marker (published by this node), holding the stream there.
+async fn hold_at_marker(registry: &Arc<Subscriptions>, node: NodeId, pin: Pin) -> Hold {
+    let marker = registry.expect_marker(pin);
+    registry.deliver(NAME, &envelope::encode_join_marker(node, marker.token()));
+    marker.wait(std::time::Duration::from_secs(5)).await
+}
+
+#[tokio::test]
+async fn what_subscribers_know_of_the_members_follows_the_stream_and_is_made_up_at_a_marker() {
+    let link = ScriptedLink::up(1);
+    let (registry, _hub, node, member, pin) = subscribed_with_a_joiner(&link).await;
+    // The first roster read is what the subscribers were greeted with: nothing to tell.
+    let hold = hold_at_marker(&registry, node, pin).await;
+    hold.reconcile(&roster(&["a", "b"]), Reconcile::AddsOnly, None);
+    drop(hold);
+    assert!(texts(&member).is_empty());
+    registry.deliver(NAME, &member_event(true, "c"));
+    registry.deliver(NAME, &member_event(false, "a"));
+    assert_eq!(member_events(&member).len(), 2);
+    // Missed: b left, d joined. Adds are told at once, leaves only by a full read.
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    let hold = hold_at_marker(&registry, node, pin).await;
+    hold.reconcile(&roster(&["c", "d"]), Reconcile::AddsOnly, None);
+    drop(hold);
+    assert_eq!(
+        member_events(&member),
+        [("member_added".into(), "d".into())]
+    );
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    let hold = hold_at_marker(&registry, node, pin).await;
+    hold.reconcile(&roster(&["c", "d"]), Reconcile::Full, None);
+    drop(hold);
+    assert_eq!(
+        member_events(&member),
+        [("member_removed".into(), "b".into())]
+    );
+    // A reading whose marker was never reached tells nothing.
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    let marker = registry.expect_marker(pin);
+    let hold = marker.wait(std::time::Duration::from_millis(1)).await;
+    hold.reconcile(&roster(&[]), Reconcile::Full, None);
+    assert!(texts(&member).is_empty());
 }

@@ -17,14 +17,10 @@
 //! are told if it changed ([`refresh_watched`]; an announcement heard meanwhile wins, being at
 //! least as new as the reading).
 
-use std::sync::Arc;
-
 use deadpool_redis::redis::cmd;
-use tokio_util::sync::CancellationToken;
 
 use super::keys::Keys;
 use super::link::Link;
-use super::subscriptions::Subscriptions;
 use super::{CLAIM_WAIT, RedisAdapter};
 use crate::hub::{Hub, Outbox};
 use crate::protocol::{ChannelName, SocketId};
@@ -117,30 +113,21 @@ impl RedisAdapter {
     }
 }
 
-/// Until `stop`: reads from Redis the state of each watched user whose channel was subscribed
-/// again, and tells its watchers what changed meanwhile. A read that fails is made again on
-/// the next reconnection.
+/// Reads watched `user_id`'s state from Redis and tells its watchers if it changed while
+/// this node's pub/sub connection was lost (an announcement heard meanwhile wins).
 pub(super) async fn refresh_watched(
-    subscriptions: Arc<Subscriptions>,
-    link: Arc<Link>,
-    keys: Keys,
-    hub: Arc<Hub>,
-    stop: CancellationToken,
+    link: &Link,
+    keys: &Keys,
+    hub: &Hub,
+    app_id: &str,
+    user_id: &str,
 ) {
-    loop {
-        let due = tokio::select! {
-            due = subscriptions.refreshes() => due,
-            () = stop.cancelled() => return,
-        };
-        for (app_id, user_id) in due {
-            let channels = hub.app(&app_id);
-            let users = channels.users();
-            let heard = users.heard(&user_id);
-            let mut command = cmd("HGET");
-            command.arg(keys.users(&app_id)).arg(&user_id);
-            if let Some(count) = link.query::<Option<u64>>(&command).await {
-                users.refresh(&user_id, count.unwrap_or(0) > 0, heard);
-            }
-        }
+    let channels = hub.app(app_id);
+    let users = channels.users();
+    let heard = users.heard(user_id);
+    let mut command = cmd("HGET");
+    command.arg(keys.users(app_id)).arg(user_id);
+    if let Some(count) = link.query::<Option<u64>>(&command).await {
+        users.refresh(user_id, count.unwrap_or(0) > 0, heard);
     }
 }
