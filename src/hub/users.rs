@@ -6,8 +6,9 @@
 //! In a cluster the transitions are the cluster's: the adapter records connections quietly
 //! ([`SignedInUsers::add_quiet`]) and tells watchers what Redis announces
 //! ([`SignedInUsers::tell_watchers`]). A watcher registered before its first state is known
-//! is pending: what it is told meanwhile waits (bounded) behind that state
-//! ([`SignedInUsers::watch_pending`], [`SignedInUsers::watch_ready`]).
+//! is pending: the latest state it is told of each user meanwhile waits behind that state
+//! ([`SignedInUsers::watch_pending`], [`SignedInUsers::watch_ready`]); one entry per watched
+//! user, so a pending watcher holds no more than its watchlist however many transitions come.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,10 +22,6 @@ pub struct SignedInUsers {
     state: Mutex<State>,
 }
 
-/// Frames held for one pending watcher at most; more are dropped (its state is a snapshot
-/// followed by transitions, and a watchlist has at most 100 users).
-const MOST_PENDING: usize = 256;
-
 impl State {
     /// What `user_id`'s watchers were told, if it has watchers.
     fn watched_told(&mut self, user_id: &str) -> Option<&mut Told> {
@@ -34,17 +31,30 @@ impl State {
         Some(self.told.entry(user_id.to_owned()).or_default())
     }
 
-    /// Tells `user_id`'s watchers that it is online (or offline), and records it.
+    /// Tells `user_id`'s watchers that it is online (or offline), and records it; a pending
+    /// watcher keeps it as the user's latest state.
     fn tell_state(&mut self, user_id: &str, online: bool) {
+        if let Some(told) = self.watched_told(user_id) {
+            told.online = Some(online);
+        }
+        let Some(watchers) = self.watchers.get(user_id) else {
+            return;
+        };
         let frame = if online {
             frames::watchlist_events(&[user_id], &[])
         } else {
             frames::watchlist_events(&[], &[user_id])
         };
-        if let Some(told) = self.watched_told(user_id) {
-            told.online = Some(online);
+        for (socket, outbox) in watchers {
+            match self.pending.get_mut(socket) {
+                Some(held) => {
+                    held.insert(user_id.to_owned(), online);
+                }
+                None => {
+                    outbox.push(frame.clone());
+                }
+            }
         }
-        self.tell_watchers(user_id, &frame);
     }
 
     /// Records `socket` of `user_id`; whether it is the user's first connection here.
@@ -65,22 +75,6 @@ impl State {
         self.connections.remove(user_id);
         true
     }
-
-    /// Pushes `frame` to every connection watching `user_id` (or holds it for a pending one).
-    fn tell_watchers(&mut self, user_id: &str, frame: &bytestring::ByteString) {
-        let Some(watchers) = self.watchers.get(user_id) else {
-            return;
-        };
-        for (socket, outbox) in watchers {
-            match self.pending.get_mut(socket) {
-                Some(held) if held.len() < MOST_PENDING => held.push(frame.clone()),
-                Some(_) => {}
-                None => {
-                    outbox.push(frame.clone());
-                }
-            }
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -89,8 +83,9 @@ struct State {
     connections: HashMap<String, HashMap<SocketId, Outbox>>,
     /// Watching connections by watched user id.
     watchers: HashMap<String, HashMap<SocketId, Outbox>>,
-    /// Watchers whose first state is not queued yet, with what they were told meanwhile.
-    pending: HashMap<SocketId, Vec<bytestring::ByteString>>,
+    /// Watchers whose first state is not queued yet, with the latest state they were told
+    /// meanwhile of each watched user (online or not).
+    pending: HashMap<SocketId, HashMap<String, bool>>,
     /// By watched user id: the state its watchers were last told (online or not), and how
     /// many announcements were heard for it.
     told: HashMap<String, Told>,
@@ -177,16 +172,16 @@ impl SignedInUsers {
     /// state is still to be read: what it is told until [`SignedInUsers::watch_ready`] waits.
     pub fn watch_pending(&self, socket: SocketId, outbox: &Outbox, user_ids: &[String]) {
         let mut state = self.lock();
-        state.pending.insert(socket, Vec::new());
+        state.pending.insert(socket, HashMap::new());
         for id in user_ids {
             let watchers = state.watchers.entry(id.clone()).or_default();
             watchers.insert(socket, outbox.clone());
         }
     }
 
-    /// Queues a pending watcher's first state (`online` and `offline` users), then what it
-    /// was told meanwhile (transitions read after the state was, or already in it: at worst
-    /// told twice, never left stale).
+    /// Queues a pending watcher's first state (`online` and `offline` users), then the latest
+    /// state it was told meanwhile of each user (read after the state was, or already in it:
+    /// at worst told twice, never left stale).
     pub fn watch_ready(
         &self,
         socket: SocketId,
@@ -204,8 +199,13 @@ impl SignedInUsers {
                 }
             }
         }
-        for frame in state.pending.remove(&socket).unwrap_or_default() {
-            outbox.push(frame);
+        let held = state.pending.remove(&socket).unwrap_or_default();
+        if !held.is_empty() {
+            let now = |online: bool| -> Vec<&str> {
+                let users = held.iter().filter(|(_, state)| **state == online);
+                users.map(|(id, _)| id.as_str()).collect()
+            };
+            outbox.push(frames::watchlist_events(&now(true), &now(false)));
         }
     }
 
@@ -376,6 +376,26 @@ mod tests {
         assert!(users.add_quiet("alice", SocketId::random(), watcher.outbox()));
         assert_eq!(watcher.next_text(), None);
         assert!(users.is_signed_in("alice") && users.is_watched("alice"));
+    }
+
+    #[test]
+    fn a_pending_watcher_holds_only_the_latest_state_of_each_user() {
+        let users = SignedInUsers::default();
+        let watcher = TestOutbox::new(8);
+        let watching = SocketId::random();
+        let watched = ["alice".to_owned(), "bob".to_owned()];
+        users.watch_pending(watching, watcher.outbox(), &watched);
+        for round in 0..1000 {
+            users.tell_watchers("alice", round % 2 == 0);
+        }
+        users.tell_watchers("bob", true);
+        users.watch_ready(watching, watcher.outbox(), &[], &["alice", "bob"]);
+        next_events(&watcher);
+        assert_eq!(
+            next_events(&watcher),
+            json!([{"name": "online", "user_ids": ["bob"]}, {"name": "offline", "user_ids": ["alice"]}])
+        );
+        assert_eq!(watcher.next_text(), None);
     }
 
     #[test]

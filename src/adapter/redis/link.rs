@@ -6,6 +6,13 @@
 //! channel with local subscribers is subscribed again. Each pair of connections has a
 //! generation, so a reply from a lost pair is known as such.
 //!
+//! The pub/sub stream redis-rs hands over is fed by its connection driver through a channel
+//! with no bound of its own. The reader here hands each message to
+//! [`Subscriptions::deliver`] as it comes, which does not wait (it pushes into bounded
+//! outboxes or a bounded buffer), so that channel holds more than a few messages only while
+//! this node's CPU is behind what Redis sends, or for the round trip of a keep-alive `PING`
+//! (awaited here); what other nodes publish, not what a client sends, fills it.
+//!
 //! Redis being away is logged once, when it goes (and once when it is back); in between the
 //! node serves its own clients and [`Link::reachable`] is false (`/ready` says so). The URL
 //! may hold a password: logs name only the host and port.
