@@ -22,8 +22,7 @@
 //! Member events published while this node's pub/sub connection was lost never reach its
 //! subscribers. When the channel is subscribed again, its roster is read at a marker, like a
 //! join's, and the local subscribers are told what they missed
-//! ([`ClusterPresence::refresh_roster`], see [`roster`](super::roster)); a join does the same
-//! at its own marker, for the other local subscribers.
+//! ([`ClusterPresence::refresh_roster`], see [`roster`](super::roster)).
 //!
 //! While Redis is unreachable a presence join is refused (`Unavailable`, which the client sees
 //! as a subscription error with status 503): this node cannot know the roster, and a member
@@ -200,9 +199,8 @@ impl ClusterPresence {
         }))
     }
 
-    /// Finishes `joining` once its socket is in the hub: tells the other local subscribers
-    /// what the roster it read shows they missed, lets the channel's stream go on, records
-    /// the connection, and raises `member_added` when it was the user's first.
+    /// Finishes `joining` once its socket is in the hub: lets the channel's stream go on,
+    /// records the connection, and raises `member_added` when it was the user's first.
     pub fn joined(
         &self,
         joining: Joining,
@@ -211,9 +209,7 @@ impl ClusterPresence {
         socket: SocketId,
         member: &PresenceMember,
     ) {
-        joining
-            .hold
-            .reconcile(&joining.roster, Reconcile::AddsOnly, Some(socket));
+        joining.hold.first_roster(&joining.roster);
         drop(joining.hold);
         {
             let mut record = self.lock();

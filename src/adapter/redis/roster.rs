@@ -17,7 +17,7 @@
 //! each): `member_removed` needs the id, and `member_added` takes its user info from the
 //! roster read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytestring::ByteString;
 use serde::Deserialize;
@@ -46,19 +46,14 @@ impl Roster {
     /// The roster in `HGETALL`'s answer (user key, stored member pairs); an entry that does
     /// not parse (not written by Relay) is left out.
     pub fn parse(flat: impl IntoIterator<Item = String>) -> Self {
-        let flat: Vec<String> = flat.into_iter().collect();
-        let members = flat
-            .chunks(2)
-            .filter_map(|pair| {
-                let [key, stored] = pair else { return None };
-                let (id, info): Stored = serde_json::from_str(stored).ok()?;
-                Some(RosterMember {
-                    key: key.clone(),
-                    id,
-                    info: info.filter(|info| info.get() != "null"),
-                })
-            })
-            .collect();
+        let mut flat = flat.into_iter();
+        let mut members = Vec::with_capacity(flat.size_hint().0 / 2);
+        while let (Some(key), Some(stored)) = (flat.next(), flat.next()) {
+            if let Ok((id, info)) = serde_json::from_str::<Stored>(&stored) {
+                let info = info.filter(|info| info.get() != "null");
+                members.push(RosterMember { key, id, info });
+            }
+        }
         Roster { members }
     }
 
@@ -115,28 +110,29 @@ impl KnownMembers {
         roster: &Roster,
         reconcile: Reconcile,
     ) -> Vec<ByteString> {
+        // Usually every member is known already: then this only looks each one up.
         let mut frames = Vec::new();
-        let mut ids = HashMap::with_capacity(roster.members.len());
+        let mut found = 0;
         for member in &roster.members {
-            if self.ids.remove(&member.key).is_none() {
-                frames.push(frames::member_added(
-                    channel,
-                    &member.id,
-                    member.info.as_deref(),
-                ));
+            if self.ids.contains_key(&member.key) {
+                found += 1;
+                continue;
             }
-            ids.insert(member.key.clone(), member.id.clone());
+            let info = member.info.as_deref();
+            frames.push(frames::member_added(channel, &member.id, info));
+            self.ids.insert(member.key.clone(), member.id.clone());
         }
-        // Known, and missing from the roster.
-        for (key, id) in self.ids.drain() {
-            match reconcile {
-                Reconcile::Full => frames.push(frames::member_removed(channel, &id)),
-                Reconcile::AddsOnly => {
-                    ids.insert(key, id);
+        let missing = self.ids.len() > found + frames.len();
+        if reconcile == Reconcile::Full && missing {
+            let listed: HashSet<&str> = roster.members.iter().map(|m| m.key.as_str()).collect();
+            self.ids.retain(|key, id| {
+                let kept = listed.contains(key.as_str());
+                if !kept {
+                    frames.push(frames::member_removed(channel, id));
                 }
-            }
+                kept
+            });
         }
-        self.ids = ids;
         frames
     }
 }

@@ -42,8 +42,9 @@
 //! node (their online/offline announcements come on it), for as long as one watches.
 //!
 //! What a presence channel's local subscribers know of its members is kept beside its
-//! stream ([`KnownMembers`]): set from the roster a join reads at its marker
-//! ([`Hold::reconcile`]) and changed by each member event the stream delivers.
+//! stream ([`KnownMembers`]): set from the roster the first join here reads at its marker
+//! ([`Hold::first_roster`]) and changed by each member event the stream delivers. When a
+//! message is dropped from a full buffer, the roster is read again, as after a loss.
 //!
 //! When a channel is subscribed again after the connection was lost, what was published
 //! meanwhile never arrives. For the channels where that leaves state behind, a refresh is
@@ -256,6 +257,16 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// Records `roster`, read at this hold's marker by a join, as what the channel's local
+    /// subscribers know, if nothing is known yet (the first joiner here). Later joins change
+    /// nothing: every member event since reached the subscribers in the stream, and what
+    /// did not (a lost connection, a full buffer) is made up by a refresh.
+    pub fn first_roster(&self, roster: &Roster) {
+        if let (Some(name), true) = (&self.name, self.held) {
+            self.registry.first_roster(name, roster);
+        }
+    }
+
     /// Tells the channel's local subscribers (but `except`, greeted with it) the member
     /// events that make what they know of the members `roster`, read at this hold's marker
     /// (see [`KnownMembers::reconcile`]); nothing when the marker was not reached (its place
@@ -500,13 +511,29 @@ impl Subscriptions {
                 return;
             };
             if entry.stopped() || !entry.buffer.is_empty() {
-                buffer(entry, broadcast, self.buffer_limit);
+                let kept = buffer(entry, broadcast, self.buffer_limit);
+                // A member event may be among the dropped: read the roster again.
+                if !kept && let Some(refresh) = roster_refresh(entry) {
+                    self.queue_refresh(refresh);
+                }
                 return;
             }
             hear(entry, &broadcast);
             (entry.channels.clone(), entry.channel.clone())
         };
         send(&channels, &channel, &broadcast);
+    }
+
+    /// See [`Hold::first_roster`].
+    fn first_roster(&self, name: &str, roster: &Roster) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(name)
+            && entry.known.is_none()
+        {
+            let mut known = KnownMembers::default();
+            known.reconcile(entry.channel.as_str(), roster, Reconcile::Full);
+            entry.known = Some(known);
+        }
     }
 
     /// See [`Hold::reconcile`].
@@ -528,7 +555,7 @@ impl Subscriptions {
                     entry.channels.deliver(channel, &frame, except);
                 }
             }
-            // The first reading: what every subscriber here was greeted with.
+            // Nothing known yet: what every subscriber here was greeted with.
             None => {
                 let mut known = KnownMembers::default();
                 known.reconcile(channel, roster, Reconcile::Full);
@@ -681,17 +708,21 @@ impl Subscriptions {
 
 /// What `entry`'s subscribers may have missed while the connection was lost, if anything.
 fn refresh_after_loss(entry: &Entry) -> Option<Refresh> {
-    let app_id = entry.app_id.clone();
     if let Some(user_id) = entry.channel.server_to_user_id() {
         let watched = entry.channels.users().is_watched(user_id);
         return watched.then(|| Refresh::Watched {
-            app_id,
+            app_id: entry.app_id.clone(),
             user_id: user_id.to_owned(),
         });
     }
+    roster_refresh(entry)
+}
+
+/// A refresh of `entry`'s roster, if its local subscribers know of members.
+fn roster_refresh(entry: &Entry) -> Option<Refresh> {
     let presence = entry.channel.kind() == ChannelKind::Presence && entry.known.is_some();
     presence.then(|| Refresh::Roster {
-        app_id,
+        app_id: entry.app_id.clone(),
         channel: entry.channel.clone(),
     })
 }
@@ -713,14 +744,16 @@ enum Buffered {
     Marker(u64),
 }
 
-fn buffer(entry: &mut Entry, broadcast: Broadcast, limit: usize) {
+/// Buffers `broadcast` in `entry` within `limit` bytes; whether it was kept.
+fn buffer(entry: &mut Entry, broadcast: Broadcast, limit: usize) -> bool {
     let size = broadcast.frame.len();
     if entry.buffered_bytes + size > limit {
         entry.dropped += 1;
-        return;
+        return false;
     }
     entry.buffered_bytes += size;
     entry.buffer.push_back(Buffered::Message(broadcast));
+    true
 }
 
 /// Delivers the buffer in order until a join marker of a waiting joiner stops it (the joiner

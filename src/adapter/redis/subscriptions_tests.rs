@@ -426,9 +426,14 @@ async fn hold_at_marker(registry: &Arc<Subscriptions>, node: NodeId, pin: Pin) -
 async fn what_subscribers_know_of_the_members_follows_the_stream_and_is_made_up_at_a_marker() {
     let link = ScriptedLink::up(1);
     let (registry, _hub, node, member, pin) = subscribed_with_a_joiner(&link).await;
-    // The first roster read is what the subscribers were greeted with: nothing to tell.
+    // The first joiner's roster is what the subscribers were greeted with: nothing to tell,
+    // and a later join's changes nothing.
     let hold = hold_at_marker(&registry, node, pin).await;
-    hold.reconcile(&roster(&["a", "b"]), Reconcile::AddsOnly, None);
+    hold.first_roster(&roster(&["a", "b"]));
+    drop(hold);
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    let hold = hold_at_marker(&registry, node, pin).await;
+    hold.first_roster(&roster(&["x"]));
     drop(hold);
     assert!(texts(&member).is_empty());
     registry.deliver(NAME, &member_event(true, "c"));
@@ -457,4 +462,46 @@ async fn what_subscribers_know_of_the_members_follows_the_stream_and_is_made_up_
     let hold = marker.wait(std::time::Duration::from_millis(1)).await;
     hold.reconcile(&roster(&[]), Reconcile::Full, None);
     assert!(texts(&member).is_empty());
+}
+
+#[tokio::test]
+async fn a_message_dropped_from_a_full_buffer_queues_a_read_of_the_roster() {
+    let link = ScriptedLink::up(1);
+    let (registry, hub) = setup(&link);
+    let name = "relay:1:presence-room";
+    let room = ChannelName::parse("presence-room", 164).unwrap();
+    let pinning = {
+        let (registry, room) = (registry.clone(), room.clone());
+        tokio::spawn(async move { registry.pin(name.to_owned(), "1", &room).await })
+    };
+    settle().await;
+    link.answer("SUBSCRIBE", name, true);
+    let marker = registry.expect_marker(pinning.await.unwrap());
+    registry.deliver(
+        name,
+        &envelope::encode_join_marker(registry.node, marker.token()),
+    );
+    let hold = marker.wait(std::time::Duration::from_secs(5)).await;
+    let queue = TestOutbox::new(8);
+    let socket = SocketId::random();
+    let outbox = queue.outbox().clone();
+    hub.app("1")
+        .subscribe(&room, socket, outbox, None, &Unreported);
+    hold.first_roster(&roster(&["a"]));
+    // Held at the marker: what arrives waits, and more than the 1024-byte bound arrives.
+    for _ in 0..20 {
+        registry.deliver(name, &from_elsewhere(&"x".repeat(100)));
+    }
+    drop(hold);
+    let due = tokio::time::timeout(std::time::Duration::from_secs(5), registry.refreshes())
+        .await
+        .expect("a refresh queued");
+    let app_id = "1".to_owned();
+    assert_eq!(
+        due,
+        [Refresh::Roster {
+            app_id,
+            channel: room
+        }]
+    );
 }
