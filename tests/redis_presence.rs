@@ -93,6 +93,18 @@ async fn users_on(node: &TestServer) -> BTreeSet<String> {
         .collect()
 }
 
+/// Two nodes; alice joins `ROOM` on the first, bob on the second, and alice hears of bob.
+async fn alice_on_a_and_bob_on_b(redis: &RedisServer) -> (TestServer, TestServer, Client, Client) {
+    let a = start_node(redis, "", RELAXED_NODE_TIMEOUT);
+    let b = start_node(redis, "", RELAXED_NODE_TIMEOUT);
+    let mut alice = Client::connect(&a).await;
+    alice.join_presence(ROOM, &member("alice")).await;
+    let mut bob = Client::connect(&b).await;
+    bob.join_presence(ROOM, &member("bob")).await;
+    assert_eq!(member_event(&mut alice).await.1, "bob");
+    (a, b, alice, bob)
+}
+
 fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|id| (*id).to_owned()).collect()
 }
@@ -235,13 +247,7 @@ async fn a_killed_nodes_members_are_removed_and_announced_by_a_survivor() {
 #[tokio::test]
 async fn a_redis_restarted_empty_gets_the_roster_back_from_the_nodes() {
     let mut redis = RedisServer::start();
-    let a = start_node(&redis, "", RELAXED_NODE_TIMEOUT);
-    let b = start_node(&redis, "", RELAXED_NODE_TIMEOUT);
-    let mut alice = Client::connect(&a).await;
-    alice.join_presence(ROOM, &member("alice")).await;
-    let mut bob = Client::connect(&b).await;
-    bob.join_presence(ROOM, &member("bob")).await;
-    assert_eq!(member_event(&mut alice).await.1, "bob");
+    let (a, b, mut alice, mut bob) = alice_on_a_and_bob_on_b(&redis).await;
 
     redis.restart();
     // Each node writes its own connections back once it has reconnected.
@@ -276,13 +282,7 @@ async fn a_redis_restarted_empty_gets_the_roster_back_from_the_nodes() {
 #[tokio::test]
 async fn member_events_missed_while_pub_sub_was_down_are_made_up_after_it_returns() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "", RELAXED_NODE_TIMEOUT);
-    let b = start_node(&redis, "", RELAXED_NODE_TIMEOUT);
-    let mut alice = Client::connect(&a).await;
-    alice.join_presence(ROOM, &member("alice")).await;
-    let mut bob = Client::connect(&b).await;
-    bob.join_presence(ROOM, &member("bob")).await;
-    assert_eq!(member_event(&mut alice).await.1, "bob");
+    let (a, b, mut alice, mut bob) = alice_on_a_and_bob_on_b(&redis).await;
     // Dave joins the roster with no announcement (one published while the nodes were
     // disconnected would be lost the same way); then every pub/sub connection is cut.
     let roster = format!("relay:app:{}:presence:{ROOM}", common::APP_ID);

@@ -422,6 +422,13 @@ async fn hold_at_marker(registry: &Arc<Subscriptions>, node: NodeId, pin: Pin) -
     marker.wait(std::time::Duration::from_secs(5)).await
 }
 
+/// A refresh's read of a roster with `ids`, reconciled at its marker.
+async fn read_at_marker(registry: &Arc<Subscriptions>, node: NodeId, ids: &[&str], how: Reconcile) {
+    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
+    let hold = hold_at_marker(registry, node, pin).await;
+    hold.reconcile(&roster(ids), how, None);
+}
+
 #[tokio::test]
 async fn what_subscribers_know_of_the_members_follows_the_stream_and_is_made_up_at_a_marker() {
     let link = ScriptedLink::up(1);
@@ -440,18 +447,12 @@ async fn what_subscribers_know_of_the_members_follows_the_stream_and_is_made_up_
     registry.deliver(NAME, &member_event(false, "a"));
     assert_eq!(member_events(&member).len(), 2);
     // Missed: b left, d joined. Adds are told at once, leaves only by a full read.
-    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
-    let hold = hold_at_marker(&registry, node, pin).await;
-    hold.reconcile(&roster(&["c", "d"]), Reconcile::AddsOnly, None);
-    drop(hold);
+    read_at_marker(&registry, node, &["c", "d"], Reconcile::AddsOnly).await;
     assert_eq!(
         member_events(&member),
         [("member_added".into(), "d".into())]
     );
-    let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
-    let hold = hold_at_marker(&registry, node, pin).await;
-    hold.reconcile(&roster(&["c", "d"]), Reconcile::Full, None);
-    drop(hold);
+    read_at_marker(&registry, node, &["c", "d"], Reconcile::Full).await;
     assert_eq!(
         member_events(&member),
         [("member_removed".into(), "b".into())]
