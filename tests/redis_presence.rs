@@ -247,7 +247,7 @@ async fn a_killed_nodes_members_are_removed_and_announced_by_a_survivor() {
 #[tokio::test]
 async fn a_redis_restarted_empty_gets_the_roster_back_from_the_nodes() {
     let mut redis = RedisServer::start();
-    let (a, b, mut alice, mut bob) = alice_on_a_and_bob_on_b(&redis).await;
+    let (a, b, mut alice, bob) = alice_on_a_and_bob_on_b(&redis).await;
 
     redis.restart();
     // Each node writes its own connections back once it has reconnected.
@@ -282,7 +282,7 @@ async fn a_redis_restarted_empty_gets_the_roster_back_from_the_nodes() {
 #[tokio::test]
 async fn member_events_missed_while_pub_sub_was_down_are_made_up_after_it_returns() {
     let redis = RedisServer::start();
-    let (a, b, mut alice, mut bob) = alice_on_a_and_bob_on_b(&redis).await;
+    let (a, _b, mut alice, mut bob) = alice_on_a_and_bob_on_b(&redis).await;
     // Dave joins the roster with no announcement (one published while the nodes were
     // disconnected would be lost the same way); then every pub/sub connection is cut.
     let roster = format!("relay:app:{}:presence:{ROOM}", common::APP_ID);
