@@ -572,6 +572,7 @@ module.exports = {
   DEFAULT_TIMEOUT_MS,
   startRelay,
   startRedis,
+  freePort,
   httpStatus,
   startAuthServer,
   waitFor,

@@ -22,6 +22,7 @@ const { after, before, test } = require('node:test');
 const {
   Session,
   eventually,
+  freePort,
   httpStatus,
   nodeSdk,
   recordEvents,
@@ -36,18 +37,6 @@ const REDIS_CONNECT_TIMEOUT_MS = 15000;
 const NGINX_CONF = path.join(__dirname, '..', '..', 'deploy', 'nginx.conf');
 
 const env = { redis: null, nodes: [], auth: null, nginx: null, port: null, dir: null };
-
-/** A loopback port free right now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** deploy/nginx.conf with the compose network's addresses replaced by these ones. */
 function localNginxConf(listenPort, nodePorts, dir) {
