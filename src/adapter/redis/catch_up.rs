@@ -48,13 +48,12 @@ impl CatchUp {
                 due = self.subscriptions.refreshes() => due,
                 () = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                     let now = Instant::now();
-                    let ready: Vec<_> = full_reads
-                        .iter()
-                        .filter(|(_, at)| **at <= now)
-                        .map(|(channel, _)| channel.clone())
-                        .collect();
-                    for (app_id, channel) in ready {
-                        full_reads.remove(&(app_id.clone(), channel.clone()));
+                    let (ready, later): (HashMap<_, _>, HashMap<_, _>) =
+                        std::mem::take(&mut full_reads)
+                            .into_iter()
+                            .partition(|(_, at)| *at <= now);
+                    full_reads = later;
+                    for (app_id, channel) in ready.into_keys() {
                         self.read_roster(&app_id, &channel, Reconcile::Full).await;
                     }
                     continue;

@@ -165,6 +165,7 @@ impl RedisAdapter {
             scripts: scripts.clone(),
             subscriptions: subscriptions.clone(),
         };
+        let node_timeout = Duration::from_secs(config.node_timeout);
         let cluster_state = ClusterState {
             node,
             keys: keys.clone(),
@@ -175,7 +176,7 @@ impl RedisAdapter {
             hub: hub.clone(),
             webhooks: webhooks.clone(),
             heartbeat_interval: keepalive,
-            node_timeout: Duration::from_secs(config.node_timeout),
+            node_timeout,
             vacate_delays: Arc::new(vacate_delays),
             counted_apps: Arc::new(counted_apps),
             watchlist_apps: Arc::new(watchlist_apps.clone()),
@@ -193,7 +194,7 @@ impl RedisAdapter {
             presence,
             cache,
             watchlist_apps,
-            node_timeout: Duration::from_secs(config.node_timeout),
+            node_timeout,
             cluster_state: Mutex::new(Some(cluster_state)),
             tasks: Mutex::default(),
         })

@@ -280,13 +280,9 @@ impl ClusterPresence {
 
     /// Reads `channel`'s roster at a marker in its stream and tells the local subscribers
     /// the member events they missed (the channel was subscribed again after the pub/sub
-    /// connection was lost), as far as `reconcile` trusts the read; whether it was read.
-    pub async fn refresh_roster(
-        &self,
-        app_id: &str,
-        channel: &ChannelName,
-        reconcile: Reconcile,
-    ) -> bool {
+    /// connection was lost), as far as `reconcile` trusts the read; nothing when Redis is
+    /// away (a later loss queues the refresh again).
+    pub async fn refresh_roster(&self, app_id: &str, channel: &ChannelName, reconcile: Reconcile) {
         let pubsub = self.keys.pubsub(app_id, channel.as_str());
         let pin = self
             .subscriptions
@@ -299,14 +295,10 @@ impl ClusterPresence {
             .arg(&pubsub)
             .arg(envelope::encode_join_marker(self.node, marker.token()));
         let Some(answer) = self.link.invoke::<Vec<String>>(&script).await else {
-            return false;
+            return;
         };
         let roster = Roster::parse(answer);
-        marker
-            .wait(MARKER_WAIT)
-            .await
-            .reconcile(&roster, reconcile, None);
-        true
+        marker.wait(MARKER_WAIT).await.reconcile(&roster, reconcile);
     }
 
     /// Makes this node's presence entries in Redis equal to its record, channel by channel;

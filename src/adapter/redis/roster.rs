@@ -81,6 +81,16 @@ struct MemberFrame {
 }
 
 impl KnownMembers {
+    /// What subscribers greeted with `roster` know.
+    pub fn new(roster: &Roster) -> Self {
+        let ids = roster
+            .members
+            .iter()
+            .map(|m| (m.key.clone(), m.id.clone()))
+            .collect();
+        KnownMembers { ids }
+    }
+
     /// Takes in `frame`, delivered to the channel's subscribers, if it is a member event.
     pub fn hear(&mut self, frame: &str) {
         let Ok(MemberFrame { event, data }) = serde_json::from_str(frame) else {

@@ -64,7 +64,7 @@ use tokio::sync::{Notify, oneshot};
 use super::envelope::{Broadcast, NodeId, Received, decode_any};
 use super::roster::{KnownMembers, Reconcile, Roster};
 use crate::hub::{AppChannels, Hub};
-use crate::protocol::{ChannelKind, ChannelName, SocketId};
+use crate::protocol::{ChannelKind, ChannelName};
 
 /// What the registry needs from the Redis link.
 pub trait PubSubCommands: Send + Sync + 'static {
@@ -267,13 +267,13 @@ impl Hold {
         }
     }
 
-    /// Tells the channel's local subscribers (but `except`, greeted with it) the member
+    /// Tells the channel's local subscribers the member
     /// events that make what they know of the members `roster`, read at this hold's marker
     /// (see [`KnownMembers::reconcile`]); nothing when the marker was not reached (its place
     /// in the stream is unknown).
-    pub fn reconcile(&self, roster: &Roster, reconcile: Reconcile, except: Option<SocketId>) {
+    pub fn reconcile(&self, roster: &Roster, reconcile: Reconcile) {
         if let (Some(name), true) = (&self.name, self.held) {
-            self.registry.reconcile(name, roster, reconcile, except);
+            self.registry.reconcile(name, roster, reconcile);
         }
     }
 }
@@ -526,24 +526,13 @@ impl Subscriptions {
 
     /// See [`Hold::first_roster`].
     fn first_roster(&self, name: &str, roster: &Roster) {
-        let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(name)
-            && entry.known.is_none()
-        {
-            let mut known = KnownMembers::default();
-            known.reconcile(entry.channel.as_str(), roster, Reconcile::Full);
-            entry.known = Some(known);
+        if let Some(entry) = self.lock().get_mut(name) {
+            entry.known.get_or_insert_with(|| KnownMembers::new(roster));
         }
     }
 
     /// See [`Hold::reconcile`].
-    fn reconcile(
-        &self,
-        name: &str,
-        roster: &Roster,
-        reconcile: Reconcile,
-        except: Option<SocketId>,
-    ) {
+    fn reconcile(&self, name: &str, roster: &Roster, reconcile: Reconcile) {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(name) else {
             return;
@@ -552,15 +541,11 @@ impl Subscriptions {
         match &mut entry.known {
             Some(known) => {
                 for frame in known.reconcile(channel, roster, reconcile) {
-                    entry.channels.deliver(channel, &frame, except);
+                    entry.channels.deliver(channel, &frame, None);
                 }
             }
             // Nothing known yet: what every subscriber here was greeted with.
-            None => {
-                let mut known = KnownMembers::default();
-                known.reconcile(channel, roster, Reconcile::Full);
-                entry.known = Some(known);
-            }
+            None => entry.known = Some(KnownMembers::new(roster)),
         }
     }
 

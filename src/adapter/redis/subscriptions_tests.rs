@@ -426,7 +426,7 @@ async fn hold_at_marker(registry: &Arc<Subscriptions>, node: NodeId, pin: Pin) -
 async fn read_at_marker(registry: &Arc<Subscriptions>, node: NodeId, ids: &[&str], how: Reconcile) {
     let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
     let hold = hold_at_marker(registry, node, pin).await;
-    hold.reconcile(&roster(ids), how, None);
+    hold.reconcile(&roster(ids), how);
 }
 
 #[tokio::test]
@@ -461,7 +461,7 @@ async fn what_subscribers_know_of_the_members_follows_the_stream_and_is_made_up_
     let pin = registry.pin(NAME.to_owned(), "1", &channel()).await;
     let marker = registry.expect_marker(pin);
     let hold = marker.wait(std::time::Duration::from_millis(1)).await;
-    hold.reconcile(&roster(&[]), Reconcile::Full, None);
+    hold.reconcile(&roster(&[]), Reconcile::Full);
     assert!(texts(&member).is_empty());
 }
 
