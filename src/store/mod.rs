@@ -8,11 +8,15 @@
 //! The server never writes per request: uses are gathered in memory and flushed, and
 //! revocations are read back, every [`SYNC_INTERVAL`] (see `state::sync`).
 
+#[cfg(test)]
+pub(crate) mod contract;
+mod redis;
 mod sqlite;
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+pub use redis::RedisStore;
 pub use sqlite::{MOST_STORED_EVENTS, SqliteStore};
 
 use crate::activity::{ActivityEntry, EventQuery, StoredEvent};

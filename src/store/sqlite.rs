@@ -480,6 +480,4 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod activity_tests;
-#[cfg(test)]
 mod tests;

@@ -1,22 +1,19 @@
-//! The activity log's tables: how repeats fold into one row, what a query returns, what
-//! pruning drops first, and how resolutions and lockdowns behave. Each test opens a file of
-//! its own in a temporary folder.
+//! The activity log's contract: how repeats fold into one event, what a query returns, what
+//! pruning drops first, and how resolutions and lockdowns behave.
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::*;
+use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 use crate::activity::{EventKind, Severity, window_start};
+use crate::store::{Lockdown, MOST_STORED_EVENTS, Resolved, Store};
 
-fn store(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("state.db")).unwrap()
-}
-
-fn second(seconds: u64) -> SystemTime {
+pub fn second(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
 /// `count` occurrences of `kind` for `app` from `address`, first and last seen at those
 /// seconds, in the window of `first`.
-fn entry(
+pub fn entry(
     app: &str,
     kind: EventKind,
     address: Option<&str>,
@@ -35,7 +32,7 @@ fn entry(
     }
 }
 
-fn all(store: &SqliteStore, app: &str) -> Vec<StoredEvent> {
+fn all(store: &dyn Store, app: &str) -> Vec<StoredEvent> {
     store.events(&EventQuery::newest(app, usize::MAX)).unwrap()
 }
 
@@ -47,10 +44,7 @@ fn kinds_and_counts(events: &[StoredEvent]) -> Vec<(EventKind, u64)> {
         .collect()
 }
 
-#[test]
-fn repeats_in_one_window_add_up_into_one_row_across_record_calls() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn repeats_in_one_window_add_up_into_one_row_across_record_calls(store: &dyn Store) {
     let address = Some("192.0.2.1");
     store
         .record_events(&[entry(
@@ -70,7 +64,7 @@ fn repeats_in_one_window_add_up_into_one_row_across_record_calls() {
             3,
         )])
         .unwrap();
-    let events = all(&store, "1");
+    let events = all(store, "1");
     assert_eq!(events.len(), 1, "{events:?}");
     let stored = &events[0].entry;
     assert_eq!(stored.count, 5);
@@ -86,10 +80,7 @@ fn repeats_in_one_window_add_up_into_one_row_across_record_calls() {
     assert_eq!(events[0].resolved_at, None);
 }
 
-#[test]
-fn another_window_or_another_address_is_a_new_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn another_window_or_another_address_is_a_new_row(store: &dyn Store) {
     store
         .record_events(&[
             entry(
@@ -122,7 +113,7 @@ fn another_window_or_another_address_is_a_new_row() {
             ),
         ])
         .unwrap();
-    let events = all(&store, "1");
+    let events = all(store, "1");
     assert_eq!(events.len(), 4, "{events:?}");
     assert!(events.iter().all(|event| event.entry.count == 1));
     let windows: Vec<_> = events
@@ -132,10 +123,7 @@ fn another_window_or_another_address_is_a_new_row() {
     assert_eq!(windows, [second(600), second(0), second(0), second(0)]);
 }
 
-#[test]
-fn an_entry_without_an_address_is_kept_and_folds_like_any_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn an_entry_without_an_address_is_kept_and_folds_like_any_other(store: &dyn Store) {
     let from_many = entry("1", EventKind::AuthFailure, None, (100, 200), 4);
     store
         .record_events(std::slice::from_ref(&from_many))
@@ -150,7 +138,7 @@ fn an_entry_without_an_address_is_kept_and_folds_like_any_other() {
             1,
         )])
         .unwrap();
-    let events = all(&store, "1");
+    let events = all(store, "1");
     let addresses: Vec<_> = events.iter().map(|event| event.entry.address).collect();
     let known = "192.0.2.1".parse::<IpAddr>().ok();
     assert_eq!(addresses, [None, known], "{events:?}");
@@ -162,7 +150,7 @@ fn an_entry_without_an_address_is_kept_and_folds_like_any_other() {
 
 /// App 1: an auth failure at 100 s, a ban at 700 s, a leaked token at 1 300 s (resolved), a
 /// secret found at 1 900 s; app 2: a leaked token at 2 500 s.
-fn history(store: &SqliteStore) {
+fn history(store: &dyn Store) {
     store
         .record_events(&[
             entry(
@@ -200,17 +188,14 @@ fn query(change: impl FnOnce(&mut EventQuery)) -> EventQuery {
     query
 }
 
-fn kinds(store: &SqliteStore, query: &EventQuery) -> Vec<EventKind> {
+fn kinds(store: &dyn Store, query: &EventQuery) -> Vec<EventKind> {
     let events = store.events(query).unwrap();
     assert!(events.iter().all(|event| event.entry.app_id == "1"));
     events.into_iter().map(|event| event.entry.kind).collect()
 }
 
-#[test]
-fn queries_return_the_app_s_events_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
-    history(&store);
+pub fn queries_return_the_app_s_events_newest_first(store: &dyn Store) {
+    history(store);
     let events = store.events(&query(|_| {})).unwrap();
     assert_eq!(
         kinds_and_counts(&events),
@@ -223,7 +208,7 @@ fn queries_return_the_app_s_events_newest_first() {
         "app 2's event is not among them"
     );
     assert_eq!(events[1].resolved_at, Some(second(3_000)));
-    let newest_two = kinds(&store, &query(|query| query.limit = 2));
+    let newest_two = kinds(store, &query(|query| query.limit = 2));
     assert_eq!(newest_two, [EventKind::SecretFound, EventKind::TokenLeaked]);
     assert!(
         store
@@ -233,16 +218,13 @@ fn queries_return_the_app_s_events_newest_first() {
     );
 }
 
-#[test]
-fn queries_filter_by_kind_severity_time_and_resolution() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
-    history(&store);
+pub fn queries_filter_by_kind_severity_time_and_resolution(store: &dyn Store) {
+    history(store);
     let by_kind = query(|query| query.kind = Some(EventKind::AddressBanned));
-    assert_eq!(kinds(&store, &by_kind), [EventKind::AddressBanned]);
+    assert_eq!(kinds(store, &by_kind), [EventKind::AddressBanned]);
     let warning_or_graver = query(|query| query.min_severity = Some(Severity::Warning));
     assert_eq!(
-        kinds(&store, &warning_or_graver),
+        kinds(store, &warning_or_graver),
         [
             EventKind::SecretFound,
             EventKind::TokenLeaked,
@@ -250,18 +232,18 @@ fn queries_filter_by_kind_severity_time_and_resolution() {
         ]
     );
     let critical = query(|query| query.min_severity = Some(Severity::Critical));
-    assert_eq!(kinds(&store, &critical), [EventKind::TokenLeaked]);
+    assert_eq!(kinds(store, &critical), [EventKind::TokenLeaked]);
     let info_or_graver = query(|query| query.min_severity = Some(Severity::Info));
-    assert_eq!(kinds(&store, &info_or_graver).len(), 4);
+    assert_eq!(kinds(store, &info_or_graver).len(), 4);
     let last_seen_since = query(|query| query.since = Some(second(1_950)));
     assert_eq!(
-        kinds(&store, &last_seen_since),
+        kinds(store, &last_seen_since),
         [EventKind::SecretFound],
         "last seen at or after since"
     );
     let first_seen_before = query(|query| query.until = Some(second(700)));
     assert_eq!(
-        kinds(&store, &first_seen_before),
+        kinds(store, &first_seen_before),
         [EventKind::AuthFailure],
         "first seen before until"
     );
@@ -270,7 +252,7 @@ fn queries_filter_by_kind_severity_time_and_resolution() {
         query.until = Some(second(1_301));
     });
     assert_eq!(
-        kinds(&store, &between),
+        kinds(store, &between),
         [
             EventKind::TokenLeaked,
             EventKind::AddressBanned,
@@ -279,7 +261,7 @@ fn queries_filter_by_kind_severity_time_and_resolution() {
     );
     let unresolved = query(|query| query.unresolved_only = true);
     assert_eq!(
-        kinds(&store, &unresolved),
+        kinds(store, &unresolved),
         [
             EventKind::SecretFound,
             EventKind::AddressBanned,
@@ -291,21 +273,18 @@ fn queries_filter_by_kind_severity_time_and_resolution() {
         query.unresolved_only = true;
         query.limit = 1;
     });
-    assert_eq!(kinds(&store, &combined), [EventKind::SecretFound]);
+    assert_eq!(kinds(store, &combined), [EventKind::SecretFound]);
 }
 
-fn count_rows(store: &SqliteStore) -> i64 {
-    store
-        .with(|connection| {
-            connection.query_row("SELECT COUNT(*) FROM security_events", [], |row| row.get(0))
-        })
-        .unwrap()
+/// Events kept, in the two apps the pruning tests fill.
+fn count_rows(store: &dyn Store) -> i64 {
+    ["1", "2"]
+        .iter()
+        .map(|app| all(store, app).len() as i64)
+        .sum()
 }
 
-#[test]
-fn pruning_keeps_the_bound_and_drops_info_rows_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn pruning_keeps_the_bound_and_drops_info_rows_first(store: &dyn Store) {
     store
         .record_events(&[
             entry("1", EventKind::AuthFailure, None, (10, 10), 1),
@@ -315,7 +294,7 @@ fn pruning_keeps_the_bound_and_drops_info_rows_first() {
             entry("1", EventKind::AppSecretLeaked, None, (50, 50), 1),
         ])
         .unwrap();
-    let resolved = all(&store, "1")
+    let resolved = all(store, "1")
         .into_iter()
         .find(|event| event.entry.kind == EventKind::AppSecretLeaked)
         .unwrap();
@@ -337,8 +316,8 @@ fn pruning_keeps_the_bound_and_drops_info_rows_first() {
         })
         .collect();
     store.record_events(&denials).unwrap();
-    assert_eq!(count_rows(&store), MOST_STORED_EVENTS);
-    let kept = all(&store, "1");
+    assert_eq!(count_rows(store), MOST_STORED_EVENTS);
+    let kept = all(store, "1");
     assert_eq!(
         kinds_and_counts(&kept),
         [
@@ -349,7 +328,7 @@ fn pruning_keeps_the_bound_and_drops_info_rows_first() {
         ],
         "info goes first, even newer info: the critical events, resolved or not, stay"
     );
-    let denied = all(&store, "2");
+    let denied = all(store, "2");
     assert_eq!(denied.len() as i64, MOST_STORED_EVENTS - 4);
     let oldest_kept = denied.last().unwrap().entry.first_seen;
     assert_eq!(
@@ -359,10 +338,7 @@ fn pruning_keeps_the_bound_and_drops_info_rows_first() {
     );
 }
 
-#[test]
-fn pruning_drops_unresolved_critical_rows_last_but_still_keeps_the_bound() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn pruning_drops_unresolved_critical_rows_last_but_still_keeps_the_bound(store: &dyn Store) {
     let critical: Vec<_> = (0..MOST_STORED_EVENTS as u64 + 1)
         .map(|n| {
             let at = 600 * (n + 1);
@@ -370,15 +346,12 @@ fn pruning_drops_unresolved_critical_rows_last_but_still_keeps_the_bound() {
         })
         .collect();
     store.record_events(&critical).unwrap();
-    assert_eq!(count_rows(&store), MOST_STORED_EVENTS);
-    let oldest = all(&store, "1").last().unwrap().entry.first_seen;
+    assert_eq!(count_rows(store), MOST_STORED_EVENTS);
+    let oldest = all(store, "1").last().unwrap().entry.first_seen;
     assert_eq!(oldest, second(1_200), "the oldest went");
 }
 
-#[test]
-fn a_repeat_after_a_resolution_reopens_its_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn a_repeat_after_a_resolution_reopens_its_row(store: &dyn Store) {
     let leaked = |last| {
         entry(
             "1",
@@ -391,14 +364,14 @@ fn a_repeat_after_a_resolution_reopens_its_row() {
     store.record_events(&[leaked(110)]).unwrap();
     store.resolve_events("1", None, second(120)).unwrap();
     store.record_events(&[leaked(115)]).unwrap();
-    let before = all(&store, "1");
+    let before = all(store, "1");
     assert_eq!(
         before[0].resolved_at,
         Some(second(120)),
         "an occurrence from before the resolution stays resolved"
     );
     store.record_events(&[leaked(130)]).unwrap();
-    let after = all(&store, "1");
+    let after = all(store, "1");
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].entry.count, 3);
     assert_eq!(
@@ -408,7 +381,7 @@ fn a_repeat_after_a_resolution_reopens_its_row() {
 }
 
 /// App 1: two critical events and an info one; app 2: three critical events. Both locked down.
-fn locked_down_apps(store: &SqliteStore) {
+fn locked_down_apps(store: &dyn Store) {
     store
         .record_events(&[
             entry("1", EventKind::TokenLeaked, None, (100, 100), 1),
@@ -431,7 +404,7 @@ fn locked_down_apps(store: &SqliteStore) {
     );
 }
 
-fn locked_apps(store: &SqliteStore) -> Vec<String> {
+fn locked_apps(store: &dyn Store) -> Vec<String> {
     let mut apps: Vec<_> = store
         .lockdowns()
         .unwrap()
@@ -442,7 +415,7 @@ fn locked_apps(store: &SqliteStore) -> Vec<String> {
     apps
 }
 
-fn id_of(store: &SqliteStore, app: &str, kind: EventKind) -> u64 {
+fn id_of(store: &dyn Store, app: &str, kind: EventKind) -> u64 {
     all(store, app)
         .into_iter()
         .find(|event| event.entry.kind == kind)
@@ -450,13 +423,10 @@ fn id_of(store: &SqliteStore, app: &str, kind: EventKind) -> u64 {
         .id
 }
 
-#[test]
-fn resolving_one_event_lifts_the_lockdown_only_with_the_last_critical_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
-    locked_down_apps(&store);
+pub fn resolving_one_event_lifts_the_lockdown_only_with_the_last_critical_one(store: &dyn Store) {
+    locked_down_apps(store);
     let resolve = |id| store.resolve_events("1", Some(id), second(200)).unwrap();
-    let first = resolve(id_of(&store, "1", EventKind::TokenLeaked));
+    let first = resolve(id_of(store, "1", EventKind::TokenLeaked));
     assert_eq!(
         first,
         Resolved {
@@ -465,16 +435,16 @@ fn resolving_one_event_lifts_the_lockdown_only_with_the_last_critical_one() {
         },
         "a critical event is left"
     );
-    let info = resolve(id_of(&store, "1", EventKind::KeyRotated));
+    let info = resolve(id_of(store, "1", EventKind::KeyRotated));
     assert_eq!(info.events, 1);
     assert!(!info.lockdown_lifted);
-    let other_app_s = resolve(id_of(&store, "2", EventKind::TokenLeaked));
+    let other_app_s = resolve(id_of(store, "2", EventKind::TokenLeaked));
     assert_eq!(
         other_app_s.events, 0,
         "another app's event is not this app's to resolve"
     );
-    assert_eq!(locked_apps(&store), ["1", "2"]);
-    let last = resolve(id_of(&store, "1", EventKind::RevokedTokenUsed));
+    assert_eq!(locked_apps(store), ["1", "2"]);
+    let last = resolve(id_of(store, "1", EventKind::RevokedTokenUsed));
     assert_eq!(
         last,
         Resolved {
@@ -482,8 +452,8 @@ fn resolving_one_event_lifts_the_lockdown_only_with_the_last_critical_one() {
             lockdown_lifted: true
         }
     );
-    assert_eq!(locked_apps(&store), ["2"], "app 2's lockdown is untouched");
-    let again = resolve(id_of(&store, "1", EventKind::RevokedTokenUsed));
+    assert_eq!(locked_apps(store), ["2"], "app 2's lockdown is untouched");
+    let again = resolve(id_of(store, "1", EventKind::RevokedTokenUsed));
     assert_eq!(
         again,
         Resolved {
@@ -493,22 +463,19 @@ fn resolving_one_event_lifts_the_lockdown_only_with_the_last_critical_one() {
         "already resolved"
     );
     assert!(
-        all(&store, "2")
+        all(store, "2")
             .iter()
             .all(|event| event.resolved_at.is_none()),
         "app 2's events are untouched"
     );
 }
 
-#[test]
-fn resolving_all_counts_the_unresolved_events_and_lifts_the_lockdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
-    locked_down_apps(&store);
+pub fn resolving_all_counts_the_unresolved_events_and_lifts_the_lockdown(store: &dyn Store) {
+    locked_down_apps(store);
     store
         .resolve_events(
             "1",
-            Some(id_of(&store, "1", EventKind::KeyRotated)),
+            Some(id_of(store, "1", EventKind::KeyRotated)),
             second(150),
         )
         .unwrap();
@@ -521,8 +488,8 @@ fn resolving_all_counts_the_unresolved_events_and_lifts_the_lockdown() {
         },
         "the two left unresolved"
     );
-    assert_eq!(locked_apps(&store), ["2"]);
-    let events = all(&store, "1");
+    assert_eq!(locked_apps(store), ["2"]);
+    let events = all(store, "1");
     let times: Vec<_> = events.iter().map(|event| event.resolved_at).collect();
     assert_eq!(
         times,
@@ -541,10 +508,7 @@ fn resolving_all_counts_the_unresolved_events_and_lifts_the_lockdown() {
     assert!(!unlocked_app.lockdown_lifted);
 }
 
-#[test]
-fn a_lockdown_comes_at_the_threshold_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn a_lockdown_comes_at_the_threshold_once(store: &dyn Store) {
     let critical = |kind, at| entry("1", kind, Some("192.0.2.1"), (at, at), 1);
     store
         .record_events(&[
@@ -574,10 +538,7 @@ fn a_lockdown_comes_at_the_threshold_once() {
     );
 }
 
-#[test]
-fn old_or_resolved_critical_events_do_not_count_toward_a_lockdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn old_or_resolved_critical_events_do_not_count_toward_a_lockdown(store: &dyn Store) {
     let critical = |app, kind, at| entry(app, kind, None, (at, at), 1);
     store
         .record_events(&[
@@ -589,7 +550,7 @@ fn old_or_resolved_critical_events_do_not_count_toward_a_lockdown() {
             critical("resolved", EventKind::ExpiredPairUsed, 4_020),
         ])
         .unwrap();
-    let leaked = id_of(&store, "resolved", EventKind::TokenLeaked);
+    let leaked = id_of(store, "resolved", EventKind::TokenLeaked);
     store
         .resolve_events("resolved", Some(leaked), second(4_030))
         .unwrap();
@@ -609,47 +570,7 @@ fn old_or_resolved_critical_events_do_not_count_toward_a_lockdown() {
     assert!(store.lockdowns().unwrap().is_empty());
 }
 
-#[test]
-fn a_lockdown_survives_reopening_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = store(&dir);
-    first
-        .record_events(&[entry("1", EventKind::TokenLeaked, None, (100, 100), 1)])
-        .unwrap();
-    assert!(
-        first
-            .lock_down_if_due("1", second(0), 1, second(200))
-            .unwrap()
-    );
-    drop(first);
-    let again = store(&dir);
-    assert_eq!(
-        again.lockdowns().unwrap(),
-        [Lockdown {
-            app_id: "1".into(),
-            since: second(200)
-        }]
-    );
-    assert!(
-        !again
-            .lock_down_if_due("1", second(0), 1, second(300))
-            .unwrap()
-    );
-    assert_eq!(
-        again.resolve_events("1", None, second(400)).unwrap(),
-        Resolved {
-            events: 1,
-            lockdown_lifted: true
-        }
-    );
-    drop(again);
-    assert!(store(&dir).lockdowns().unwrap().is_empty());
-}
-
-#[test]
-fn a_lockdown_counts_distinct_events_not_repeats() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir);
+pub fn a_lockdown_counts_distinct_events_not_repeats(store: &dyn Store) {
     let blocked = |address, at| {
         let kind = EventKind::CredentialsFromBlockedAddress;
         entry("1", kind, Some(address), (at, at), 1)
