@@ -304,12 +304,11 @@ fn with_store(
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    let store_path = config.store.path_in(&config.config_dir);
-    let store = match relay::store::SqliteStore::open(&store_path) {
+    let store = match relay::store::open(&config) {
         Ok(store) => store,
         Err(error) => return fail(&error),
     };
-    match command(&config, &store) {
+    match command(&config, store.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

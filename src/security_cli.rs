@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::activity::{EventKind, EventQuery, Severity, StoredEvent};
 use crate::config::Config;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{self, StoreError};
 
 /// Rows `relay security events` prints unless `--limit` says.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -70,7 +70,7 @@ pub fn events(
     now: SystemTime,
 ) -> Result<Vec<String>, SecurityCliError> {
     let query = parse_query(config, request, now)?;
-    let Some(store) = existing_store(config)? else {
+    let Some(store) = store::open_existing(config)? else {
         return Ok(vec![
             "no security events are recorded (no state store yet)".to_owned(),
         ]);
@@ -94,7 +94,7 @@ pub fn resolve(
     now: SystemTime,
 ) -> Result<Vec<String>, SecurityCliError> {
     find_app(config, app)?;
-    let Some(store) = existing_store(config)? else {
+    let Some(store) = store::open_existing(config)? else {
         return Ok(vec![
             "nothing to resolve: no security events are recorded (no state store yet)".to_owned(),
         ]);
@@ -167,15 +167,6 @@ fn find_app(config: &Config, app: &str) -> Result<(), SecurityCliError> {
     }
 }
 
-/// The state store, if its file exists (opening it would otherwise make one).
-fn existing_store(config: &Config) -> Result<Option<SqliteStore>, StoreError> {
-    let path = config.store.path_in(&config.config_dir);
-    if !path.exists() {
-        return Ok(None);
-    }
-    SqliteStore::open(&path).map(Some)
-}
-
 const HEADER: [&str; 8] = [
     "ID",
     "LAST SEEN",
@@ -239,6 +230,7 @@ fn time(at: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::activity::{ActivityEntry, window_start};
+    use crate::store::{SqliteStore, Store};
 
     const CONFIG: &str = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n\
         [[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"s2\"\n\

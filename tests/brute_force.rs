@@ -10,7 +10,6 @@ use common::activity::{after_the_next_sync, store_of, until_stored};
 use common::http::signed_read_from;
 use common::{APP_ID, APP_SECRET, Client, TestServer, default_config};
 use relay::activity::{EventKind, EventQuery};
-use relay::store::Store;
 
 fn with_security(lines: &str) -> String {
     format!("{}[apps.security]\n{lines}", default_config())

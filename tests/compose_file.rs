@@ -90,6 +90,12 @@ fn the_compose_file_renders_with_the_example_variables_and_keeps_redis_private()
         "Redis must not be published to the host: {redis:#?}"
     );
     assert!(redis.iter().any(|line| line.contains("--requirepass")));
+    // docker-compose folds long lines: compare the words.
+    let words = redis.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("--appendonly yes") && words.contains("redis-data:/data"),
+        "the state store survives a Redis restart: {redis:#?}"
+    );
     for node in ["relay-a", "relay-b"] {
         let block = service_block(&rendered, node).join("\n");
         assert!(

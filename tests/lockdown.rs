@@ -15,7 +15,6 @@ use common::activity::{after_the_next_sync, store_of, until_stored};
 use common::http::{Response, now, raw_request_from, signed_path, signed_read_from};
 use common::{APP_ID, APP_SECRET, Client, TestServer, api_token, default_config};
 use relay::activity::{EventKind, EventQuery};
-use relay::store::Store;
 
 /// A previous pair whose grace ended long ago.
 const EXPIRED_PAIR: &str = "[[apps.previous_credentials]]\nkey = \"old-key\"\n\

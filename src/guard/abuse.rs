@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::lockdown::LockdownRule;
 use super::{Banned, ClientKey, Guard, Peer, Refusal};
 use crate::activity::{EventKind, SecurityEvent};
+use crate::store::StoredBan;
 
 impl Guard {
     /// Whether a client at `address` is banned from `app_id` for repeated authentication
@@ -55,6 +56,43 @@ impl Guard {
                 length.as_secs()
             );
             self.record(app_id, EventKind::AddressBanned, Some(address), message);
+        }
+    }
+
+    /// Whether an app bans (so its bans are shared through the state store).
+    pub fn has_bans(&self) -> bool {
+        self.apps.values().any(|app| app.bans.is_some())
+    }
+
+    /// The bans made on this node since the last call, for the state store (so the other
+    /// nodes, and this one after a restart, enforce them).
+    pub fn take_bans(&self, now: SystemTime) -> Vec<StoredBan> {
+        let instant = Instant::now();
+        let mut taken = Vec::new();
+        for (app_id, app) in &self.apps {
+            let Some(bans) = &app.bans else { continue };
+            for (client, until) in bans.take_made() {
+                taken.push(StoredBan {
+                    app_id: app_id.clone(),
+                    address: client.address(),
+                    until: now + until.saturating_duration_since(instant),
+                });
+            }
+        }
+        taken
+    }
+
+    /// Enforces `bans` from the state store (made here or on another node); an app that no
+    /// longer bans ignores them.
+    pub fn adopt_bans(&self, bans: &[StoredBan], now: SystemTime) {
+        let instant = Instant::now();
+        for ban in bans {
+            let Some(app_bans) = self.apps.get(&ban.app_id).and_then(|app| app.bans.as_ref())
+            else {
+                continue;
+            };
+            let left = ban.until.duration_since(now).unwrap_or_default();
+            app_bans.adopt(ClientKey::of(ban.address), instant + left, instant);
         }
     }
 

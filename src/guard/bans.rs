@@ -64,6 +64,9 @@ pub struct Bans {
 struct Records {
     by_client: HashMap<ClientKey, Record>,
     last_sweep: Option<Instant>,
+    /// Bans made here and not yet taken for the state store (so other nodes adopt them),
+    /// at most [`MOST_TRACKED_ADDRESSES`]: past that a ban holds here only.
+    made: Vec<(ClientKey, Instant)>,
 }
 
 impl Bans {
@@ -127,7 +130,38 @@ impl Bans {
         record.bans += 1;
         record.failures = 0;
         record.window_start = now;
+        if records.made.len() < MOST_TRACKED_ADDRESSES {
+            records.made.push((client, now + length));
+        }
         Some(length)
+    }
+
+    /// The bans made here since the last call: each client and when its ban ends.
+    pub fn take_made(&self) -> Vec<(ClientKey, Instant)> {
+        std::mem::take(&mut self.lock().made)
+    }
+
+    /// Bans `client` until `until`, a ban another node made (from the state store), unless
+    /// it is banned longer already. The next ban here is at least twice as long.
+    pub fn adopt(&self, client: ClientKey, until: Instant, now: Instant) {
+        if until <= now {
+            return;
+        }
+        let rule = self.rule;
+        let mut records = self.lock();
+        if !records.by_client.contains_key(&client) {
+            records.make_room(&rule, now);
+        }
+        let record = records.by_client.entry(client).or_insert(Record {
+            failures: 0,
+            window_start: now,
+            banned_until: None,
+            bans: 0,
+        });
+        if record.banned_until.is_none_or(|banned| banned < until) {
+            record.banned_until = Some(until);
+            record.bans = record.bans.max(1);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
@@ -309,5 +343,37 @@ mod tests {
         );
         assert!(bans.check(guesser, now + MINUTE).is_err());
         assert!(bans.lock().by_client.len() <= MOST_TRACKED_ADDRESSES);
+    }
+
+    #[test]
+    fn bans_made_here_are_taken_once_and_adopted_bans_hold_without_being_retaken() {
+        let (bans, start, who) = (bans(), Instant::now(), client("192.0.2.1"));
+        for n in 0..5 {
+            bans.failed(who, start + Duration::from_secs(n));
+        }
+        let made = bans.take_made();
+        assert_eq!(made, [(who, start + Duration::from_secs(4) + 10 * MINUTE)]);
+        assert!(bans.take_made().is_empty(), "taken once");
+
+        let (adopting, elsewhere) = (super::tests::bans(), client("192.0.2.9"));
+        let until = start + 10 * MINUTE;
+        adopting.adopt(elsewhere, until, start);
+        assert_eq!(
+            adopting.check(elsewhere, start),
+            Err(Banned { retry_after: 600 })
+        );
+        adopting.adopt(elsewhere, start + MINUTE, start);
+        assert_eq!(
+            adopting.check(elsewhere, start),
+            Err(Banned { retry_after: 600 }),
+            "a shorter ban does not shorten it"
+        );
+        assert!(adopting.check(elsewhere, until).is_ok(), "it ends");
+        assert!(adopting.take_made().is_empty(), "not made here");
+        adopting.adopt(client("192.0.2.10"), start, start + MINUTE);
+        assert!(
+            adopting.check(client("192.0.2.10"), start + MINUTE).is_ok(),
+            "already over"
+        );
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 pub use node_connections::{NodeConnections, NodeSlot};
 pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
@@ -26,7 +27,7 @@ use crate::apps::{AppRegistry, Apps};
 use crate::config::Config;
 use crate::guard::{Guard, GuardError};
 use crate::hub::{Hub, OutboxLimits};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{self, Store, StoreError};
 use crate::webhooks::{self, WebhookSinks, WebhookWorkers};
 
 /// Why the shared state could not be built.
@@ -82,9 +83,9 @@ pub struct ServerState {
     /// The apps' security rules.
     pub guard: Guard,
     /// The state store, opened at start-up when an app needs it (API tokens, previous or
-    /// rotated credentials, a daily message quota) or its file exists; otherwise the sync
-    /// opens it once a CLI command has made the file or a security event waits for it (see
-    /// `sync::run`), and it is kept here from then on.
+    /// rotated credentials, a daily message quota), its file exists or it is on Redis;
+    /// otherwise the sync opens the file once a CLI command has made it or a security event
+    /// waits for it (see `sync::run`), and it is kept here from then on.
     store: std::sync::OnceLock<Arc<dyn Store>>,
     /// Where the state store's file is.
     pub store_path: PathBuf,
@@ -97,10 +98,10 @@ impl ServerState {
     pub fn new(config: &Config) -> Result<(Self, Vec<WebhookWorkers>), StartError> {
         let guard = Guard::from_config(config)?;
         let store_path = config.store.path_in(&config.config_dir);
-        let store: Option<Arc<dyn Store>> = if needs_store(config) || store_path.exists() {
-            Some(Arc::new(SqliteStore::open(&store_path)?))
+        let store = if needs_store(config) {
+            Some(store::open(config)?)
         } else {
-            None
+            store::open_existing(config)?
         };
         let apps = Apps::new(AppRegistry::from_config(config));
         let mut sinks = HashMap::new();
@@ -140,7 +141,18 @@ impl ServerState {
             store_path,
         };
         if let Some(store) = store {
-            sync::load(&state, store.as_ref())?;
+            match sync::load(&state, store.as_ref()) {
+                Ok(()) => {}
+                // What the apps keep there is unknown (revoked tokens among it): not serving
+                // is the safe side. Without such state a cluster node serves, and its sync
+                // reads the store as soon as Redis answers.
+                Err(error) if needs_store(config) || config.redis.is_none() => {
+                    return Err(error.into());
+                }
+                Err(error) => {
+                    warn!(%error, "cannot read the state store yet; retrying at each sync")
+                }
+            }
             state.set_store(store);
         }
         Ok((state, workers))

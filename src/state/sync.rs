@@ -1,7 +1,8 @@
 //! Keeping the running server and the state store in step: every [`SYNC_INTERVAL`] the uses
 //! of tokens and previous pairs, the messages delivered toward daily quotas (added to the
 //! day's row), the tokens revoked for leaking (seen in a payload) and the security events
-//! recorded are flushed to the store, the revocations read back into the guard, lockdowns
+//! recorded are flushed to the store, the revocations read back into the guard, brute-force
+//! bans written and read back (a ban made on one node holds on all), lockdowns
 //! decided and read back ([`lockdowns`](super::lockdowns)), and the store's credentials laid
 //! over the apps' keyrings (rotating those whose schedule is due), so a `relay token revoke`,
 //! `relay security resolve` or `relay keys rotate` reaches the server within seconds and a
@@ -17,13 +18,17 @@ use tracing::{info, warn};
 use super::{ServerState, credentials, lockdowns};
 use crate::activity::EventKind;
 use crate::guard::utc_day;
-use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError};
+use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError, StoredBan};
 
 /// Reads the revocations, the stored credentials and today's message counts once, before the
 /// server serves (a revoked token is refused, a rotated secret current, and a daily quota
 /// spent before a restart still spent, from the first request; a new UTC day starts from 0).
 pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     state.guard.tokens.set_revoked(&store.revoked_tokens()?);
+    if state.guard.has_bans() {
+        let now = SystemTime::now();
+        state.guard.adopt_bans(&store.bans(now)?, now);
+    }
     lockdowns::decide(&state.guard, store, SystemTime::now())?;
     let now = SystemTime::now();
     credentials::apply_stored(&state.apps, &store.credentials()?, now, true);
@@ -95,6 +100,7 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
     record_pair_events(state, &pair_uses);
     let activity = state.guard.activity.take(SystemTime::now());
     let delivered = state.guard.daily_quotas.take_unflushed(SystemTime::now());
+    let bans = state.guard.take_bans(SystemTime::now());
     let (state, store) = (state.clone(), store.clone());
     let synced = tokio::task::spawn_blocking(move || {
         if let Err(error) = store.record_events(&activity) {
@@ -123,6 +129,7 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             return Err(error);
         }
         state.guard.tokens.set_revoked(&store.revoked_tokens()?);
+        share_bans(&state, store.as_ref(), &bans)?;
         credentials::rotate_due(&state.apps, store.as_ref(), SystemTime::now())
     })
     .await;
@@ -133,6 +140,22 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
         Ok(Err(error)) => warn!(%error, "cannot sync with the state store"),
         Err(error) => warn!(%error, "the state store sync task failed"),
     }
+}
+
+/// Writes the bans made here (they hold here whatever becomes of them) and enforces those
+/// the other nodes made.
+fn share_bans(
+    state: &ServerState,
+    store: &dyn Store,
+    made: &[StoredBan],
+) -> Result<(), StoreError> {
+    if !state.guard.has_bans() {
+        return Ok(());
+    }
+    store.record_bans(made)?;
+    let now = SystemTime::now();
+    state.guard.adopt_bans(&store.bans(now)?, now);
+    Ok(())
 }
 
 /// Records the uses of previous pairs in their grace, and the secrets of pairs past it still

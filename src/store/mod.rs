@@ -1,9 +1,10 @@
 //! State that must outlive the process and be shared with the CLI: token revocations and
 //! uses, rotated credentials with their schedule, uses of previous pairs, the messages
-//! delivered per app and UTC day for `daily_messages`, the activity log (security events)
-//! and lockdowns. One node
+//! delivered per app and UTC day for `daily_messages`, the activity log (security events),
+//! lockdowns and brute-force bans. One node
 //! keeps it in an embedded SQLite file ([`SqliteStore`], WAL mode, so the CLI writes while
-//! the server runs); the Redis scale-out implements the same [`Store`] trait.
+//! the server runs); a cluster (`[redis]`) keeps it on its Redis ([`RedisStore`]), the same
+//! [`Store`] trait, so the nodes and the CLI share one copy ([`open`] picks).
 //!
 //! The server never writes per request: uses are gathered in memory and flushed, and
 //! revocations are read back, every [`SYNC_INTERVAL`] (see `state::sync`).
@@ -14,15 +15,38 @@ mod redis;
 mod sqlite;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use redis::RedisStore;
 pub use sqlite::{MOST_STORED_EVENTS, SqliteStore};
 
 use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
+use crate::config::Config;
 
 /// How often the server flushes token uses and reads revocations.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The store `config` names: on its Redis when `[redis]` is set (shared by the cluster's
+/// nodes and every CLI command run with the same file), else the SQLite file of `[store]
+/// path`, made if missing.
+pub fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match &config.redis {
+        Some(redis) => Arc::new(RedisStore::new(redis)?),
+        None => Arc::new(SqliteStore::open(
+            &config.store.path_in(&config.config_dir),
+        )?),
+    })
+}
+
+/// The store `config` names if it may hold anything: Redis always, the file only if it
+/// exists (opening it would make one).
+pub fn open_existing(config: &Config) -> Result<Option<Arc<dyn Store>>, StoreError> {
+    if config.redis.is_none() && !config.store.path_in(&config.config_dir).exists() {
+        return Ok(None);
+    }
+    open(config).map(Some)
+}
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +274,21 @@ pub trait Store: Send + Sync {
     fn record_daily_messages(&self, counts: &[DailyMessages]) -> Result<(), StoreError>;
     /// Every app's messages delivered on the UTC day `day`.
     fn daily_messages(&self, day: u64) -> Result<Vec<DailyMessages>, StoreError>;
+    /// Records brute-force bans (an address's later end kept), dropping those over.
+    fn record_bans(&self, bans: &[StoredBan]) -> Result<(), StoreError>;
+    /// The bans in force at `now`.
+    fn bans(&self, now: SystemTime) -> Result<Vec<StoredBan>, StoreError>;
+}
+
+/// A brute-force ban a node made, kept so every node (and a restarted one) enforces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBan {
+    /// The app the address is banned from.
+    pub app_id: String,
+    /// The address (an IPv6 /64 as its first address).
+    pub address: IpAddr,
+    /// When the ban ends.
+    pub until: SystemTime,
 }
 
 /// Messages delivered to an app's subscribers on one UTC day (one per subscriber reached).

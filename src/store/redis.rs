@@ -24,6 +24,7 @@
 //! | `events:A`, `event-keys:A` | hash | app `A`'s activity log: id → event; `kind\|address\|window` → id |
 //! | `event-apps`, `event-seq`, `event-count` | set, strings | apps with events; the last id; events kept |
 //! | `lockdowns` | hash | app → since when (ms) |
+//! | `bans` | sorted set | `[app, address]` → when the ban ends (ms) |
 //!
 //! The scripts build the per-app names themselves, which a single Redis allows (as the
 //! adapter's do); Redis Cluster would need hash tags.
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DailyMessages, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason,
-    Store, StoreError, StoredPair, TokenUse,
+    Store, StoreError, StoredBan, StoredPair, TokenUse,
 };
 use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 use crate::config::RedisConfig;
@@ -484,6 +485,55 @@ impl Store for RedisStore {
             .into_iter()
             .map(|(app_id, count)| DailyMessages { app_id, day, count })
             .collect())
+    }
+
+    fn record_bans(&self, bans: &[StoredBan]) -> Result<(), StoreError> {
+        if bans.is_empty() {
+            return Ok(());
+        }
+        let key = self.key("bans");
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for ban in bans {
+            // GT: a later end wins, an earlier one changes nothing.
+            pipe.cmd("ZADD")
+                .arg(&key)
+                .arg("GT")
+                .arg(millis(ban.until))
+                .arg(field(&ban.app_id, &ban.address.to_string()))
+                .ignore();
+        }
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(millis(SystemTime::now()))
+            .ignore();
+        self.with(|connection| pipe.query::<()>(connection))
+    }
+
+    fn bans(&self, now: SystemTime) -> Result<Vec<StoredBan>, StoreError> {
+        let found: Vec<(String, u64)> = self.with(|connection| {
+            redis::cmd("ZRANGE")
+                .arg(self.key("bans"))
+                .arg(format!("({}", millis(now)))
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("WITHSCORES")
+                .query(connection)
+        })?;
+        let mut bans = Vec::new();
+        for (member, until) in found {
+            let (app_id, address): (String, String) =
+                serde_json::from_str(&member).map_err(|_| self.bad_value("ban"))?;
+            if let Ok(address) = address.parse() {
+                bans.push(StoredBan {
+                    app_id,
+                    address,
+                    until: time(until as f64),
+                });
+            }
+        }
+        Ok(bans)
     }
 }
 

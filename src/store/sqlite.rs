@@ -20,7 +20,7 @@ pub use activity::MOST_STORED_EVENTS;
 
 use super::{
     DailyMessages, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason,
-    Store, StoreError, StoredPair, TokenUse,
+    Store, StoreError, StoredBan, StoredPair, TokenUse,
 };
 
 /// How long a write waits for another process's write.
@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS pair_uses (
     last_address TEXT,
     last_via TEXT NOT NULL,
     PRIMARY KEY (app_id, pair)
+);
+CREATE TABLE IF NOT EXISTS bans (
+    app_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    until_ms INTEGER NOT NULL,
+    PRIMARY KEY (app_id, address)
 );
 CREATE TABLE IF NOT EXISTS daily_messages (
     app_id TEXT NOT NULL,
@@ -418,6 +424,52 @@ impl Store for SqliteStore {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    fn record_bans(&self, bans: &[StoredBan]) -> Result<(), StoreError> {
+        if bans.is_empty() {
+            return Ok(());
+        }
+        let now = millis(SystemTime::now());
+        self.with(|connection| {
+            let transaction = connection.transaction()?;
+            for ban in bans {
+                transaction.execute(
+                    "INSERT INTO bans (app_id, address, until_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (app_id, address) DO UPDATE SET
+                         until_ms = MAX(until_ms, excluded.until_ms)",
+                    params![ban.app_id, ban.address.to_string(), millis(ban.until)],
+                )?;
+            }
+            transaction.execute("DELETE FROM bans WHERE until_ms <= ?1", params![now])?;
+            transaction.commit()
+        })
+    }
+
+    fn bans(&self, now: SystemTime) -> Result<Vec<StoredBan>, StoreError> {
+        self.with(|connection| {
+            let mut query = connection
+                .prepare("SELECT app_id, address, until_ms FROM bans WHERE until_ms > ?1")?;
+            let rows = query.query_map([millis(now)], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get(2)?,
+                ))
+            })?;
+            let mut bans = Vec::new();
+            for row in rows {
+                let (app_id, address, until) = row?;
+                if let Ok(address) = address.parse() {
+                    bans.push(StoredBan {
+                        app_id,
+                        address,
+                        until: time(until),
+                    });
+                }
+            }
+            Ok(bans)
         })
     }
 }

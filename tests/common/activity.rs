@@ -4,27 +4,31 @@
 use std::time::{Duration, Instant};
 
 use relay::activity::{EventKind, EventQuery, StoredEvent};
-use relay::store::{SqliteStore, Store};
+use relay::config::Config;
+use relay::store::Store;
 
 use super::http::signed_read_from;
 use super::{APP_ID, TestServer};
 
-/// The server's state store (opening it makes the file if the server has not yet).
-pub fn store_of(server: &TestServer) -> SqliteStore {
-    SqliteStore::open(&server.config_path().with_file_name("relay-state.db")).unwrap()
+/// The server's state store, as its configuration names it: the SQLite file beside it
+/// (opening it makes the file if the server has not yet), or its Redis.
+pub fn store_of(server: &TestServer) -> std::sync::Arc<dyn Store> {
+    let config = Config::load(&server.config_path()).expect("the server's configuration");
+    relay::store::open(&config).expect("the server's state store")
 }
 
 /// The default app's stored events of `kind`, newest first.
 pub fn stored(server: &TestServer, kind: EventKind) -> Vec<StoredEvent> {
-    let path = server.config_path().with_file_name("relay-state.db");
-    if !path.exists() {
+    let config = Config::load(&server.config_path()).expect("the server's configuration");
+    let Some(store) = relay::store::open_existing(&config).expect("the server's state store")
+    else {
         return Vec::new();
-    }
+    };
     let query = EventQuery {
         kind: Some(kind),
         ..EventQuery::newest(APP_ID, 100)
     };
-    store_of(server).events(&query).unwrap()
+    store.events(&query).unwrap()
 }
 
 /// Waits (boundedly) until the store holds an event of `kind` of the default app.

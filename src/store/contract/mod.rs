@@ -8,7 +8,8 @@ pub mod activity;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    DailyMessages, PairUse, RevokedToken, Rotated, Rotation, RotationReason, Store, TokenUse,
+    DailyMessages, PairUse, RevokedToken, Rotated, Rotation, RotationReason, Store, StoredBan,
+    TokenUse,
 };
 
 /// A `#[test]` for each contract test, on a fresh store from `$open` (an expression whose
@@ -21,7 +22,8 @@ macro_rules! store_contract_tests {
             rotations_keep_the_replaced_pair_and_refuse_a_stale_base,
             a_schedule_starts_once,
             pair_uses_add_up,
-            daily_messages_add_up_per_app_and_day);
+            daily_messages_add_up_per_app_and_day,
+            bans_keep_the_later_end_and_end);
         mod activity_contract {
             $crate::store::contract::store_contract_tests!(
                 @in $crate::store::contract::activity; super::open_for_contract();
@@ -222,4 +224,37 @@ pub fn pair_uses_add_up(store: &dyn Store) {
         store.pair_uses("1").unwrap(),
         vec![pair_use(3, 100, "sign-in")]
     );
+}
+
+pub fn bans_keep_the_later_end_and_end(store: &dyn Store) {
+    let ban = |app: &str, address: &str, until| StoredBan {
+        app_id: app.into(),
+        address: address.parse().unwrap(),
+        until,
+    };
+    // Ends far from the real clock, since recording drops the bans over by it; whole
+    // milliseconds, as the stores keep them.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let soon = at(now_ms) + Duration::from_secs(600);
+    let later = soon + Duration::from_secs(600);
+    store
+        .record_bans(&[ban("1", "192.0.2.1", later), ban("2", "2001:db8::", soon)])
+        .unwrap();
+    store.record_bans(&[ban("1", "192.0.2.1", soon)]).unwrap();
+    let mut found = store.bans(soon - Duration::from_secs(1)).unwrap();
+    found.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    assert_eq!(
+        found,
+        [ban("1", "192.0.2.1", later), ban("2", "2001:db8::", soon)],
+        "the later end kept"
+    );
+    assert_eq!(store.bans(soon).unwrap(), [ban("1", "192.0.2.1", later)]);
+    assert!(store.bans(later).unwrap().is_empty());
+    let over = SystemTime::now() - Duration::from_secs(1);
+    store.record_bans(&[ban("3", "192.0.2.3", over)]).unwrap();
+    let all = store.bans(UNIX_EPOCH).unwrap();
+    assert!(all.iter().all(|b| b.app_id != "3"), "over: dropped");
 }
