@@ -113,7 +113,8 @@ fn http_service(
         .local_addr(addr)
         // `100 Continue` only for a request whose head passes authentication.
         .expect(fn_service(move |req: Request| {
-            std::future::ready(http::expect_continue(&expect_state, req))
+            let state = expect_state.clone();
+            async move { http::expect_continue(&state, req).await }
         }))
         .upgrade(fn_service(move |(req, framed)| {
             upgrade(ws_state.clone(), req, framed)

@@ -91,7 +91,11 @@ fn the_compose_file_renders_with_the_example_variables_and_keeps_redis_private()
     );
     assert!(redis.iter().any(|line| line.contains("--requirepass")));
     // docker-compose folds long lines: compare the words.
-    let words = redis.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = redis
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
         words.contains("--appendonly yes") && words.contains("redis-data:/data"),
         "the state store survives a Redis restart: {redis:#?}"

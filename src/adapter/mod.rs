@@ -35,6 +35,7 @@ use bytestring::ByteString;
 
 use crate::apps::App;
 use crate::config::Config;
+use crate::guard::ClusterRates;
 use crate::hub::Hub;
 use crate::hub::{CachedEvent, Outbox, PresenceJoin};
 use crate::protocol::{ChannelName, PresenceMember, SocketId};
@@ -129,6 +130,11 @@ pub trait Adapter: Send + Sync + 'static {
     /// Whether the shared backend is reachable (always, for one node); `/ready` reports it.
     fn reachable(&self) -> bool {
         true
+    }
+
+    /// Where the cluster counts rate limits (`None`: one node counts its own).
+    fn cluster_rates(&self) -> Option<Arc<dyn ClusterRates>> {
+        None
     }
 
     /// Counts a new connection of `app` unless its `max_connections` are open, cluster-wide;

@@ -10,7 +10,8 @@
 //! whose state has gone back to fresh are dropped, and if that is not enough the map starts
 //! over (a flood of distinct addresses can reset per-address limits; the per-app limit still
 //! holds). The clock is a parameter, so tests move time instead of sleeping. [`Limiter`] is
-//! the seam where the scale-out moves the counters to Redis.
+//! the local half; in a cluster the per-second limits are counted in Redis instead
+//! ([`cluster`]).
 //!
 //! A connection's own limit, `max_client_events_per_second`, is the same GCRA held by the
 //! connection ([`client_events`]). The daily message quota, `daily_messages`, counts
@@ -33,9 +34,11 @@ use super::open_connections::{AddressSlot, OpenConnections};
 use crate::config::LimitsConfig;
 
 mod client_events;
+mod cluster;
 mod daily;
 
 pub use client_events::ClientEventLimit;
+pub use cluster::{Bucket, ClusterLimits, ClusterRates, FailOpen, RatesUnreachable};
 pub use daily::{DailyQuota, DailyQuotas, utc_day};
 
 /// Most client addresses one per-address limit keeps state for.
@@ -128,6 +131,10 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// Counts a new WebSocket connection from `address`, and takes its place among the
     /// address's open connections (held until the connection ends).
     fn open_connection(&self, address: Option<IpAddr>) -> Result<Option<AddressSlot>, Limited>;
+    /// Takes a new connection's place among the address's open connections only (its rate
+    /// counted by the cluster).
+    fn hold_open_connection(&self, address: Option<IpAddr>)
+    -> Result<Option<AddressSlot>, Limited>;
     /// Counts `count` backend events (one per channel of a trigger), all or none.
     fn check_events(&self, count: usize) -> Result<(), Limited>;
     /// Refuses a publish at `now` once the messages delivered today (UTC) have reached
@@ -328,6 +335,13 @@ where
             address,
             LimitScope::Connections,
         )?;
+        self.hold_open_connection(address)
+    }
+
+    fn hold_open_connection(
+        &self,
+        address: Option<IpAddr>,
+    ) -> Result<Option<AddressSlot>, Limited> {
         match (&self.open_per_address, address) {
             (Some(open), Some(address)) => open.try_open(address).map(Some),
             _ => Ok(None),

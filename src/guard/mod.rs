@@ -32,6 +32,7 @@ mod abuse;
 mod bans;
 mod credentials;
 mod geo;
+mod limiting;
 mod limits;
 mod lockdown;
 mod networks;
@@ -47,17 +48,16 @@ mod tokens;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 pub use bans::Banned;
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
 pub use limits::{
-    ClientEventLimit, ClientKey, DailyQuota, DailyQuotas, LimitScope, Limited, Limiter,
-    LocalLimiter, MOST_TRACKED_ADDRESSES, utc_day,
+    Bucket, ClientEventLimit, ClientKey, ClusterRates, DailyQuota, DailyQuotas, LimitScope,
+    Limited, Limiter, LocalLimiter, MOST_TRACKED_ADDRESSES, RatesUnreachable, utc_day,
 };
+use limits::{ClusterLimits, FailOpen};
 pub use lockdown::{CRITICAL_EVENTS_TO_LOCK, LOCKDOWN_LOOKBACK};
 pub use networks::Networks;
 pub use open_connections::AddressSlot;
@@ -133,6 +133,10 @@ pub struct Guard {
     pub activity: ActivityRecorder,
     /// The apps' daily message quotas (the same counts their limiters check).
     pub daily_quotas: DailyQuotas,
+    /// Where a cluster counts the per-second limits (`None`: in this process).
+    cluster_rates: std::sync::OnceLock<Arc<dyn ClusterRates>>,
+    /// Whether the cluster's counters were away at the last count.
+    fail_open: FailOpen,
 }
 
 /// One app's rules.
@@ -149,6 +153,8 @@ struct AppGuard {
     schemas: Option<ChannelSchemas>,
     lockdown: Option<LockdownRule>,
     bans: Option<Bans>,
+    /// The per-second limits as the cluster counts them (with `[redis]`).
+    cluster_limits: Option<ClusterLimits>,
 }
 
 /// Registered client certificates.
@@ -200,6 +206,7 @@ impl Guard {
                 .as_ref()
                 .and_then(LocalLimiter::from_config)
                 .map(|limiter| Box::new(limiter) as Box<dyn Limiter>);
+            guard.cluster_limits = app.limits.as_ref().map(ClusterLimits::from_config);
             if let Some(quota) = guard
                 .limits
                 .as_ref()
@@ -216,6 +223,8 @@ impl Guard {
             tokens: TokenRegistry::from_config(config),
             activity: ActivityRecorder::default(),
             daily_quotas,
+            cluster_rates: std::sync::OnceLock::new(),
+            fail_open: FailOpen::default(),
         })
     }
 
@@ -267,20 +276,6 @@ impl Guard {
         Ok(peer)
     }
 
-    /// Counts an HTTP API request to `app_id` from `address` (a `GET` when `read`) against
-    /// the app's `[apps.limits]`.
-    pub fn limit_api(
-        &self,
-        app_id: &str,
-        address: Option<IpAddr>,
-        read: bool,
-    ) -> Result<(), Limited> {
-        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
-            Some(limits) => limits.check_api(address, read),
-            None => Ok(()),
-        }
-    }
-
     /// Holds `data`, an event named `event` of app `app_id` on `channels`, to every schema of
     /// the app that applies (none for `private-encrypted-` channels). Apps without schemas
     /// cost one map look-up; channels without them a prefix comparison per entry.
@@ -298,41 +293,6 @@ impl Guard {
         {
             Some(schemas) => schemas.check(channels, event, data),
             None => Ok(()),
-        }
-    }
-
-    /// Admits a trigger of `count` backend events to `app_id` (one per channel of each
-    /// trigger), all or none: refused once today's messages have reached `daily_messages`,
-    /// then counted against `events_per_second`.
-    pub fn limit_events(&self, app_id: &str, count: usize) -> Result<(), Limited> {
-        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
-            Some(limits) => {
-                limits.check_daily(SystemTime::now())?;
-                limits.check_events(count)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Admits a client event to `app_id` unless today's messages have reached
-    /// `daily_messages`.
-    pub fn limit_client_event(&self, app_id: &str) -> Result<(), Limited> {
-        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
-            Some(limits) => limits.check_daily(SystemTime::now()),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a new WebSocket connection to `app_id` from `address`, and takes its place among
-    /// the address's open connections (the slot is held for the connection's lifetime).
-    pub fn limit_connection(
-        &self,
-        app_id: &str,
-        address: Option<IpAddr>,
-    ) -> Result<Option<AddressSlot>, Limited> {
-        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
-            Some(limits) => limits.open_connection(address),
-            None => Ok(None),
         }
     }
 
@@ -395,6 +355,7 @@ impl AppGuard {
                     longest_ban: security.ban_max_time.map_or(minutes(24 * 60), |d| d.0),
                 })
             }),
+            cluster_limits: None,
         })
     }
 

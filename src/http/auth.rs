@@ -86,7 +86,7 @@ async fn authenticate(req: &HttpRequest, payload: &mut Payload) -> Result<Signed
         app,
         query,
         body_signed,
-    } = authenticate_head(state, &head, req.query_string())?;
+    } = authenticate_head(state, &head, req.query_string()).await?;
     let limits = BodyLimits {
         max_bytes: state.settings.max_request_size,
         timeout: state.settings.request_body_timeout,
@@ -152,7 +152,7 @@ pub(super) struct AuthenticatedHead {
 
 /// Checks everything the head of an API request allows: its declared size, its app, the
 /// guard's network rules, and its credentials.
-pub(super) fn authenticate_head(
+pub(super) async fn authenticate_head(
     state: &ServerState,
     head: &ApiRequestHead<'_>,
     query_string: &str,
@@ -220,6 +220,7 @@ pub(super) fn authenticate_head(
     state
         .guard
         .limit_api(&app.id, address, head.method == "GET")
+        .await
         .map_err(ApiError::RateLimited)?;
     let verified = verify_credentials(state, head, &query, &app, credentials, token, address);
     if let Some(blocked) = blocked {

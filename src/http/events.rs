@@ -176,6 +176,7 @@ pub async fn trigger(
     state
         .guard
         .limit_events(&request.app.id, event.channels.len())
+        .await
         .map_err(ApiError::RateLimited)?;
     event.publish(&state, &request.app).await?;
     if event.info.is_empty() {
@@ -223,6 +224,7 @@ pub async fn trigger_batch(
     state
         .guard
         .limit_events(&request.app.id, count)
+        .await
         .map_err(ApiError::RateLimited)?;
     for event in &events {
         event.publish(&state, &request.app).await?;

@@ -17,7 +17,7 @@ use super::unread_body::{HoldsBody, hold_unread_body};
 use crate::state::ServerState;
 
 /// `Ok` to send `100 Continue`; otherwise the response that refuses the request.
-fn continue_or_refuse(
+async fn continue_or_refuse(
     state: &ServerState,
     req: &Request,
 ) -> Result<(), actix_http::Response<BoxBody>> {
@@ -29,24 +29,26 @@ fn continue_or_refuse(
     let api_head =
         ApiRequestHead::new(head.method.as_str(), path, &head.headers).sent_from(req.peer_addr());
     let query = head.uri.query().unwrap_or_default();
-    let verdict = authenticate_head(state, &api_head, query).and_then(|_| {
-        let declared = api_head.content_length.unwrap_or(0);
-        if state.pending_bodies.has_room_for(declared) {
-            Ok(())
-        } else {
-            Err(ApiError::Busy)
-        }
-    });
+    let verdict = authenticate_head(state, &api_head, query)
+        .await
+        .and_then(|_| {
+            let declared = api_head.content_length.unwrap_or(0);
+            if state.pending_bodies.has_room_for(declared) {
+                Ok(())
+            } else {
+                Err(ApiError::Busy)
+            }
+        });
     verdict.map_err(|error| error.error_response().into())
 }
 
 /// The expect service's answer for `req`: the request back to be continued, or the response
 /// that refuses it (with the request, and so its unread body, held until that is sent).
-pub fn expect_continue(
+pub async fn expect_continue(
     state: &ServerState,
     req: Request,
 ) -> Result<Request, actix_http::Response<BoxBody>> {
-    match continue_or_refuse(state, &req) {
+    match continue_or_refuse(state, &req).await {
         Ok(()) => Ok(req),
         Err(refusal) => {
             let (_, held) = hold_unread_body(req);

@@ -118,9 +118,13 @@ impl ServerState {
         let webhooks = WebhookSinks::new(sinks);
         let hub = Arc::new(Hub::counting_deliveries(guard.daily_quotas.by_app()));
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
+        let adapter = adapter::from_config(config, hub, webhooks.clone())?;
+        if let Some(rates) = adapter.cluster_rates() {
+            guard.count_across_cluster(rates);
+        }
         let state = ServerState {
             apps,
-            adapter: adapter::from_config(config, hub, webhooks.clone())?,
+            adapter,
             webhooks,
             settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,

@@ -116,6 +116,12 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             state.guard.daily_quotas.give_back(delivered);
             return Err(error);
         }
+        let quotas = &state.guard.daily_quotas;
+        if !quotas.is_empty() {
+            // The other nodes' deliveries (a store shared through Redis) count here too.
+            let now = SystemTime::now();
+            quotas.load(&store.daily_messages(utc_day(now))?, now);
+        }
         store.record_token_uses(&token_uses)?;
         store.record_pair_uses(&pair_uses)?;
         let leaked = state.guard.tokens.take_leaked();

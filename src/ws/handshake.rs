@@ -86,6 +86,7 @@ pub(super) async fn admit(
     let address_slot = state
         .guard
         .limit_connection(&app.id, address)
+        .await
         .map_err(Refused::Limited)?;
     // A key whose pair's grace is over is no key of the app's any more.
     if !app.accepts_key(key, &CredentialUse::now(Via::WebSocket, address)) {

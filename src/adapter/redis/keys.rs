@@ -20,6 +20,8 @@
 //! | `P:app:A:users:N` | hash | signed-in user id → connections on node `N` |
 //! | `P:app:A:cache:C` | hash (expiring) | cache channel `C`'s last event: `frame`, `data` |
 //! | `P:node:N:presence` | set | the presence channels node `N` holds connections in: `A\nC` |
+//! | `P:app:A:rate:NAME` | string (expiring) | a rate-limit bucket's theoretical arrival time (µs): `api`, `reads`, `events`, `api-ip:ADDR`, `connect-ip:ADDR` |
+//! | `P:store:…` | | the state store (see `store::redis`) |
 //!
 //! Pub/sub channels are named `P:A:channel` (a namespace of their own in Redis). A node's own
 //! entries are overwritten with its local truth whenever it changes and after every
@@ -95,6 +97,12 @@ impl Keys {
         format!("{}:app:{app_id}:cache:{channel}", self.prefix)
     }
 
+    /// A rate-limit bucket of `app_id` (its name says which limit and, for the per-address
+    /// ones, which address).
+    pub fn rate(&self, app_id: &str, name: &str) -> String {
+        format!("{}:app:{app_id}:rate:{name}", self.prefix)
+    }
+
     pub fn node_presence_channels(&self, node: &str) -> String {
         format!("{}:node:{node}:presence", self.prefix)
     }
@@ -132,5 +140,9 @@ mod tests {
         assert_eq!(keys.cache("7", "cache-a"), "relay:app:7:cache:cache-a");
         assert_eq!(keys.users("7"), "relay:app:7:users");
         assert_eq!(keys.node_users("7", "n1"), "relay:app:7:users:n1");
+        assert_eq!(
+            keys.rate("7", "api-ip:192.0.2.1"),
+            "relay:app:7:rate:api-ip:192.0.2.1"
+        );
     }
 }

@@ -45,6 +45,7 @@ mod envelope;
 mod keys;
 mod link;
 mod presence;
+mod rates;
 mod roster;
 mod scripts;
 mod share;
@@ -74,9 +75,11 @@ use self::sync::ClusterState;
 use super::{Adapter, AdapterError, ClusterShare, ConnectionSlot, LocalAdapter, OccupiedChannel};
 use crate::apps::App;
 use crate::config::{Config, RedisConfig};
+use crate::guard::ClusterRates;
 use crate::hub::{CachedEvent, Hub, Outbox, PresenceJoin};
 use crate::protocol::{ChannelKind, ChannelName, PresenceMember, SocketId};
 use crate::webhooks::WebhookSinks;
+use rates::RedisRates;
 
 /// How long a first local subscriber waits for its channel's count to be written before it
 /// is greeted anyway.
@@ -315,6 +318,13 @@ impl Adapter for RedisAdapter {
 
     fn reachable(&self) -> bool {
         self.link.reachable()
+    }
+
+    fn cluster_rates(&self) -> Option<Arc<dyn ClusterRates>> {
+        Some(Arc::new(RedisRates::new(
+            self.link.clone(),
+            self.keys.clone(),
+        )))
     }
 
     async fn open_connection(&self, app: &App) -> Option<ConnectionSlot> {

@@ -187,8 +187,10 @@ impl DailyQuota {
         self.lock().owed.extend(counts);
     }
 
-    /// Adds `stored`, the store's count of a day, when that day is today at `now` (an earlier
-    /// day's count is spent); the store has it already, so it is not flushed again.
+    /// Brings today's count up to `stored`, the store's count of a day, when that day is today
+    /// at `now` (an earlier day's count is spent): what the store holds beyond what this
+    /// process flushed there (the count before a restart, other nodes' deliveries) is added,
+    /// and not flushed again. Reading the same count twice adds nothing.
     pub fn load(&self, stored: DayCount, now: SystemTime) {
         let day = utc_day(now);
         if stored.day != day {
@@ -201,8 +203,9 @@ impl DailyQuota {
         }
         // Any count from u32::MAX up has reached every quota; the cap keeps the day's bits.
         let count = stored.count.min(u64::from(u32::MAX));
-        self.today.fetch_add(count, Ordering::AcqRel);
-        flush.stored += count;
+        let beyond = count.saturating_sub(flush.stored);
+        self.today.fetch_add(beyond, Ordering::AcqRel);
+        flush.stored += beyond;
     }
 
     fn lock(&self) -> MutexGuard<'_, Flush> {
@@ -412,6 +415,37 @@ mod tests {
             quota.take_unflushed(now),
             [DayCount { day: DAY, count: 2 }],
             "the store has the 8 already"
+        );
+    }
+
+    #[test]
+    fn loading_the_store_again_adds_only_what_others_delivered() {
+        let quota = quota(100);
+        let now = at(DAY, 600);
+        quota.count(5);
+        let flushed = quota.take_unflushed(now);
+        assert_eq!(flushed, [DayCount { day: DAY, count: 5 }]);
+        quota.count(1);
+        // The store holds this node's 5 and another node's 20.
+        quota.load(
+            DayCount {
+                day: DAY,
+                count: 25,
+            },
+            now,
+        );
+        quota.load(
+            DayCount {
+                day: DAY,
+                count: 25,
+            },
+            now,
+        );
+        assert_eq!(quota.delivered_on(DAY), 26, "25 stored, 1 not yet flushed");
+        assert_eq!(
+            quota.take_unflushed(now),
+            [DayCount { day: DAY, count: 1 }],
+            "only this node's new delivery is flushed"
         );
     }
 
