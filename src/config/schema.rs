@@ -217,6 +217,11 @@ pub struct AppConfig {
     /// matching `channel_occupied`/`member_added`) when the channel or user is back in time.
     #[serde(default = "defaults::webhook_vacate_delay_ms")]
     pub webhook_vacate_delay_ms: u64,
+    /// Keeps accepted webhook batches in the state store until they are delivered, so a
+    /// crash or restart loses none (always so with `[redis]`, where another node delivers
+    /// them).
+    #[serde(default)]
+    pub webhook_durable: bool,
     /// `[apps.security]`: the app's network rules.
     #[serde(default)]
     pub security: Option<SecurityConfig>,

@@ -24,11 +24,11 @@ pub use pending_bodies::{OverBudget, PendingBodies, Reservation};
 
 use crate::adapter::{self, Adapter};
 use crate::apps::{AppRegistry, Apps};
-use crate::config::Config;
+use crate::config::{AppConfig, Config};
 use crate::guard::{Guard, GuardError};
 use crate::hub::{Hub, OutboxLimits};
 use crate::store::{self, Store, StoreError};
-use crate::webhooks::{self, WebhookSinks, WebhookWorkers};
+use crate::webhooks::{self, Journal, Redelivery, WebhookSinks, WebhookTasks};
 
 /// Why the shared state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ impl ServerState {
     /// Builds the shared state for a single node, with the webhook tasks that still have to
     /// be started ([`RunningWebhooks::start`]) on an actix runtime. Fails when an app's geo
     /// rule has no readable country database, or the state store cannot be opened.
-    pub fn new(config: &Config) -> Result<(Self, Vec<WebhookWorkers>), StartError> {
+    pub fn new(config: &Config) -> Result<(Self, WebhookTasks), StartError> {
         let guard = Guard::from_config(config)?;
         let store_path = config.store.path_in(&config.config_dir);
         let store = if needs_store(config) {
@@ -105,16 +105,36 @@ impl ServerState {
         };
         let apps = Apps::new(AppRegistry::from_config(config));
         let mut sinks = HashMap::new();
-        let mut workers = Vec::new();
+        let mut workers = WebhookTasks::default();
+        // A cluster keeps every app's accepted batches (a survivor delivers a dead node's);
+        // one node those of apps with `webhook_durable`.
+        let journaled = |app: &AppConfig| {
+            !app.webhooks.is_empty() && (config.redis.is_some() || app.webhook_durable)
+        };
+        let journal = match &store {
+            Some(store) if config.apps.iter().any(journaled) => {
+                let (journal, writer) = Journal::new();
+                Some((journal, writer, store.clone()))
+            }
+            _ => None,
+        };
+        let mut redelivery = Redelivery::default();
         for app_config in &config.apps {
             let Some(app) = apps.by_id(app_config.id.as_str()) else {
                 continue;
             };
-            if let Some((sink, app_workers)) = webhooks::for_app(&app, app_config) {
+            let app_journal = journal
+                .as_ref()
+                .filter(|_| journaled(app_config))
+                .map(|(journal, _, _)| journal);
+            if let Some((sink, app_workers)) =
+                webhooks::for_app(&app, app_config, app_journal, &mut redelivery)
+            {
                 sinks.insert(app.id.clone(), sink);
-                workers.push(app_workers);
+                workers.apps.push(app_workers);
             }
         }
+        workers.journal = journal.map(|(_, writer, store)| (writer, store, redelivery));
         let webhooks = WebhookSinks::new(sinks);
         let hub = Arc::new(Hub::counting_deliveries(guard.daily_quotas.by_app()));
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
@@ -180,6 +200,7 @@ fn needs_store(config: &Config) -> bool {
         !app.tokens.is_empty()
             || !app.previous_credentials.is_empty()
             || app.rotation.is_some()
+            || (app.webhook_durable && !app.webhooks.is_empty())
             || app
                 .limits
                 .as_ref()

@@ -1,7 +1,7 @@
 //! State that must outlive the process and be shared with the CLI: token revocations and
 //! uses, rotated credentials with their schedule, uses of previous pairs, the messages
 //! delivered per app and UTC day for `daily_messages`, the activity log (security events),
-//! lockdowns and brute-force bans. One node
+//! lockdowns, brute-force bans and the webhook journal (batches not yet delivered). One node
 //! keeps it in an embedded SQLite file ([`SqliteStore`], WAL mode, so the CLI writes while
 //! the server runs); a cluster (`[redis]`) keeps it on its Redis ([`RedisStore`]), the same
 //! [`Store`] trait, so the nodes and the CLI share one copy ([`open`] picks).
@@ -278,6 +278,35 @@ pub trait Store: Send + Sync {
     fn record_bans(&self, bans: &[StoredBan]) -> Result<(), StoreError>;
     /// The bans in force at `now`.
     fn bans(&self, now: SystemTime) -> Result<Vec<StoredBan>, StoreError>;
+    /// Keeps webhook batches accepted by `owner` (a process) until it forgets them; a batch
+    /// kept again (same id) replaces the first.
+    fn keep_webhooks(&self, owner: &str, batches: &[JournaledBatch]) -> Result<(), StoreError>;
+    /// Forgets `owner`'s batches `ids` (delivered, or given up).
+    fn forget_webhooks(&self, owner: &str, ids: &[String]) -> Result<(), StoreError>;
+    /// Renews `owner`'s lease on its batches for `lease` from now, and takes over the
+    /// batches of every other owner whose lease has run out (it died): they become
+    /// `owner`'s, and are returned, each to one claimer only.
+    fn claim_webhooks(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<JournaledBatch>, StoreError>;
+}
+
+/// A webhook batch accepted for delivery and not yet delivered or given up, as the journal
+/// keeps it (so a crashed process's batches are delivered by another, with the same id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournaledBatch {
+    /// The app.
+    pub app_id: String,
+    /// Which of the app's `[[apps.webhooks]]` (its place in the file).
+    pub endpoint: usize,
+    /// The batch's id (`X-Relay-Webhook-Id`).
+    pub id: String,
+    /// Its serialized events.
+    pub events: Vec<String>,
+    /// The channels they are about.
+    pub channels: Vec<String>,
 }
 
 /// A brute-force ban a node made, kept so every node (and a restarted one) enforces it.

@@ -25,6 +25,7 @@
 //! | `event-apps`, `event-seq`, `event-count` | set, strings | apps with events; the last id; events kept |
 //! | `lockdowns` | hash | app → since when (ms) |
 //! | `bans` | sorted set | `[app, address]` → when the ban ends (ms) |
+//! | `webhooks:O`, `webhook-lease:O`, `webhook-owners` | hash, string (expiring), set | owner `O`'s undelivered webhook batches (id → batch); its lease; the owners |
 //!
 //! The scripts build the per-app names themselves, which a single Redis allows (as the
 //! adapter's do); Redis Cluster would need hash tags.
@@ -39,8 +40,8 @@ use deadpool_redis::redis::{self, Connection, RedisResult, Script};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DailyMessages, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason,
-    Store, StoreError, StoredBan, StoredPair, TokenUse,
+    DailyMessages, JournaledBatch, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation,
+    RotationReason, Store, StoreError, StoredBan, StoredPair, TokenUse,
 };
 use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 use crate::config::RedisConfig;
@@ -71,6 +72,7 @@ struct Scripts {
     record_events: Script,
     resolve_events: Script,
     lock_down_if_due: Script,
+    claim_webhooks: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -113,6 +115,7 @@ impl RedisStore {
                 record_events: Script::new(include_str!("redis/record_events.lua")),
                 resolve_events: Script::new(include_str!("redis/resolve_events.lua")),
                 lock_down_if_due: Script::new(include_str!("redis/lock_down_if_due.lua")),
+                claim_webhooks: Script::new(include_str!("redis/claim_webhooks.lua")),
             },
         })
     }
@@ -534,6 +537,55 @@ impl Store for RedisStore {
             }
         }
         Ok(bans)
+    }
+
+    fn keep_webhooks(&self, owner: &str, batches: &[JournaledBatch]) -> Result<(), StoreError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("SADD")
+            .arg(self.key("webhook-owners"))
+            .arg(owner)
+            .ignore();
+        let key = self.key(&format!("webhooks:{owner}"));
+        for batch in batches {
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(&batch.id)
+                .arg(json(batch))
+                .ignore();
+        }
+        self.with(|connection| pipe.query::<()>(connection))
+    }
+
+    fn forget_webhooks(&self, owner: &str, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.with(|connection| {
+            redis::cmd("HDEL")
+                .arg(self.key(&format!("webhooks:{owner}")))
+                .arg(ids)
+                .query::<()>(connection)
+        })
+    }
+
+    fn claim_webhooks(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<JournaledBatch>, StoreError> {
+        let mut invocation = self.scripts.claim_webhooks.arg(&self.base);
+        invocation
+            .arg(owner)
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1));
+        let claimed: Vec<String> = self.with(|connection| invocation.invoke(connection))?;
+        Ok(claimed
+            .iter()
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect())
     }
 }
 

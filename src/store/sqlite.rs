@@ -19,8 +19,8 @@ use crate::activity::{ActivityEntry, EventQuery, StoredEvent};
 pub use activity::MOST_STORED_EVENTS;
 
 use super::{
-    DailyMessages, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation, RotationReason,
-    Store, StoreError, StoredBan, StoredPair, TokenUse,
+    DailyMessages, JournaledBatch, Lockdown, PairUse, Resolved, RevokedToken, Rotated, Rotation,
+    RotationReason, Store, StoreError, StoredBan, StoredPair, TokenUse,
 };
 
 /// How long a write waits for another process's write.
@@ -70,6 +70,15 @@ CREATE TABLE IF NOT EXISTS bans (
     address TEXT NOT NULL,
     until_ms INTEGER NOT NULL,
     PRIMARY KEY (app_id, address)
+);
+CREATE TABLE IF NOT EXISTS webhook_journal (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    batch TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_leases (
+    owner TEXT PRIMARY KEY,
+    until_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS daily_messages (
     app_id TEXT NOT NULL,
@@ -470,6 +479,83 @@ impl Store for SqliteStore {
                 }
             }
             Ok(bans)
+        })
+    }
+
+    fn keep_webhooks(&self, owner: &str, batches: &[JournaledBatch]) -> Result<(), StoreError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        self.with(|connection| {
+            let transaction = connection.transaction()?;
+            for batch in batches {
+                let text = serde_json::to_string(batch).unwrap_or_default();
+                transaction.execute(
+                    "INSERT INTO webhook_journal (id, owner, batch) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, batch = excluded.batch",
+                    params![batch.id, owner, text],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    fn forget_webhooks(&self, owner: &str, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.with(|connection| {
+            let transaction = connection.transaction()?;
+            for id in ids {
+                transaction.execute(
+                    "DELETE FROM webhook_journal WHERE id = ?1 AND owner = ?2",
+                    params![id, owner],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    fn claim_webhooks(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<JournaledBatch>, StoreError> {
+        let now = SystemTime::now();
+        self.with(|connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            transaction.execute(
+                "INSERT INTO webhook_leases (owner, until_ms) VALUES (?1, ?2)
+                 ON CONFLICT (owner) DO UPDATE SET until_ms = excluded.until_ms",
+                params![owner, millis(now + lease)],
+            )?;
+            // Batches of an owner with no live lease (it died, or kept them before leases).
+            let orphaned = "owner != ?1 AND owner NOT IN
+                (SELECT owner FROM webhook_leases WHERE until_ms > ?2)";
+            let mut claimed = Vec::new();
+            {
+                let mut query = transaction.prepare(&format!(
+                    "SELECT batch FROM webhook_journal WHERE {orphaned}"
+                ))?;
+                let rows =
+                    query.query_map(params![owner, millis(now)], |row| row.get::<_, String>(0))?;
+                for row in rows {
+                    if let Ok(batch) = serde_json::from_str(&row?) {
+                        claimed.push(batch);
+                    }
+                }
+            }
+            transaction.execute(
+                &format!("UPDATE webhook_journal SET owner = ?1 WHERE {orphaned}"),
+                params![owner, millis(now)],
+            )?;
+            transaction.execute(
+                "DELETE FROM webhook_leases WHERE until_ms <= ?1",
+                params![millis(now)],
+            )?;
+            transaction.commit()?;
+            Ok(claimed)
         })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::protocol::ChannelName;
+use crate::store::JournaledBatch;
 
 /// Serialized events that go out in one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,41 @@ impl WebhookBatch {
     /// Whether it carries none.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
+    }
+
+    /// The batch as the journal keeps it, bound for `endpoint` of `app_id`.
+    pub fn to_journal(&self, app_id: &str, endpoint: usize) -> JournaledBatch {
+        JournaledBatch {
+            app_id: app_id.to_owned(),
+            endpoint,
+            id: self.id.to_string(),
+            events: self.events.iter().map(|event| event.to_string()).collect(),
+            channels: self
+                .channels
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+        }
+    }
+
+    /// The batch the journal kept, with its id; `None` if the entry is not one (a channel
+    /// name or id this version cannot read).
+    pub fn from_journal(kept: &JournaledBatch) -> Option<Self> {
+        let id = u128::from_str_radix(&kept.id, 16).ok()?;
+        let channels = kept
+            .channels
+            .iter()
+            .map(|name| ChannelName::parse(name, usize::MAX).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(WebhookBatch {
+            id: WebhookId(id),
+            events: kept
+                .events
+                .iter()
+                .map(|event| Arc::from(event.as_str()))
+                .collect(),
+            channels,
+        })
     }
 }
 
@@ -191,5 +227,21 @@ mod tests {
         assert_eq!(batcher.next_due(), None);
         assert_ne!(batch.id(), full.id(), "each batch has its own id");
         assert_eq!(full.id().to_string().len(), 32);
+    }
+
+    #[test]
+    fn a_journaled_batch_comes_back_with_its_id() {
+        let mut batcher = Batcher::new(Duration::ZERO, 10);
+        let batch = batcher
+            .push(event("{}"), channel("news"), Instant::now())
+            .unwrap();
+        let kept = batch.to_journal("1", 2);
+        assert_eq!((kept.app_id.as_str(), kept.endpoint), ("1", 2));
+        assert_eq!(WebhookBatch::from_journal(&kept), Some(batch));
+        let unreadable = JournaledBatch {
+            id: "not hex".into(),
+            ..kept
+        };
+        assert_eq!(WebhookBatch::from_journal(&unreadable), None);
     }
 }

@@ -19,6 +19,7 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
 use super::client::{Outgoing, SendError, WebhookClient};
+use super::journal::Journal;
 use super::schedule::{AfterFailure, Schedule, Ticket};
 use super::{Endpoint, WebhookBatch, WebhookStats, count_drop};
 use crate::apps::App;
@@ -41,6 +42,9 @@ pub struct Delivery {
     stats: Arc<WebhookStats>,
     /// Most batches held at once: waiting, in flight or backing off.
     capacity: usize,
+    /// Where accepted batches are kept until settled, with the endpoint's place in the app's
+    /// list; `None`: they live in this process only.
+    journal: Option<(Arc<Journal>, usize)>,
 }
 
 impl Delivery {
@@ -56,7 +60,15 @@ impl Delivery {
             endpoint,
             stats,
             capacity,
+            journal: None,
         }
+    }
+
+    /// Keeps the batches it accepts in `journal` until they are delivered or given up, as
+    /// endpoint `index` of the app.
+    pub fn journaled(mut self, journal: Arc<Journal>, index: usize) -> Self {
+        self.journal = Some((journal, index));
+        self
     }
 
     /// Sends every batch from `queue` until the queue closes and nothing is left to send.
@@ -100,9 +112,14 @@ impl Delivery {
 
     /// Takes a batch from the dispatcher; a full schedule drops it, counted and logged.
     fn accept(&self, schedule: &mut Schedule, batch: WebhookBatch) {
-        if schedule.push(batch).is_err()
-            && let Some(dropped) = count_drop(&self.stats.dropped_queue_full)
-        {
+        if let Some((journal, index)) = &self.journal {
+            journal.keep(&self.app.id, *index, &batch);
+        }
+        let Err(dropped_batch) = schedule.push(batch) else {
+            return;
+        };
+        self.forget(&dropped_batch);
+        if let Some(dropped) = count_drop(&self.stats.dropped_queue_full) {
             warn!(
                 app = %self.app.id,
                 host = %self.endpoint.display_host(),
@@ -117,7 +134,9 @@ impl Delivery {
         let error = match outcome {
             Ok(status) if (200..300).contains(&status) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                schedule.succeeded(ticket);
+                if let Some(batch) = schedule.succeeded(ticket) {
+                    self.forget(&batch);
+                }
                 return;
             }
             Ok(status) => AttemptError::Status(status),
@@ -131,6 +150,7 @@ impl Delivery {
                 debug!(app = %self.app.id, %host, %error, ?wait, "webhook will be retried");
             }
             Some(AfterFailure::GaveUp(batch)) => {
+                self.forget(&batch);
                 self.stats
                     .dropped_after_retries
                     .fetch_add(1, Ordering::Relaxed);
@@ -144,6 +164,13 @@ impl Delivery {
                 );
             }
             None => {}
+        }
+    }
+
+    /// Takes `batch` out of the journal, if it is kept there.
+    fn forget(&self, batch: &WebhookBatch) {
+        if let Some((journal, _)) = &self.journal {
+            journal.forget(batch);
         }
     }
 

@@ -27,6 +27,7 @@ mod delivery;
 mod dispatcher;
 mod endpoint;
 mod event;
+mod journal;
 mod lifecycle;
 mod notice;
 mod schedule;
@@ -45,10 +46,12 @@ use tracing::{info, warn};
 use crate::apps::App;
 use crate::config::AppConfig;
 use crate::protocol::{WebhookKind, WebhookKinds};
+use crate::store::Store;
 
 pub use batch::{Batcher, WebhookBatch};
 pub use endpoint::Endpoint;
 pub use event::WebhookEvent;
+pub use journal::{Journal, JournalWriter, Redelivery};
 pub use lifecycle::{CACHE_MISS_DEDUP_WINDOW, Lifecycle};
 pub use notice::{NoticeError, RotationNotice};
 
@@ -209,6 +212,16 @@ pub struct WebhookWorkers {
     deliveries: Vec<(delivery::Delivery, mpsc::Receiver<WebhookBatch>)>,
 }
 
+/// Every app's webhook tasks and the journal's writer, built but not yet running.
+#[derive(Default)]
+pub struct WebhookTasks {
+    /// Each app's.
+    pub apps: Vec<WebhookWorkers>,
+    /// The journal's writer, the store it writes and where claimed batches go, when a batch
+    /// is kept anywhere.
+    pub journal: Option<(JournalWriter, Arc<dyn Store>, Redelivery)>,
+}
+
 /// Every app's running webhook tasks.
 pub struct RunningWebhooks {
     flush: CancellationToken,
@@ -218,11 +231,14 @@ pub struct RunningWebhooks {
 
 impl RunningWebhooks {
     /// Starts every app's tasks on the current actix runtime (the server's main thread).
-    pub fn start(workers: Vec<WebhookWorkers>) -> Self {
+    pub fn start(workers: WebhookTasks) -> Self {
         let flush = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut stats = Vec::new();
-        for app in workers {
+        if let Some((writer, store, redelivery)) = workers.journal {
+            tasks.push(actix_web::rt::spawn(writer.run(store, redelivery)));
+        }
+        for app in workers.apps {
             stats.push((app.app_id, app.stats));
             for (delivery, queue) in app.deliveries {
                 tasks.push(actix_web::rt::spawn(delivery.run(queue)));
@@ -265,8 +281,15 @@ impl RunningWebhooks {
     }
 }
 
-/// The sink and tasks for `app`'s `[[apps.webhooks]]`; `None` when it has no endpoints.
-pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, WebhookWorkers)> {
+/// The sink and tasks for `app`'s `[[apps.webhooks]]`; `None` when it has no endpoints. With
+/// a `journal`, the deliveries keep what they accept in it, and their queues are added to
+/// `redelivery` (for batches claimed from a dead process).
+pub fn for_app(
+    app: &Arc<App>,
+    config: &AppConfig,
+    journal: Option<&Arc<Journal>>,
+    redelivery: &mut Redelivery,
+) -> Option<(WebhookSink, WebhookWorkers)> {
     if config.webhooks.is_empty() {
         return None;
     }
@@ -275,18 +298,22 @@ pub fn for_app(app: &Arc<App>, config: &AppConfig) -> Option<(WebhookSink, Webho
     let mut wanted = WebhookKinds::default();
     let mut routes = Vec::with_capacity(config.webhooks.len());
     let mut deliveries = Vec::with_capacity(config.webhooks.len());
-    for webhook in &config.webhooks {
+    for (index, webhook) in config.webhooks.iter().enumerate() {
         let endpoint = Arc::new(Endpoint::from_config(webhook));
         wanted = wanted.union(endpoint.kinds);
         let (queue, batches) = mpsc::channel(config.webhook_queue_size);
         let batcher = Batcher::new(window, config.webhook_batch_max_events);
-        routes.push(dispatcher::Route::new(endpoint.clone(), batcher, queue));
-        let delivery = delivery::Delivery::new(
+        let mut delivery = delivery::Delivery::new(
             app.clone(),
-            endpoint,
+            endpoint.clone(),
             stats.clone(),
             config.webhook_queue_size,
         );
+        if let Some(journal) = journal {
+            delivery = delivery.journaled(journal.clone(), index);
+            redelivery.add(&app.id, index, queue.clone());
+        }
+        routes.push(dispatcher::Route::new(endpoint, batcher, queue));
         deliveries.push((delivery, batches));
     }
     let lifecycle = Lifecycle::new(Duration::from_millis(config.webhook_vacate_delay_ms));

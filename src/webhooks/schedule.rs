@@ -144,11 +144,11 @@ impl Schedule {
         Some((ticket, &held.batch))
     }
 
-    /// The receiver accepted the batch of `ticket`.
-    pub fn succeeded(&mut self, ticket: Ticket) {
+    /// The receiver accepted the batch of `ticket`, which leaves the schedule (returned).
+    pub fn succeeded(&mut self, ticket: Ticket) -> Option<WebhookBatch> {
         self.answering = true;
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.release(ticket);
+        self.release(ticket)
     }
 
     /// The attempt for `ticket` failed at `now`: it waits out its backoff (holding its

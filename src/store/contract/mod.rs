@@ -8,8 +8,8 @@ pub mod activity;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    DailyMessages, PairUse, RevokedToken, Rotated, Rotation, RotationReason, Store, StoredBan,
-    TokenUse,
+    DailyMessages, JournaledBatch, PairUse, RevokedToken, Rotated, Rotation, RotationReason, Store,
+    StoredBan, TokenUse,
 };
 
 /// A `#[test]` for each contract test, on a fresh store from `$open` (an expression whose
@@ -23,7 +23,8 @@ macro_rules! store_contract_tests {
             a_schedule_starts_once,
             pair_uses_add_up,
             daily_messages_add_up_per_app_and_day,
-            bans_keep_the_later_end_and_end);
+            bans_keep_the_later_end_and_end,
+            a_dead_owners_webhooks_are_claimed_once);
         mod activity_contract {
             $crate::store::contract::store_contract_tests!(
                 @in $crate::store::contract::activity; super::open_for_contract();
@@ -257,4 +258,37 @@ pub fn bans_keep_the_later_end_and_end(store: &dyn Store) {
     store.record_bans(&[ban("3", "192.0.2.3", over)]).unwrap();
     let all = store.bans(UNIX_EPOCH).unwrap();
     assert!(all.iter().all(|b| b.app_id != "3"), "over: dropped");
+}
+
+pub fn a_dead_owners_webhooks_are_claimed_once(store: &dyn Store) {
+    let batch = |id: &str| JournaledBatch {
+        app_id: "1".into(),
+        endpoint: 0,
+        id: id.into(),
+        events: vec![format!("{{\"name\":\"{id}\"}}")],
+        channels: vec!["news".into()],
+    };
+    let live = Duration::from_secs(60);
+    assert!(store.claim_webhooks("a", live).unwrap().is_empty());
+    store.keep_webhooks("a", &[batch("1"), batch("2")]).unwrap();
+    store.forget_webhooks("a", &["1".into()]).unwrap();
+    assert!(
+        store.claim_webhooks("b", live).unwrap().is_empty(),
+        "a's lease is live"
+    );
+    // a's lease runs out: it renews it with one already over when the claim below comes.
+    store.claim_webhooks("a", Duration::from_millis(1)).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(store.claim_webhooks("b", live).unwrap(), [batch("2")]);
+    assert!(
+        store.claim_webhooks("c", live).unwrap().is_empty(),
+        "claimed once: b's now, under b's live lease"
+    );
+    store.forget_webhooks("b", &["2".into()]).unwrap();
+    store.claim_webhooks("b", Duration::from_millis(1)).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(
+        store.claim_webhooks("c", live).unwrap().is_empty(),
+        "delivered: gone"
+    );
 }
