@@ -217,3 +217,60 @@ fn report(outcome: Result<(), StoreError>, failing: bool) -> bool {
         (Ok(()), false) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ChannelName;
+    use crate::webhooks::Batcher;
+
+    fn kept(app_id: &str, endpoint: usize) -> JournaledBatch {
+        let mut batcher = Batcher::new(Duration::ZERO, 10);
+        let channel = ChannelName::parse("news", 164).unwrap();
+        let batch = batcher
+            .push(Arc::from("{}"), channel, tokio::time::Instant::now())
+            .unwrap();
+        batch.to_journal(app_id, endpoint)
+    }
+
+    #[test]
+    fn a_claimed_batch_goes_to_its_endpoint_or_waits_for_room() {
+        let (queue, mut batches) = mpsc::channel(1);
+        let mut redelivery = Redelivery::default();
+        redelivery.add("1", 0, queue);
+        let first = kept("1", 0);
+        assert_eq!(redelivery.hand_over(first.clone()), None);
+        let handed = batches.try_recv().unwrap();
+        assert_eq!(handed.id().to_string(), first.id, "the same id");
+        redelivery.hand_over(kept("1", 0));
+        let second = kept("1", 0);
+        assert_eq!(
+            redelivery.hand_over(second.clone()),
+            Some(second),
+            "a full queue: kept to try again"
+        );
+        assert_eq!(
+            redelivery.hand_over(kept("1", 3)),
+            None,
+            "no such endpoint: dropped"
+        );
+        assert_eq!(
+            redelivery.hand_over(kept("2", 0)),
+            None,
+            "no such app: dropped"
+        );
+    }
+
+    #[test]
+    fn records_beyond_the_queue_are_dropped_and_counted() {
+        let (journal, _writer) = Journal::new();
+        let batch = WebhookBatch::from_journal(&kept("1", 0)).unwrap();
+        for _ in 0..QUEUE + 3 {
+            journal.forget(&batch);
+        }
+        assert_eq!(
+            journal.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+    }
+}
