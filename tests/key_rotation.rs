@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::http::{now, raw_request, signed_path_as};
@@ -43,20 +42,9 @@ async fn until_status(server: &TestServer, pair: (&str, &str), status: u16) {
 
 /// `relay --config <config> keys <args…>`: asserts success, returns stdout.
 fn keys(config: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .arg("--config")
-        .arg(config)
-        .arg("keys")
-        .args(args)
-        .output()
-        .expect("run relay keys");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    common::relay_cli(config, &all)
 }
 
 /// `relay keys show`'s current secret and the rest of its first line.

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http::api;
@@ -39,14 +38,6 @@ fn with_occupancy_webhooks(receiver: &WebhookReceiver, lines: &str) -> String {
         "{lines}\n[[apps.webhooks]]\nurl = \"{}\"\n{OCCUPANCY}\n",
         receiver.url()
     )
-}
-
-fn kill_9(node: &TestServer) {
-    let status = Command::new("kill")
-        .args(["-KILL", &node.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
 }
 
 /// `GET /channels` of the default app on `node`: channel → subscription count.
@@ -196,7 +187,7 @@ async fn a_killed_node_is_cleaned_up_once_within_the_node_timeout() {
     receiver.expect_event(occupied("goes")).await;
     wait_for_channels(&b, &[("goes", 1), ("stays", 2)], Duration::from_secs(5)).await;
 
-    kill_9(&doomed);
+    doomed.kill_9();
     let killed = Instant::now();
     // Gone within node_timeout of the last heartbeat; the margin is for a loaded machine.
     let limit = Duration::from_secs(NODE_TIMEOUT + 2);

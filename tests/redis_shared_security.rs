@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::activity::{after_the_next_sync, store_of};
 use common::http::{Response, raw_request_from, signed_path_as, signed_read_from};
 use common::redis::RedisServer;
-use common::{APP_ID, APP_KEY, APP_SECRET, TestServer, api_token, default_config};
+use common::{APP_ID, APP_KEY, APP_SECRET, TestServer, api_token, default_config, relay_cli};
 use relay::config::{ConfigString, RedisConfig};
 use relay::store::{RedisStore, Rotated, Rotation, RotationReason, Store};
 
@@ -31,23 +30,6 @@ fn start_node(redis: &RedisServer, app_lines: &str) -> TestServer {
         default_config(),
         redis.url()
     ))
-}
-
-/// `relay --config <node's file> <args…>`: asserts success, returns stdout.
-fn relay_cli(node: &TestServer, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .arg("--config")
-        .arg(node.config_path())
-        .args(args)
-        .output()
-        .expect("run relay");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 async fn with_token_from(node: &TestServer, source: &str, token: &str) -> u16 {
@@ -96,7 +78,10 @@ async fn a_revocation_by_the_cli_reaches_every_node_and_holds_while_redis_is_awa
     assert_eq!(with_token_from(&a, "127.0.0.1", &token).await, 200);
     assert_eq!(with_token_from(&b, "127.0.0.1", &token).await, 200);
 
-    let said = relay_cli(&a, &["token", "revoke", "--app", APP_ID, "--name", "ci"]);
+    let said = relay_cli(
+        &a.config_path(),
+        &["token", "revoke", "--app", APP_ID, "--name", "ci"],
+    );
     assert!(said.contains("revoked"), "{said}");
     until_token_status(&a, "127.0.0.1", &token, 401).await;
     until_token_status(&b, "127.0.0.1", &token, 401).await;
@@ -147,7 +132,10 @@ async fn a_lockdown_taken_on_one_node_closes_the_app_on_both_until_resolved() {
     let (leaked, block) = api_token("ci", &[]);
     let lines = format!("{block}{EXPIRED_PAIR}[apps.security]\nauto_lockdown = true\n");
     let (a, b) = (start_node(&redis, &lines), start_node(&redis, &lines));
-    relay_cli(&a, &["token", "revoke", "--app", APP_ID, "--name", "ci"]);
+    relay_cli(
+        &a.config_path(),
+        &["token", "revoke", "--app", APP_ID, "--name", "ci"],
+    );
     until_token_status(&a, "127.0.0.2", &leaked, 401).await;
     // Three distinct critical events, all on node A: the revoked token, and the expired
     // pair's secret from two addresses.
@@ -164,7 +152,7 @@ async fn a_lockdown_taken_on_one_node_closes_the_app_on_both_until_resolved() {
     let store = store_of(&a);
     assert_eq!(store.lockdowns().unwrap().len(), 1, "one lockdown");
 
-    let said = relay_cli(&b, &["security", "resolve", "--app", APP_ID]);
+    let said = relay_cli(&b.config_path(), &["security", "resolve", "--app", APP_ID]);
     assert!(said.contains("is no longer locked down"), "{said}");
     until_status(&a, 200, read).await;
     until_status(&b, 200, read).await;

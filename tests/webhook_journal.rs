@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
@@ -15,14 +14,6 @@ use common::{Client, TestServer, default_config};
 /// How long the batch may take to come back: the dead process's lease (6 s) running out, the
 /// claimer's next claim (every 2 s), and a retry.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn kill_9(node: &TestServer) {
-    let status = Command::new("kill")
-        .args(["-KILL", &node.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
 
 /// The first attempt to deliver the `channel_occupied` of `channel` (the receiver is down).
 async fn first_attempt(receiver: &mut WebhookReceiver, channel: &str) -> Received {
@@ -74,7 +65,7 @@ async fn a_durable_single_node_delivers_after_a_kill_and_restart_with_the_same_i
     let attempt = first_attempt(&mut receiver, "news").await;
     let id = attempt.headers["x-relay-webhook-id"].clone();
     until_journaled(|| kept_in_file(&store)).await;
-    kill_9(&node);
+    node.kill_9();
 
     receiver.set_down(false);
     let _restarted = TestServer::start_with(&config);
@@ -119,7 +110,7 @@ async fn a_batch_held_by_a_killed_node_is_delivered_by_the_survivor_with_the_sam
     let attempt = first_attempt(&mut receiver, "news").await;
     let id = attempt.headers["x-relay-webhook-id"].clone();
     until_journaled(|| kept_in_redis(&redis)).await;
-    kill_9(&doomed);
+    doomed.kill_9();
 
     receiver.set_down(false);
     let delivered = until_delivered(&mut receiver, &id).await;

@@ -97,15 +97,7 @@ impl Bans {
     pub fn failed(&self, client: ClientKey, now: Instant) -> Option<Duration> {
         let rule = self.rule;
         let mut records = self.lock();
-        if !records.by_client.contains_key(&client) {
-            records.make_room(&rule, now);
-        }
-        let record = records.by_client.entry(client).or_insert(Record {
-            failures: 0,
-            window_start: now,
-            banned_until: None,
-            bans: 0,
-        });
+        let record = records.record_of(client, &rule, now);
         if record.banned_until.is_some_and(|until| until > now) {
             return None;
         }
@@ -149,15 +141,7 @@ impl Bans {
         }
         let rule = self.rule;
         let mut records = self.lock();
-        if !records.by_client.contains_key(&client) {
-            records.make_room(&rule, now);
-        }
-        let record = records.by_client.entry(client).or_insert(Record {
-            failures: 0,
-            window_start: now,
-            banned_until: None,
-            bans: 0,
-        });
+        let record = records.record_of(client, &rule, now);
         if record.banned_until.is_none_or(|banned| banned < until) {
             record.banned_until = Some(until);
             record.bans = record.bans.max(1);
@@ -172,6 +156,19 @@ impl Bans {
 }
 
 impl Records {
+    /// `client`'s record, a fresh one (room made for it) if it has none.
+    fn record_of(&mut self, client: ClientKey, rule: &BanRule, now: Instant) -> &mut Record {
+        if !self.by_client.contains_key(&client) {
+            self.make_room(rule, now);
+        }
+        self.by_client.entry(client).or_insert(Record {
+            failures: 0,
+            window_start: now,
+            banned_until: None,
+            bans: 0,
+        })
+    }
+
     /// Room for one more address, when the map is full.
     fn make_room(&mut self, rule: &BanRule, now: Instant) {
         if self.by_client.len() < MOST_TRACKED_ADDRESSES {

@@ -33,6 +33,23 @@ pub const APP_ID: &str = "123456";
 pub const APP_KEY: &str = "app-key";
 pub const APP_SECRET: &str = "app-secret";
 
+/// `relay --config <config> <args…>`, the real CLI: asserts success, returns stdout.
+pub fn relay_cli(config: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run relay");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// The default test config: one app with client events on and a generous client-event rate.
 pub fn default_config() -> String {
     format!(
@@ -159,6 +176,15 @@ impl TestServer {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would: nothing of its shutdown runs.
+    pub fn kill_9(&self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
     }
 
     /// `ws://127.0.0.1:<port><path>`.
