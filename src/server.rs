@@ -19,6 +19,7 @@ use actix_service::{
 };
 use actix_web::dev::AppConfig;
 use actix_web::{App as ActixApp, HttpResponse, web};
+use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +115,11 @@ fn http_service(
         // `100 Continue` only for a request whose head passes authentication.
         .expect(fn_service(move |req: Request| {
             let state = expect_state.clone();
-            async move { http::expect_continue(&state, req).await }
+            // Boxed: actix-http keeps this future's type inline in every connection's
+            // dispatcher, which a WebSocket keeps for its whole life; unboxed, the check's
+            // state (authentication, a cluster rate-limit count) cost every idle WebSocket
+            // 1.8 KiB (connect-10k, docs/benchmarks.md).
+            async move { http::expect_continue(&state, req).await }.boxed_local()
         }))
         .upgrade(fn_service(move |(req, framed)| {
             upgrade(ws_state.clone(), req, framed)
