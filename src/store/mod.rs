@@ -307,6 +307,9 @@ pub struct JournaledBatch {
     pub events: Vec<String>,
     /// The channels they are about.
     pub channels: Vec<String>,
+    /// When it was accepted, in ms since the Unix epoch (0: unknown).
+    #[serde(default)]
+    pub accepted_ms: u64,
 }
 
 /// A brute-force ban a node made, kept so every node (and a restarted one) enforces it.

@@ -85,23 +85,44 @@ impl Journal {
     }
 }
 
-/// Where a claimed batch goes: each app's endpoints' delivery queues, by place.
+/// Where a claimed batch goes: each app's endpoints' delivery queues, by place, with how
+/// long the endpoint retries.
 #[derive(Debug, Clone, Default)]
 pub struct Redelivery {
-    queues: HashMap<(String, usize), mpsc::Sender<WebhookBatch>>,
+    queues: HashMap<(String, usize), (mpsc::Sender<WebhookBatch>, Duration)>,
 }
 
 impl Redelivery {
-    /// Adds the queue of endpoint `endpoint` of `app_id`.
-    pub fn add(&mut self, app_id: &str, endpoint: usize, queue: mpsc::Sender<WebhookBatch>) {
-        self.queues.insert((app_id.to_owned(), endpoint), queue);
+    /// Adds the queue of endpoint `endpoint` of `app_id`, which retries for `retry_for`.
+    pub fn add(
+        &mut self,
+        app_id: &str,
+        endpoint: usize,
+        queue: mpsc::Sender<WebhookBatch>,
+        retry_for: Duration,
+    ) {
+        let place = (app_id.to_owned(), endpoint);
+        self.queues.insert(place, (queue, retry_for));
     }
 
-    /// Hands `kept` to its delivery; what cannot be handed now (a full queue) is returned,
-    /// to try again. An entry of an app or endpoint this process does not have is dropped,
-    /// logged.
-    fn hand_over(&self, kept: JournaledBatch) -> Option<JournaledBatch> {
-        let queue = self.queues.get(&(kept.app_id.clone(), kept.endpoint));
+    /// Hands `kept` to its delivery at `now_ms`; what cannot be handed now (a full queue) is
+    /// returned, to try again. An entry of an app or endpoint this process does not have is
+    /// dropped, logged, and so is one accepted longer ago than its endpoint retries (had its
+    /// process lived, it would have given the receiver up by now).
+    fn hand_over(&self, kept: JournaledBatch, now_ms: u64) -> Option<JournaledBatch> {
+        let found = self.queues.get(&(kept.app_id.clone(), kept.endpoint));
+        if let Some((_, retry_for)) = found
+            && kept.accepted_ms > 0
+            && u128::from(now_ms.saturating_sub(kept.accepted_ms)) > retry_for.as_millis()
+        {
+            warn!(
+                app = %kept.app_id,
+                endpoint = kept.endpoint,
+                "a journaled webhook batch is older than its endpoint's retry_for; dropped"
+            );
+            return None;
+        }
+        let queue = found.map(|(queue, _)| queue);
         let (Some(queue), Some(batch)) = (queue, WebhookBatch::from_journal(&kept)) else {
             warn!(
                 app = %kept.app_id,
@@ -156,9 +177,10 @@ impl JournalWriter {
                         info!(batches = claimed.len(), "delivering the webhook batches of a process that died");
                     }
                     waiting.extend(claimed);
+                    let now = now_ms();
                     waiting = waiting
                         .into_iter()
-                        .filter_map(|kept| redelivery.hand_over(kept))
+                        .filter_map(|kept| redelivery.hand_over(kept, now))
                         .collect();
                 }
             }
@@ -202,6 +224,15 @@ impl JournalWriter {
     }
 }
 
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// Logs the first failure of a streak and the recovery; whether the streak goes on.
 fn report(outcome: Result<(), StoreError>, failing: bool) -> bool {
     match (outcome, failing) {
@@ -237,28 +268,25 @@ mod tests {
     fn a_claimed_batch_goes_to_its_endpoint_or_waits_for_room() {
         let (queue, mut batches) = mpsc::channel(1);
         let mut redelivery = Redelivery::default();
-        redelivery.add("1", 0, queue);
+        redelivery.add("1", 0, queue, Duration::from_secs(300));
         let first = kept("1", 0);
-        assert_eq!(redelivery.hand_over(first.clone()), None);
+        let now = first.accepted_ms;
+        assert_eq!(redelivery.hand_over(first.clone(), now), None);
         let handed = batches.try_recv().unwrap();
         assert_eq!(handed.id().to_string(), first.id, "the same id");
-        redelivery.hand_over(kept("1", 0));
+        redelivery.hand_over(kept("1", 0), now);
         let second = kept("1", 0);
         assert_eq!(
-            redelivery.hand_over(second.clone()),
-            Some(second),
+            redelivery.hand_over(second.clone(), now),
+            Some(second.clone()),
             "a full queue: kept to try again"
         );
-        assert_eq!(
-            redelivery.hand_over(kept("1", 3)),
-            None,
-            "no such endpoint: dropped"
-        );
-        assert_eq!(
-            redelivery.hand_over(kept("2", 0)),
-            None,
-            "no such app: dropped"
-        );
+        let late = now + 300_001;
+        let dropped = redelivery.hand_over(second, late);
+        assert_eq!(dropped, None, "older than retry_for: dropped");
+        let unknown = redelivery.hand_over(kept("1", 3), now);
+        assert_eq!(unknown, None, "no such endpoint: dropped");
+        assert_eq!(redelivery.hand_over(kept("2", 0), now), None, "no such app");
     }
 
     #[test]

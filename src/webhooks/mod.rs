@@ -311,7 +311,7 @@ pub fn for_app(
         );
         if let Some(journal) = journal {
             delivery = delivery.journaled(journal.clone(), index);
-            redelivery.add(&app.id, index, queue.clone());
+            redelivery.add(&app.id, index, queue.clone(), endpoint.retry_for);
         }
         routes.push(dispatcher::Route::new(endpoint, batcher, queue));
         deliveries.push((delivery, batches));

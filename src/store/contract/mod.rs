@@ -267,6 +267,7 @@ pub fn a_dead_owners_webhooks_are_claimed_once(store: &dyn Store) {
         id: id.into(),
         events: vec![format!("{{\"name\":\"{id}\"}}")],
         channels: vec!["news".into()],
+        accepted_ms: 1_796_000_000_000,
     };
     let live = Duration::from_secs(60);
     assert!(store.claim_webhooks("a", live).unwrap().is_empty());
