@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::activity::{after_the_next_sync, store_of, until_stored};
-use common::http::{Response, now, raw_request_from, signed_path, signed_read_from};
+use common::http::{
+    Response, now, raw_request_from, signed_path, signed_read_from, with_token_from,
+};
 use common::{APP_ID, APP_SECRET, Client, TestServer, api_token, default_config};
 use relay::activity::{EventKind, EventQuery};
 
@@ -36,14 +38,6 @@ async fn expired_pair_from(server: &TestServer, source: &str) {
     let refused = raw_request_from(server, source, "GET", &target, "", "").await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.error(), "auth_key does not belong to this app");
-}
-
-async fn with_token_from(server: &TestServer, source: &str, token: &str) -> u16 {
-    let path = format!("/apps/{APP_ID}/channels");
-    let header = format!("Authorization: Bearer {token}\r\n");
-    raw_request_from(server, source, "GET", &path, "", &header)
-        .await
-        .status
 }
 
 /// Asks until a signed read is answered `status` (bounded).

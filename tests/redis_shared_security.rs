@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::activity::{after_the_next_sync, store_of};
-use common::http::{Response, raw_request_from, signed_path_as, signed_read_from};
+use common::http::{Response, raw_request_from, signed_path_as, signed_read_from, with_token_from};
 use common::redis::RedisServer;
 use common::{APP_ID, APP_KEY, APP_SECRET, TestServer, api_token, default_config, relay_cli};
 use relay::config::{ConfigString, RedisConfig};
@@ -30,14 +30,6 @@ fn start_node(redis: &RedisServer, app_lines: &str) -> TestServer {
         default_config(),
         redis.url()
     ))
-}
-
-async fn with_token_from(node: &TestServer, source: &str, token: &str) -> u16 {
-    let path = format!("/apps/{APP_ID}/channels");
-    let header = format!("Authorization: Bearer {token}\r\n");
-    raw_request_from(node, source, "GET", &path, "", &header)
-        .await
-        .status
 }
 
 /// Asks `node` with `request` until it answers `status`, within [`PATIENCE`].

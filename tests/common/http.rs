@@ -169,3 +169,13 @@ pub async fn api(
 pub async fn trigger(server: &TestServer, body: serde_json::Value) -> Response {
     api(server, "POST", "/events", &[], &body.to_string()).await
 }
+
+/// The status of a `GET /channels` of the default app from `source`, authenticated with the
+/// API token `token`.
+pub async fn with_token_from(server: &TestServer, source: &str, token: &str) -> u16 {
+    let path = format!("/apps/{APP_ID}/channels");
+    let header = format!("Authorization: Bearer {token}\r\n");
+    raw_request_from(server, source, "GET", &path, "", &header)
+        .await
+        .status
+}
