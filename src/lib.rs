@@ -41,6 +41,7 @@ pub mod hub;
 pub mod keys_cli;
 pub mod logging;
 pub mod protocol;
+pub mod secrets_cli;
 pub mod security_cli;
 pub mod server;
 pub mod state;

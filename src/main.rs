@@ -37,6 +37,21 @@ enum Command {
     /// Ask a running server's GET /ready: exit 0 when it answers 200, 1 otherwise (a
     /// container health check that needs no curl).
     Health(HealthArgs),
+    /// Print a new random secret (256 bits, hex).
+    Secret,
+    /// Make new app credentials.
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Print a complete [[apps]] block with a new key and secret, and its ${VAR} variant.
+    New {
+        /// The app's id (letters, digits, - and _; digits for the Python SDK).
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +199,17 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Some(Command::Secret) => {
+            println!("{}", relay::secrets_cli::secret());
+            ExitCode::SUCCESS
+        }
+        Some(Command::App(AppCommand::New { id })) => match relay::secrets_cli::app_block(&id) {
+            Ok(block) => {
+                print!("{block}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
         Some(Command::Token(TokenCommand::Create {
             app,
             name,
@@ -396,7 +422,11 @@ fn raise_open_file_limit() {
 }
 
 fn print_warnings(config: &Config) {
-    for warning in config.warnings() {
+    for warning in config
+        .warnings()
+        .into_iter()
+        .chain(config.credential_warnings())
+    {
         tracing::warn!("{warning}");
     }
 }

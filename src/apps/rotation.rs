@@ -16,7 +16,7 @@ use crate::config::{AppConfig, RotationConfig};
 use crate::store::{Rotation, RotationReason, StoredPair};
 
 /// Hex characters in a generated key (Pusher's keys have 20).
-const KEY_HEX_LEN: usize = 20;
+pub const KEY_HEX_LEN: usize = 20;
 /// Hex characters in a generated secret (160 bits).
 const SECRET_HEX_LEN: usize = 40;
 
@@ -163,7 +163,8 @@ pub fn notice_body(app_id: &str, rotation: &Rotation<'_>, generation: u64, now_m
     .to_string()
 }
 
-fn random_hex(len: usize) -> String {
+/// `len` random hex characters (`len / 2` bytes from the thread RNG, which the OS seeds).
+pub fn random_hex(len: usize) -> String {
     use rand::RngCore;
     let mut bytes = vec![0u8; len / 2];
     rand::rng().fill_bytes(&mut bytes);

@@ -8,6 +8,7 @@
 //! ranges), reporting every problem on its own line.
 
 mod credentials;
+mod hygiene;
 mod interpolate;
 mod limits;
 mod redis;
@@ -105,6 +106,15 @@ impl Config {
     /// Warnings about accepted keys that this build does not act on yet.
     pub fn warnings(&self) -> Vec<String> {
         validate::warnings(self)
+    }
+
+    /// Warnings about credentials: in development each weak one (what production refuses),
+    /// in production the secrets it accepts but could be longer.
+    pub fn credential_warnings(&self) -> Vec<String> {
+        match self.environment {
+            Environment::Production => hygiene::short_secrets(self),
+            Environment::Development => hygiene::weak_credentials(self),
+        }
     }
 }
 

@@ -114,7 +114,52 @@ fn a_missing_environment_variable_names_the_variable_and_line() {
 fn production_refuses_the_example_secret() {
     let found = problems(&format!("environment = \"production\"\n{APP}"));
     assert_eq!(found.len(), 1);
-    assert!(found[0].contains("example value"), "{found:?}");
+    assert!(
+        found[0].contains("bundled development credentials"),
+        "{found:?}"
+    );
+}
+
+/// Two apps with these secrets (and keys of their own).
+fn two_apps(first: &str, second: &str) -> String {
+    format!(
+        "[[apps]]\nid = \"1\"\nkey = \"k1\"\nsecret = \"{first}\"\n\
+         [[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"{second}\"\n"
+    )
+}
+
+#[test]
+fn production_refuses_short_and_shared_secrets_and_warns_under_32() {
+    let production = |apps: String| format!("environment = \"production\"\n{apps}");
+    let short = problems(&production(two_apps("fifteen-chars!!", &"b".repeat(40))));
+    assert_eq!(short.len(), 1, "{short:?}");
+    assert!(
+        short[0].starts_with("apps[0]: secret is shorter than 16"),
+        "{short:?}"
+    );
+    let shared = "s".repeat(40);
+    let reused = problems(&production(two_apps(&shared, &shared)));
+    assert_eq!(reused.len(), 1, "{reused:?}");
+    assert!(reused[0].contains("same as apps[0]'s"), "{reused:?}");
+    // Pusher's own secrets are 20 hex characters: accepted, with a warning.
+    let pusher_like = production(two_apps(&"a".repeat(20), &"b".repeat(32)));
+    let warned = load(&pusher_like).expect("accepted").credential_warnings();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].starts_with("apps[0]: secret is shorter than 32"),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn development_warns_once_for_each_weak_credential_instead() {
+    let config = load(&format!("{APP}{}", two_apps("short", "short"))).expect("accepted");
+    let warned = config.credential_warnings();
+    assert_eq!(warned.len(), 4, "{warned:?}");
+    assert!(warned[0].contains("bundled development credentials"));
+    assert!(warned[1].contains("apps[1]: secret is shorter than 16"));
+    assert!(warned[2].contains("apps[2]: secret is shorter than 16"));
+    assert!(warned[3].contains("apps[2]: secret is the same as apps[1]'s"));
 }
 
 #[test]

@@ -7,10 +7,6 @@ use std::collections::{HashMap, HashSet};
 use super::{AppConfig, Config, Environment, SecurityConfig};
 use crate::protocol::{ChannelKind, ChannelName};
 
-/// The example secret shipped in the bundled `config.toml`.
-const EXAMPLE_SECRET: &str = "app-secret";
-/// Shortest secret accepted in production.
-const MIN_PRODUCTION_SECRET_LENGTH: usize = 16;
 /// Longest duration any key may set (one year): far beyond any sensible value, and far from
 /// the overflow a clock deadline would hit.
 const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
@@ -85,6 +81,13 @@ fn overlong_durations(config: &Config) -> Vec<String> {
 /// Every problem that makes `config` unusable, one human line each.
 pub(super) fn problems(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
+    if config.environment == Environment::Production {
+        let refused = super::hygiene::weak_credentials(config);
+        problems.extend(refused.into_iter().map(|line| {
+            // Said once here, with the setting that refuses it.
+            format!("{line} (environment = \"production\")")
+        }));
+    }
     let server = &config.server;
     if server.host.is_empty() {
         problems.push("server.host must not be empty".to_owned());
@@ -207,14 +210,6 @@ fn app_problems(app: &AppConfig, config: &Config, at: &str, problems: &mut Vec<S
         if grace > every {
             problem("rotation.grace must not be longer than rotation.every");
         }
-    }
-    if config.environment == Environment::Production
-        && (app.secret.as_str() == EXAMPLE_SECRET
-            || app.secret.len() < MIN_PRODUCTION_SECRET_LENGTH)
-    {
-        problem(
-            "secret is the example value or shorter than 16 characters (environment = \"production\")",
-        );
     }
     if app.activity_timeout == 0 {
         problem("activity_timeout must be at least 1 second");
