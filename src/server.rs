@@ -75,6 +75,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         stop_sync.clone(),
     ));
     announce(&addrs);
+    log_start(&config, &state, &addrs);
     let handle = server.handle();
     let adapter = state.adapter.clone();
     actix_web::rt::spawn(async move {
@@ -181,6 +182,30 @@ fn listen(host: &str, port: u16) -> io::Result<Vec<std::net::TcpListener>> {
         )),
         _ => Ok(listeners),
     }
+}
+
+/// One log line with what this process serves: the version, where, how many apps, and
+/// where the cluster state and the state store are (never a password: the Redis address is
+/// host and port only).
+fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr]) {
+    let listening: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let adapter = match &config.redis {
+        Some(redis) => format!("redis {}", redis.display_address()),
+        None => "local (one node)".to_owned(),
+    };
+    let store = match (&config.redis, state.store()) {
+        (Some(redis), _) => format!("redis {}", redis.display_address()),
+        (None, Some(_)) => format!("sqlite {}", state.store_path.display()),
+        (None, None) => format!("none yet ({} once needed)", state.store_path.display()),
+    };
+    info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        listening = %listening.join(", "),
+        apps = config.apps.len(),
+        %adapter,
+        %store,
+        "relay started"
+    );
 }
 
 fn announce(addrs: &[SocketAddr]) {

@@ -286,10 +286,44 @@ async fn terminate_connections_answers_on_both_paths() {
 #[tokio::test]
 async fn health_endpoints_answer() {
     let server = TestServer::start();
-    let response = raw_request(&server, "GET", "/", "").await;
-    assert_eq!((response.status, response.body.as_str()), (200, "OK"));
-    let response = raw_request(&server, "GET", "/ready", "").await;
-    assert_eq!((response.status, response.body.as_str()), (200, "OK"));
+    for path in ["/", "/live", "/ready"] {
+        let response = raw_request(&server, "GET", path, "").await;
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (200, "OK"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_start_is_one_log_line_with_version_addresses_apps_adapter_and_store() {
+    let server = TestServer::start();
+    // Written just after `relay: listening on`, which the harness waited for.
+    let start = std::time::Instant::now();
+    while !server.log().contains("relay started") {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "no start line"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = server.log();
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("relay started"))
+        .collect();
+    assert_eq!(started.len(), 1, "{log}");
+    let line = started[0];
+    let version = format!("version={}", env!("CARGO_PKG_VERSION"));
+    assert!(line.contains(&version), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", server.port)),
+        "{line}"
+    );
+    assert!(line.contains("apps=1"), "{line}");
+    assert!(line.contains("adapter=local (one node)"), "{line}");
+    assert!(line.contains("store=none yet"), "{line}");
 }
 
 #[tokio::test]

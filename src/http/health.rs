@@ -1,4 +1,5 @@
-//! Liveness and readiness: `GET /` answers `OK` while the process serves; `GET /ready` turns
+//! Liveness and readiness: `GET /` and `GET /live` answer `OK` while the process serves (a
+//! liveness probe: restart the process if not); `GET /ready` turns
 //! 503 once shutdown has begun, or while the cluster's Redis is unreachable, so a load
 //! balancer stops sending new clients (the connected ones are still served).
 
@@ -7,7 +8,7 @@ use serde_json::json;
 
 use crate::state::ServerState;
 
-/// `GET /`.
+/// `GET /` and `GET /live`.
 pub async fn alive() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("OK")
 }

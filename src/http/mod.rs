@@ -41,6 +41,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .app_data(path_errors)
         .route("/", web::get().to(health::alive))
         .route("/ready", web::get().to(health::ready))
+        .route("/live", web::get().to(health::alive))
         .service(api_scope("/apps/{app_id}"))
         .service(api_scope(&format!("{API_PREFIX}/apps/{{app_id}}")))
         .route(
