@@ -31,6 +31,8 @@
 //! adapter's do); Redis Cluster would need hash tags.
 
 mod activity;
+mod bans;
+mod journal;
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -491,85 +493,19 @@ impl Store for RedisStore {
     }
 
     fn record_bans(&self, bans: &[StoredBan]) -> Result<(), StoreError> {
-        if bans.is_empty() {
-            return Ok(());
-        }
-        let key = self.key("bans");
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for ban in bans {
-            // GT: a later end wins, an earlier one changes nothing.
-            pipe.cmd("ZADD")
-                .arg(&key)
-                .arg("GT")
-                .arg(millis(ban.until))
-                .arg(field(&ban.app_id, &ban.address.to_string()))
-                .ignore();
-        }
-        pipe.cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(millis(SystemTime::now()))
-            .ignore();
-        self.with(|connection| pipe.query::<()>(connection))
+        bans::record(self, bans)
     }
 
     fn bans(&self, now: SystemTime) -> Result<Vec<StoredBan>, StoreError> {
-        let found: Vec<(String, u64)> = self.with(|connection| {
-            redis::cmd("ZRANGE")
-                .arg(self.key("bans"))
-                .arg(format!("({}", millis(now)))
-                .arg("+inf")
-                .arg("BYSCORE")
-                .arg("WITHSCORES")
-                .query(connection)
-        })?;
-        let mut bans = Vec::new();
-        for (member, until) in found {
-            let (app_id, address): (String, String) =
-                serde_json::from_str(&member).map_err(|_| self.bad_value("ban"))?;
-            if let Ok(address) = address.parse() {
-                bans.push(StoredBan {
-                    app_id,
-                    address,
-                    until: time(until as f64),
-                });
-            }
-        }
-        Ok(bans)
+        bans::bans(self, now)
     }
 
     fn keep_webhooks(&self, owner: &str, batches: &[JournaledBatch]) -> Result<(), StoreError> {
-        if batches.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("SADD")
-            .arg(self.key("webhook-owners"))
-            .arg(owner)
-            .ignore();
-        let key = self.key(&format!("webhooks:{owner}"));
-        for batch in batches {
-            pipe.cmd("HSET")
-                .arg(&key)
-                .arg(&batch.id)
-                .arg(json(batch))
-                .ignore();
-        }
-        self.with(|connection| pipe.query::<()>(connection))
+        journal::keep_webhooks(self, owner, batches)
     }
 
     fn forget_webhooks(&self, owner: &str, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.with(|connection| {
-            redis::cmd("HDEL")
-                .arg(self.key(&format!("webhooks:{owner}")))
-                .arg(ids)
-                .query::<()>(connection)
-        })
+        journal::forget_webhooks(self, owner, ids)
     }
 
     fn claim_webhooks(
@@ -577,15 +513,7 @@ impl Store for RedisStore {
         owner: &str,
         lease: Duration,
     ) -> Result<Vec<JournaledBatch>, StoreError> {
-        let mut invocation = self.scripts.claim_webhooks.arg(&self.base);
-        invocation
-            .arg(owner)
-            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1));
-        let claimed: Vec<String> = self.with(|connection| invocation.invoke(connection))?;
-        Ok(claimed
-            .iter()
-            .filter_map(|text| serde_json::from_str(text).ok())
-            .collect())
+        journal::claim_webhooks(self, owner, lease)
     }
 }
 
