@@ -88,11 +88,7 @@ impl WebhookBatch {
                 .iter()
                 .map(|c| c.as_str().to_owned())
                 .collect(),
-            accepted_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| {
-                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-                }),
+            accepted_ms: super::now_ms(),
         }
     }
 

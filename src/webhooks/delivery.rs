@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use super::client::{Outgoing, SendError, WebhookClient};
 use super::journal::Journal;
 use super::schedule::{AfterFailure, Schedule, Ticket};
-use super::{Endpoint, WebhookBatch, WebhookStats, count_drop};
+use super::{Endpoint, WebhookBatch, WebhookStats, count_drop, now_ms};
 use crate::apps::App;
 
 /// Why one attempt failed; for the log only (no URL: its path or query may hold a token).
@@ -187,15 +187,6 @@ impl Delivery {
             id: batch.id().to_string(),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 fn far_future() -> Instant {

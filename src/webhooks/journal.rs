@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{WebhookBatch, count_drop};
+use super::{WebhookBatch, count_drop, now_ms};
 use crate::store::{JournaledBatch, SYNC_INTERVAL, Store, StoreError};
 
 /// How long a process's batches are its own after its last renewal.
@@ -222,15 +222,6 @@ impl JournalWriter {
             .await
             .unwrap_or(Ok(Vec::new()))
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// Logs the first failure of a streak and the recovery; whether the streak goes on.

@@ -62,6 +62,15 @@ const INCOMING_QUEUE: usize = 16 * 1024;
 /// How often (in dropped events) a full or closed dispatcher queue is logged again.
 const LOG_EVERY_DROPS: u64 = 1000;
 
+/// Milliseconds since the Unix epoch (a webhook body's `time_ms`, a batch's acceptance).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// Counts one drop in `counter`; returns the total when this drop is to be logged (the first
 /// and then every [`LOG_EVERY_DROPS`]th, so a flood of drops cannot flood the log).
 fn count_drop(counter: &AtomicU64) -> Option<u64> {
