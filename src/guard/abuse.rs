@@ -82,6 +82,18 @@ impl Guard {
         taken
     }
 
+    /// Puts back what [`Self::take_bans`] gave when the store could not take it (at `now`),
+    /// so those bans are written at a later sync.
+    pub fn restore_bans(&self, bans: &[StoredBan], now: SystemTime) {
+        let instant = Instant::now();
+        for ban in bans {
+            if let Some(app_bans) = self.apps.get(&ban.app_id).and_then(|app| app.bans.as_ref()) {
+                let left = ban.until.duration_since(now).unwrap_or_default();
+                app_bans.give_back(ClientKey::of(ban.address), instant + left);
+            }
+        }
+    }
+
     /// Enforces `bans` from the state store (made here or on another node); an app that no
     /// longer bans ignores them.
     pub fn adopt_bans(&self, bans: &[StoredBan], now: SystemTime) {

@@ -133,6 +133,15 @@ impl Bans {
         std::mem::take(&mut self.lock().made)
     }
 
+    /// Puts back a ban [`Self::take_made`] gave (the store could not take it), within the
+    /// same bound.
+    pub fn give_back(&self, client: ClientKey, until: Instant) {
+        let mut records = self.lock();
+        if records.made.len() < MOST_TRACKED_ADDRESSES {
+            records.made.push((client, until));
+        }
+    }
+
     /// Bans `client` until `until`, a ban another node made (from the state store), unless
     /// it is banned longer already. The next ban here is at least twice as long.
     pub fn adopt(&self, client: ClientKey, until: Instant, now: Instant) {
@@ -351,6 +360,8 @@ mod tests {
         let made = bans.take_made();
         assert_eq!(made, [(who, start + Duration::from_secs(4) + 10 * MINUTE)]);
         assert!(bans.take_made().is_empty(), "taken once");
+        bans.give_back(made[0].0, made[0].1);
+        assert_eq!(bans.take_made(), made, "given back, taken again");
 
         let (adopting, elsewhere) = (super::tests::bans(), client("192.0.2.9"));
         let until = start + 10 * MINUTE;

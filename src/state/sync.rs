@@ -18,25 +18,17 @@ use tracing::{info, warn};
 use super::{ServerState, credentials, lockdowns};
 use crate::activity::EventKind;
 use crate::guard::utc_day;
-use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError, StoredBan};
+use crate::store::{PairUse, SYNC_INTERVAL, SqliteStore, Store, StoreError};
 
 /// Reads the revocations, the stored credentials and today's message counts once, before the
 /// server serves (a revoked token is refused, a rotated secret current, and a daily quota
 /// spent before a restart still spent, from the first request; a new UTC day starts from 0).
 pub fn load(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     state.guard.tokens.set_revoked(&store.revoked_tokens()?);
-    if state.guard.has_bans() {
-        let now = SystemTime::now();
-        state.guard.adopt_bans(&store.bans(now)?, now);
-    }
+    share_bans(state, store)?;
     lockdowns::decide(&state.guard, store, SystemTime::now())?;
-    let now = SystemTime::now();
-    credentials::apply_stored(&state.apps, &store.credentials()?, now, true);
-    let quotas = &state.guard.daily_quotas;
-    if !quotas.is_empty() {
-        quotas.load(&store.daily_messages(utc_day(now))?, now);
-    }
-    Ok(())
+    credentials::apply_stored(&state.apps, &store.credentials()?, SystemTime::now(), true);
+    read_daily_counts(state, store)
 }
 
 /// Syncs every [`SYNC_INTERVAL`] until `stop`, then flushes the last uses. Without a store
@@ -100,7 +92,6 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
     record_pair_events(state, &pair_uses);
     let activity = state.guard.activity.take(SystemTime::now());
     let delivered = state.guard.daily_quotas.take_unflushed(SystemTime::now());
-    let bans = state.guard.take_bans(SystemTime::now());
     let (state, store) = (state.clone(), store.clone());
     let synced = tokio::task::spawn_blocking(move || {
         if let Err(error) = store.record_events(&activity) {
@@ -116,12 +107,7 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             state.guard.daily_quotas.give_back(delivered);
             return Err(error);
         }
-        let quotas = &state.guard.daily_quotas;
-        if !quotas.is_empty() {
-            // The other nodes' deliveries (a store shared through Redis) count here too.
-            let now = SystemTime::now();
-            quotas.load(&store.daily_messages(utc_day(now))?, now);
-        }
+        read_daily_counts(&state, store.as_ref())?;
         store.record_token_uses(&token_uses)?;
         store.record_pair_uses(&pair_uses)?;
         let leaked = state.guard.tokens.take_leaked();
@@ -135,7 +121,7 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
             return Err(error);
         }
         state.guard.tokens.set_revoked(&store.revoked_tokens()?);
-        share_bans(&state, store.as_ref(), &bans)?;
+        share_bans(&state, store.as_ref())?;
         credentials::rotate_due(&state.apps, store.as_ref(), SystemTime::now())
     })
     .await;
@@ -148,19 +134,31 @@ async fn sync_once(state: &Arc<ServerState>, store: &Arc<dyn Store>) {
     }
 }
 
-/// Writes the bans made here (they hold here whatever becomes of them) and enforces those
-/// the other nodes made.
-fn share_bans(
-    state: &ServerState,
-    store: &dyn Store,
-    made: &[StoredBan],
-) -> Result<(), StoreError> {
+/// Writes the bans made here since the last sync (they hold here whatever becomes of them;
+/// if the store refuses them they are written at a later sync) and enforces those in the
+/// store (other nodes', and before a restart this node's own).
+fn share_bans(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
     if !state.guard.has_bans() {
         return Ok(());
     }
-    store.record_bans(made)?;
+    let made = state.guard.take_bans(SystemTime::now());
+    if let Err(error) = store.record_bans(&made) {
+        state.guard.restore_bans(&made, SystemTime::now());
+        return Err(error);
+    }
     let now = SystemTime::now();
     state.guard.adopt_bans(&store.bans(now)?, now);
+    Ok(())
+}
+
+/// Brings the daily quotas' counts up to the store's for today: the count before a restart,
+/// and in a cluster the other nodes' deliveries.
+fn read_daily_counts(state: &ServerState, store: &dyn Store) -> Result<(), StoreError> {
+    let quotas = &state.guard.daily_quotas;
+    if !quotas.is_empty() {
+        let now = SystemTime::now();
+        quotas.load(&store.daily_messages(utc_day(now))?, now);
+    }
     Ok(())
 }
 
