@@ -272,7 +272,8 @@ mod tests {
             Some(second.clone()),
             "a full queue: kept to try again"
         );
-        let late = now + 300_001;
+        // Measured from the batch's own acceptance, a millisecond or more after the first's.
+        let late = second.accepted_ms + 300_001;
         let dropped = redelivery.hand_over(second, late);
         assert_eq!(dropped, None, "older than retry_for: dropped");
         let unknown = redelivery.hand_over(kept("1", 3), now);
