@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use relay::config::{Config, ConfigString};
+use relay::config::{Config, ConfigString, LogFormat};
 
 /// A Pusher-compatible channels server.
 #[derive(Debug, Parser)]
@@ -177,7 +177,11 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    relay::logging::init();
+    // Serving logs as its configuration says, once it has read it; the other commands write
+    // plain text.
+    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+        relay::logging::init(LogFormat::Text, "info");
+    }
     match cli.command {
         Some(Command::CheckConfig { path }) => {
             // `relay --config FILE check-config` checks FILE, not ./config.toml.
@@ -279,6 +283,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
+    relay::logging::init(config.log_format, config.log_level.as_str());
+    for secret in config.secret_values() {
+        relay::logging::redaction::know(secret);
+    }
     print_warnings(&config);
     if let Some(host) = args.host {
         config.server.host = ConfigString::from(host.as_str());

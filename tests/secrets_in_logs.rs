@@ -2,7 +2,9 @@
 //! every credential this build knows (HMAC-signed API calls, the key and secret headers and an
 //! API token, right and wrong; private and presence `auth`; user sign-in; a signed webhook; a
 //! previous pair inside its grace; a secret made by `relay keys rotate`), then the whole log is
-//! searched for each of them.
+//! searched for each of them: in the text format (trace from `RUST_LOG`) and in JSON (trace
+//! from `log_level`). The same logs show each connection opening and closing and each failed
+//! authentication, with the app and socket id.
 
 mod common;
 
@@ -13,8 +15,78 @@ use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, presence_auth, pri
 const OLD_KEY: &str = "old-key-4713";
 const OLD_SECRET: &str = "old-secret-4712";
 
+/// What a session left in the log, and what it must not show.
+struct Session {
+    log: String,
+    used: Vec<String>,
+    /// The socket id of the connection that failed channel auth.
+    socket_id: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
+async fn a_trace_level_text_log_holds_no_secret_signature_or_auth_value() {
+    let session = run_session("", &[("RUST_LOG", "trace")]).await;
+    let log = &session.log;
+    assert!(log.contains(" TRACE "), "trace logging was on: {log}");
+    assert_nothing_used_is_shown(&session);
+    let id = &session.socket_id;
+    let line = |message: &str| {
+        log.lines()
+            .find(|line| line.contains(message) && line.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("no {message:?} line for {id}:\n{log}"))
+            .to_owned()
+    };
+    assert!(line("connection opened").contains(&format!(" app={APP_ID} ")));
+    assert!(line("authentication failed").contains("what=\"channel auth\""));
+    assert!(line("connection closed").contains("code=1005"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_level_json_log_holds_no_secret_signature_or_auth_value() {
+    let session = run_session("log_format = \"json\"\nlog_level = \"trace\"\n", &[]).await;
+    assert_nothing_used_is_shown(&session);
+    let lines: Vec<serde_json::Value> = session
+        .log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(lines.iter().any(|line| line["level"] == "TRACE"));
+    let about_the_client = |message: &str| {
+        lines
+            .iter()
+            .find(|line| {
+                line["fields"]["message"] == message
+                    && line["fields"]["socket_id"] == session.socket_id.as_str()
+            })
+            .unwrap_or_else(|| panic!("no {message:?} line for {}", session.socket_id))
+            .clone()
+    };
+    let opened = about_the_client("connection opened");
+    assert_eq!(opened["target"], "relay::connections");
+    assert_eq!(opened["fields"]["app"], APP_ID);
+    assert_eq!(
+        about_the_client("authentication failed")["target"],
+        "relay::authentication"
+    );
+    assert_eq!(
+        about_the_client("connection closed")["fields"]["code"],
+        1005
+    );
+}
+
+fn assert_nothing_used_is_shown(session: &Session) {
+    for value in &session.used {
+        assert!(
+            !session.log.contains(value.as_str()),
+            "{value} is in the log:\n{}",
+            session.log
+        );
+    }
+}
+
+/// Runs the session on a server whose config starts with `top` (top-level keys), with `env`,
+/// and returns its whole log once it has exited.
+async fn run_session(top: &str, env: &[(&str, &str)]) -> Session {
     let mut receiver = WebhookReceiver::start().await;
     let token = relay::guard::generate_token();
     let hash = relay::guard::WellFormedToken::parse(&token).unwrap().hash();
@@ -24,8 +96,8 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
     );
     let app =
         format!("webhook_vacate_delay_ms = 0\nwebhook_signing = \"newest\"\n{tokens}\n{previous}");
-    let text = config(&app, &[(&receiver.url(), "")]);
-    let mut server = TestServer::start_with_env(&text, &[("RUST_LOG", "trace")]);
+    let text = format!("{top}{}", config(&app, &[(&receiver.url(), "")]));
+    let mut server = TestServer::start_with_env(&text, env);
     let mut used: Vec<String> = vec![APP_SECRET.to_owned(), OLD_SECRET.to_owned()];
 
     // HMAC-signed API calls, one of them with a wrong signature.
@@ -89,6 +161,7 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
 
     // Channel auth and sign-in, right and wrong.
     let mut client = Client::connect(&server).await;
+    let socket_id = client.socket_id.clone();
     let private = private_auth(&client.socket_id, "private-room");
     used.push(private.split(':').nth(1).unwrap().to_owned());
     client
@@ -157,12 +230,9 @@ async fn a_trace_level_log_holds_no_secret_signature_or_auth_value() {
         server.wait_for_exit(common::TIMEOUT),
         "the server did not exit"
     );
-    let log = server.log();
-    assert!(log.contains(" TRACE "), "trace logging was on: {log}");
-    for value in &used {
-        assert!(
-            !log.contains(value.as_str()),
-            "{value} is in the log:\n{log}"
-        );
+    Session {
+        log: server.log(),
+        used,
+        socket_id,
     }
 }

@@ -13,14 +13,17 @@ use std::time::SystemTime;
 use crate::config::WebhookSigning;
 use crate::protocol::signature;
 
-/// A secret: kept out of `Debug` output and compared only through the keyring.
+/// A secret: kept out of `Debug` output, compared only through the keyring, and never
+/// written to the log (each one made is known to the log's redaction).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
     /// Wraps `text`.
     pub fn new(text: impl Into<String>) -> Self {
-        Secret(text.into())
+        let text = text.into();
+        crate::logging::redaction::know(&text);
+        Secret(text)
     }
 
     /// The secret itself, for signing and for `relay keys show`.

@@ -28,7 +28,7 @@ pub use credentials::{
 pub use interpolate::ConfigString;
 pub use limits::LimitsConfig;
 pub use redis::RedisConfig;
-pub use schema::{AppConfig, Config, Environment, ServerConfig, StoreConfig};
+pub use schema::{AppConfig, Config, Environment, LogFormat, ServerConfig, StoreConfig};
 pub use schemas::{SchemaConfig, SchemaSource};
 pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,
@@ -106,6 +106,26 @@ impl Config {
     /// Warnings about accepted keys that this build does not act on yet.
     pub fn warnings(&self) -> Vec<String> {
         validate::warnings(self)
+    }
+
+    /// Every secret value the file holds (the apps' secrets and previous pairs' secrets, the
+    /// Redis URL's password, webhook header values), for the log's redaction to know.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut values = Vec::new();
+        for app in &self.apps {
+            values.push(app.secret.as_str());
+            values.extend(
+                app.previous_credentials
+                    .iter()
+                    .map(|pair| pair.secret.as_str()),
+            );
+            for webhook in &app.webhooks {
+                let headers = webhook.headers.iter();
+                values.extend(headers.filter_map(|(_, value)| value.to_str().ok()));
+            }
+        }
+        values.extend(self.redis.as_ref().and_then(RedisConfig::password));
+        values
     }
 
     /// Warnings about credentials: in development each weak one (what production refuses),

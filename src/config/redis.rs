@@ -41,6 +41,17 @@ fn default_node_timeout() -> u64 {
 const MAX_NODE_TIMEOUT: u64 = 3600;
 
 impl RedisConfig {
+    /// The URL's password, if it has one.
+    pub fn password(&self) -> Option<&str> {
+        let url = self.url.as_str();
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let (user_info, _) = rest.rsplit_once('@')?;
+        let password = user_info
+            .split_once(':')
+            .map_or(user_info, |(_, password)| password);
+        (!password.is_empty()).then_some(password)
+    }
+
     /// The host and port of the URL, without its password, for logs.
     pub fn display_address(&self) -> String {
         let url = self.url.as_str();
@@ -104,7 +115,11 @@ mod tests {
         assert_eq!(config.prefix.as_str(), "relay");
         assert_eq!((config.heartbeat_interval, config.node_timeout), (2, 10));
         assert_eq!(config.display_address(), "cache.internal:6380");
+        assert_eq!(config.password(), Some("hunter2"));
         assert!(config.problems().is_empty());
+        assert_eq!(redis("url = \"redis://127.0.0.1\"").password(), None);
+        let with_user = redis("url = \"redis://relay:s3cret@[::1]:6379\"");
+        assert_eq!(with_user.password(), Some("s3cret"));
         assert_eq!(
             redis("url = \"redis://127.0.0.1\"").display_address(),
             "127.0.0.1"

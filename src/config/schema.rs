@@ -15,6 +15,13 @@ pub struct Config {
     /// `development` or `production` (stricter start-up checks).
     #[serde(default)]
     pub environment: Environment,
+    /// `text` (the default) or `json`: how log lines are written.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Which log lines are written: a level (`info`, the default) or filter directives
+    /// (`info,relay::connections=debug`); `RUST_LOG` wins when it is set.
+    #[serde(default = "default_log_level")]
+    pub log_level: ConfigString,
     /// Where and how the server listens.
     #[serde(default)]
     pub server: ServerConfig,
@@ -60,6 +67,21 @@ impl StoreConfig {
     pub fn path_in(&self, config_dir: &std::path::Path) -> std::path::PathBuf {
         config_dir.join(self.path.as_str())
     }
+}
+
+fn default_log_level() -> ConfigString {
+    ConfigString::from("info")
+}
+
+/// `log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
 }
 
 /// The deployment environment.

@@ -413,3 +413,46 @@ fn bad_previous_credentials_and_rotations_are_refused() {
     assert_eq!(expired.warnings().len(), 1);
     assert!(expired.warnings()[0].contains("expired at 2000-01-01T00:00:00Z"));
 }
+
+#[test]
+fn log_format_and_level_default_to_text_at_info_and_are_checked() {
+    let config = load(APP).unwrap();
+    assert_eq!(config.log_format, super::LogFormat::Text);
+    assert_eq!(config.log_level.as_str(), "info");
+    let chosen = load(&format!(
+        "log_format = \"json\"\nlog_level = \"info,relay::connections=debug\"\n{APP}"
+    ))
+    .unwrap();
+    assert_eq!(chosen.log_format, super::LogFormat::Json);
+    let refused = problems(&format!("log_level = \"loud=[\"\n{APP}"));
+    assert!(
+        refused[0].starts_with("log_level is not a level or filter"),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        load(&format!("log_format = \"xml\"\n{APP}")),
+        Err(ConfigError::Parse { line: 1, .. })
+    ));
+}
+
+#[test]
+fn secret_values_name_every_secret_the_file_holds() {
+    let text = format!(
+        "{APP}\n[[apps.previous_credentials]]\nkey = \"old\"\nsecret = \"old-secret\"\n\
+         valid_until = \"2999-01-01T00:00:00Z\"\n\
+         [[apps.webhooks]]\nurl = \"http://127.0.0.1:9/\"\nheaders = {{ Authorization = \"Bearer hook-token\" }}\n\
+         [redis]\nurl = \"redis://:redis-pass@127.0.0.1:6379\"\n"
+    );
+    let config = load(&text).unwrap();
+    let mut values = config.secret_values();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        [
+            "Bearer hook-token",
+            "app-secret",
+            "old-secret",
+            "redis-pass"
+        ]
+    );
+}

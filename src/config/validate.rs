@@ -88,6 +88,9 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
             format!("{line} (environment = \"production\")")
         }));
     }
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(config.log_level.as_str()) {
+        problems.push(format!("log_level is not a level or filter: {error}"));
+    }
     let server = &config.server;
     if server.host.is_empty() {
         problems.push("server.host must not be empty".to_owned());

@@ -234,6 +234,14 @@ pub(super) async fn authenticate_head(
     let body_signed = verified.inspect_err(|error| {
         if matches!(error, ApiError::BadCredentials(_)) {
             let what = "HTTP API authentication";
+            let shown = address.map(|address| address.to_string());
+            tracing::debug!(
+                target: crate::logging::AUTH,
+                app = %app.id,
+                address = shown.as_deref().unwrap_or("-"),
+                what,
+                "authentication failed"
+            );
             state.guard.auth_failed(&app.id, address, what);
         }
     })?;

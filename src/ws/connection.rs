@@ -11,6 +11,7 @@ use super::inbound::CloseReason;
 use crate::apps::{App, CredentialUse, Via};
 use crate::guard::ClientEventLimit;
 use crate::hub::{CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused};
+use crate::logging;
 use crate::protocol::{ChannelName, CloseCode, PresenceMember, SocketId, frames};
 use crate::state::ServerState;
 
@@ -27,6 +28,22 @@ pub(super) enum Ending {
     WebSocket(u16, &'static str),
     /// The app was locked down (`lockdown_closes_connections`): 4003, saying so.
     LockedDown,
+}
+
+impl Ending {
+    /// The close code the connection ends with: the one sent, the one the client sent (1005
+    /// when it gave none), or 1006 when the transport went away without one.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Ending::ClientGone => 1006,
+            Ending::ClientClosed(reason) => {
+                reason.as_ref().map_or(1005, |reason| reason.code.into())
+            }
+            Ending::Pusher(code) => code.as_u16(),
+            Ending::WebSocket(code, _) => *code,
+            Ending::LockedDown => CloseCode::AppDisabled.as_u16(),
+        }
+    }
 }
 
 /// Queues `frame` into `outbox` behind everything already queued; a full queue means the
@@ -66,11 +83,13 @@ impl Connection {
         outbox: OutboxOwner,
     ) -> Self {
         let client_events = ClientEventLimit::new(app.limits.max_client_events_per_second);
+        let socket_id = SocketId::random();
+        debug!(target: logging::CONNECTIONS, app = %app.id, %socket_id, "connection opened");
         Connection {
             state,
             app,
             address,
-            socket_id: SocketId::random(),
+            socket_id,
             subscriptions: HashMap::new(),
             client_events,
             user: None,
@@ -104,6 +123,13 @@ impl Connection {
         self.app
             .verify_auth(auth, signed, &self.credential_use(via))
             .map_err(|error| {
+                debug!(
+                    target: logging::AUTH,
+                    app = %self.app.id,
+                    socket_id = %self.socket_id,
+                    what = via.as_str(),
+                    "authentication failed"
+                );
                 guard.auth_failed(&self.app.id, self.address, via.as_str());
                 error.to_string()
             })
@@ -211,7 +237,13 @@ impl Connection {
     /// Queues the closing frames that `ending` calls for, after what is already queued (or
     /// instead of it, for a client that cannot keep up), and ends the stream of frames.
     pub fn finish(self, ending: Ending) {
-        debug!(app = %self.app.id, socket_id = %self.socket_id, ?ending, "connection closed");
+        debug!(
+            target: logging::CONNECTIONS,
+            app = %self.app.id,
+            socket_id = %self.socket_id,
+            code = ending.close_code(),
+            "connection closed"
+        );
         match ending {
             Ending::ClientGone => {}
             Ending::ClientClosed(reason) => {
