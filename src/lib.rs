@@ -11,7 +11,9 @@
 //! - [`adapter`]: how a publish reaches every node and how cluster-wide questions are answered.
 //! - [`ws`]: the `/app/{key}` WebSocket endpoint, one task per connection.
 //! - [`http`]: the Pusher HTTP API (`/apps/{id}/…`), its authentication extractor, health.
-//! - [`logging`]: the log filter, with the client-triggered actix-http targets silenced.
+//! - [`logging`]: the log's format and filter (client-triggered actix-http targets silenced),
+//!   every line redacted.
+//! - [`metrics`]: Prometheus counters and gauges, served on the `[metrics]` listener.
 //! - [`guard`]: the security policy of both edges (IP, geo, mTLS and origin rules, tokens,
 //!   rate limits and quotas, bans, lockdown, secret scanning, channel schemas).
 //! - [`activity`]: security events, folded per address and window for the activity log.
@@ -19,7 +21,7 @@
 //! - [`state`]: the state handlers share (apps, hub, adapter, settings, body budget), below
 //!   `ws` and `http`.
 //! - [`store`]: state that outlives the process (token revocations and uses, rotated pairs,
-//!   daily message counts): SQLite on one node.
+//!   daily message counts): SQLite on one node, Redis in a cluster.
 //! - [`server`]: assembling and running the server, graceful shutdown.
 //! - [`token_cli`]: `relay token create`, a new API token and its `[[apps.tokens]]` block.
 //! - [`security_cli`]: `relay security events | resolve`, the activity log for an admin.
@@ -40,6 +42,7 @@ pub mod http;
 pub mod hub;
 pub mod keys_cli;
 pub mod logging;
+pub mod metrics;
 pub mod protocol;
 pub mod secrets_cli;
 pub mod security_cli;

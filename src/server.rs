@@ -67,6 +67,24 @@ pub async fn serve(config: Config) -> io::Result<()> {
         })?;
         addrs.push(addr);
     }
+    let metrics_addrs = match &config.metrics {
+        Some(metrics) => {
+            let registry = Arc::new(crate::metrics::exposition::registry(
+                state.clone().into_inner(),
+            ));
+            let mut bound = Vec::new();
+            for listener in listen(metrics.host.as_str(), metrics.port)? {
+                let addr = listener.local_addr()?;
+                let registry = registry.clone();
+                builder = builder.listen("metrics", listener, move || {
+                    metrics_service(registry.clone(), addr)
+                })?;
+                bound.push(addr);
+            }
+            bound
+        }
+        None => Vec::new(),
+    };
     let server = builder.run();
     let webhooks = RunningWebhooks::start(webhook_workers);
     let stop_sync = CancellationToken::new();
@@ -74,8 +92,8 @@ pub async fn serve(config: Config) -> io::Result<()> {
         state.clone().into_inner(),
         stop_sync.clone(),
     ));
-    announce(&addrs);
-    log_start(&config, &state, &addrs);
+    announce(&addrs, &metrics_addrs);
+    log_start(&config, &state, &addrs, &metrics_addrs);
     let handle = server.handle();
     let adapter = state.adapter.clone();
     actix_web::rt::spawn(async move {
@@ -104,6 +122,7 @@ fn http_service(
 {
     let api = ActixApp::new()
         .app_data(state.clone())
+        .wrap(actix_web::middleware::from_fn(http::count_calls))
         .configure(http::configure)
         .default_service(web::to(not_found))
         .into_factory()
@@ -133,6 +152,28 @@ fn http_service(
     // would make every connection's future larger by its HTTP/2 handshake state.
     fn_service(|io: TcpStream| {
         let _ = io.set_nodelay(true);
+        let peer_addr = io.peer_addr().ok();
+        std::future::ready(Ok((io, peer_addr)))
+    })
+    .and_then(h1)
+}
+
+/// One worker's service on the `[metrics]` listener bound to `addr`: `GET /metrics` only.
+fn metrics_service(
+    registry: Arc<prometheus_client::registry::Registry>,
+    addr: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+{
+    let app = ActixApp::new()
+        .configure(|config| crate::metrics::exposition::configure(config, registry))
+        .default_service(web::to(not_found))
+        .into_factory()
+        .map_err(|error| error.error_response());
+    let h1 = HttpService::build()
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .local_addr(addr)
+        .h1(map_config(app, |()| AppConfig::default()));
+    fn_service(|io: TcpStream| {
         let peer_addr = io.peer_addr().ok();
         std::future::ready(Ok((io, peer_addr)))
     })
@@ -187,8 +228,14 @@ fn listen(host: &str, port: u16) -> io::Result<Vec<std::net::TcpListener>> {
 /// One log line with what this process serves: the version, where, how many apps, and
 /// where the cluster state and the state store are (never a password: the Redis address is
 /// host and port only).
-fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr]) {
+fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr], metrics: &[SocketAddr]) {
     let listening: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let metrics: Vec<String> = metrics.iter().map(ToString::to_string).collect();
+    let metrics = if metrics.is_empty() {
+        "off".to_owned()
+    } else {
+        metrics.join(", ")
+    };
     let adapter = match &config.redis {
         Some(redis) => format!("redis {}", redis.display_address()),
         None => "local (one node)".to_owned(),
@@ -201,6 +248,7 @@ fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr]) {
     info!(
         version = %env!("CARGO_PKG_VERSION"),
         listening = %listening.join(", "),
+        %metrics,
         apps = config.apps.len(),
         %adapter,
         %store,
@@ -208,11 +256,16 @@ fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr]) {
     );
 }
 
-fn announce(addrs: &[SocketAddr]) {
+/// Says on stdout where clients connect (`relay: listening on ADDR`, which tools read) and
+/// where the metrics are (`relay: metrics on ADDR`).
+fn announce(addrs: &[SocketAddr], metrics: &[SocketAddr]) {
     use std::io::Write;
     let mut stdout = io::stdout().lock();
     for addr in addrs {
         let _ = writeln!(stdout, "relay: listening on {addr}");
+    }
+    for addr in metrics {
+        let _ = writeln!(stdout, "relay: metrics on {addr}");
     }
     let _ = stdout.flush();
 }

@@ -35,8 +35,8 @@ async fn sigterm_closes_clients_with_4200_and_exits_within_the_deadline() {
 #[tokio::test]
 async fn a_client_that_cannot_keep_up_is_closed_with_4100_and_nobody_else_waits() {
     // A tiny queue and large events: the stalled client's socket buffers fill, then its queue.
-    let config = common::default_config()
-        .replace("[server]\n", "[server]\noutbound_queue_size = 4\n")
+    let config = "[metrics]\nport = 0\n".to_owned()
+        + &common::default_config().replace("[server]\n", "[server]\noutbound_queue_size = 4\n")
         + "max_event_size = 60000\nmax_client_events_per_second = 100000\n";
     let server = TestServer::start_with(&config);
     let channel = "private-firehose";
@@ -81,6 +81,15 @@ async fn a_client_that_cannot_keep_up_is_closed_with_4100_and_nobody_else_waits(
         "the stalled client got all {EVENTS} events, so it was never cut off"
     );
     assert_eq!(code, 4100);
+    // Counted as an overflow, and as a connection closed with 4100.
+    let port = server.metrics_port();
+    let overflows = common::metrics::app_series("relay_outbound_overflows_total", common::APP_ID);
+    let text = common::metrics::until(port, &overflows, 1.0).await;
+    let closed = format!(
+        "relay_connections_closed_total{{app_id=\"{}\",code=\"4100\"}}",
+        common::APP_ID
+    );
+    assert_eq!(common::metrics::sample(&text, &closed), Some(1.0), "{text}");
 }
 
 #[tokio::test]

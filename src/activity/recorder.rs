@@ -59,6 +59,7 @@ impl ActivityRecorder {
         if count == 0 {
             return;
         }
+        crate::metrics::global().security_event(&event.app_id, event.kind.as_str(), count);
         let mut pending = self.lock();
         let mut key = EntryKey {
             app_id: event.app_id,

@@ -28,7 +28,9 @@ pub use credentials::{
 pub use interpolate::ConfigString;
 pub use limits::LimitsConfig;
 pub use redis::RedisConfig;
-pub use schema::{AppConfig, Config, Environment, LogFormat, ServerConfig, StoreConfig};
+pub use schema::{
+    AppConfig, Config, Environment, LogFormat, MetricsConfig, ServerConfig, StoreConfig,
+};
 pub use schemas::{SchemaConfig, SchemaSource};
 pub use security::{
     CountryCode, Fingerprint, GeoConfig, GeoIpConfig, GeoMode, Network, OriginPattern,

@@ -28,9 +28,9 @@ pub struct Config {
     /// The apps this server hosts.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
-    /// `[metrics]`: accepted for the contract; not served by this build yet.
+    /// `[metrics]`: the Prometheus listener; absent, no metrics are served.
     #[serde(default)]
-    pub metrics: Option<toml::Table>,
+    pub metrics: Option<MetricsConfig>,
     /// `[redis]`: multi-node scale-out; absent, a single node in memory.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
@@ -43,6 +43,26 @@ pub struct Config {
     /// The folder of the configuration file, which relative paths in it are relative to.
     #[serde(skip)]
     pub config_dir: std::path::PathBuf,
+}
+
+/// `[metrics]`: where `GET /metrics` is served, on a listener of its own (an operator's, not
+/// the clients': loopback by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address to bind.
+    pub host: ConfigString,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            host: ConfigString::from("127.0.0.1"),
+            port: 9601,
+        }
+    }
 }
 
 /// `[store]`.

@@ -91,6 +91,13 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(config.log_level.as_str()) {
         problems.push(format!("log_level is not a level or filter: {error}"));
     }
+    if config
+        .metrics
+        .as_ref()
+        .is_some_and(|metrics| metrics.host.is_empty())
+    {
+        problems.push("metrics.host must not be empty".to_owned());
+    }
     let server = &config.server;
     if server.host.is_empty() {
         problems.push("server.host must not be empty".to_owned());
@@ -356,10 +363,6 @@ fn security_problems(security: &SecurityConfig, has_geoip: bool) -> Vec<String> 
 /// Accepted keys that this build does not act on yet.
 pub(super) fn warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
-    if config.metrics.is_some() {
-        warnings
-            .push("[metrics] is accepted but not served by this version of Relay yet".to_owned());
-    }
     let no_server_proxies = config.server.trusted_proxies.is_empty();
     for (index, app) in config.apps.iter().enumerate() {
         let Some(security) = &app.security else {

@@ -17,10 +17,11 @@ impl Guard {
     /// failures (an unknown address never is).
     pub fn check_ban(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Banned> {
         let bans = self.apps.get(app_id).and_then(|app| app.bans.as_ref());
-        match (bans, address) {
+        let checked = match (bans, address) {
             (Some(bans), Some(address)) => bans.check(ClientKey::of(address), Instant::now()),
             _ => Ok(()),
-        }
+        };
+        checked.inspect_err(|_| crate::metrics::global().guard_refused(app_id, "banned"))
     }
 
     /// Records an authentication failure (`what` failed) of a client at `address` to
@@ -110,6 +111,7 @@ impl Guard {
 
     /// Records a refusal by the network rules in the activity log.
     pub(super) fn record_refusal(&self, app_id: &str, peer: &Peer, refusal: Refusal) {
+        crate::metrics::global().guard_refused(app_id, refusal.rule());
         let kind = match refusal {
             Refusal::AddressNotAllowed => EventKind::AddressDenied,
             Refusal::CountryNotAllowed => EventKind::CountryDenied,
@@ -149,11 +151,18 @@ impl Guard {
     }
 
     /// Whether `app_id` is locked down (`auto_lockdown`).
+    /// Every caller refuses what it was asked for when it is, so a `true` is counted as a
+    /// refusal (rule `lockdown`) for the metrics.
     pub fn locked_down(&self, app_id: &str) -> bool {
-        self.apps
+        let locked = self
+            .apps
             .get(app_id)
             .and_then(|app| app.lockdown.as_ref())
-            .is_some_and(LockdownRule::is_locked)
+            .is_some_and(LockdownRule::is_locked);
+        if locked {
+            crate::metrics::global().guard_refused(app_id, "lockdown");
+        }
+        locked
     }
 
     /// The apps with `auto_lockdown`.

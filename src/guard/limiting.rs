@@ -26,6 +26,16 @@ impl Guard {
         address: Option<IpAddr>,
         read: bool,
     ) -> Result<(), Limited> {
+        let limited = self.count_api(app_id, address, read).await;
+        counted(app_id, limited)
+    }
+
+    async fn count_api(
+        &self,
+        app_id: &str,
+        address: Option<IpAddr>,
+        read: bool,
+    ) -> Result<(), Limited> {
         let Some(app) = self.apps.get(app_id) else {
             return Ok(());
         };
@@ -45,6 +55,11 @@ impl Guard {
     /// trigger), all or none: refused once today's messages have reached `daily_messages`,
     /// then counted against `events_per_second`.
     pub async fn limit_events(&self, app_id: &str, count: usize) -> Result<(), Limited> {
+        let limited = self.count_events(app_id, count).await;
+        counted(app_id, limited)
+    }
+
+    async fn count_events(&self, app_id: &str, count: usize) -> Result<(), Limited> {
         let Some(app) = self.apps.get(app_id) else {
             return Ok(());
         };
@@ -64,16 +79,26 @@ impl Guard {
     /// Admits a client event to `app_id` unless today's messages have reached
     /// `daily_messages`.
     pub fn limit_client_event(&self, app_id: &str) -> Result<(), Limited> {
-        match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
+        let limited = match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
             Some(limits) => limits.check_daily(SystemTime::now()),
             None => Ok(()),
-        }
+        };
+        counted(app_id, limited)
     }
 
     /// Counts a new WebSocket connection to `app_id` from `address`, and takes its place among
     /// the address's open connections (the slot is held for the connection's lifetime; the
     /// connections open at once are each node's own).
     pub async fn limit_connection(
+        &self,
+        app_id: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Option<AddressSlot>, Limited> {
+        let limited = self.count_connection(app_id, address).await;
+        counted(app_id, limited)
+    }
+
+    async fn count_connection(
         &self,
         app_id: &str,
         address: Option<IpAddr>,
@@ -107,4 +132,10 @@ impl Guard {
         let counted = rates.count(app_id, &buckets).await;
         self.fail_open.verdict(&buckets, counted)
     }
+}
+
+/// `limited`, with a refusal counted for the metrics.
+fn counted<T>(app_id: &str, limited: Result<T, Limited>) -> Result<T, Limited> {
+    limited
+        .inspect_err(|refusal| crate::metrics::global().limit_refused(app_id, refusal.scope.key()))
 }

@@ -77,6 +77,19 @@ impl LimitScope {
         }
     }
 
+    /// The limit's key in `[apps.limits]` (the metrics' `rule` label).
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitScope::App => "api_requests_per_second",
+            LimitScope::Address => "api_requests_per_second_per_ip",
+            LimitScope::Reads => "read_requests_per_second",
+            LimitScope::Connections => "connections_per_second_per_ip",
+            LimitScope::OpenConnections => "connections_per_ip",
+            LimitScope::Events => "events_per_second",
+            LimitScope::Daily => "daily_messages",
+        }
+    }
+
     /// The seconds the limit's quota is counted over (`w` of `RateLimit-Policy`).
     pub fn window_seconds(self) -> u64 {
         match self {

@@ -122,6 +122,19 @@ pub enum Refusal {
     OriginNotAllowed,
 }
 
+impl Refusal {
+    /// The rule's name (the metrics' `rule` label).
+    pub fn rule(self) -> &'static str {
+        match self {
+            Refusal::AddressNotAllowed => "ip_allowlist",
+            Refusal::CountryNotAllowed => "geo",
+            Refusal::CertificateNotRegistered => "mtls_fingerprints",
+            Refusal::CertificateRequired => "mtls_required",
+            Refusal::OriginNotAllowed => "allowed_origins",
+        }
+    }
+}
+
 /// The rules of every app, its API tokens, and the server-wide trusted proxies.
 #[derive(Debug, Default)]
 pub struct Guard {

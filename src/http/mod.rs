@@ -19,6 +19,7 @@ mod events;
 mod expect;
 mod health;
 mod info;
+mod metered;
 mod signature;
 mod unread_body;
 mod users;
@@ -28,6 +29,7 @@ use actix_web::web;
 pub use auth::SignedRequest;
 pub use error::ApiError;
 pub use expect::expect_continue;
+pub use metered::count_calls;
 pub use signature::{
     API_PREFIX, UnverifiedRequest, decode_query, verify_body_md5, verify_query_signature,
 };

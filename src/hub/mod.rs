@@ -10,6 +10,8 @@
 //! read lock is held, and the lock is never held across an `await`. For an app with a daily
 //! message quota the hub also counts what its publishes reach here
 //! ([`AppChannels::count_delivered`], one atomic add per publish); other apps pay a branch.
+//! Every app's deliveries are counted for the metrics the same way: once per publish, into
+//! the app's [`AppTraffic`] (per-thread shards, so the add never contends).
 
 mod cache;
 mod count_throttle;
@@ -25,6 +27,7 @@ use std::sync::{Arc, RwLock};
 use bytestring::ByteString;
 
 use crate::guard::DailyQuota;
+use crate::metrics::AppTraffic;
 use crate::protocol::{ChannelName, SocketId};
 
 pub use cache::{CachedEvent, ChannelCache};
@@ -65,6 +68,7 @@ impl Hub {
             .or_insert_with(|| {
                 Arc::new(AppChannels {
                     daily_quota: self.daily_quotas.get(app_id).cloned(),
+                    traffic: crate::metrics::global().traffic(app_id),
                     ..AppChannels::default()
                 })
             })
@@ -88,6 +92,17 @@ pub struct AppChannels {
     count_throttle: Arc<CountThrottle>,
     users: SignedInUsers,
     daily_quota: Option<Arc<DailyQuota>>,
+    traffic: Arc<AppTraffic>,
+}
+
+/// How many channels an app has on this node, and how many subscriptions its presence
+/// channels have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Channels with at least one subscriber here.
+    pub channels: usize,
+    /// Subscriptions to presence channels here.
+    pub presence_subscriptions: usize,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -219,9 +234,11 @@ impl AppChannels {
     /// outboxes accepted it.
     pub fn deliver(&self, channel: &str, frame: &ByteString, except: Option<SocketId>) -> usize {
         let channels = read(&self.channels);
-        channels
+        let delivered = channels
             .get(channel)
-            .map_or(0, |subscribers| push_to_each(subscribers, frame, except))
+            .map_or(0, |subscribers| push_to_each(subscribers, frame, except));
+        self.traffic.sent(delivered, frame.len());
+        delivered
     }
 
     /// Counts `delivered` messages (one publish's local recipients) toward the app's daily
@@ -246,7 +263,8 @@ impl AppChannels {
         let count = subscribers.map_or(0, HashMap::len);
         if let Some(subscribers) = subscribers {
             let frame = crate::protocol::frames::subscription_count(channel.as_str(), count);
-            push_to_each(subscribers, &frame, None);
+            let delivered = push_to_each(subscribers, &frame, None);
+            self.traffic.sent(delivered, frame.len());
         }
         // Still under the read: the adapter hears the counts in order too, 0 included.
         events.subscription_counted(channel, count);
@@ -256,6 +274,20 @@ impl AppChannels {
     /// Local subscribers of `channel`.
     pub fn subscriber_count(&self, channel: &str) -> usize {
         read(&self.channels).get(channel).map_or(0, HashMap::len)
+    }
+
+    /// The app's channels and presence subscriptions on this node, counted under one read.
+    pub fn channel_counts(&self) -> ChannelCounts {
+        let channels = read(&self.channels);
+        let presence_subscriptions = channels
+            .iter()
+            .filter(|(name, _)| name.kind() == crate::protocol::ChannelKind::Presence)
+            .map(|(_, subscribers)| subscribers.len())
+            .sum();
+        ChannelCounts {
+            channels: channels.len(),
+            presence_subscriptions,
+        }
     }
 
     /// Every channel with at least one local subscriber, with its subscriber count.

@@ -69,6 +69,9 @@ pub struct ServerState {
     /// Cluster fan-out and cluster-wide state: the only door to subscriptions (this node's
     /// are in the hub the adapter was built on).
     pub adapter: Arc<dyn Adapter>,
+    /// This node's subscriptions, read here only by the metrics (everything else goes through
+    /// the adapter).
+    pub hub: Arc<Hub>,
     /// Where each app's webhook events go (the adapter raises occupancy and membership; the
     /// WebSocket layer client events).
     pub webhooks: WebhookSinks,
@@ -138,13 +141,14 @@ impl ServerState {
         let webhooks = WebhookSinks::new(sinks);
         let hub = Arc::new(Hub::counting_deliveries(guard.daily_quotas.by_app()));
         let pong_timeout = Duration::from_secs(config.server.pong_timeout);
-        let adapter = adapter::from_config(config, hub, webhooks.clone())?;
+        let adapter = adapter::from_config(config, hub.clone(), webhooks.clone())?;
         if let Some(rates) = adapter.cluster_rates() {
             guard.count_across_cluster(rates);
         }
         let state = ServerState {
             apps,
             adapter,
+            hub,
             webhooks,
             settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,

@@ -116,6 +116,7 @@ impl Delivery {
             journal.keep(&self.app.id, *index, &batch);
         }
         let Err(dropped_batch) = schedule.push(batch) else {
+            self.stats.pending_batches.fetch_add(1, Ordering::Relaxed);
             return;
         };
         self.forget(&dropped_batch);
@@ -135,6 +136,7 @@ impl Delivery {
             Ok(status) if (200..300).contains(&status) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(batch) = schedule.succeeded(ticket) {
+                    self.stats.pending_batches.fetch_sub(1, Ordering::Relaxed);
                     self.forget(&batch);
                 }
                 return;
@@ -150,6 +152,7 @@ impl Delivery {
                 debug!(app = %self.app.id, %host, %error, ?wait, "webhook will be retried");
             }
             Some(AfterFailure::GaveUp(batch)) => {
+                self.stats.pending_batches.fetch_sub(1, Ordering::Relaxed);
                 self.forget(&batch);
                 self.stats
                     .dropped_after_retries

@@ -78,8 +78,8 @@ fn count_drop(counter: &AtomicU64) -> Option<u64> {
     (before % LOG_EVERY_DROPS == 0).then_some(before + 1)
 }
 
-/// Counters of one app's webhooks, kept for the metrics endpoint (a later issue); until then
-/// every drop is also logged, and the totals are logged at shutdown.
+/// Counters of one app's webhooks, read by the metrics endpoint; the first drop of each kind
+/// (and every thousandth after) is also logged, and the totals are logged at shutdown.
 #[derive(Debug, Default)]
 pub struct WebhookStats {
     /// Events dropped because the dispatcher's queue was full (or its task was gone).
@@ -92,6 +92,8 @@ pub struct WebhookStats {
     pub dropped_after_retries: AtomicU64,
     /// Batches dropped because their endpoint's queue was full (or its delivery stopped).
     pub dropped_queue_full: AtomicU64,
+    /// Batches an endpoint's delivery holds (accepted, not yet delivered or dropped).
+    pub pending_batches: AtomicU64,
 }
 
 /// An event on its way to the dispatcher, with the moment it happened.
@@ -113,6 +115,16 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
+    /// The app's webhook counters.
+    pub fn stats(&self) -> &WebhookStats {
+        &self.stats
+    }
+
+    /// Events waiting for the app's dispatcher.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Whether any endpoint needs events of `kind` (checked before building one).
     pub fn wants(&self, kind: WebhookKind) -> bool {
         self.wanted.contains(kind)
@@ -180,6 +192,11 @@ impl WebhookSinks {
     /// The sink of `app_id`, if it has endpoints.
     pub fn of(&self, app_id: &str) -> Option<&WebhookSink> {
         self.0.get(app_id)
+    }
+
+    /// Every app's sink, by app id.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &WebhookSink)> {
+        self.0.iter()
     }
 
     /// Raises a webhook event of `kind` for `app_id`, built by `event` only if an endpoint

@@ -12,6 +12,7 @@ use crate::apps::{App, CredentialUse, Via};
 use crate::guard::ClientEventLimit;
 use crate::hub::{CloseFrame, OutboundFrame, Outbox, OutboxOwner, OutboxSignals, Refused};
 use crate::logging;
+use crate::metrics::AppTraffic;
 use crate::protocol::{ChannelName, CloseCode, PresenceMember, SocketId, frames};
 use crate::state::ServerState;
 
@@ -72,6 +73,8 @@ pub(super) struct Connection {
     /// The user ids this connection watches (`watchlist` of its sign-in).
     pub watching: Vec<String>,
     outbox: OutboxOwner,
+    /// The app's message counters (for the metrics).
+    traffic: Arc<AppTraffic>,
 }
 
 impl Connection {
@@ -85,6 +88,9 @@ impl Connection {
         let client_events = ClientEventLimit::new(app.limits.max_client_events_per_second);
         let socket_id = SocketId::random();
         debug!(target: logging::CONNECTIONS, app = %app.id, %socket_id, "connection opened");
+        let metrics = crate::metrics::global();
+        metrics.connection_opened(&app.id);
+        let traffic = metrics.traffic(&app.id);
         Connection {
             state,
             app,
@@ -95,7 +101,13 @@ impl Connection {
             user: None,
             watching: Vec::new(),
             outbox,
+            traffic,
         }
+    }
+
+    /// Counts a message of `bytes` received from the client.
+    pub fn count_received(&self, bytes: usize) {
+        self.traffic.received(bytes);
     }
 
     /// A presentation of credentials on this connection, now.
@@ -244,6 +256,8 @@ impl Connection {
             code = ending.close_code(),
             "connection closed"
         );
+        let overflowed = matches!(ending, Ending::Pusher(CloseCode::OverCapacity));
+        crate::metrics::global().connection_closed(&self.app.id, ending.close_code(), overflowed);
         match ending {
             Ending::ClientGone => {}
             Ending::ClientClosed(reason) => {

@@ -228,7 +228,10 @@ async fn handle(
     match message {
         None => Err(Ending::ClientGone),
         Some(Err(error)) => Err(ending_for(error)),
-        Some(Ok(Inbound::Text(text))) => handle_text(connection, &text).await,
+        Some(Ok(Inbound::Text(text))) => {
+            connection.count_received(text.len());
+            handle_text(connection, &text).await
+        }
         Some(Ok(Inbound::Binary)) => connection.send_error(
             None,
             "Binary frames are not supported; send JSON text frames",

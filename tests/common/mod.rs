@@ -8,6 +8,7 @@ pub mod activity;
 pub mod closing_proxy;
 pub mod geoip;
 pub mod http;
+pub mod metrics;
 pub mod raw_ws;
 pub mod redis;
 pub mod webhooks;
@@ -93,6 +94,8 @@ pub struct TestServer {
     child: Child,
     pub port: u16,
     log_path: std::path::PathBuf,
+    /// The `relay: metrics on ADDR` announcements.
+    metrics: std::sync::Mutex<mpsc::Receiver<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -137,11 +140,14 @@ impl TestServer {
             .expect("spawn relay");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let (metrics_tx, metrics_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("relay: listening on ") {
                     let _ = tx.send(addr.to_owned());
+                } else if let Some(addr) = line.strip_prefix("relay: metrics on ") {
+                    let _ = metrics_tx.send(addr.to_owned());
                 }
             }
         });
@@ -153,8 +159,19 @@ impl TestServer {
             child,
             port,
             log_path,
+            metrics: std::sync::Mutex::new(metrics_rx),
             _dir: dir,
         }
+    }
+
+    /// The port of the `[metrics]` listener (the config must have one, on port 0).
+    #[allow(dead_code)]
+    pub fn metrics_port(&self) -> u16 {
+        let metrics = self.metrics.lock().unwrap();
+        let addr = metrics
+            .recv_timeout(Duration::from_secs(15))
+            .expect("the server did not announce its metrics address");
+        addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// The configuration file the server runs with (the CLI can be pointed at it).

@@ -101,9 +101,16 @@ impl Link {
     /// Publishes `message` on `name`; while Redis is away it is not sent (at most once to
     /// the other nodes).
     pub async fn publish(&self, name: String, message: Vec<u8>) {
-        let _: Option<i64> = self
+        let started = std::time::Instant::now();
+        let published: Option<i64> = self
             .query(redis::cmd("PUBLISH").arg(name).arg(message))
             .await;
+        if published.is_some() {
+            let took = started.elapsed().as_secs_f64();
+            crate::metrics::global()
+                .adapter_publish_seconds
+                .observe(took);
+        }
     }
 
     /// Runs `script`; `None` when Redis is away or the script failed (logged at debug; a
@@ -132,6 +139,7 @@ impl Link {
         answer
             .inspect_err(|error| {
                 tracing::debug!(%error, "a Redis command failed");
+                crate::metrics::global().adapter_errors.inc();
                 if error.is_unrecoverable_error() || error.is_timeout() {
                     self.report_broken(generation);
                 }
@@ -162,6 +170,7 @@ impl Link {
                     *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(connected);
                     self.up.send_replace(true);
                     if reported_away {
+                        crate::metrics::global().adapter_reconnects.inc();
                         tracing::info!(redis = %self.address, "Redis is reachable again; subscriptions restored");
                     } else {
                         tracing::info!(redis = %self.address, "connected to Redis");
