@@ -49,6 +49,7 @@ pub mod security_cli;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod token_cli;
 pub mod webhooks;
 pub mod ws;

@@ -22,14 +22,17 @@ use actix_web::{App as ActixApp, HttpResponse, web};
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::http;
 use crate::state::ServerState;
+use crate::tls::Certificates;
 use crate::webhooks::RunningWebhooks;
-use crate::ws;
+use crate::ws::{self, Transport};
 
 /// Connections the kernel may queue before Relay accepts them (actix-web's default; Rust's
 /// standard `TcpListener::bind` would use 128, which a burst of reconnecting clients overflows).
@@ -58,13 +61,29 @@ pub async fn serve(config: Config) -> io::Result<()> {
     if let Some(workers) = config.server.workers {
         builder = builder.workers(workers);
     }
+    let stop_watching = CancellationToken::new();
+    let tls = match &config.server.tls {
+        Some(tls) => {
+            let dir = &config.config_dir;
+            let certificates = Arc::new(
+                Certificates::load(tls.cert_path(dir), tls.key_path(dir)).map_err(invalid)?,
+            );
+            let acceptor = TlsAcceptor::from(certificates.server_config().map_err(invalid)?);
+            actix_web::rt::spawn(certificates.watch(stop_watching.clone()));
+            Some(acceptor)
+        }
+        None => None,
+    };
     let mut addrs = Vec::with_capacity(listeners.len());
     for listener in listeners {
         let addr = listener.local_addr()?;
         let app_state = state.clone();
-        builder = builder.listen("relay", listener, move || {
-            http_service(app_state.clone(), addr)
-        })?;
+        builder = match tls.clone() {
+            None => builder.listen("relay", listener, move || plain(app_state.clone(), addr))?,
+            Some(acceptor) => builder.listen("relay", listener, move || {
+                over_tls(acceptor.clone(), app_state.clone(), addr)
+            })?,
+        };
         addrs.push(addr);
     }
     let metrics_addrs = match &config.metrics {
@@ -103,6 +122,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         handle.stop(true).await;
     });
     let served = server.await;
+    stop_watching.cancel();
     adapter.shutdown().await;
     // The last token uses go to the store.
     stop_sync.cancel();
@@ -113,13 +133,63 @@ pub async fn serve(config: Config) -> io::Result<()> {
     served
 }
 
-/// One worker's HTTP service on the listener bound to `addr`: the API app, with WebSocket
-/// upgrades handed to [`upgrade`].
-fn http_service(
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn invalid(error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, error.to_string())
+}
+
+/// One worker's service on a plain listener bound to `addr`.
+fn plain(
     state: web::Data<ServerState>,
     addr: SocketAddr,
 ) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
 {
+    fn_service(|io: TcpStream| {
+        let _ = io.set_nodelay(true);
+        let peer_addr = io.peer_addr().ok();
+        std::future::ready(Ok((io, peer_addr)))
+    })
+    .and_then(http_service::<TcpStream>(state, addr))
+}
+
+/// One worker's service on a TLS listener bound to `addr`: the handshake (bounded by
+/// [`TLS_HANDSHAKE_TIMEOUT`]; a failed one just ends the connection), then HTTP as on a plain
+/// listener.
+fn over_tls(
+    acceptor: TlsAcceptor,
+    state: web::Data<ServerState>,
+    addr: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+{
+    fn_service(move |io: TcpStream| {
+        let acceptor = acceptor.clone();
+        async move {
+            let _ = io.set_nodelay(true);
+            let peer_addr = io.peer_addr().ok();
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                Ok(Ok(stream)) => Ok((stream, peer_addr)),
+                Ok(Err(error)) => Err(DispatchError::Io(error)),
+                Err(_) => Err(DispatchError::Io(io::ErrorKind::TimedOut.into())),
+            }
+        }
+    })
+    .and_then(http_service::<TlsStream<TcpStream>>(state, addr))
+}
+
+/// One worker's HTTP service on the listener bound to `addr`, over streams of type `T`: the
+/// API app, with WebSocket upgrades handed to [`upgrade`].
+fn http_service<T: Transport>(
+    state: web::Data<ServerState>,
+    addr: SocketAddr,
+) -> impl ServiceFactory<
+    (T, Option<SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+> {
     let api = ActixApp::new()
         .app_data(state.clone())
         .wrap(actix_web::middleware::from_fn(http::count_calls))
@@ -150,12 +220,7 @@ fn http_service(
         ));
     // HTTP/1.1 only (the Pusher protocol needs nothing else): the HTTP/2-capable service
     // would make every connection's future larger by its HTTP/2 handshake state.
-    fn_service(|io: TcpStream| {
-        let _ = io.set_nodelay(true);
-        let peer_addr = io.peer_addr().ok();
-        std::future::ready(Ok((io, peer_addr)))
-    })
-    .and_then(h1)
+    h1
 }
 
 /// One worker's service on the `[metrics]` listener bound to `addr`: `GET /metrics` only.
@@ -182,10 +247,10 @@ fn metrics_service(
 
 /// The upgrade hook: the whole WebSocket connection runs inside this (boxed) future, so
 /// actix-server counts it as an open connection until it ends.
-fn upgrade(
+fn upgrade<T: Transport>(
     state: Arc<ServerState>,
     req: Request,
-    framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<T, h1::Codec>,
 ) -> LocalBoxFuture<'static, Result<(), std::convert::Infallible>> {
     Box::pin(async move {
         ws::serve(state, req, framed).await;

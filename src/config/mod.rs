@@ -29,7 +29,7 @@ pub use interpolate::ConfigString;
 pub use limits::LimitsConfig;
 pub use redis::RedisConfig;
 pub use schema::{
-    AppConfig, Config, Environment, LogFormat, MetricsConfig, ServerConfig, StoreConfig,
+    AppConfig, Config, Environment, LogFormat, MetricsConfig, ServerConfig, StoreConfig, TlsConfig,
 };
 pub use schemas::{SchemaConfig, SchemaSource};
 pub use security::{

@@ -152,6 +152,33 @@ pub struct ServerConfig {
     /// Proxies whose `X-Forwarded-For` is believed, for apps that name none of their own (and
     /// for requests to unknown apps).
     pub trusted_proxies: Vec<Network>,
+    /// `[server.tls]`: TLS termination (wss:// and https:// on the same port); absent, plain.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM), leaf first; a relative path is relative to the
+    /// configuration file's folder. Reloaded when the file changes.
+    pub cert: ConfigString,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: ConfigString,
+    /// Client certificates' CA (PEM), for a client-certificate listener of its own.
+    pub client_ca: Option<ConfigString>,
+}
+
+impl TlsConfig {
+    /// The certificate file, a relative path taken from `config_dir`.
+    pub fn cert_path(&self, config_dir: &std::path::Path) -> std::path::PathBuf {
+        config_dir.join(self.cert.as_str())
+    }
+
+    /// The key file, a relative path taken from `config_dir`.
+    pub fn key_path(&self, config_dir: &std::path::Path) -> std::path::PathBuf {
+        config_dir.join(self.key.as_str())
+    }
 }
 
 impl Default for ServerConfig {
@@ -171,6 +198,7 @@ impl Default for ServerConfig {
             max_pending_request_bytes: 64 * 1024 * 1024,
             max_auth_timestamp_skew: 600,
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }

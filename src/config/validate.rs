@@ -99,6 +99,16 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
         problems.push("metrics.host must not be empty".to_owned());
     }
     let server = &config.server;
+    if server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca.is_some())
+    {
+        problems.push(
+            "server.tls.client_ca (client certificates on a listener of their own) is not supported by this version of Relay yet; remove it"
+                .to_owned(),
+        );
+    }
     if server.host.is_empty() {
         problems.push("server.host must not be empty".to_owned());
     }

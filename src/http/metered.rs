@@ -1,5 +1,5 @@
 //! Counts every HTTP call for the metrics, by app, endpoint and status, once its response is
-//! made. The labels stay bounded: the endpoint is the matched route (`events`,
+//! made. The labels stay bounded: the endpoint is the route the path takes (`events`,
 //! `channels/{channel_name}`, …, or `unmatched`), the app a configured app's id (`unknown`
 //! for any other id, empty for the health endpoints).
 
@@ -38,8 +38,7 @@ pub async fn count_calls(
 }
 
 fn count(request: &HttpRequest, status: u16) {
-    let pattern = request.match_pattern();
-    let endpoint = pattern.as_deref().map_or("unmatched", endpoint_of);
+    let endpoint = endpoint_of(request.path());
     let app_id = match request.match_info().get("app_id") {
         None => String::new(),
         Some(id) => {
@@ -64,18 +63,31 @@ fn count(request: &HttpRequest, status: u16) {
         .inc();
 }
 
-/// The endpoint label of a matched route pattern.
-fn endpoint_of(pattern: &str) -> &'static str {
-    if let Some(health) = HEALTH.iter().find(|health| **health == pattern) {
+/// The endpoint label of a request path: the route it takes, told from the path's segments
+/// (cheaper than asking the router again), or `unmatched`.
+fn endpoint_of(path: &str) -> &'static str {
+    if let Some(health) = HEALTH.iter().find(|health| **health == path) {
         return health;
     }
-    let route = pattern.strip_prefix(API_PREFIX).unwrap_or(pattern);
-    let route = route
-        .strip_prefix("/apps/{app_id}/")
-        .unwrap_or_else(|| route.trim_start_matches('/'));
+    let route = path.strip_prefix(API_PREFIX).unwrap_or(path);
+    let route = match route.strip_prefix("/apps/") {
+        Some(rest) => rest.split_once('/').map_or("", |(_, route)| route),
+        None => route.trim_start_matches('/'),
+    };
+    let mut segments = route.split('/');
+    let segments = [(); 4].map(|()| segments.next());
+    let shape = match segments {
+        [Some(single), None, None, None] => single,
+        [Some("channels"), Some(_), None, None] => "channels/{channel_name}",
+        [Some("channels"), Some(_), Some("users"), None] => "channels/{channel_name}/users",
+        [Some("users"), Some(_), Some("terminate_connections"), None] => {
+            "users/{user_id}/terminate_connections"
+        }
+        _ => return "unmatched",
+    };
     API_ROUTES
         .iter()
-        .find(|known| **known == route)
+        .find(|known| **known == shape)
         .copied()
         .unwrap_or("unmatched")
 }

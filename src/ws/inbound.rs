@@ -8,18 +8,17 @@
 //! than the limit plus one frame header (and one control frame, which may arrive between the
 //! fragments of a message that has reached the limit), whatever the client declares or
 //! streams. (What the client sent with its upgrade request arrives in actix-http's request
-//! buffer, bounded by actix-http.) The socket is read only once it is readable, into a buffer
-//! that is released whenever it is empty, so an idle connection holds no buffer.
-
-use std::io;
+//! buffer, bounded by actix-http.) How the socket is read is the transport's
+//! ([`super::transport`]): plain TCP only once it is readable, into a buffer released whenever
+//! it is empty, so an idle connection holds no buffer.
 
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
-use actix_web::web::{BufMut, Bytes, BytesMut};
+use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::net::tcp::ReadHalf;
 use tokio_util::codec::Decoder;
 
 use super::frame_header::{self, MAX_CONTROL_FRAME_LEN, MAX_HEADER_LEN};
+use super::transport::SocketReader;
 
 pub(super) use actix_http::ws::CloseReason;
 
@@ -53,8 +52,8 @@ pub(super) enum InboundError {
 const READ_CHUNK: usize = 8 * 1024;
 
 /// The client-to-server half of a WebSocket connection.
-pub(super) struct InboundMessages<'a> {
-    socket: ReadHalf<'a>,
+pub(super) struct InboundMessages<R> {
+    socket: R,
     buf: BytesMut,
     codec: Codec,
     /// A fragmented message being joined: whether it is text, and its bytes so far.
@@ -62,10 +61,10 @@ pub(super) struct InboundMessages<'a> {
     max_message_size: usize,
 }
 
-impl<'a> InboundMessages<'a> {
+impl<R: SocketReader> InboundMessages<R> {
     /// Reads messages of at most `max_message_size` bytes from `socket`, starting with
     /// `early_bytes` (what the client sent right after its upgrade request).
-    pub fn new(socket: ReadHalf<'a>, early_bytes: BytesMut, max_message_size: usize) -> Self {
+    pub fn new(socket: R, early_bytes: BytesMut, max_message_size: usize) -> Self {
         InboundMessages {
             socket,
             buf: early_bytes,
@@ -103,18 +102,7 @@ impl<'a> InboundMessages<'a> {
     }
 
     async fn read_at_most(&mut self, limit: usize) -> bool {
-        loop {
-            if self.socket.readable().await.is_err() {
-                return false;
-            }
-            self.buf.reserve(limit);
-            match self.socket.try_read_buf(&mut (&mut self.buf).limit(limit)) {
-                Ok(0) => return false,
-                Ok(_) => return true,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.release_if_empty(),
-                Err(_) => return false,
-            }
-        }
+        matches!(self.socket.read_at_most(&mut self.buf, limit).await, Ok(read) if read > 0)
     }
 
     /// Reads and discards until the client closes the connection (used while closing).

@@ -26,23 +26,28 @@ mod outbound;
 mod session;
 mod signin;
 mod subscribe;
+mod transport;
 mod upgrade;
 
 use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_http::{Request, h1};
-use tokio::net::TcpStream;
 
 use crate::guard::PeerHeaders;
 use crate::hub::{CloseFrame, OutboundFrame};
 use crate::protocol::{CloseCode, frames};
 use crate::state::ServerState;
 use handshake::Refused;
+pub use transport::Transport;
 use upgrade::Route;
 
 /// Serves one WebSocket upgrade request on its socket, until the connection ends.
-pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
+pub async fn serve<T: Transport>(
+    state: Arc<ServerState>,
+    req: Request,
+    framed: Framed<T, h1::Codec>,
+) {
     let admission = match upgrade::route(req.path()) {
         Route::App(key) => {
             let peer = PeerHeaders::from_request(req.peer_addr(), &req.head().headers);
@@ -56,7 +61,7 @@ pub async fn serve(state: Arc<ServerState>, req: Request, framed: Framed<TcpStre
     // The request's headers share actix-http's 8 KiB read buffer: drop them now, not when the
     // connection ends.
     drop(req);
-    if let Err(err) = upgraded.socket.set_nodelay(true) {
+    if let Err(err) = upgraded.socket.set_nodelay() {
         tracing::debug!(%err, "cannot disable Nagle's algorithm on a WebSocket");
     }
     match admission {

@@ -12,10 +12,9 @@ use std::task::Poll;
 
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
 use actix_web::web::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::WriteHalf;
 
 use super::frame_header::MAX_CONTROL_PAYLOAD;
+use super::transport::SocketWriter;
 use crate::hub::{CloseFrame, OutboundFrame, OutboxWriter};
 
 /// A close payload starts with a two-byte code, within the control-frame limit.
@@ -31,8 +30,8 @@ pub(super) enum Flow {
 }
 
 /// The server-to-client half of a WebSocket connection.
-pub(super) struct OutboundWriter<'a> {
-    socket: WriteHalf<'a>,
+pub(super) struct OutboundWriter<W> {
+    socket: W,
     outbox: OutboxWriter,
     /// The handshake response, until it goes out with the first frames.
     response_head: Option<BytesMut>,
@@ -47,9 +46,9 @@ pub(super) struct OutboundWriter<'a> {
     behind: bool,
 }
 
-impl<'a> OutboundWriter<'a> {
+impl<W: SocketWriter> OutboundWriter<W> {
     /// Writes `response_head`, then what `outbox` queues, to `socket`.
-    pub fn new(socket: WriteHalf<'a>, outbox: OutboxWriter, response_head: BytesMut) -> Self {
+    pub fn new(socket: W, outbox: OutboxWriter, response_head: BytesMut) -> Self {
         OutboundWriter {
             socket,
             outbox,
@@ -72,23 +71,26 @@ impl<'a> OutboundWriter<'a> {
             self.take_frames(true).await;
         }
         while !self.pending.is_empty() {
-            match self.socket.try_write(&self.pending) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => {
+            let written = match self.socket.try_write(&self.pending) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket refused the rest: the client is behind by this much.
+                    self.outbox.record_unwritten(self.pending.len());
+                    self.behind = true;
+                    self.socket.write_when_ready(&self.pending).await
+                }
+                written => written,
+            };
+            match written? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                written => {
                     self.pending.advance(written);
                     if self.behind {
                         self.outbox.record_unwritten(self.pending.len());
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    // The socket refused the rest: the client is behind by this much.
-                    self.outbox.record_unwritten(self.pending.len());
-                    self.behind = true;
-                    self.socket.writable().await?;
-                }
-                Err(error) => return Err(error),
             }
         }
+        self.socket.flush().await?;
         if std::mem::take(&mut self.behind) {
             self.outbox.record_unwritten(0);
         }
@@ -129,7 +131,7 @@ impl<'a> OutboundWriter<'a> {
 
     /// Ends the server's side of the TCP connection.
     pub async fn shutdown(&mut self) {
-        let _ = self.socket.shutdown().await;
+        self.socket.shutdown().await;
     }
 }
 

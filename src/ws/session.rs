@@ -23,6 +23,7 @@ use super::handshake::Admitted;
 use super::inbound::{Inbound, InboundError, InboundMessages};
 use super::keepalive::{KeepAlive, Tick};
 use super::outbound::{Flow, OutboundWriter};
+use super::transport::{SocketReader, SocketWriter, Transport};
 use super::upgrade::Upgraded;
 use futures_util::future::OptionFuture;
 
@@ -37,7 +38,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves an admitted connection until it ends, then cleans up after it.
-pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: Upgraded) {
+pub(super) async fn run<T: Transport>(
+    state: Arc<ServerState>,
+    admitted: Admitted,
+    upgraded: Upgraded<T>,
+) {
     let Upgraded {
         mut socket,
         response_head,
@@ -45,7 +50,7 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
     } = upgraded;
     let max_message_size = state.settings.max_frame_size;
     let (owner, writer) = outbox(state.settings.outbox_limits);
-    let (read_half, write_half) = socket.split();
+    let (read_half, write_half) = socket.halves();
     let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
     let mut outbound = OutboundWriter::new(write_half, writer, response_head);
     let connection = Connection::new(state, admitted.app, admitted.address, owner);
@@ -71,7 +76,10 @@ pub(super) async fn run(state: Arc<ServerState>, admitted: Admitted, upgraded: U
 
 /// Closes a connection that was refused right after the handshake, with `last` (the frames
 /// that say why).
-pub(super) async fn refuse(upgraded: Upgraded, last: impl IntoIterator<Item = OutboundFrame>) {
+pub(super) async fn refuse<T: Transport>(
+    upgraded: Upgraded<T>,
+    last: impl IntoIterator<Item = OutboundFrame>,
+) {
     let Upgraded {
         mut socket,
         response_head,
@@ -80,7 +88,7 @@ pub(super) async fn refuse(upgraded: Upgraded, last: impl IntoIterator<Item = Ou
     let (owner, writer) = outbox(OutboxLimits::frames(1));
     owner.close(last, false);
     drop(owner);
-    let (read_half, write_half) = socket.split();
+    let (read_half, write_half) = socket.halves();
     let mut inbound = InboundMessages::new(read_half, Default::default(), 0);
     let mut outbound = OutboundWriter::new(write_half, writer, response_head);
     close(&mut inbound, &mut outbound).await;
@@ -88,7 +96,10 @@ pub(super) async fn refuse(upgraded: Upgraded, last: impl IntoIterator<Item = Ou
 
 /// Writes the queued closing frames, ends the server's side of the connection and waits
 /// (boundedly) for the client to end its side, so the close frame is not lost to a reset.
-async fn close(inbound: &mut InboundMessages<'_>, outbound: &mut OutboundWriter<'_>) {
+async fn close<R: SocketReader, W: SocketWriter>(
+    inbound: &mut InboundMessages<R>,
+    outbound: &mut OutboundWriter<W>,
+) {
     let written = tokio::time::timeout(CLOSE_TIMEOUT, outbound.write_to_end()).await;
     if let Ok(Ok(())) = written {
         outbound.shutdown().await;
@@ -96,10 +107,10 @@ async fn close(inbound: &mut InboundMessages<'_>, outbound: &mut OutboundWriter<
     }
 }
 
-async fn drive(
+async fn drive<R: SocketReader, W: SocketWriter>(
     connection: Connection,
-    inbound: &mut InboundMessages<'_>,
-    outbound: &mut OutboundWriter<'_>,
+    inbound: &mut InboundMessages<R>,
+    outbound: &mut OutboundWriter<W>,
     lockdown: Option<CancellationToken>,
 ) -> (Connection, Ending) {
     // The waits are created once and polled across iterations, so a loop turn does not

@@ -10,7 +10,8 @@ use actix_http::ws::{HandshakeError, handshake_response, verify_handshake};
 use actix_http::{Request, Response, StatusCode};
 use actix_web::web::BytesMut;
 use futures_util::SinkExt;
-use tokio::net::TcpStream;
+
+use super::transport::Transport;
 
 /// Where an upgrade request asks to go.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,8 +33,8 @@ pub(super) fn route(path: &str) -> Route<'_> {
 /// An accepted WebSocket: its socket, the encoded `101` response (not yet written, so that it
 /// goes out in one write with the first frames), and whatever the client sent after its
 /// request.
-pub(super) struct Upgraded {
-    pub socket: TcpStream,
+pub(super) struct Upgraded<T> {
+    pub socket: T,
     pub response_head: BytesMut,
     pub early_bytes: BytesMut,
 }
@@ -41,10 +42,10 @@ pub(super) struct Upgraded {
 /// Answers the handshake: the encoded `101` and the socket on success; on a malformed
 /// handshake, a JSON error response (405 for a method other than GET, 400 otherwise) and
 /// `None`.
-pub(super) async fn accept(
+pub(super) async fn accept<T: Transport>(
     req: &Request,
-    mut framed: Framed<TcpStream, Codec>,
-) -> Option<Upgraded> {
+    mut framed: Framed<T, Codec>,
+) -> Option<Upgraded<T>> {
     if let Err(error) = verify_handshake(req.head()) {
         let status = match error {
             HandshakeError::GetMethodRequired => StatusCode::METHOD_NOT_ALLOWED,

@@ -1,0 +1,164 @@
+//! TLS termination (`[server.tls]`): the rustls configuration the listeners accept with, and
+//! the certificate it presents, read again whenever its files change so that a renewal needs
+//! no restart.
+//!
+//! The certificate is looked up per handshake through [`Certificates`], which holds the
+//! current one behind an `ArcSwap`; [`Certificates::watch`] compares the files' modification
+//! times every [`WATCH_INTERVAL`] and swaps in the new pair once both read and match. A pair
+//! that does not (a renewal caught between writing the certificate and the key, a broken
+//! file) is logged and the old one kept; it is tried again at the next change. HTTP/1.1 only
+//! (ALPN `http/1.1`), as the plain listener.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How often the files are looked at.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why a certificate and key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The certificate file holds no PEM certificate.
+    #[error("{path}: no PEM certificate in it")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file holds no PEM private key.
+    #[error("{path}: no PEM private key in it")]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key is of a kind rustls cannot sign with, or does not match the certificate.
+    #[error("{path}: {why}")]
+    BadKey {
+        /// The key file.
+        path: PathBuf,
+        /// What rustls said (never the key).
+        why: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The certificate presented to every client, swapped when its files change.
+#[derive(Debug)]
+pub struct Certificates {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl Certificates {
+    /// Reads the pair at `cert_path` and `key_path`.
+    pub fn load(cert_path: PathBuf, key_path: PathBuf) -> Result<Self, TlsError> {
+        let pair = read_pair(&cert_path, &key_path)?;
+        Ok(Certificates {
+            cert_path,
+            key_path,
+            current: ArcSwap::from_pointee(pair),
+        })
+    }
+
+    /// The rustls configuration presenting these certificates.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TlsError::Config(error.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Reads the files again whenever their modification times change, until `stop`.
+    pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
+        let mut seen = self.modified();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                () = stop.cancelled() => return,
+            }
+            let now = self.modified();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match read_pair(&self.cert_path, &self.key_path) {
+                Ok(pair) => {
+                    self.current.store(Arc::new(pair));
+                    info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
+                }
+                Err(error) => {
+                    warn!(%error, "TLS certificate not reloaded; the previous one is still served");
+                }
+            }
+        }
+    }
+
+    fn modified(&self) -> [Option<SystemTime>; 2] {
+        let modified = |path: &Path| {
+            std::fs::metadata(path)
+                .and_then(|meta| meta.modified())
+                .ok()
+        };
+        [modified(&self.cert_path), modified(&self.key_path)]
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// The certificate chain at `cert_path` with the key at `key_path`, checked to match.
+fn read_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert_pem = read(cert_path)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(Result::ok)
+        .collect();
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.to_owned(),
+        });
+    }
+    let key_pem = read(key_path)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+        path: key_path.to_owned(),
+    })?;
+    let bad_key = |error: rustls::Error| TlsError::BadKey {
+        path: key_path.to_owned(),
+        why: error.to_string(),
+    };
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).map_err(bad_key)?;
+    let pair = CertifiedKey::new(chain, signing_key);
+    pair.keys_match().map_err(bad_key)?;
+    Ok(pair)
+}
