@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::http;
 use crate::state::ServerState;
-use crate::tls::Certificates;
+use crate::tls::{Certificates, VerifiedCertificate};
 use crate::webhooks::RunningWebhooks;
 use crate::ws::{self, Transport};
 
@@ -62,6 +62,7 @@ pub async fn serve(config: Config) -> io::Result<()> {
         builder = builder.workers(workers);
     }
     let stop_watching = CancellationToken::new();
+    let mut client_listener = None;
     let tls = match &config.server.tls {
         Some(tls) => {
             let dir = &config.config_dir;
@@ -69,6 +70,10 @@ pub async fn serve(config: Config) -> io::Result<()> {
                 Certificates::load(tls.cert_path(dir), tls.key_path(dir)).map_err(invalid)?,
             );
             let acceptor = TlsAcceptor::from(certificates.server_config().map_err(invalid)?);
+            if let Some((ca, port)) = tls.client_listener(dir) {
+                let config = certificates.client_server_config(&ca).map_err(invalid)?;
+                client_listener = Some((TlsAcceptor::from(config), port));
+            }
             actix_web::rt::spawn(certificates.watch(stop_watching.clone()));
             Some(acceptor)
         }
@@ -85,6 +90,17 @@ pub async fn serve(config: Config) -> io::Result<()> {
             })?,
         };
         addrs.push(addr);
+    }
+    let mut client_addrs = Vec::new();
+    if let Some((acceptor, port)) = client_listener {
+        for listener in listen(config.server.host.as_str(), port)? {
+            let addr = listener.local_addr()?;
+            let (acceptor, app_state) = (acceptor.clone(), state.clone());
+            builder = builder.listen("relay-client-certificates", listener, move || {
+                with_client_certificates(acceptor.clone(), app_state.clone(), addr)
+            })?;
+            client_addrs.push(addr);
+        }
     }
     let metrics_addrs = match &config.metrics {
         Some(metrics) => {
@@ -111,8 +127,13 @@ pub async fn serve(config: Config) -> io::Result<()> {
         state.clone().into_inner(),
         stop_sync.clone(),
     ));
-    announce(&addrs, &metrics_addrs);
-    log_start(&config, &state, &addrs, &metrics_addrs);
+    let listening = Listening {
+        clients: addrs,
+        client_certificates: client_addrs,
+        metrics: metrics_addrs,
+    };
+    announce(&listening);
+    log_start(&config, &state, &listening);
     let handle = server.handle();
     let adapter = state.adapter.clone();
     actix_web::rt::spawn(async move {
@@ -151,7 +172,7 @@ fn plain(
         let peer_addr = io.peer_addr().ok();
         std::future::ready(Ok((io, peer_addr)))
     })
-    .and_then(http_service::<TcpStream>(state, addr))
+    .and_then(http_service::<TcpStream>(state, addr, None))
 }
 
 /// One worker's service on a TLS listener bound to `addr`: the handshake (bounded by
@@ -163,6 +184,43 @@ fn over_tls(
     addr: SocketAddr,
 ) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
 {
+    tls_handshake(acceptor).and_then(http_service::<TlsStream<TcpStream>>(state, addr, None))
+}
+
+/// One worker's service on the client-certificate listener bound to `addr`: as
+/// [`over_tls`], with the verified certificate's fingerprint handed to every request of the
+/// connection.
+fn with_client_certificates(
+    acceptor: TlsAcceptor,
+    state: web::Data<ServerState>,
+    addr: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+{
+    let verified: ConnectHook<TlsStream<TcpStream>> = |stream, data| {
+        if let Some(certificate) = VerifiedCertificate::of(stream.get_ref().1.peer_certificates()) {
+            data.insert(certificate);
+        }
+    };
+    tls_handshake(acceptor).and_then(http_service::<TlsStream<TcpStream>>(
+        state,
+        addr,
+        Some(verified),
+    ))
+}
+
+/// What a connection's stream may put into the data every request on it gets.
+type ConnectHook<T> = fn(&T, &mut actix_http::Extensions);
+
+/// The TLS handshake of a new connection, bounded by [`TLS_HANDSHAKE_TIMEOUT`].
+fn tls_handshake(
+    acceptor: TlsAcceptor,
+) -> impl ServiceFactory<
+    TcpStream,
+    Config = (),
+    Response = (TlsStream<TcpStream>, Option<SocketAddr>),
+    Error = DispatchError,
+    InitError = (),
+> {
     fn_service(move |io: TcpStream| {
         let acceptor = acceptor.clone();
         async move {
@@ -175,7 +233,6 @@ fn over_tls(
             }
         }
     })
-    .and_then(http_service::<TlsStream<TcpStream>>(state, addr))
 }
 
 /// One worker's HTTP service on the listener bound to `addr`, over streams of type `T`: the
@@ -183,6 +240,7 @@ fn over_tls(
 fn http_service<T: Transport>(
     state: web::Data<ServerState>,
     addr: SocketAddr,
+    on_connect: Option<ConnectHook<T>>,
 ) -> impl ServiceFactory<
     (T, Option<SocketAddr>),
     Config = (),
@@ -199,9 +257,13 @@ fn http_service<T: Transport>(
         .map_err(|error| error.error_response());
     let ws_state = state.into_inner();
     let expect_state = ws_state.clone();
-    let h1 = HttpService::build()
+    let mut builder = HttpService::build()
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-        .local_addr(addr)
+        .local_addr(addr);
+    if let Some(hook) = on_connect {
+        builder = builder.on_connect_ext(hook);
+    }
+    let h1 = builder
         // `100 Continue` only for a request whose head passes authentication.
         .expect(fn_service(move |req: Request| {
             let state = expect_state.clone();
@@ -293,14 +355,23 @@ fn listen(host: &str, port: u16) -> io::Result<Vec<std::net::TcpListener>> {
 /// One log line with what this process serves: the version, where, how many apps, and
 /// where the cluster state and the state store are (never a password: the Redis address is
 /// host and port only).
-fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr], metrics: &[SocketAddr]) {
-    let listening: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let metrics: Vec<String> = metrics.iter().map(ToString::to_string).collect();
-    let metrics = if metrics.is_empty() {
-        "off".to_owned()
-    } else {
-        metrics.join(", ")
+fn log_start(config: &Config, state: &ServerState, listening: &Listening) {
+    let list = |addrs: &[SocketAddr]| {
+        let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        if shown.is_empty() {
+            "off".to_owned()
+        } else {
+            shown.join(", ")
+        }
     };
+    let tls = if config.server.tls.is_some() {
+        "on"
+    } else {
+        "off"
+    };
+    let client_certificates = list(&listening.client_certificates);
+    let metrics = list(&listening.metrics);
+    let listening = list(&listening.clients);
     let adapter = match &config.redis {
         Some(redis) => format!("redis {}", redis.display_address()),
         None => "local (one node)".to_owned(),
@@ -312,7 +383,9 @@ fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr], metrics
     };
     info!(
         version = %env!("CARGO_PKG_VERSION"),
-        listening = %listening.join(", "),
+        %listening,
+        tls,
+        %client_certificates,
         %metrics,
         apps = config.apps.len(),
         %adapter,
@@ -321,15 +394,29 @@ fn log_start(config: &Config, state: &ServerState, addrs: &[SocketAddr], metrics
     );
 }
 
-/// Says on stdout where clients connect (`relay: listening on ADDR`, which tools read) and
-/// where the metrics are (`relay: metrics on ADDR`).
-fn announce(addrs: &[SocketAddr], metrics: &[SocketAddr]) {
+/// Where this process listens.
+struct Listening {
+    /// The main listeners (plain or TLS).
+    clients: Vec<SocketAddr>,
+    /// The client-certificate listeners (`[server.tls] client_port`).
+    client_certificates: Vec<SocketAddr>,
+    /// The `[metrics]` listeners.
+    metrics: Vec<SocketAddr>,
+}
+
+/// Says on stdout where clients connect (`relay: listening on ADDR`, which tools read), where
+/// clients with certificates do (`relay: client certificates on ADDR`) and where the metrics
+/// are (`relay: metrics on ADDR`).
+fn announce(listening: &Listening) {
     use std::io::Write;
     let mut stdout = io::stdout().lock();
-    for addr in addrs {
+    for addr in &listening.clients {
         let _ = writeln!(stdout, "relay: listening on {addr}");
     }
-    for addr in metrics {
+    for addr in &listening.client_certificates {
+        let _ = writeln!(stdout, "relay: client certificates on {addr}");
+    }
+    for addr in &listening.metrics {
         let _ = writeln!(stdout, "relay: metrics on {addr}");
     }
     let _ = stdout.flush();

@@ -8,6 +8,14 @@
 //! that does not (a renewal caught between writing the certificate and the key, a broken
 //! file) is logged and the old one kept; it is tried again at the next change. HTTP/1.1 only
 //! (ALPN `http/1.1`), as the plain listener.
+//!
+//! With `client_ca`, a listener of its own (`client_port`) asks every client for a
+//! certificate issued by that CA and refuses a handshake without one; the main port never
+//! asks (a browser would show every visitor a certificate picker). The verified
+//! certificate's SHA-256 goes with each request of the connection ([`VerifiedCertificate`],
+//! connection data that actix-http hands to every request), where the guard's
+//! `mtls_fingerprints` and `mtls_required` read it as they read a trusted proxy's header. The
+//! CA file is read at start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,10 +24,27 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::config::Fingerprint;
+
+/// The client certificate a connection's TLS handshake verified: its SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedCertificate(pub Fingerprint);
+
+impl VerifiedCertificate {
+    /// The leaf of `chain` (what the client presented), if there is one.
+    pub fn of(chain: Option<&[CertificateDer<'_>]>) -> Option<Self> {
+        let leaf = chain?.first()?;
+        Some(VerifiedCertificate(Fingerprint(
+            Sha256::digest(leaf).into(),
+        )))
+    }
+}
 
 /// How often the files are looked at.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -55,6 +80,14 @@ pub enum TlsError {
         /// What rustls said (never the key).
         why: String,
     },
+    /// The client CA file holds no usable CA certificate.
+    #[error("{path}: no usable CA certificate in it{}", why.as_ref().map(|why| format!(" ({why})")).unwrap_or_default())]
+    NoClientCa {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said, if it refused one.
+        why: Option<String>,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
@@ -86,6 +119,43 @@ impl Certificates {
             .with_safe_default_protocol_versions()
             .map_err(|error| TlsError::Config(error.to_string()))?
             .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// The rustls configuration of the client-certificate listener: these certificates, and
+    /// a certificate issued by one of the CAs in `client_ca` required of every client.
+    pub fn client_server_config(
+        self: &Arc<Self>,
+        client_ca: &Path,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let pem = std::fs::read(client_ca).map_err(|source| TlsError::Read {
+            path: client_ca.to_owned(),
+            source,
+        })?;
+        let no_ca = |why: Option<String>| TlsError::NoClientCa {
+            path: client_ca.to_owned(),
+            why,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+            roots
+                .add(certificate)
+                .map_err(|error| no_ca(Some(error.to_string())))?;
+        }
+        if roots.is_empty() {
+            return Err(no_ca(None));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|error| TlsError::Config(error.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TlsError::Config(error.to_string()))?
+            .with_client_cert_verifier(verifier)
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use common::http::{now, signed_path};
 use common::{APP_ID, APP_SECRET, TestServer, default_config};
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -40,26 +41,79 @@ fn tls_config() -> String {
 }
 
 fn connector(trusted: &[&CertificateDer<'static>]) -> TlsConnector {
+    connector_with(trusted, None)
+}
+
+/// A connector trusting `trusted`, presenting `client` (a certificate and its key's PEM).
+fn connector_with(
+    trusted: &[&CertificateDer<'static>],
+    client: Option<&(CertificateDer<'static>, String)>,
+) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in trusted {
         roots.add((*certificate).clone()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((certificate, key)) => {
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder
+                .with_client_auth_cert(vec![certificate.clone()], key)
+                .unwrap()
+        }
+    };
     TlsConnector::from(Arc::new(config))
 }
 
+/// A CA that issues client certificates.
+struct ClientCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl ClientCa {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let pem = params.self_signed(&key).unwrap().pem();
+        ClientCa {
+            pem,
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A client certificate for `name` and its key's PEM.
+    fn issue(&self, name: &str) -> (CertificateDer<'static>, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let certificate = params.signed_by(&key, &self.issuer).unwrap();
+        (certificate.der().clone(), key.serialize_pem())
+    }
+}
+
 async fn connect(port: u16, connector: &TlsConnector) -> TlsStream<TcpStream> {
+    try_connect(port, connector)
+        .await
+        .expect("the TLS handshake failed")
+}
+
+async fn try_connect(port: u16, connector: &TlsConnector) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     tokio::time::timeout(common::TIMEOUT, connector.connect(name, tcp))
         .await
         .expect("the TLS handshake timed out")
-        .expect("the TLS handshake failed")
 }
 
 /// One HTTP/1.1 request over TLS; the whole answer.
@@ -195,6 +249,73 @@ fn a_missing_or_unmatched_key_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("key.pem"), "{stderr}");
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_certificate_listener_feeds_the_apps_mtls_rules() {
+    let (cert, key, server_der) = certificate();
+    let ca = ClientCa::new();
+    let registered = ca.issue("registered");
+    let unregistered = ca.issue("unregistered");
+    let fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&registered.0));
+    let config = default_config().replacen(
+        "[[apps]]",
+        "[server.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\nclient_ca = \"tls/ca.pem\"\nclient_port = 0\n\n[[apps]]",
+        1,
+    ) + &format!(
+        "[apps.security]\nmtls_required = true\nmtls_fingerprints = [\"sha256:{fingerprint}\"]\napply_to_websocket = true\n"
+    );
+    let server = TestServer::start_with_files(
+        &config,
+        &[
+            ("tls/cert.pem", &cert),
+            ("tls/key.pem", &key),
+            ("tls/ca.pem", &ca.pem),
+        ],
+    );
+    let port = server.client_certificates_port();
+    let path = format!("/apps/{APP_ID}/channels");
+    let read = || signed_path("GET", &path, &[], "", APP_SECRET, now());
+
+    // The registered certificate: the API answers, and a WebSocket is admitted.
+    let with_registered = connector_with(&[&server_der], Some(&registered));
+    let answer = https(port, &with_registered, "GET", &read(), "").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let stream = connect(port, &with_registered).await;
+    let url = format!("wss://localhost:{port}/app/app-key?protocol=7&client=js&version=8.4.0");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(
+        next_json(&mut ws).await["event"],
+        "pusher:connection_established"
+    );
+
+    // Another certificate of the same CA is not registered.
+    let with_other = connector_with(&[&server_der], Some(&unregistered));
+    let answer = https(port, &with_other, "GET", &read(), "").await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer.contains("Client certificate not registered"),
+        "{answer}"
+    );
+
+    // Without a certificate the listener refuses the handshake (in TLS 1.3 the client may
+    // only learn it when it reads).
+    let without = connector(&[&server_der]);
+    if let Ok(mut stream) = try_connect(port, &without).await {
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            read()
+        );
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(common::TIMEOUT, stream.read_to_end(&mut answer)).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    }
+
+    // The main port asks for no certificate, so the app's mtls_required refuses there.
+    let answer = https(server.port, &without, "GET", &read(), "").await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("Client certificate required"), "{answer}");
 }
 
 async fn wait_for_log(server: &TestServer, text: &str) {

@@ -165,8 +165,10 @@ pub struct TlsConfig {
     pub cert: ConfigString,
     /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: ConfigString,
-    /// Client certificates' CA (PEM), for a client-certificate listener of its own.
+    /// The CA (PEM) whose certificates the client-certificate listener requires.
     pub client_ca: Option<ConfigString>,
+    /// The port of that listener (on `[server] host`; 0 picks a free one).
+    pub client_port: Option<u16>,
 }
 
 impl TlsConfig {
@@ -178,6 +180,15 @@ impl TlsConfig {
     /// The key file, a relative path taken from `config_dir`.
     pub fn key_path(&self, config_dir: &std::path::Path) -> std::path::PathBuf {
         config_dir.join(self.key.as_str())
+    }
+
+    /// The client CA file and the port of its listener, when both are set.
+    pub fn client_listener(
+        &self,
+        config_dir: &std::path::Path,
+    ) -> Option<(std::path::PathBuf, u16)> {
+        let ca = self.client_ca.as_ref()?;
+        Some((config_dir.join(ca.as_str()), self.client_port?))
     }
 }
 

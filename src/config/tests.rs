@@ -456,3 +456,32 @@ fn secret_values_name_every_secret_the_file_holds() {
         ]
     );
 }
+
+#[test]
+fn the_client_certificate_listener_needs_its_ca_and_its_port() {
+    let tls = "[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let config = load(&format!("{tls}{APP}")).unwrap();
+    let parsed = config.server.tls.unwrap();
+    assert_eq!(parsed.client_listener(Path::new("/etc/relay")), None);
+    assert_eq!(
+        parsed.cert_path(Path::new("/etc/relay")),
+        Path::new("/etc/relay/c.pem")
+    );
+    for half in ["client_ca = \"ca.pem\"\n", "client_port = 6443\n"] {
+        let refused = problems(&format!("{tls}{half}{APP}"));
+        assert!(refused[0].contains("go together"), "{refused:?}");
+    }
+    let both = load(&format!(
+        "{tls}client_ca = \"ca.pem\"\nclient_port = 6443\n{APP}"
+    ))
+    .unwrap();
+    let listener = both
+        .server
+        .tls
+        .unwrap()
+        .client_listener(Path::new("/etc/relay"));
+    assert_eq!(
+        listener,
+        Some((Path::new("/etc/relay/ca.pem").to_path_buf(), 6443))
+    );
+}

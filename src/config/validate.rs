@@ -99,13 +99,11 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
         problems.push("metrics.host must not be empty".to_owned());
     }
     let server = &config.server;
-    if server
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.client_ca.is_some())
+    if let Some(tls) = &server.tls
+        && tls.client_ca.is_some() != tls.client_port.is_some()
     {
         problems.push(
-            "server.tls.client_ca (client certificates on a listener of their own) is not supported by this version of Relay yet; remove it"
+            "server.tls.client_ca and server.tls.client_port go together: the client-certificate listener needs both"
                 .to_owned(),
         );
     }

@@ -39,6 +39,9 @@ pub struct PeerHeaders {
     forwarded_truncated: bool,
     /// What `X-Client-Cert-Fingerprint` says.
     fingerprint: CertFingerprint,
+    /// The client certificate Relay verified itself on this connection (the
+    /// client-certificate listener of `[server.tls]`), believed whoever the peer is.
+    verified: Option<Fingerprint>,
     /// `Origin`, as sent; a value that is not text is kept as empty, which no allowed origin
     /// matches (it is present, so `allow_missing_origin` does not apply).
     pub origin: Option<String>,
@@ -53,10 +56,19 @@ impl PeerHeaders {
             forwarded_for,
             forwarded_truncated,
             fingerprint: forwarded_fingerprint(headers),
+            verified: None,
             origin: headers
                 .get(actix_http::header::ORIGIN)
                 .map(|value| value.to_str().unwrap_or_default().to_owned()),
         }
+    }
+}
+
+impl PeerHeaders {
+    /// The same, with the fingerprint of the certificate the connection's TLS handshake
+    /// verified, if it did.
+    pub fn with_verified_certificate(self, verified: Option<Fingerprint>) -> Self {
+        PeerHeaders { verified, ..self }
     }
 }
 
@@ -151,11 +163,13 @@ impl Peer {
     /// Believes `headers` as far as `trusted` proxies allow: when the socket's peer is one of
     /// them, the client is the right-most `X-Forwarded-For` address that is not itself a
     /// trusted proxy (all trusted: the left-most), and its fingerprint header counts.
+    /// A certificate Relay verified itself counts whoever sent it.
     pub fn resolve(headers: &PeerHeaders, trusted: &Networks) -> Self {
+        let verified = headers.verified.map(CertFingerprint::Sha256);
         let Some(socket) = headers.socket else {
             return Peer {
                 address: ClientAddress::Unreadable,
-                fingerprint: CertFingerprint::Missing,
+                fingerprint: verified.unwrap_or(CertFingerprint::Missing),
                 origin: headers.origin.clone(),
             };
         };
@@ -167,10 +181,10 @@ impl Peer {
         };
         Peer {
             address,
-            fingerprint: if from_proxy {
-                headers.fingerprint
-            } else {
-                CertFingerprint::Missing
+            fingerprint: match verified {
+                Some(verified) => verified,
+                None if from_proxy => headers.fingerprint,
+                None => CertFingerprint::Missing,
             },
             origin: headers.origin.clone(),
         }
@@ -384,6 +398,27 @@ mod tests {
         assert_eq!(
             Peer::resolve(&twice, &trusted).fingerprint,
             CertFingerprint::Malformed
+        );
+    }
+
+    #[test]
+    fn a_certificate_relay_verified_counts_from_any_peer_and_wins_over_a_header() {
+        let trusted = networks(&["10.0.0.0/8"]);
+        let verified = Fingerprint([7; 32]);
+        let forwarded = format!("sha256:{}", "ab".repeat(32));
+        for socket in ["10.0.0.1", "203.0.113.9"] {
+            let raw = headers(socket, &[("x-client-cert-fingerprint", &forwarded)])
+                .with_verified_certificate(Some(verified));
+            assert_eq!(
+                Peer::resolve(&raw, &trusted).fingerprint,
+                CertFingerprint::Sha256(verified),
+                "{socket}"
+            );
+        }
+        let unverified = headers("203.0.113.9", &[]).with_verified_certificate(None);
+        assert_eq!(
+            Peer::resolve(&unverified, &trusted).fingerprint,
+            CertFingerprint::Missing
         );
     }
 

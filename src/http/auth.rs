@@ -39,11 +39,12 @@ use super::signature::{
 use crate::activity::EventKind;
 use crate::apps::{App, CredentialUse, Via};
 
-use crate::config::Scope;
+use crate::config::{Fingerprint, Scope};
 use crate::guard::{
     ApiCredentials, PeerHeaders, Refusal, TokenEntry, TokenRefusal, api_credentials,
 };
 use crate::state::ServerState;
+use crate::tls::VerifiedCertificate;
 
 /// An authenticated API request.
 #[derive(Debug)]
@@ -81,7 +82,7 @@ async fn authenticate(req: &HttpRequest, payload: &mut Payload) -> Result<Signed
         .app_data::<web::Data<ServerState>>()
         .ok_or(ApiError::Unavailable)?;
     let head = ApiRequestHead::new(req.method().as_str(), req.path(), req.headers())
-        .sent_from(req.peer_addr());
+        .sent_from(req.peer_addr(), verified_certificate(req.conn_data()));
     let AuthenticatedHead {
         app,
         query,
@@ -96,6 +97,11 @@ async fn authenticate(req: &HttpRequest, payload: &mut Payload) -> Result<Signed
         verify_body_md5(&query, &body)?;
     }
     Ok(SignedRequest { app, query, body })
+}
+
+/// The fingerprint in a connection's data (set by the client-certificate listener).
+pub(super) fn verified_certificate(data: Option<&VerifiedCertificate>) -> Option<Fingerprint> {
+    data.map(|certificate| certificate.0)
 }
 
 /// What authentication needs of a request before its body.
@@ -114,6 +120,8 @@ pub(super) struct ApiRequestHead<'a> {
     pub headers: &'a HeaderMap,
     /// The socket's peer.
     pub socket: Option<SocketAddr>,
+    /// The client certificate the connection's TLS handshake verified, if any.
+    pub certificate: Option<Fingerprint>,
 }
 
 impl<'a> ApiRequestHead<'a> {
@@ -133,12 +141,22 @@ impl<'a> ApiRequestHead<'a> {
             has_body: chunked || content_length.is_some_and(|len| len > 0),
             headers,
             socket: None,
+            certificate: None,
         }
     }
 
-    /// The same head, sent from `socket`.
-    pub fn sent_from(self, socket: Option<SocketAddr>) -> Self {
-        ApiRequestHead { socket, ..self }
+    /// The same head, sent from `socket` over a connection that verified `certificate`.
+    pub fn sent_from(self, socket: Option<SocketAddr>, certificate: Option<Fingerprint>) -> Self {
+        ApiRequestHead {
+            socket,
+            certificate,
+            ..self
+        }
+    }
+
+    fn peer(&self) -> PeerHeaders {
+        PeerHeaders::from_request(self.socket, self.headers)
+            .with_verified_certificate(self.certificate)
     }
 }
 
@@ -176,9 +194,7 @@ pub(super) async fn authenticate_head(
         (Some(verdict), PathApp::ByAuthKey) => {
             let entry = verdict.as_ref().map_err(|refusal| {
                 if let ApiCredentials::Bearer(text) = &credentials {
-                    let sender = state
-                        .guard
-                        .peer(None, &PeerHeaders::from_request(head.socket, head.headers));
+                    let sender = state.guard.peer(None, &head.peer());
                     report_revoked_token(state, text, sender.address.known());
                 }
                 token_error(*refusal)
@@ -193,7 +209,7 @@ pub(super) async fn authenticate_head(
             find_app(state, head.path, key)?
         }
     };
-    let peer = PeerHeaders::from_request(head.socket, head.headers);
+    let peer = head.peer();
     // A banned or geo-blocked sender is answered 403 whatever its credentials, but they are
     // still checked: valid ones from such an address are a sign of a leaked secret. The other
     // network rules refuse at once (a backend outside a stale allowlist is no compromise).

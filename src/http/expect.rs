@@ -26,8 +26,10 @@ async fn continue_or_refuse(
     if path_app(path) == PathApp::None {
         return Ok(());
     }
-    let api_head =
-        ApiRequestHead::new(head.method.as_str(), path, &head.headers).sent_from(req.peer_addr());
+    let api_head = ApiRequestHead::new(head.method.as_str(), path, &head.headers).sent_from(
+        req.peer_addr(),
+        super::auth::verified_certificate(req.conn_data()),
+    );
     let query = head.uri.query().unwrap_or_default();
     let verdict = authenticate_head(state, &api_head, query)
         .await

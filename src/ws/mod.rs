@@ -38,6 +38,7 @@ use crate::guard::PeerHeaders;
 use crate::hub::{CloseFrame, OutboundFrame};
 use crate::protocol::{CloseCode, frames};
 use crate::state::ServerState;
+use crate::tls::VerifiedCertificate;
 use handshake::Refused;
 pub use transport::Transport;
 use upgrade::Route;
@@ -50,7 +51,11 @@ pub async fn serve<T: Transport>(
 ) {
     let admission = match upgrade::route(req.path()) {
         Route::App(key) => {
-            let peer = PeerHeaders::from_request(req.peer_addr(), &req.head().headers);
+            let verified = req
+                .conn_data::<VerifiedCertificate>()
+                .map(|certificate| certificate.0);
+            let peer = PeerHeaders::from_request(req.peer_addr(), &req.head().headers)
+                .with_verified_certificate(verified);
             handshake::admit(&state, key, req.uri().query().unwrap_or_default(), &peer).await
         }
         Route::Unknown => Err(CloseCode::PathNotFound.into()),

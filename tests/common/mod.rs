@@ -94,8 +94,8 @@ pub struct TestServer {
     child: Child,
     pub port: u16,
     log_path: std::path::PathBuf,
-    /// The `relay: metrics on ADDR` announcements.
-    metrics: std::sync::Mutex<mpsc::Receiver<String>>,
+    /// Every line the server printed on stdout.
+    announced: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -140,15 +140,15 @@ impl TestServer {
             .expect("spawn relay");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
-        let (metrics_tx, metrics_rx) = mpsc::channel();
+        let announced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = announced.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("relay: listening on ") {
                     let _ = tx.send(addr.to_owned());
-                } else if let Some(addr) = line.strip_prefix("relay: metrics on ") {
-                    let _ = metrics_tx.send(addr.to_owned());
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let addr = rx
@@ -159,7 +159,7 @@ impl TestServer {
             child,
             port,
             log_path,
-            metrics: std::sync::Mutex::new(metrics_rx),
+            announced,
             _dir: dir,
         }
     }
@@ -167,11 +167,33 @@ impl TestServer {
     /// The port of the `[metrics]` listener (the config must have one, on port 0).
     #[allow(dead_code)]
     pub fn metrics_port(&self) -> u16 {
-        let metrics = self.metrics.lock().unwrap();
-        let addr = metrics
-            .recv_timeout(Duration::from_secs(15))
-            .expect("the server did not announce its metrics address");
-        addr.rsplit(':').next().unwrap().parse().unwrap()
+        self.announced_port("relay: metrics on ")
+    }
+
+    /// The port of the client-certificate listener (`[server.tls] client_port = 0`).
+    #[allow(dead_code)]
+    pub fn client_certificates_port(&self) -> u16 {
+        self.announced_port("relay: client certificates on ")
+    }
+
+    /// The port of the first stdout line that starts with `prefix` (they are all printed at
+    /// once, with the `listening on` line this server was started by).
+    fn announced_port(&self, prefix: &str) -> u16 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self.announced.lock().unwrap().iter().find_map(|line| {
+                let addr = line.strip_prefix(prefix)?;
+                addr.rsplit(':').next()?.parse().ok()
+            });
+            if let Some(port) = found {
+                return port;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never printed {prefix:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The configuration file the server runs with (the CLI can be pointed at it).
