@@ -372,6 +372,11 @@ fn security_problems(security: &SecurityConfig, has_geoip: bool) -> Vec<String> 
 pub(super) fn warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     let no_server_proxies = config.server.trusted_proxies.is_empty();
+    let client_listener = config
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_port.is_some());
     for (index, app) in config.apps.iter().enumerate() {
         let Some(security) = &app.security else {
             continue;
@@ -380,9 +385,9 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
             .trusted_proxies
             .as_ref()
             .map_or(no_server_proxies, Vec::is_empty);
-        if !security.mtls_fingerprints.is_empty() && no_proxies {
+        if !security.mtls_fingerprints.is_empty() && no_proxies && !client_listener {
             warnings.push(format!(
-                "apps[{index}]: mtls_fingerprints are read from X-Client-Cert-Fingerprint, which is only believed from trusted_proxies, and none are set"
+                "apps[{index}]: mtls_fingerprints are read from X-Client-Cert-Fingerprint, which is only believed from trusted_proxies, and none are set (or from [server.tls] client_port, which is not set either)"
             ));
         }
     }
