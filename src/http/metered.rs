@@ -7,6 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 
 use super::API_PREFIX;
 use crate::state::ServerState;
@@ -25,16 +26,21 @@ const API_ROUTES: [&str; 7] = [
     "activity",
 ];
 
-/// The middleware: calls the app, then counts what it answered.
-pub async fn count_calls(
+/// The middleware: calls the app, then counts what it answered. Boxed: actix-http keeps the
+/// service's future type inline in every connection's dispatcher, which a WebSocket keeps for
+/// its whole life, and this one's state cost every idle WebSocket 0.3 KiB unboxed
+/// (connect-10k, docs/benchmarks.md); boxed, an HTTP request pays one allocation.
+pub fn count_calls<B: MessageBody + 'static>(
     request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let answered = next.call(request).await;
-    if let Ok(response) = &answered {
-        count(response.request(), response.status().as_u16());
-    }
-    answered
+    next: Next<B>,
+) -> LocalBoxFuture<'static, Result<ServiceResponse<B>, actix_web::Error>> {
+    Box::pin(async move {
+        let answered = next.call(request).await;
+        if let Ok(response) = &answered {
+            count(response.request(), response.status().as_u16());
+        }
+        answered
+    })
 }
 
 fn count(request: &HttpRequest, status: u16) {

@@ -49,7 +49,7 @@ pub(super) enum InboundError {
 }
 
 /// Room made in the read buffer for each read.
-const READ_CHUNK: usize = 8 * 1024;
+const READ_CHUNK: usize = super::transport::MAX_READ;
 
 /// The client-to-server half of a WebSocket connection.
 pub(super) struct InboundMessages<R> {
@@ -102,7 +102,9 @@ impl<R: SocketReader> InboundMessages<R> {
     }
 
     async fn read_at_most(&mut self, limit: usize) -> bool {
-        matches!(self.socket.read_at_most(&mut self.buf, limit).await, Ok(read) if read > 0)
+        let (socket, buf) = (&mut self.socket, &mut self.buf);
+        let read = std::future::poll_fn(|cx| socket.poll_read_at_most(cx, buf, limit)).await;
+        matches!(read, Ok(read) if read > 0)
     }
 
     /// Reads and discards until the client closes the connection (used while closing).

@@ -76,7 +76,8 @@ impl<W: SocketWriter> OutboundWriter<W> {
                     // The socket refused the rest: the client is behind by this much.
                     self.outbox.record_unwritten(self.pending.len());
                     self.behind = true;
-                    self.socket.write_when_ready(&self.pending).await
+                    let (socket, pending) = (&mut self.socket, &self.pending);
+                    poll_fn(|cx| socket.poll_write_some(cx, pending)).await
                 }
                 written => written,
             };
@@ -90,7 +91,7 @@ impl<W: SocketWriter> OutboundWriter<W> {
                 }
             }
         }
-        self.socket.flush().await?;
+        poll_fn(|cx| self.socket.poll_flush(cx)).await?;
         if std::mem::take(&mut self.behind) {
             self.outbox.record_unwritten(0);
         }
