@@ -111,6 +111,19 @@ async fn oversized_client_events_are_refused() {
 }
 
 #[tokio::test]
+async fn client_event_names_are_held_to_the_apps_max_event_name_length() {
+    let config = common::default_config() + "max_event_name_length = 20\n";
+    let server = TestServer::start_with(&config);
+    let (mut sender, mut receiver) = pair_on(&server, "private-chat").await;
+    let long = format!("client-{}", "n".repeat(14));
+    sender.trigger("private-chat", &long, json!({})).await;
+    expect_error(&mut sender, "longer than 20 characters").await;
+    let short = format!("client-{}", "n".repeat(13));
+    sender.trigger("private-chat", &short, json!({})).await;
+    receiver.recv_event(&short).await;
+}
+
+#[tokio::test]
 async fn the_rate_limit_answers_4301_without_closing() {
     let config = common::default_config() + "max_client_events_per_second = 3\n";
     let server = TestServer::start_with(&config);

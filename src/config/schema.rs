@@ -274,7 +274,7 @@ pub struct AppConfig {
     /// Events one `batch_events` call may carry.
     #[serde(default = "defaults::max_batch_size")]
     pub max_batch_size: usize,
-    /// Longest event name, in characters.
+    /// Longest event name, in characters (HTTP API events and client events).
     #[serde(default = "defaults::max_event_name_length")]
     pub max_event_name_length: usize,
     /// Seconds a cache channel keeps its last event.

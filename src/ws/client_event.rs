@@ -18,9 +18,6 @@ use crate::protocol::frames::{self, ClientEvent};
 use crate::protocol::{ChannelKind, ChannelName, CloseCode};
 use crate::webhooks::WebhookEvent;
 
-/// Longest client event name (the limit the server SDKs enforce for API events).
-const MAX_EVENT_NAME_LENGTH: usize = 200;
-
 impl Connection {
     /// Handles a `client-*` event: checks, then publishes to the channel's other subscribers.
     pub(super) async fn client_event(&mut self, event: ClientEvent) -> Result<(), Ending> {
@@ -92,9 +89,10 @@ impl Connection {
         if !self.app.enable_client_messages {
             return Err("Client events are not enabled for this app".to_owned());
         }
-        if event.event.len() > MAX_EVENT_NAME_LENGTH {
+        let max_name = self.app.limits.max_event_name_length;
+        if event.event.len() > max_name {
             return Err(format!(
-                "Client event name is longer than {MAX_EVENT_NAME_LENGTH} characters"
+                "Client event name is longer than {max_name} characters"
             ));
         }
         let Some((channel, _)) = self.subscriptions.get_key_value(event.channel.as_str()) else {
