@@ -60,8 +60,8 @@ pub enum TlsError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The certificate file holds no PEM certificate.
-    #[error("{path}: no PEM certificate in it")]
+    /// The certificate file holds no PEM certificate, or a malformed one.
+    #[error("{path}: no PEM certificate in it, or a malformed one")]
     NoCertificate {
         /// The file.
         path: PathBuf,
@@ -139,7 +139,9 @@ impl Certificates {
             why,
         };
         let mut roots = rustls::RootCertStore::empty();
-        for certificate in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+        for certificate in CertificateDer::pem_slice_iter(&pem) {
+            let certificate =
+                certificate.map_err(|_| no_ca(Some("a malformed PEM block".into())))?;
             roots
                 .add(certificate)
                 .map_err(|error| no_ca(Some(error.to_string())))?;
@@ -161,26 +163,35 @@ impl Certificates {
         Ok(Arc::new(config))
     }
 
-    /// Reads the files again whenever their modification times change, until `stop`.
+    /// Reads the files again whenever their modification times change, until `stop`. A pair
+    /// that does not load is tried again at every look until one does (a renewal finished
+    /// within the same second as a half-written one changes no coarse modification time),
+    /// and logged once per change.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
         let mut seen = self.modified();
+        let mut failing = false;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(WATCH_INTERVAL) => {}
                 () = stop.cancelled() => return,
             }
             let now = self.modified();
-            if now == seen {
+            if now == seen && !failing {
                 continue;
             }
+            let changed = now != seen;
             seen = now;
             match read_pair(&self.cert_path, &self.key_path) {
                 Ok(pair) => {
                     self.current.store(Arc::new(pair));
+                    failing = false;
                     info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
                 }
                 Err(error) => {
-                    warn!(%error, "TLS certificate not reloaded; the previous one is still served");
+                    if changed {
+                        warn!(%error, "TLS certificate not reloaded; the previous one is still served");
+                    }
+                    failing = true;
                 }
             }
         }
@@ -212,8 +223,10 @@ fn read_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError
     };
     let cert_pem = read(cert_path)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .filter_map(Result::ok)
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::NoCertificate {
+            path: cert_path.to_owned(),
+        })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
             path: cert_path.to_owned(),

@@ -228,6 +228,51 @@ async fn a_certificate_replaced_on_disk_is_served_to_the_next_client() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_stops_reading_is_closed_with_4100_at_the_byte_bound() {
+    let (cert, key, der) = certificate();
+    let config = tls_config().replace("[server]\n", "[server]\noutbound_queue_bytes = 65536\n")
+        + "max_event_size = 20000\n";
+    let server = TestServer::start_with_env_and_files(
+        &config,
+        &[("RUST_LOG", "info,relay::connections=debug")],
+        &[("tls/cert.pem", &cert), ("tls/key.pem", &key)],
+    );
+    let connector = connector(&[&der]);
+    // A small receive buffer, so that the kernel holds little of what the client never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket
+        .connect(([127, 0, 0, 1], server.port).into())
+        .await
+        .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    let url = format!("wss://localhost:{}/app/app-key?protocol=7", server.port);
+    let (mut stalled, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    next_json(&mut stalled).await;
+    let subscribe = r#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#;
+    stalled.send(Message::text(subscribe)).await.unwrap();
+    next_json(&mut stalled).await;
+
+    // 10 KB events until the server gives the client up (at most 400, 4 MB), never read.
+    let closed = |log: &str| {
+        log.lines()
+            .any(|line| line.contains("connection closed") && line.contains("code=4100"))
+    };
+    let body = serde_json::json!({"name": "big", "channels": ["news"], "data": "x".repeat(10_000)})
+        .to_string();
+    let path = format!("/apps/{APP_ID}/events");
+    let mut sent = 0;
+    while !closed(&server.log()) {
+        assert!(sent < 400, "never closed as behind:\n{}", server.log());
+        let target = signed_path("POST", &path, &[], &body, APP_SECRET, now());
+        let answer = https(server.port, &connector, "POST", &target, &body).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        sent += 1;
+    }
+}
+
 #[test]
 fn a_missing_or_unmatched_key_is_refused_at_start() {
     let (cert, _, _) = certificate();

@@ -39,6 +39,17 @@ pub use security::{
 pub use tokens::{Rfc3339, Scope, TokenConfig, TokenHash};
 pub use webhook::{WebhookConfig, WebhookHeaders, WebhookUrl, loggable_host};
 
+/// Words in a webhook header's name that make its value a credential (names are lower case).
+const CREDENTIAL_HEADER_WORDS: [&str; 7] = [
+    "auth",
+    "token",
+    "secret",
+    "key",
+    "signature",
+    "password",
+    "cookie",
+];
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -111,7 +122,9 @@ impl Config {
     }
 
     /// Every secret value the file holds (the apps' secrets and previous pairs' secrets, the
-    /// Redis URL's password, webhook header values), for the log's redaction to know.
+    /// Redis URL's password, webhook headers that carry credentials), for the log's redaction
+    /// to know. A header such as `X-Env: prod` is not one: redacting "prod" would blank it
+    /// out of every log line.
     pub fn secret_values(&self) -> Vec<&str> {
         let mut values = Vec::new();
         for app in &self.apps {
@@ -122,8 +135,13 @@ impl Config {
                     .map(|pair| pair.secret.as_str()),
             );
             for webhook in &app.webhooks {
-                let headers = webhook.headers.iter();
-                values.extend(headers.filter_map(|(_, value)| value.to_str().ok()));
+                let credentials = webhook.headers.iter().filter(|(name, _)| {
+                    let name = name.as_str();
+                    CREDENTIAL_HEADER_WORDS
+                        .iter()
+                        .any(|word| name.contains(word))
+                });
+                values.extend(credentials.filter_map(|(_, value)| value.to_str().ok()));
             }
         }
         values.extend(self.redis.as_ref().and_then(RedisConfig::password));

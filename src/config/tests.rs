@@ -440,7 +440,7 @@ fn secret_values_name_every_secret_the_file_holds() {
     let text = format!(
         "{APP}\n[[apps.previous_credentials]]\nkey = \"old\"\nsecret = \"old-secret\"\n\
          valid_until = \"2999-01-01T00:00:00Z\"\n\
-         [[apps.webhooks]]\nurl = \"http://127.0.0.1:9/\"\nheaders = {{ Authorization = \"Bearer hook-token\" }}\n\
+         [[apps.webhooks]]\nurl = \"http://127.0.0.1:9/\"\nheaders = {{ Authorization = \"Bearer hook-token\", X-Env = \"prod\" }}\n\
          [redis]\nurl = \"redis://:redis-pass@127.0.0.1:6379\"\n"
     );
     let config = load(&text).unwrap();

@@ -151,14 +151,17 @@ impl Guard {
     }
 
     /// Whether `app_id` is locked down (`auto_lockdown`).
-    /// Every caller refuses what it was asked for when it is, so a `true` is counted as a
-    /// refusal (rule `lockdown`) for the metrics.
     pub fn locked_down(&self, app_id: &str) -> bool {
-        let locked = self
-            .apps
+        self.apps
             .get(app_id)
             .and_then(|app| app.lockdown.as_ref())
-            .is_some_and(LockdownRule::is_locked);
+            .is_some_and(LockdownRule::is_locked)
+    }
+
+    /// Whether a request to `app_id` is to be refused for its lockdown: as
+    /// [`locked_down`](Self::locked_down), with a refusal counted (rule `lockdown`).
+    pub fn refuses_for_lockdown(&self, app_id: &str) -> bool {
+        let locked = self.locked_down(app_id);
         if locked {
             crate::metrics::global().guard_refused(app_id, "lockdown");
         }

@@ -228,7 +228,7 @@ pub(super) async fn authenticate_head(
         }
     };
     // After the network rules, so that a refused address does not learn of the lockdown.
-    if blocked.is_none() && state.guard.locked_down(&app.id) {
+    if blocked.is_none() && state.guard.refuses_for_lockdown(&app.id) {
         return Err(ApiError::LockedDown);
     }
     let address = sender.address.known();

@@ -1,7 +1,7 @@
 //! Counts every HTTP call for the metrics, by app, endpoint and status, once its response is
 //! made. The labels stay bounded: the endpoint is the route the path takes (`events`,
 //! `channels/{channel_name}`, …, or `unmatched`), the app a configured app's id (`unknown`
-//! for any other id, empty for the health endpoints).
+//! for any other id, empty when the path names none).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

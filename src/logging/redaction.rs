@@ -11,8 +11,9 @@
 //!   name (`auth`, `authorization`, `secret`, `password`, `token`, `signature`, …) and `=` or
 //!   `:`, plain, quoted, JSON-escaped or coloured;
 //! - **values**: every secret this process has held ([`know`]; each `apps::Secret` made
-//!   registers itself, and the server adds the configuration's other secrets). They need it:
-//!   a secret has no shape (Pusher's are 20 hex digits). A value once known stays known (a
+//!   registers itself, and the server adds the configuration's other secrets), as they are
+//!   and as JSON and `Debug` escape them, looked for before the shapes. They need it: a
+//!   secret has no shape (Pusher's are 20 hex digits). A value once known stays known (a
 //!   rotated-out secret is still a secret), up to [`MOST_KNOWN`] of them.
 //!
 //! Only lines that are written pay for this (a few regex passes and one Aho-Corasick pass); at
@@ -40,17 +41,19 @@ const SHORTEST_KNOWN: usize = 4;
 const SENSITIVE_NAMES: &str = "auth|authorization|auth_signature|signature|secret|shared_secret|\
     password|passwd|token|api_key|cookie|set-cookie|totp_secret|password_hash";
 
-/// The shapes and what each becomes (`${n}`: the parts kept, such as a name and its `=`).
+/// The shapes and what each becomes (`${n}`: the parts kept, such as a name and its `=`). A
+/// value never starts with `[`, so what the known values' pass redacted is left as it is.
 static SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     // An ANSI colour code, as the text format puts around field names on a terminal.
     let colour = r"(?:\x1b\[[0-9;]*m)*";
     let quote = r#"(?:\\?["'])?"#;
     let pairs = format!(
-        r#"(?i)(^|[^0-9a-z_]|\x1b\[[0-9;]*m)({SENSITIVE_NAMES})({quote}{colour}\s*[:=]\s*{colour}{quote})[^\s"'\\&,;}}\]\x1b]+"#
+        r#"(?i)(^|[^0-9a-z_]|\x1b\[[0-9;]*m)({SENSITIVE_NAMES})({quote}{colour}\s*[:=]\s*{colour}{quote})[^\s"'\\&,;}}\[\]\x1b]+"#
     );
     [
+        // `Basic` only capitalised, as HTTP sends it, so that "basic settings" stays.
         (
-            r#"(?i)\b(bearer|basic)(\s+)[^\s"'\\&,;}\]\x1b]+"#,
+            r#"\b((?i:bearer)|Basic)(\s+)[^\s"'\\&,;}\[\]\x1b]+"#,
             "${1}${2}[REDACTED]",
         ),
         (pairs.as_str(), "${1}${2}${3}[REDACTED]"),
@@ -75,17 +78,34 @@ struct Known {
 
 static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
 
-/// Makes `value` (a secret) one that no log line will ever show.
+/// Makes `value` (a secret) one that no log line will ever show: as it is, and as the JSON
+/// format and `Debug` fields escape it.
 pub fn know(value: &str) {
     if value.len() < SHORTEST_KNOWN {
         return;
     }
     let mut known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
-    if known.values.len() >= MOST_KNOWN || known.values.contains(value) {
+    if known.values.contains(value) {
         return;
     }
-    known.values.insert(value.to_owned());
-    known.stale = true;
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let debug = format!("{value:?}");
+    let forms = [value, trim_quotes(&json), trim_quotes(&debug)];
+    for form in forms {
+        if known.values.len() >= MOST_KNOWN {
+            return;
+        }
+        if known.values.insert(form.to_owned()) {
+            known.stale = true;
+        }
+    }
+}
+
+fn trim_quotes(quoted: &str) -> &str {
+    quoted
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(quoted)
 }
 
 /// The matcher of every known value (rebuilt here, not in [`know`], so that registering a
@@ -103,9 +123,16 @@ fn known_matcher() -> Option<Arc<AhoCorasick>> {
     known.matcher.clone()
 }
 
-/// `text` with every credential it shows replaced by [`REDACTED`].
+/// `text` with every credential it shows replaced by [`REDACTED`]: known values first (a
+/// shape could take part of one and leave the rest), then the shapes.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut redacted = Cow::Borrowed(text);
+    if let Some(matcher) = known_matcher()
+        && matcher.is_match(text)
+    {
+        let replacements = vec![REDACTED; matcher.patterns_len()];
+        redacted = Cow::Owned(matcher.replace_all(text, &replacements));
+    }
     for (shape, replacement) in SHAPES.iter() {
         let changed = match shape.replace_all(&redacted, *replacement) {
             Cow::Owned(changed) => Some(changed),
@@ -114,12 +141,6 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         if let Some(changed) = changed {
             redacted = Cow::Owned(changed);
         }
-    }
-    if let Some(matcher) = known_matcher()
-        && matcher.is_match(redacted.as_ref())
-    {
-        let replacements = vec![REDACTED; matcher.patterns_len()];
-        redacted = Cow::Owned(matcher.replace_all(&redacted, &replacements));
     }
     redacted
 }
@@ -158,6 +179,7 @@ mod tests {
             "authorization: [REDACTED] [REDACTED]"
         );
         assert_eq!(clean("Basic dXNlcjpwYXNz"), "Basic [REDACTED]");
+        assert_eq!(clean("the basic settings"), "the basic settings");
     }
 
     #[test]
@@ -195,5 +217,14 @@ mod tests {
             "hmac over [REDACTED] and [REDACTED]!"
         );
         assert_eq!(clean("abc"), "abc", "too short to redact by value");
+    }
+
+    #[test]
+    fn known_values_are_redacted_escaped_and_before_the_shapes_cut_them() {
+        know("quote\"and\\slash-secret");
+        let json = serde_json::json!({"message": "has quote\"and\\slash-secret"}).to_string();
+        assert!(!clean(&json).contains("slash-secret"), "{}", clean(&json));
+        know("ab&cd-secret");
+        assert_eq!(clean("token=ab&cd-secret"), "token=[REDACTED]");
     }
 }

@@ -51,7 +51,8 @@ pub struct CloseLabels {
 /// Labels of an HTTP call.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// The app (`unknown` for an id no app has; empty for the health endpoints).
+    /// The app (`unknown` for an id no app has; empty when the path names none: the health
+    /// endpoints, the server-wide terminate, unmatched paths).
     pub app_id: String,
     /// The route, as `events` or `channels/{channel_name}`.
     pub endpoint: &'static str,

@@ -24,7 +24,7 @@ impl Connection {
         if let Err(message) = self.check_client_event(&event) {
             return self.send_error(None, &message);
         }
-        if self.state.guard.locked_down(&self.app.id) {
+        if self.state.guard.refuses_for_lockdown(&self.app.id) {
             let message = format!("Client event rejected: {}", super::LOCKED_DOWN);
             return self.send_error(None, &message);
         }

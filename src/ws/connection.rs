@@ -126,7 +126,7 @@ impl Connection {
         via: Via,
     ) -> Result<(), String> {
         let guard = &self.state.guard;
-        if guard.locked_down(&self.app.id) {
+        if guard.refuses_for_lockdown(&self.app.id) {
             return Err(super::LOCKED_DOWN.to_owned());
         }
         guard

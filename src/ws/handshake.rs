@@ -80,7 +80,7 @@ pub(super) async fn admit(
     // Taken before the lockdown is looked at, so a lockdown after the look ends this one too;
     // looked at after the network rules, so a refused client does not learn of it.
     let lockdown = state.guard.lockdown_signal(&app.id);
-    if state.guard.locked_down(&app.id) {
+    if state.guard.refuses_for_lockdown(&app.id) {
         return Err(Refused::LockedDown);
     }
     let address_slot = state

@@ -8,7 +8,7 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
 use actix_web::web::{Buf, BytesMut};
@@ -44,6 +44,9 @@ pub(super) struct OutboundWriter<W> {
     ended: bool,
     /// The socket refused bytes that are still pending (and the outbox has been told).
     behind: bool,
+    /// Bytes the transport took since its last completed flush (what TLS may still hold as
+    /// records); always flushed before more frames are taken, even after a cancelled call.
+    unflushed: usize,
 }
 
 impl<W: SocketWriter> OutboundWriter<W> {
@@ -56,18 +59,20 @@ impl<W: SocketWriter> OutboundWriter<W> {
             pending: BytesMut::new(),
             ended: false,
             behind: false,
+            unflushed: 0,
         }
     }
 
     /// Finishes writing pending bytes; with none pending, waits for queued frames and writes
     /// them all at once. The first time, the handshake response goes out together with
     /// whatever is already queued, without waiting. Cancel-safe: frames are taken only when
-    /// they can be encoded at once, and unwritten bytes stay pending.
+    /// they can be encoded at once, unwritten bytes stay pending, and what the transport took
+    /// is flushed before more frames are taken.
     pub async fn write_queued(&mut self) -> io::Result<Flow> {
         if let Some(head) = self.response_head.take() {
             self.pending = head;
             self.take_frames(false).await;
-        } else if self.pending.is_empty() {
+        } else if self.pending.is_empty() && self.unflushed == 0 {
             self.take_frames(true).await;
         }
         while !self.pending.is_empty() {
@@ -85,18 +90,38 @@ impl<W: SocketWriter> OutboundWriter<W> {
                 0 => return Err(io::ErrorKind::WriteZero.into()),
                 written => {
                     self.pending.advance(written);
+                    self.unflushed += written;
                     if self.behind {
                         self.outbox.record_unwritten(self.pending.len());
                     }
                 }
             }
         }
-        poll_fn(|cx| self.socket.poll_flush(cx)).await?;
+        if self.unflushed > 0 {
+            self.flush().await?;
+        }
         if std::mem::take(&mut self.behind) {
             self.outbox.record_unwritten(0);
         }
         self.pending = BytesMut::new();
         Ok(if self.ended { Flow::Ended } else { Flow::Open })
+    }
+
+    /// Sends what the transport holds. One that cannot at once (TLS records the socket
+    /// refuses) means the client is behind by what it holds, as for refused bytes.
+    async fn flush(&mut self) -> io::Result<()> {
+        let at_once = self
+            .socket
+            .poll_flush(&mut Context::from_waker(Waker::noop()));
+        if let Poll::Ready(flushed) = at_once {
+            flushed?;
+        } else {
+            self.outbox.record_unwritten(self.unflushed);
+            self.behind = true;
+            poll_fn(|cx| self.socket.poll_flush(cx)).await?;
+        }
+        self.unflushed = 0;
+        Ok(())
     }
 
     /// Encodes every queued frame into `pending`; with `wait`, first waits for one (or for the

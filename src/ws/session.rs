@@ -100,9 +100,15 @@ async fn close<R: SocketReader, W: SocketWriter>(
     inbound: &mut InboundMessages<R>,
     outbound: &mut OutboundWriter<W>,
 ) {
-    let written = tokio::time::timeout(CLOSE_TIMEOUT, outbound.write_to_end()).await;
-    if let Ok(Ok(())) = written {
+    // The shutdown is inside the bound too: over TLS it writes a close_notify, which a client
+    // that stopped reading never takes.
+    let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        outbound.write_to_end().await?;
         outbound.shutdown().await;
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+    if let Ok(Ok(())) = closed {
         let _ = tokio::time::timeout(LINGER_TIMEOUT, inbound.drain()).await;
     }
 }

@@ -115,6 +115,16 @@ impl TestServer {
         Self::start_in(config, env, &[])
     }
 
+    /// Starts the server with `config`, extra environment variables and, beside it, `files`.
+    #[allow(dead_code)]
+    pub fn start_with_env_and_files(
+        config: &str,
+        env: &[(&str, &str)],
+        files: &[(&str, &str)],
+    ) -> Self {
+        Self::start_in(config, env, files)
+    }
+
     /// Starts the server with `config` and, beside it, `files` (relative path and text;
     /// folders are made).
     pub fn start_with_files(config: &str, files: &[(&str, &str)]) -> Self {
