@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
+use tokio_util::sync::CancellationToken;
 
 pub use keyring::{Keyring, Matched, Mismatch, NoMatch, Pair, PreviousPair, Secret};
 pub use pair_uses::{CredentialUse, ExpiredUse, PairUses, Via};
@@ -82,7 +83,12 @@ pub struct App {
     pub rotation: Option<RotationConfig>,
     /// Where rotations are announced.
     pub rotation_webhook: Option<WebhookUrl>,
-    pair_uses: PairUses,
+    /// Shared with the app that replaces this one at a reload, so no use is lost.
+    pair_uses: Arc<PairUses>,
+    /// Cancelled when a configuration reload replaces or removes this app: its connections
+    /// then take the registry's app of the same id, or close with 4003 when there is none
+    /// (or it is disabled).
+    retired: CancellationToken,
     /// Disabled apps refuse connections (4003).
     pub enabled: bool,
     /// Whether `client-*` events are accepted.
@@ -129,7 +135,8 @@ impl App {
             configured,
             rotation: config.rotation,
             rotation_webhook: config.rotation_webhook.clone(),
-            pair_uses: PairUses::default(),
+            pair_uses: Arc::default(),
+            retired: CancellationToken::new(),
             enabled: config.enabled,
             enable_client_messages: config.enable_client_messages,
             enable_subscription_count: config.enable_subscription_count,
@@ -154,6 +161,20 @@ impl App {
                 cache_ttl: Duration::from_secs(config.cache_ttl),
             },
         }
+    }
+
+    /// The app `config` describes, replacing `old` (a reload changed its configuration): the
+    /// uses of previous pairs `old` counted and has not flushed yet are this one's to flush.
+    pub fn replacing(config: &AppConfig, old: &App) -> Self {
+        App {
+            pair_uses: old.pair_uses.clone(),
+            ..App::from_config(config)
+        }
+    }
+
+    /// Cancelled once a reload has replaced or removed this app.
+    pub fn retired(&self) -> &CancellationToken {
+        &self.retired
     }
 
     /// The app's pairs now.

@@ -30,7 +30,7 @@ impl AppRegistry {
     }
 
     /// A registry of `apps`, indexed by their ids and their keyrings' keys.
-    fn indexed(apps: impl IntoIterator<Item = Arc<App>>) -> Self {
+    pub fn indexed(apps: impl IntoIterator<Item = Arc<App>>) -> Self {
         let mut registry = AppRegistry::default();
         for app in apps {
             for key in app.keyring().keys() {
@@ -82,10 +82,15 @@ impl Apps {
         self.0.load().by_key(key).cloned()
     }
 
-    /// Re-indexes the keys after a keyring changed its keys (the apps stay the same).
+    /// Re-indexes the keys after a keyring changed its keys (the apps stay the same); a
+    /// registry swapped in meanwhile by a reload is the one re-indexed.
     pub fn reindex(&self) {
-        let current = self.0.load();
         self.0
-            .store(Arc::new(AppRegistry::indexed(current.apps().cloned())));
+            .rcu(|current| AppRegistry::indexed(current.apps().cloned()));
+    }
+
+    /// Serves `registry` from now on (a configuration reload); returns the one it replaces.
+    pub fn replace(&self, registry: AppRegistry) -> Arc<AppRegistry> {
+        self.0.swap(Arc::new(registry))
     }
 }

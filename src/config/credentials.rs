@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{ConfigString, Rfc3339};
 
 /// One `[[apps.previous_credentials]]` entry: a pair that still works until `valid_until`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreviousCredentials {
     /// The key clients and backends may still use.

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use serde::Deserialize;
 
 /// One `[apps.limits]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// HTTP API requests per second to the app, from everyone together.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::ConfigString;
 
 /// `[redis]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[:password@]host[:port][/db]`.

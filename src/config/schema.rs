@@ -9,7 +9,7 @@ use super::tokens::TokenConfig;
 use super::{ConfigString, LimitsConfig, RedisConfig, WebhookConfig, WebhookUrl};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `development` or `production` (stricter start-up checks).
@@ -47,7 +47,7 @@ pub struct Config {
 
 /// `[metrics]`: where `GET /metrics` is served, on a listener of its own (an operator's, not
 /// the clients': loopback by default).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Address to bind.
@@ -66,7 +66,7 @@ impl Default for MetricsConfig {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The SQLite file (created if missing); a relative path is relative to the
@@ -116,7 +116,7 @@ pub enum Environment {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to bind.
@@ -157,7 +157,7 @@ pub struct ServerConfig {
 }
 
 /// `[server.tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain (PEM), leaf first; a relative path is relative to the
@@ -215,7 +215,7 @@ impl Default for ServerConfig {
 }
 
 /// One `[[apps]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// The app id used by the HTTP API (digits, for the official Python SDK).

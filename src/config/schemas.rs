@@ -31,6 +31,16 @@ pub struct SchemaConfig {
     span: Range<usize>,
 }
 
+/// Two entries are the same when they say the same; where they stand in the file does not
+/// matter (a reload compares apps, and an edit above an entry moves it).
+impl PartialEq for SchemaConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.channel_prefix == other.channel_prefix
+            && self.event == other.event
+            && self.source == other.source
+    }
+}
+
 /// Where an entry's schema is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SchemaSource {

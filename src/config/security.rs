@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{ConfigDuration, ConfigString};
 
 /// One `[apps.security]` table; every key optional, absent = no restriction.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Only clients from these addresses and ranges may use the HTTP API (and, with
@@ -89,7 +89,7 @@ pub enum SecretScanning {
 }
 
 /// `[geoip]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoIpConfig {
     /// A MaxMind country database (GeoLite2-Country or compatible); a relative path is
@@ -105,7 +105,7 @@ impl GeoIpConfig {
 }
 
 /// `geo = { mode = "allow" | "block", countries = […], unknown = "allow" | "deny" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoConfig {
     /// Whether `countries` are the only ones allowed, or the ones blocked.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::ConfigString;
 
 /// One `[[apps.tokens]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// A name for people (`relay token revoke --name`, the logs).

@@ -11,7 +11,7 @@ use super::ConfigString;
 use crate::protocol::WebhookKind;
 
 /// One `[[apps.webhooks]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where the webhooks are POSTed (`http://` or `https://`).
@@ -50,7 +50,7 @@ mod defaults {
 }
 
 /// A webhook URL: absolute, `http` or `https`, with a host.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(try_from = "ConfigString")]
 pub struct WebhookUrl(Uri);
 
@@ -105,7 +105,7 @@ impl TryFrom<ConfigString> for WebhookUrl {
 }
 
 /// Extra headers for webhook requests; the three Pusher headers cannot be overridden.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(try_from = "BTreeMap<String, ConfigString>")]
 pub struct WebhookHeaders(Vec<(HeaderName, HeaderValue)>);
 

@@ -7,7 +7,6 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::lockdown::LockdownRule;
 use super::{Banned, ClientKey, Guard, Peer, Refusal};
 use crate::activity::{EventKind, SecurityEvent};
 use crate::store::StoredBan;
@@ -16,7 +15,8 @@ impl Guard {
     /// Whether a client at `address` is banned from `app_id` for repeated authentication
     /// failures (an unknown address never is).
     pub fn check_ban(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Banned> {
-        let bans = self.apps.get(app_id).and_then(|app| app.bans.as_ref());
+        let app = self.app(app_id);
+        let bans = app.as_ref().and_then(|app| app.bans.as_ref());
         let checked = match (bans, address) {
             (Some(bans), Some(address)) => bans.check(ClientKey::of(address), Instant::now()),
             _ => Ok(()),
@@ -34,7 +34,8 @@ impl Guard {
             address,
             format!("{what} failed"),
         );
-        let Some(app) = self.apps.get(app_id) else {
+        let rules = self.rules.load();
+        let Some(app) = rules.apps.get(app_id) else {
             return;
         };
         let (Some(bans), Some(address)) = (&app.bans, address) else {
@@ -43,7 +44,7 @@ impl Guard {
         let proxies = app
             .trusted_proxies
             .as_ref()
-            .unwrap_or(&self.default_proxies);
+            .unwrap_or(&rules.default_proxies);
         let allowlisted = app
             .ip_allowlist
             .as_ref()
@@ -62,7 +63,11 @@ impl Guard {
 
     /// Whether an app bans (so its bans are shared through the state store).
     pub fn has_bans(&self) -> bool {
-        self.apps.values().any(|app| app.bans.is_some())
+        self.rules
+            .load()
+            .apps
+            .values()
+            .any(|app| app.bans.is_some())
     }
 
     /// The bans made on this node since the last call, for the state store (so the other
@@ -70,7 +75,7 @@ impl Guard {
     pub fn take_bans(&self, now: SystemTime) -> Vec<StoredBan> {
         let instant = Instant::now();
         let mut taken = Vec::new();
-        for (app_id, app) in &self.apps {
+        for (app_id, app) in &self.rules.load().apps {
             let Some(bans) = &app.bans else { continue };
             for (client, until) in bans.take_made() {
                 taken.push(StoredBan {
@@ -88,7 +93,8 @@ impl Guard {
     pub fn restore_bans(&self, bans: &[StoredBan], now: SystemTime) {
         let instant = Instant::now();
         for ban in bans {
-            if let Some(app_bans) = self.apps.get(&ban.app_id).and_then(|app| app.bans.as_ref()) {
+            let app = self.app(&ban.app_id);
+            if let Some(app_bans) = app.as_ref().and_then(|app| app.bans.as_ref()) {
                 let left = ban.until.duration_since(now).unwrap_or_default();
                 app_bans.give_back(ClientKey::of(ban.address), instant + left);
             }
@@ -100,8 +106,8 @@ impl Guard {
     pub fn adopt_bans(&self, bans: &[StoredBan], now: SystemTime) {
         let instant = Instant::now();
         for ban in bans {
-            let Some(app_bans) = self.apps.get(&ban.app_id).and_then(|app| app.bans.as_ref())
-            else {
+            let app = self.app(&ban.app_id);
+            let Some(app_bans) = app.as_ref().and_then(|app| app.bans.as_ref()) else {
                 continue;
             };
             let left = ban.until.duration_since(now).unwrap_or_default();
@@ -152,10 +158,9 @@ impl Guard {
 
     /// Whether `app_id` is locked down (`auto_lockdown`).
     pub fn locked_down(&self, app_id: &str) -> bool {
-        self.apps
-            .get(app_id)
-            .and_then(|app| app.lockdown.as_ref())
-            .is_some_and(LockdownRule::is_locked)
+        self.app(app_id)
+            .and_then(|app| app.lockdown.clone())
+            .is_some_and(|rule| rule.is_locked())
     }
 
     /// Whether a request to `app_id` is to be refused for its lockdown: as
@@ -169,28 +174,29 @@ impl Guard {
     }
 
     /// The apps with `auto_lockdown`.
-    pub fn lockdown_apps(&self) -> impl Iterator<Item = &str> {
-        self.apps
+    pub fn lockdown_apps(&self) -> Vec<String> {
+        self.rules
+            .load()
+            .apps
             .iter()
             .filter(|(_, app)| app.lockdown.is_some())
-            .map(|(id, _)| id.as_str())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Sets whether `app_id` is locked down; whether that changed anything (an app without
     /// `auto_lockdown` never is).
     pub fn set_locked_down(&self, app_id: &str, locked: bool) -> bool {
-        self.apps
-            .get(app_id)
-            .and_then(|app| app.lockdown.as_ref())
+        self.app(app_id)
+            .and_then(|app| app.lockdown.clone())
             .is_some_and(|rule| rule.set(locked))
     }
 
     /// What a new connection to `app_id` holds to be ended by a lockdown (with
     /// `lockdown_closes_connections`); take it before checking [`Self::locked_down`].
     pub fn lockdown_signal(&self, app_id: &str) -> Option<CancellationToken> {
-        self.apps
-            .get(app_id)
-            .and_then(|app| app.lockdown.as_ref())
-            .and_then(LockdownRule::closing_signal)
+        self.app(app_id)
+            .and_then(|app| app.lockdown.clone())
+            .and_then(|rule| rule.closing_signal())
     }
 }

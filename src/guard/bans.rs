@@ -78,6 +78,11 @@ impl Bans {
         }
     }
 
+    /// The rule these records follow.
+    pub fn rule(&self) -> BanRule {
+        self.rule
+    }
+
     /// Whether `client` is banned at `now`.
     pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Banned> {
         let records = self.lock();

@@ -36,7 +36,7 @@ impl Guard {
         address: Option<IpAddr>,
         read: bool,
     ) -> Result<(), Limited> {
-        let Some(app) = self.apps.get(app_id) else {
+        let Some(app) = self.app(app_id) else {
             return Ok(());
         };
         let Some(limits) = &app.limits else {
@@ -60,7 +60,7 @@ impl Guard {
     }
 
     async fn count_events(&self, app_id: &str, count: usize) -> Result<(), Limited> {
-        let Some(app) = self.apps.get(app_id) else {
+        let Some(app) = self.app(app_id) else {
             return Ok(());
         };
         let Some(limits) = &app.limits else {
@@ -79,7 +79,7 @@ impl Guard {
     /// Admits a client event to `app_id` unless today's messages have reached
     /// `daily_messages`.
     pub fn limit_client_event(&self, app_id: &str) -> Result<(), Limited> {
-        let limited = match self.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
+        let limited = match self.app(app_id).and_then(|app| app.limits.clone()) {
             Some(limits) => limits.check_daily(SystemTime::now()),
             None => Ok(()),
         };
@@ -103,7 +103,7 @@ impl Guard {
         app_id: &str,
         address: Option<IpAddr>,
     ) -> Result<Option<AddressSlot>, Limited> {
-        let Some(app) = self.apps.get(app_id) else {
+        let Some(app) = self.app(app_id) else {
             return Ok(None);
         };
         let Some(limits) = &app.limits else {

@@ -280,6 +280,13 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
         any.then_some(limiter)
     }
 
+    /// The same limits, counting delivered messages into `quota` (the app's, which outlives
+    /// any one limiter) instead of a quota of their own.
+    pub fn counting_into(mut self, quota: Arc<DailyQuota>) -> Self {
+        self.daily = Some(quota);
+        self
+    }
+
     fn refusal(&self, scope: LimitScope, quota: u32, not_until: &NotUntil<C::Instant>) -> Limited {
         let wait = not_until.wait_time_from(self.clock.now());
         Limited {

@@ -37,6 +37,11 @@ impl LockdownRule {
         }
     }
 
+    /// Whether a lockdown ends the app's open connections.
+    pub fn closes_connections(&self) -> bool {
+        self.closing.is_some()
+    }
+
     pub fn is_locked(&self) -> bool {
         self.locked.load(Ordering::Acquire)
     }

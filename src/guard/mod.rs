@@ -30,6 +30,7 @@
 
 mod abuse;
 mod bans;
+mod build;
 mod credentials;
 mod geo;
 mod limiting;
@@ -50,7 +51,10 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 pub use bans::Banned;
+pub use build::NewRules;
 pub use credentials::{ApiCredentials, CredentialsError, api_credentials};
 pub use geo::{GeoDatabase, GeoDatabaseError};
 pub use limits::{
@@ -65,13 +69,13 @@ pub use payload::{DetectorListError, PayloadSource, SecretFound};
 pub use peer::{CertFingerprint, ClientAddress, MAX_FORWARDED_HOPS, Peer, PeerHeaders};
 pub use schemas::{SchemaError, SchemaProblem, SchemaViolation};
 pub use token::{TOKEN_LEN, WellFormedToken, generate as generate_token};
-pub use tokens::{TokenEntry, TokenRefusal, TokenRegistry};
+pub use tokens::{TokenEntries, TokenEntry, TokenRefusal, TokenRegistry};
 
 use crate::activity::ActivityRecorder;
 use crate::apps::App;
-use crate::config::{Config, Fingerprint, SecurityConfig};
+use crate::config::Fingerprint;
 use crate::protocol::ChannelName;
-use bans::{BanRule, Bans};
+use bans::Bans;
 use geo::GeoRule;
 use lockdown::LockdownRule;
 use origin::AllowedOrigins;
@@ -138,8 +142,10 @@ impl Refusal {
 /// The rules of every app, its API tokens, and the server-wide trusted proxies.
 #[derive(Debug, Default)]
 pub struct Guard {
-    default_proxies: Networks,
-    apps: HashMap<String, AppGuard>,
+    /// Swapped whole by a configuration reload ([`Guard::prepare`], [`Guard::commit`]).
+    rules: ArcSwap<Rules>,
+    /// The country database, opened for the first geo rule and kept for the process's life.
+    geo_database: std::sync::Mutex<Option<Arc<GeoDatabase>>>,
     /// The apps' API tokens.
     pub tokens: TokenRegistry,
     /// The security events waiting for the state store.
@@ -152,7 +158,15 @@ pub struct Guard {
     fail_open: FailOpen,
 }
 
-/// One app's rules.
+/// Every app's rules and the server's trusted proxies, as one configuration describes them.
+#[derive(Debug, Default)]
+struct Rules {
+    default_proxies: Networks,
+    apps: HashMap<String, Arc<AppGuard>>,
+}
+
+/// One app's rules. What counts (limits, bans, the lockdown state) is behind an `Arc`, so a
+/// reload that leaves that part of the app's configuration alone keeps its counts.
 #[derive(Debug)]
 struct AppGuard {
     trusted_proxies: Option<Networks>,
@@ -162,10 +176,12 @@ struct AppGuard {
     mtls: Option<MtlsRule>,
     apply_to_websocket: bool,
     payload: Option<PayloadRules>,
-    limits: Option<Box<dyn Limiter>>,
+    limits: Option<Arc<dyn Limiter>>,
+    /// What `limits` was built from (a reload keeps the limiter when it is unchanged).
+    limits_config: Option<crate::config::LimitsConfig>,
     schemas: Option<ChannelSchemas>,
-    lockdown: Option<LockdownRule>,
-    bans: Option<Bans>,
+    lockdown: Option<Arc<LockdownRule>>,
+    bans: Option<Arc<Bans>>,
     /// The per-second limits as the cluster counts them (with `[redis]`).
     cluster_limits: Option<ClusterLimits>,
 }
@@ -178,87 +194,23 @@ struct MtlsRule {
 }
 
 impl Guard {
-    /// The guard `config` describes; the country database is read if an app has a geo rule,
-    /// and every app's schemas are read and compiled.
-    pub fn from_config(config: &Config) -> Result<Self, GuardError> {
-        let uses_geo = config.apps.iter().any(|app| {
-            app.security
-                .as_ref()
-                .is_some_and(|security| security.geo.is_some())
-        });
-        let database = match (&config.geoip, uses_geo) {
-            (Some(geoip), true) => Some(Arc::new(GeoDatabase::open(
-                &geoip.database_path(&config.config_dir),
-            )?)),
-            _ => None,
-        };
-        let mut apps = HashMap::new();
-        let mut daily_quotas = DailyQuotas::default();
-        let no_rules = SecurityConfig::default();
-        for app in &config.apps {
-            let id = app.id.as_str().to_owned();
-            let schemas =
-                ChannelSchemas::compile(&app.schemas, &config.config_dir).map_err(|error| {
-                    GuardError::Schema {
-                        app: id.clone(),
-                        error,
-                    }
-                })?;
-            if app.security.is_none() && app.limits.is_none() && schemas.is_none() {
-                continue;
-            }
-            let security = app.security.as_ref().unwrap_or(&no_rules);
-            let mut guard = AppGuard::new(security, database.as_ref()).map_err(|error| {
-                GuardError::Detectors {
-                    app: id.clone(),
-                    error,
-                }
-            })?;
-            guard.limits = app
-                .limits
-                .as_ref()
-                .and_then(LocalLimiter::from_config)
-                .map(|limiter| Box::new(limiter) as Box<dyn Limiter>);
-            guard.cluster_limits = app.limits.as_ref().map(ClusterLimits::from_config);
-            if let Some(quota) = guard
-                .limits
-                .as_ref()
-                .and_then(|limits| limits.daily_quota())
-            {
-                daily_quotas.insert(&id, quota.clone());
-            }
-            guard.schemas = schemas;
-            apps.insert(id, guard);
-        }
-        Ok(Guard {
-            default_proxies: Networks::new(config.server.trusted_proxies.clone()),
-            apps,
-            tokens: TokenRegistry::from_config(config),
-            activity: ActivityRecorder::default(),
-            daily_quotas,
-            cluster_rates: std::sync::OnceLock::new(),
-            fail_open: FailOpen::default(),
-        })
-    }
-
     /// Who sent a request to `app_id` (`None`: an unknown app), as far as the trusted proxies
     /// allow believing it.
     pub fn peer(&self, app_id: Option<&str>, headers: &PeerHeaders) -> Peer {
-        self.resolve(app_id.and_then(|id| self.apps.get(id)), headers)
+        let rules = self.rules.load();
+        rules.resolve(app_id.and_then(|id| rules.apps.get(id)), headers)
     }
 
-    /// `headers` believed as far as `app`'s trusted proxies (or the server's) allow.
-    fn resolve(&self, app: Option<&AppGuard>, headers: &PeerHeaders) -> Peer {
-        let trusted = app
-            .and_then(|app| app.trusted_proxies.as_ref())
-            .unwrap_or(&self.default_proxies);
-        Peer::resolve(headers, trusted)
+    /// The rules of `app_id` now, if it has any.
+    fn app(&self, app_id: &str) -> Option<Arc<AppGuard>> {
+        self.rules.load().apps.get(app_id).cloned()
     }
 
     /// Admits an HTTP API request to `app_id`: the IP, geo and mTLS rules.
     pub fn admit_api(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
-        let app = self.apps.get(app_id);
-        let peer = self.resolve(app, headers);
+        let rules = self.rules.load();
+        let app = rules.apps.get(app_id);
+        let peer = rules.resolve(app, headers);
         if let Some(app) = app
             && let Err(refusal) = app.check_network(&peer)
         {
@@ -271,8 +223,9 @@ impl Guard {
     /// Admits a WebSocket handshake to `app_id`: allowed origins, and with
     /// `apply_to_websocket` the IP, geo and mTLS rules.
     pub fn admit_socket(&self, app_id: &str, headers: &PeerHeaders) -> Result<Peer, Refusal> {
-        let app = self.apps.get(app_id);
-        let peer = self.resolve(app, headers);
+        let rules = self.rules.load();
+        let app = rules.apps.get(app_id);
+        let peer = rules.resolve(app, headers);
         if let Some(app) = app {
             let refused = match &app.origins {
                 Some(origins) if !origins.admits(peer.origin.as_deref()) => {
@@ -300,6 +253,8 @@ impl Guard {
         data: &str,
     ) -> Result<(), SchemaViolation> {
         match self
+            .rules
+            .load()
             .apps
             .get(app_id)
             .and_then(|rules| rules.schemas.as_ref())
@@ -320,6 +275,8 @@ impl Guard {
         source: PayloadSource,
     ) -> Result<Cow<'a, str>, SecretFound> {
         match self
+            .rules
+            .load()
             .apps
             .get(&app.id)
             .and_then(|rules| rules.payload.as_ref())
@@ -330,48 +287,17 @@ impl Guard {
     }
 }
 
-impl AppGuard {
-    fn new(
-        security: &SecurityConfig,
-        database: Option<&Arc<GeoDatabase>>,
-    ) -> Result<Self, DetectorListError> {
-        let has_mtls = security.mtls_required || !security.mtls_fingerprints.is_empty();
-        Ok(AppGuard {
-            trusted_proxies: security.trusted_proxies.clone().map(Networks::new),
-            ip_allowlist: security.ip_allowlist.clone().map(Networks::new),
-            geo: security
-                .geo
-                .as_ref()
-                .zip(database)
-                .map(|(rule, database)| GeoRule::new(rule, database.clone())),
-            origins: security
-                .allowed_origins
-                .clone()
-                .map(|patterns| AllowedOrigins::new(patterns, security.allow_missing_origin)),
-            mtls: has_mtls.then(|| MtlsRule {
-                fingerprints: security.mtls_fingerprints.iter().copied().collect(),
-                required: security.mtls_required,
-            }),
-            apply_to_websocket: security.apply_to_websocket,
-            payload: PayloadRules::from_config(security)?,
-            limits: None,
-            schemas: None,
-            lockdown: security
-                .auto_lockdown
-                .then(|| LockdownRule::new(security.lockdown_closes_connections)),
-            bans: security.ban_after_failures.map(|after_failures| {
-                let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
-                Bans::new(BanRule {
-                    after_failures: after_failures.get(),
-                    window: security.ban_window.map_or(minutes(10), |d| d.0),
-                    first_ban: security.ban_time.map_or(minutes(10), |d| d.0),
-                    longest_ban: security.ban_max_time.map_or(minutes(24 * 60), |d| d.0),
-                })
-            }),
-            cluster_limits: None,
-        })
+impl Rules {
+    /// `headers` believed as far as `app`'s trusted proxies (or the server's) allow.
+    fn resolve(&self, app: Option<&Arc<AppGuard>>, headers: &PeerHeaders) -> Peer {
+        let trusted = app
+            .and_then(|app| app.trusted_proxies.as_ref())
+            .unwrap_or(&self.default_proxies);
+        Peer::resolve(headers, trusted)
     }
+}
 
+impl AppGuard {
     /// The IP, geo and mTLS rules.
     fn check_network(&self, peer: &Peer) -> Result<(), Refusal> {
         if let Some(mtls) = &self.mtls {

@@ -6,6 +6,7 @@ use std::path::Path;
 use actix_http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::*;
+use crate::config::Config;
 
 const APP: &str = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
 

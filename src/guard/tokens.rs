@@ -60,6 +60,14 @@ impl TokenEntry {
         }
     }
 
+    /// Whether `other` is the same token as this one says it.
+    fn same_as(&self, other: &TokenEntry) -> bool {
+        self.app_id == other.app_id
+            && self.name == other.name
+            && self.scopes == other.scopes
+            && self.expires_at == other.expires_at
+    }
+
     /// Counts one authenticated request from `address` at `now`.
     pub fn record_use(&self, address: Option<IpAddr>, now: SystemTime) {
         let mut pending = self
@@ -74,21 +82,37 @@ impl TokenEntry {
 /// Every app's tokens.
 #[derive(Debug, Default)]
 pub struct TokenRegistry {
-    by_hash: HashMap<TokenHash, TokenEntry>,
-    by_name: HashMap<(String, String), TokenHash>,
+    /// Swapped whole by a configuration reload.
+    entries: ArcSwap<TokenEntries>,
     revoked: ArcSwap<HashSet<TokenHash>>,
     /// Tokens revoked here (seen in a payload) and not yet written to the store.
     leaked: Mutex<Vec<(TokenHash, RevokedToken)>>,
 }
 
+/// The tokens one configuration names, by hash and by app and name.
+#[derive(Debug, Default)]
+pub struct TokenEntries {
+    by_hash: HashMap<TokenHash, Arc<TokenEntry>>,
+    by_name: HashMap<(String, String), TokenHash>,
+}
+
 impl TokenRegistry {
     /// The tokens of `config`, none revoked yet.
     pub fn from_config(config: &Config) -> Self {
-        let mut registry = TokenRegistry::default();
+        let registry = TokenRegistry::default();
+        registry.commit(registry.prepare(config));
+        registry
+    }
+
+    /// The tokens of `config`, for [`Self::commit`]: an entry whose token, app, name, scopes
+    /// and expiry are unchanged is the one in force, with the uses it has not flushed yet.
+    pub fn prepare(&self, config: &Config) -> TokenEntries {
+        let current = self.entries.load();
+        let mut entries = TokenEntries::default();
         for app in &config.apps {
             for token in &app.tokens {
                 let key = (app.id.as_str().to_owned(), token.name.clone());
-                registry.by_name.insert(key, token.hash);
+                entries.by_name.insert(key, token.hash);
                 let entry = TokenEntry {
                     app_id: app.id.as_str().to_owned(),
                     name: token.name.clone(),
@@ -96,24 +120,40 @@ impl TokenRegistry {
                     expires_at: token.expires_at.map(|at| at.0),
                     pending: Mutex::default(),
                 };
-                registry.by_hash.insert(token.hash, entry);
+                let entry = match current.by_hash.get(&token.hash) {
+                    Some(kept) if kept.same_as(&entry) => kept.clone(),
+                    _ => Arc::new(entry),
+                };
+                entries.by_hash.insert(token.hash, entry);
             }
         }
-        registry
+        entries
+    }
+
+    /// Puts `entries` in force. The revoked set stays (it is by hash, and the next sync
+    /// reads the store's again).
+    pub fn commit(&self, entries: TokenEntries) {
+        self.entries.store(Arc::new(entries));
     }
 
     /// Whether any app has a token.
     pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
+        self.entries.load().by_hash.is_empty()
     }
 
     /// The token `text` names, if it is well formed (checked before any look-up), known, not
     /// revoked and not expired at `now`.
-    pub fn verify(&self, text: &str, now: SystemTime) -> Result<&TokenEntry, TokenRefusal> {
+    pub fn verify(&self, text: &str, now: SystemTime) -> Result<Arc<TokenEntry>, TokenRefusal> {
         let hash = WellFormedToken::parse(text)
             .ok_or(TokenRefusal::Invalid)?
             .hash();
-        let entry = self.by_hash.get(&hash).ok_or(TokenRefusal::Invalid)?;
+        let entry = self
+            .entries
+            .load()
+            .by_hash
+            .get(&hash)
+            .cloned()
+            .ok_or(TokenRefusal::Invalid)?;
         if entry.expires_at.is_some_and(|expires| expires <= now)
             || self.revoked.load().contains(&hash)
         {
@@ -123,12 +163,12 @@ impl TokenRegistry {
     }
 
     /// The entry of `text` if it is a revoked token of this Relay (a sign that it leaked).
-    pub fn revoked_entry(&self, text: &str) -> Option<&TokenEntry> {
+    pub fn revoked_entry(&self, text: &str) -> Option<Arc<TokenEntry>> {
         let hash = WellFormedToken::parse(text)?.hash();
         if !self.revoked.load().contains(&hash) {
             return None;
         }
-        self.by_hash.get(&hash)
+        self.entries.load().by_hash.get(&hash).cloned()
     }
 
     /// Takes `revoked` (from the store) as the whole revoked set, with the leaked tokens not
@@ -138,10 +178,12 @@ impl TokenRegistry {
             .leaked
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        let entries = self.entries.load();
         let hashes: HashSet<TokenHash> = revoked
             .iter()
             .filter_map(|token| {
-                self.by_name
+                entries
+                    .by_name
                     .get(&(token.app_id.clone(), token.name.clone()))
                     .copied()
             })
@@ -191,8 +233,9 @@ impl TokenRegistry {
             .leaked
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        let entries = self.entries.load();
         for token in tokens {
-            if let Some(hash) = self
+            if let Some(hash) = entries
                 .by_name
                 .get(&(token.app_id.clone(), token.name.clone()))
             {
@@ -203,7 +246,9 @@ impl TokenRegistry {
 
     /// The uses since the last call, for the store.
     pub fn take_uses(&self) -> Vec<TokenUse> {
-        self.by_hash
+        self.entries
+            .load()
+            .by_hash
             .values()
             .filter_map(|entry| {
                 let mut pending = entry

@@ -276,7 +276,7 @@ fn verify_credentials(
     query: &[(String, String)],
     app: &App,
     credentials: ApiCredentials<'_>,
-    token: Option<Result<&TokenEntry, TokenRefusal>>,
+    token: Option<Result<Arc<TokenEntry>, TokenRefusal>>,
     address: Option<IpAddr>,
 ) -> Result<bool, ApiError> {
     match credentials {

@@ -22,7 +22,7 @@ mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
 
@@ -46,7 +46,7 @@ pub use users::SignedInUsers;
 #[derive(Debug, Default)]
 pub struct Hub {
     apps: RwLock<HashMap<String, Arc<AppChannels>>>,
-    daily_quotas: HashMap<String, Arc<DailyQuota>>,
+    daily_quotas: RwLock<HashMap<String, Arc<DailyQuota>>>,
 }
 
 impl Hub {
@@ -54,8 +54,34 @@ impl Hub {
     pub fn counting_deliveries(daily_quotas: HashMap<String, Arc<DailyQuota>>) -> Self {
         Hub {
             apps: RwLock::default(),
-            daily_quotas,
+            daily_quotas: RwLock::new(daily_quotas),
         }
+    }
+
+    /// Counts `app_id`'s deliveries into `quota` from now on (a reload gave the app its first
+    /// `daily_messages`). An app's quota is never replaced by another.
+    pub fn count_deliveries_into(&self, app_id: &str, quota: &Arc<DailyQuota>) {
+        write(&self.daily_quotas).insert(app_id.to_owned(), quota.clone());
+        if let Some(app) = read(&self.apps).get(app_id) {
+            let _ = app.daily_quota.set(quota.clone());
+        }
+    }
+
+    /// Forgets the apps `keep` says no to that have no connection left here (a reload
+    /// removed them), so their channels and counters stop being reported; returns how many
+    /// such apps still have connections.
+    pub fn forget_apps(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut apps = write(&self.apps);
+        let mut still_open = 0;
+        apps.retain(|id, app| {
+            if keep(id) {
+                return true;
+            }
+            let open = app.connection_count() > 0;
+            still_open += usize::from(open);
+            open
+        });
+        still_open
     }
 
     /// The channels of `app_id`, created on first use.
@@ -67,7 +93,11 @@ impl Hub {
             .entry(app_id.to_owned())
             .or_insert_with(|| {
                 Arc::new(AppChannels {
-                    daily_quota: self.daily_quotas.get(app_id).cloned(),
+                    daily_quota: read(&self.daily_quotas)
+                        .get(app_id)
+                        .cloned()
+                        .map(OnceLock::from)
+                        .unwrap_or_default(),
                     traffic: crate::metrics::global().traffic(app_id),
                     ..AppChannels::default()
                 })
@@ -91,7 +121,8 @@ pub struct AppChannels {
     cache: ChannelCache,
     count_throttle: Arc<CountThrottle>,
     users: SignedInUsers,
-    daily_quota: Option<Arc<DailyQuota>>,
+    /// Set at most once: by the hub at creation, or by a reload that gives the app a quota.
+    daily_quota: OnceLock<Arc<DailyQuota>>,
     traffic: Arc<AppTraffic>,
 }
 
@@ -244,7 +275,7 @@ impl AppChannels {
     /// Counts `delivered` messages (one publish's local recipients) toward the app's daily
     /// quota, if it has one.
     pub fn count_delivered(&self, delivered: usize) {
-        if let Some(quota) = &self.daily_quota {
+        if let Some(quota) = self.daily_quota.get() {
             quota.count(delivered);
         }
     }

@@ -113,7 +113,8 @@ impl NodeCollector {
     }
 
     fn encode_webhooks(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut sinks: Vec<_> = self.state.webhooks.iter().collect();
+        let all = self.state.webhooks.all();
+        let mut sinks: Vec<_> = all.iter().collect();
         sinks.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut queued = Vec::new();
         let mut pending = Vec::new();

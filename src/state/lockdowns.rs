@@ -15,7 +15,7 @@ use crate::store::{Store, StoreError};
 
 /// Locks down the apps that are due and brings the guard in line with the store.
 pub fn decide(guard: &Guard, store: &dyn Store, now: SystemTime) -> Result<(), StoreError> {
-    let apps: Vec<&str> = guard.lockdown_apps().collect();
+    let apps = guard.lockdown_apps();
     if apps.is_empty() {
         return Ok(());
     }
@@ -25,7 +25,7 @@ pub fn decide(guard: &Guard, store: &dyn Store, now: SystemTime) -> Result<(), S
         .into_iter()
         .map(|lockdown| lockdown.app_id)
         .collect();
-    for app_id in apps {
+    for app_id in apps.iter().map(String::as_str) {
         let locked_here = !locked.contains(app_id)
             && store.lock_down_if_due(app_id, since, CRITICAL_EVENTS_TO_LOCK, now)?;
         if locked_here {

@@ -28,7 +28,7 @@ use crate::config::{AppConfig, Config};
 use crate::guard::{Guard, GuardError};
 use crate::hub::{Hub, OutboxLimits};
 use crate::store::{self, Store, StoreError};
-use crate::webhooks::{self, Journal, Redelivery, WebhookSinks, WebhookTasks};
+use crate::webhooks::{Journal, WebhookSinks, WebhookTasks, WebhookWiring};
 
 /// Why the shared state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,8 @@ pub struct ServerState {
     /// Where each app's webhook events go (the adapter raises occupancy and membership; the
     /// WebSocket layer client events).
     pub webhooks: WebhookSinks,
+    /// What a reload builds a changed app's webhooks with.
+    pub webhook_wiring: WebhookWiring,
     /// Settings from `[server]`.
     pub settings: ServerSettings,
     /// The bytes of HTTP API bodies being received, bounded server-wide.
@@ -111,9 +113,9 @@ impl ServerState {
         let mut workers = WebhookTasks::default();
         // A cluster keeps every app's accepted batches (a survivor delivers a dead node's);
         // one node those of apps with `webhook_durable`.
-        let journaled = |app: &AppConfig| {
-            !app.webhooks.is_empty() && (config.redis.is_some() || app.webhook_durable)
-        };
+        let clustered = config.redis.is_some();
+        let journaled =
+            |app: &AppConfig| !app.webhooks.is_empty() && (clustered || app.webhook_durable);
         let journal = match &store {
             Some(store) if config.apps.iter().any(journaled) => {
                 let (journal, writer) = Journal::new();
@@ -121,22 +123,20 @@ impl ServerState {
             }
             _ => None,
         };
-        let mut redelivery = Redelivery::default();
+        let webhook_wiring = WebhookWiring::new(
+            journal.as_ref().map(|(journal, _, _)| journal.clone()),
+            clustered,
+        );
         for app_config in &config.apps {
             let Some(app) = apps.by_id(app_config.id.as_str()) else {
                 continue;
             };
-            let app_journal = journal
-                .as_ref()
-                .filter(|_| journaled(app_config))
-                .map(|(journal, _, _)| journal);
-            if let Some((sink, app_workers)) =
-                webhooks::for_app(&app, app_config, app_journal, &mut redelivery)
-            {
+            if let Some((sink, app_workers)) = webhook_wiring.build(&app, app_config, None) {
                 sinks.insert(app.id.clone(), sink);
                 workers.apps.push(app_workers);
             }
         }
+        let redelivery = webhook_wiring.redelivery().clone();
         workers.journal = journal.map(|(_, writer, store)| (writer, store, redelivery));
         let webhooks = WebhookSinks::new(sinks);
         let hub = Arc::new(Hub::counting_deliveries(guard.daily_quotas.by_app()));
@@ -150,6 +150,7 @@ impl ServerState {
             adapter,
             hub,
             webhooks,
+            webhook_wiring,
             settings: ServerSettings {
                 max_frame_size: config.server.max_frame_size,
                 pong_timeout,

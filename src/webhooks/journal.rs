@@ -87,22 +87,38 @@ impl Journal {
 
 /// Where a claimed batch goes: each app's endpoints' delivery queues, by place, with how
 /// long the endpoint retries.
+/// Shared by its clones: a reload that rebuilds an app's deliveries adds their queues in
+/// place of the old ones.
 #[derive(Debug, Clone, Default)]
 pub struct Redelivery {
-    queues: HashMap<(String, usize), (mpsc::Sender<WebhookBatch>, Duration)>,
+    queues: Arc<std::sync::Mutex<RedeliveryQueues>>,
 }
+
+type RedeliveryQueues = HashMap<(String, usize), (mpsc::Sender<WebhookBatch>, Duration)>;
 
 impl Redelivery {
     /// Adds the queue of endpoint `endpoint` of `app_id`, which retries for `retry_for`.
     pub fn add(
-        &mut self,
+        &self,
         app_id: &str,
         endpoint: usize,
         queue: mpsc::Sender<WebhookBatch>,
         retry_for: Duration,
     ) {
         let place = (app_id.to_owned(), endpoint);
-        self.queues.insert(place, (queue, retry_for));
+        self.lock().insert(place, (queue, retry_for));
+    }
+
+    /// Removes every queue of `app_id` (its deliveries are being rebuilt, or it is gone), so
+    /// the old deliveries' queues close once their dispatcher is gone.
+    pub fn remove_app(&self, app_id: &str) {
+        self.lock().retain(|(app, _), _| app != app_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RedeliveryQueues> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Hands `kept` to its delivery at `now_ms`; what cannot be handed now (a full queue) is
@@ -110,7 +126,8 @@ impl Redelivery {
     /// dropped, logged, and so is one accepted longer ago than its endpoint retries (had its
     /// process lived, it would have given the receiver up by now).
     fn hand_over(&self, kept: JournaledBatch, now_ms: u64) -> Option<JournaledBatch> {
-        let found = self.queues.get(&(kept.app_id.clone(), kept.endpoint));
+        let queues = self.lock();
+        let found = queues.get(&(kept.app_id.clone(), kept.endpoint));
         if let Some((_, retry_for)) = found
             && kept.accepted_ms > 0
             && u128::from(now_ms.saturating_sub(kept.accepted_ms)) > retry_for.as_millis()
@@ -258,7 +275,7 @@ mod tests {
     #[test]
     fn a_claimed_batch_goes_to_its_endpoint_or_waits_for_room() {
         let (queue, mut batches) = mpsc::channel(1);
-        let mut redelivery = Redelivery::default();
+        let redelivery = Redelivery::default();
         redelivery.add("1", 0, queue, Duration::from_secs(300));
         let first = kept("1", 0);
         let now = first.accepted_ms;

@@ -31,12 +31,14 @@ mod journal;
 mod lifecycle;
 mod notice;
 mod schedule;
+mod wiring;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -54,6 +56,7 @@ pub use event::WebhookEvent;
 pub use journal::{Journal, JournalWriter, Redelivery};
 pub use lifecycle::{CACHE_MISS_DEDUP_WINDOW, Lifecycle};
 pub use notice::{NoticeError, RotationNotice};
+pub use wiring::WebhookWiring;
 
 /// Events waiting for an app's dispatcher. It never waits on the network, so this only fills
 /// if the main thread stalls.
@@ -179,30 +182,36 @@ pub(crate) fn raised_names(queue: &mut mpsc::Receiver<RaisedEvent>) -> Vec<Strin
 
 /// The webhook sinks of every app that has endpoints, by app id; cheap to clone (the adapter,
 /// which raises the occupancy and membership events, and the WebSocket layer, which raises
-/// client events, share one).
+/// client events, share one), and swapped whole for every holder by a configuration reload.
 #[derive(Debug, Clone, Default)]
-pub struct WebhookSinks(Arc<HashMap<String, WebhookSink>>);
+pub struct WebhookSinks(Arc<ArcSwap<HashMap<String, WebhookSink>>>);
 
 impl WebhookSinks {
     /// The sinks in `by_app`.
     pub fn new(by_app: HashMap<String, WebhookSink>) -> Self {
-        WebhookSinks(Arc::new(by_app))
+        WebhookSinks(Arc::new(ArcSwap::from_pointee(by_app)))
+    }
+
+    /// Raises into `by_app` from now on (a reload); an app's old sink is dropped, so its
+    /// dispatcher sends what it holds and ends.
+    pub fn replace(&self, by_app: HashMap<String, WebhookSink>) {
+        self.0.store(Arc::new(by_app));
     }
 
     /// The sink of `app_id`, if it has endpoints.
-    pub fn of(&self, app_id: &str) -> Option<&WebhookSink> {
-        self.0.get(app_id)
+    pub fn of(&self, app_id: &str) -> Option<WebhookSink> {
+        self.0.load().get(app_id).cloned()
     }
 
     /// Every app's sink, by app id.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &WebhookSink)> {
-        self.0.iter()
+    pub fn all(&self) -> Arc<HashMap<String, WebhookSink>> {
+        self.0.load_full()
     }
 
     /// Raises a webhook event of `kind` for `app_id`, built by `event` only if an endpoint
     /// wants it.
     pub fn emit(&self, app_id: &str, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
-        if let Some(sink) = self.of(app_id)
+        if let Some(sink) = self.0.load().get(app_id)
             && sink.wants(kind)
         {
             sink.emit(event());
@@ -218,7 +227,7 @@ impl WebhookSinks {
         raised_at: Instant,
         event: impl FnOnce() -> WebhookEvent,
     ) {
-        if let Some(sink) = self.of(app_id)
+        if let Some(sink) = self.0.load().get(app_id)
             && sink.wants(kind)
         {
             sink.emit_raised(RaisedEvent {
@@ -251,39 +260,63 @@ pub struct WebhookTasks {
 /// Every app's running webhook tasks.
 pub struct RunningWebhooks {
     flush: CancellationToken,
+    running: std::sync::Mutex<Running>,
+}
+
+/// The tasks started so far, and each app's counters (for the totals at shutdown).
+#[derive(Default)]
+struct Running {
     tasks: Vec<JoinHandle<()>>,
-    stats: Vec<(String, Arc<WebhookStats>)>,
+    stats: HashMap<String, Arc<WebhookStats>>,
 }
 
 impl RunningWebhooks {
     /// Starts every app's tasks on the current actix runtime (the server's main thread).
     pub fn start(workers: WebhookTasks) -> Self {
-        let flush = CancellationToken::new();
-        let mut tasks = Vec::new();
-        let mut stats = Vec::new();
+        let running = RunningWebhooks {
+            flush: CancellationToken::new(),
+            running: std::sync::Mutex::default(),
+        };
         if let Some((writer, store, redelivery)) = workers.journal {
-            tasks.push(actix_web::rt::spawn(writer.run(store, redelivery)));
+            running
+                .lock()
+                .tasks
+                .push(actix_web::rt::spawn(writer.run(store, redelivery)));
         }
         for app in workers.apps {
-            stats.push((app.app_id, app.stats));
-            for (delivery, queue) in app.deliveries {
-                tasks.push(actix_web::rt::spawn(delivery.run(queue)));
-            }
-            let dispatcher = app.dispatcher.run(app.events, flush.clone());
-            tasks.push(actix_web::rt::spawn(dispatcher));
+            running.add(app);
         }
-        RunningWebhooks {
-            flush,
-            tasks,
-            stats,
+        running
+    }
+
+    /// Starts one app's tasks (at start-up, or for an app a reload added or changed) on the
+    /// current actix runtime. Tasks that have ended (an app's old workers, once their sink
+    /// was dropped and they sent what they held) are let go of.
+    pub fn add(&self, app: WebhookWorkers) {
+        let mut running = self.lock();
+        running.tasks.retain(|task| !task.is_finished());
+        running.stats.insert(app.app_id, app.stats);
+        for (delivery, queue) in app.deliveries {
+            running
+                .tasks
+                .push(actix_web::rt::spawn(delivery.run(queue)));
         }
+        let dispatcher = app.dispatcher.run(app.events, self.flush.clone());
+        running.tasks.push(actix_web::rt::spawn(dispatcher));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Sends every delayed event and gathered batch now (the connections are closed, so
     /// nobody comes back) and waits up to `limit` for the deliveries, retries included.
-    pub async fn flush(self, limit: Duration) {
+    pub async fn flush(&self, limit: Duration) {
         self.flush.cancel();
-        let finished = futures_util::future::join_all(self.tasks);
+        let Running { tasks, stats } = std::mem::take(&mut *self.lock());
+        let finished = futures_util::future::join_all(tasks);
         let complete = tokio::time::timeout(limit, finished).await.is_ok();
         if !complete {
             warn!(
@@ -291,7 +324,7 @@ impl RunningWebhooks {
                 "webhooks still undelivered at shutdown were dropped (not in the totals)"
             );
         }
-        for (app_id, stats) in &self.stats {
+        for (app_id, stats) in &stats {
             let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
             info!(
                 app = %app_id,
@@ -309,17 +342,19 @@ impl RunningWebhooks {
 
 /// The sink and tasks for `app`'s `[[apps.webhooks]]`; `None` when it has no endpoints. With
 /// a `journal`, the deliveries keep what they accept in it, and their queues are added to
-/// `redelivery` (for batches claimed from a dead process).
+/// `redelivery` (for batches claimed from a dead process). With `replacing` (the app's sink
+/// before a reload), the counters go on from its.
 pub fn for_app(
     app: &Arc<App>,
     config: &AppConfig,
     journal: Option<&Arc<Journal>>,
-    redelivery: &mut Redelivery,
+    redelivery: &Redelivery,
+    replacing: Option<&WebhookSink>,
 ) -> Option<(WebhookSink, WebhookWorkers)> {
     if config.webhooks.is_empty() {
         return None;
     }
-    let stats = Arc::new(WebhookStats::default());
+    let stats = replacing.map_or_else(Arc::default, |sink| sink.stats.clone());
     let window = Duration::from_millis(config.webhook_batch_window_ms);
     let mut wanted = WebhookKinds::default();
     let mut routes = Vec::with_capacity(config.webhooks.len());

@@ -19,8 +19,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{LimitScope, Limited, whole_seconds};
@@ -62,7 +62,8 @@ pub struct DayCount {
 /// One app's quota and its count of messages delivered today.
 #[derive(Debug)]
 pub struct DailyQuota {
-    per_day: NonZeroU32,
+    /// The limit (never 0; a reload may change it).
+    per_day: AtomicU32,
     /// The day counted (above [`COUNT_BITS`]) and its messages delivered so far.
     today: AtomicU64,
     /// What the store has been told; only the sync and the start of a day change it, and a
@@ -93,10 +94,15 @@ impl DailyQuota {
     /// At most `per_day` messages delivered per UTC day, none counted yet on the day of `now`.
     pub fn new(per_day: NonZeroU32, now: SystemTime) -> Self {
         DailyQuota {
-            per_day,
+            per_day: AtomicU32::new(per_day.get()),
             today: AtomicU64::new(pack(utc_day(now), 0)),
             flush: Mutex::default(),
         }
+    }
+
+    /// Makes the limit `per_day` from now on (a reload); today's count stays.
+    pub fn set_per_day(&self, per_day: NonZeroU32) {
+        self.per_day.store(per_day.get(), Ordering::Relaxed);
     }
 
     /// Counts `delivered` messages (one publish's local recipients): one atomic add, none for
@@ -110,7 +116,7 @@ impl DailyQuota {
     /// Admits a publish at `now` unless today's count has reached the quota; the refusal says
     /// how long until midnight UTC.
     pub fn check(&self, now: SystemTime) -> Result<(), Limited> {
-        let per_day = self.per_day.get();
+        let per_day = self.per_day.load(Ordering::Relaxed);
         if self.delivered_on(utc_day(now)) < u64::from(per_day) {
             return Ok(());
         }
@@ -216,26 +222,45 @@ impl DailyQuota {
     }
 }
 
-/// Every app's daily quota, by app id: what the hub counts into and the sync flushes.
-#[derive(Debug, Default, Clone)]
+/// Every app's daily quota, by app id: what the hub counts into and the sync flushes. An
+/// app's quota, once made, stays for the process's life (a reload changes its limit, never
+/// its count).
+#[derive(Debug, Default)]
 pub struct DailyQuotas {
-    apps: HashMap<String, Arc<DailyQuota>>,
+    apps: RwLock<HashMap<String, Arc<DailyQuota>>>,
 }
 
 impl DailyQuotas {
-    /// Adds `app_id`'s quota.
-    pub fn insert(&mut self, app_id: &str, quota: Arc<DailyQuota>) {
-        self.apps.insert(app_id.to_owned(), quota);
+    /// Adds `app_id`'s quota (or puts it back).
+    pub fn insert(&self, app_id: &str, quota: Arc<DailyQuota>) {
+        self.write().insert(app_id.to_owned(), quota);
+    }
+
+    /// `app_id`'s quota, if it has had one.
+    pub fn get(&self, app_id: &str) -> Option<Arc<DailyQuota>> {
+        self.read().get(app_id).cloned()
     }
 
     /// The quotas by app id (the hub's copy).
     pub fn by_app(&self) -> HashMap<String, Arc<DailyQuota>> {
-        self.apps.clone()
+        self.read().clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<DailyQuota>>> {
+        self.apps
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<DailyQuota>>> {
+        self.apps
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// What every app counted since the last call, per day, for the store to add.
     pub fn take_unflushed(&self, now: SystemTime) -> Vec<DailyMessages> {
-        self.apps
+        self.read()
             .iter()
             .flat_map(|(app_id, quota)| {
                 quota
@@ -254,7 +279,7 @@ impl DailyQuotas {
     /// record it.
     pub fn give_back(&self, counts: Vec<DailyMessages>) {
         for counted in counts {
-            if let Some(quota) = self.apps.get(&counted.app_id) {
+            if let Some(quota) = self.get(&counted.app_id) {
                 quota.give_back([DayCount {
                     day: counted.day,
                     count: counted.count,
@@ -266,7 +291,7 @@ impl DailyQuotas {
     /// Loads the store's counts (of apps that still have a quota) into today's, at `now`.
     pub fn load(&self, stored: &[DailyMessages], now: SystemTime) {
         for counted in stored {
-            if let Some(quota) = self.apps.get(&counted.app_id) {
+            if let Some(quota) = self.get(&counted.app_id) {
                 let day = DayCount {
                     day: counted.day,
                     count: counted.count,
@@ -278,7 +303,7 @@ impl DailyQuotas {
 
     /// Whether no app has a daily quota.
     pub fn is_empty(&self) -> bool {
-        self.apps.is_empty()
+        self.read().is_empty()
     }
 }
 
@@ -484,7 +509,7 @@ mod tests {
 
     #[test]
     fn quotas_by_app_name_their_app_in_what_the_store_is_given() {
-        let mut quotas = DailyQuotas::default();
+        let quotas = DailyQuotas::default();
         let one = Arc::new(quota(10));
         quotas.insert("1", one.clone());
         quotas.insert("2", Arc::new(quota(10)));
@@ -509,6 +534,9 @@ mod tests {
         );
         quotas.give_back(taken.clone());
         assert_eq!(quotas.take_unflushed(now), taken);
-        assert!(quotas.apps["2"].check(now).is_err(), "2 loaded its 10");
+        assert!(
+            quotas.get("2").unwrap().check(now).is_err(),
+            "2 loaded its 10"
+        );
     }
 }

@@ -301,7 +301,7 @@ fn an_app_with_schemas_and_no_security_table_is_guarded_and_others_are_not() {
         &[("order.json", ORDER)],
         &entry("orders-", None, "order.json"),
     );
-    assert!(guard.apps.contains_key("1"));
+    assert!(guard.rules.load().apps.contains_key("1"));
     let plain = Guard::from_config(&Config::from_toml(APP, Path::new("c.toml")).unwrap()).unwrap();
-    assert!(plain.apps.is_empty(), "no rules, no entry");
+    assert!(plain.rules.load().apps.is_empty(), "no rules, no entry");
 }
