@@ -44,6 +44,7 @@ pub mod keys_cli;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
+pub mod reload;
 pub mod secrets_cli;
 pub mod security_cli;
 pub mod server;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use relay::config::{Config, ConfigString, LogFormat};
+use relay::config::{Config, LogFormat};
 
 /// A Pusher-compatible channels server.
 #[derive(Debug, Parser)]
@@ -288,14 +288,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         relay::logging::redaction::know(secret);
     }
     print_warnings(&config);
-    if let Some(host) = args.host {
-        config.server.host = ConfigString::from(host.as_str());
-    }
-    if let Some(port) = args.port {
-        config.server.port = port;
-    }
+    let source = relay::reload::ConfigSource {
+        path: args.config.clone(),
+        host: args.host,
+        port: args.port,
+    };
+    source.apply_overrides(&mut config);
     raise_open_file_limit();
-    match actix_web::rt::System::new().block_on(relay::server::serve(config)) {
+    match actix_web::rt::System::new().block_on(relay::server::serve(config, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::http;
+use crate::reload::{ConfigSource, Reloader};
 use crate::state::ServerState;
 use crate::tls::{Certificates, VerifiedCertificate};
 use crate::webhooks::RunningWebhooks;
@@ -47,7 +48,10 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The HTTP API runs as an actix-web app; WebSocket upgrades are handed, socket and all, to
 /// [`ws::serve`] through actix-http's upgrade hook, which is why the server is assembled from
 /// actix-server and actix-http here rather than with `actix_web::HttpServer`.
-pub async fn serve(config: Config) -> io::Result<()> {
+///
+/// `config` is what `source` held at start (its overrides laid over it); `source` is read
+/// again on SIGHUP and when the file changes ([`crate::reload`]).
+pub async fn serve(config: Config, source: ConfigSource) -> io::Result<()> {
     let (state, webhook_workers) = ServerState::new(&config)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
     let state = web::Data::new(state);
@@ -121,7 +125,15 @@ pub async fn serve(config: Config) -> io::Result<()> {
         None => Vec::new(),
     };
     let server = builder.run();
-    let webhooks = RunningWebhooks::start(webhook_workers);
+    let webhooks = Arc::new(RunningWebhooks::start(webhook_workers));
+    let stop_reloading = CancellationToken::new();
+    let reloader = Reloader::new(
+        state.clone().into_inner(),
+        source,
+        config.clone(),
+        webhooks.clone(),
+    );
+    let reloading = actix_web::rt::spawn(reloader.run(stop_reloading.clone()));
     let stop_sync = CancellationToken::new();
     let sync = actix_web::rt::spawn(crate::state::sync::run(
         state.clone().into_inner(),
@@ -144,6 +156,8 @@ pub async fn serve(config: Config) -> io::Result<()> {
     });
     let served = server.await;
     stop_watching.cancel();
+    stop_reloading.cancel();
+    let _ = reloading.await;
     adapter.shutdown().await;
     // The last token uses go to the store.
     stop_sync.cancel();

@@ -87,11 +87,15 @@ pub enum EventKind {
     LockdownStarted,
     /// The app's lockdown was lifted.
     LockdownLifted,
+    /// `config.toml` was reloaded (what changed is in the message).
+    ConfigReloaded,
+    /// A new `config.toml` was refused; the configuration in force stayed.
+    ConfigRefused,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::AuthFailure,
         EventKind::AddressBanned,
         EventKind::AddressDenied,
@@ -108,6 +112,8 @@ impl EventKind {
         EventKind::PairUsedInGrace,
         EventKind::LockdownStarted,
         EventKind::LockdownLifted,
+        EventKind::ConfigReloaded,
+        EventKind::ConfigRefused,
     ];
 
     /// Its name in the store, the CLI, the API and the log.
@@ -129,6 +135,8 @@ impl EventKind {
             EventKind::PairUsedInGrace => "pair_used_in_grace",
             EventKind::LockdownStarted => "lockdown_started",
             EventKind::LockdownLifted => "lockdown_lifted",
+            EventKind::ConfigReloaded => "config_reloaded",
+            EventKind::ConfigRefused => "config_refused",
         }
     }
 
@@ -149,10 +157,12 @@ impl EventKind {
             | EventKind::CertificateDenied
             | EventKind::KeyRotated
             | EventKind::PairUsedInGrace
-            | EventKind::LockdownLifted => Severity::Info,
-            EventKind::AddressBanned | EventKind::SecretFound | EventKind::LockdownStarted => {
-                Severity::Warning
-            }
+            | EventKind::LockdownLifted
+            | EventKind::ConfigReloaded => Severity::Info,
+            EventKind::AddressBanned
+            | EventKind::SecretFound
+            | EventKind::LockdownStarted
+            | EventKind::ConfigRefused => Severity::Warning,
             EventKind::TokenLeaked
             | EventKind::AppSecretLeaked
             | EventKind::RevokedTokenUsed

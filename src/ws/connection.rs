@@ -27,8 +27,9 @@ pub(super) enum Ending {
     Pusher(CloseCode),
     /// Relay closes with a WebSocket code (e.g. 1009 for an oversized message).
     WebSocket(u16, &'static str),
-    /// The app was locked down (`lockdown_closes_connections`): 4003, saying so.
-    LockedDown,
+    /// The app is out of service for this connection: locked down (with
+    /// `lockdown_closes_connections`), or removed or disabled by a reload. 4003, saying which.
+    AppUnavailable(&'static str),
 }
 
 impl Ending {
@@ -42,7 +43,7 @@ impl Ending {
             }
             Ending::Pusher(code) => code.as_u16(),
             Ending::WebSocket(code, _) => *code,
-            Ending::LockedDown => CloseCode::AppDisabled.as_u16(),
+            Ending::AppUnavailable(_) => CloseCode::AppDisabled.as_u16(),
         }
     }
 }
@@ -103,6 +104,15 @@ impl Connection {
             outbox,
             traffic,
         }
+    }
+
+    /// Goes on as a connection of `app`, which a reload put in place of its app (same id):
+    /// its limits and keys apply from the next message on.
+    pub fn adopt(&mut self, app: Arc<App>) {
+        if app.limits.max_client_events_per_second != self.app.limits.max_client_events_per_second {
+            self.client_events = ClientEventLimit::new(app.limits.max_client_events_per_second);
+        }
+        self.app = app;
     }
 
     /// Counts a message of `bytes` received from the client.
@@ -276,9 +286,9 @@ impl Connection {
             Ending::WebSocket(code, message) => self
                 .outbox
                 .close(super::closing_frames(None, code, message), false),
-            Ending::LockedDown => {
+            Ending::AppUnavailable(message) => {
                 let code = CloseCode::AppDisabled.as_u16();
-                let frames = super::closing_frames(Some(code), code, super::LOCKED_DOWN);
+                let frames = super::closing_frames(Some(code), code, message);
                 self.outbox.close(frames, true);
             }
         }

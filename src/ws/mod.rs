@@ -109,6 +109,12 @@ const NODE_FULL: &str = "Server is over capacity; reconnect later";
 /// What a client of a locked-down app is told, with code 4003.
 const LOCKED_DOWN: &str = "Application is locked down";
 
+/// What a connection of an app a reload disabled is told, with code 4003.
+const APP_DISABLED: &str = "Application disabled";
+
+/// What a connection of an app a reload removed is told, with code 4003.
+const APP_REMOVED: &str = "Application no longer exists";
+
 /// The `pusher:error` and close frame that end a connection with a Pusher code.
 fn pusher_closing_frames(code: CloseCode) -> [OutboundFrame; 2] {
     closing_frames(Some(code.as_u16()), code.as_u16(), code.message())

@@ -150,6 +150,9 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         .app
         .user_authentication_timeout
         .map(|timeout| Box::pin(sleep(timeout)));
+    // Cancelled when a reload replaces or removes the app; acted on while no handler runs.
+    let mut retired = std::pin::pin!(connection.app.retired().clone().cancelled_owned());
+    let mut app_retired = false;
     // The connection while no handler runs; the handler that holds it otherwise.
     let mut idle = Some(connection);
     let handler = OptionFuture::default();
@@ -161,7 +164,11 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         // busy channel the client's requests.
         let step = tokio::select! {
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
-            () = &mut locked_down => Err(Ending::LockedDown),
+            () = &mut locked_down => Err(Ending::AppUnavailable(super::LOCKED_DOWN)),
+            () = &mut retired, if !app_retired => {
+                app_retired = true;
+                Ok(())
+            }
             reason = &mut end_requested => Err(Ending::Pusher(match reason {
                 EndRequest::Overflow => CloseCode::OverCapacity,
                 EndRequest::Terminated => CloseCode::Unauthorized,
@@ -201,6 +208,17 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         };
         if let Err(ending) = step {
             break ending;
+        }
+        if app_retired && let Some(connection) = &mut idle {
+            app_retired = false;
+            match state.apps.by_id(&connection.app.id) {
+                Some(app) if app.enabled => {
+                    retired.set(app.retired().clone().cancelled_owned());
+                    connection.adopt(app);
+                }
+                Some(_) => break Ending::AppUnavailable(super::APP_DISABLED),
+                None => break Ending::AppUnavailable(super::APP_REMOVED),
+            }
         }
         if auth_due && let Some(connection) = &idle {
             auth_due = false;

@@ -211,6 +211,44 @@ impl TestServer {
         self._dir.path().join("config.toml")
     }
 
+    /// Replaces the configuration file with `config` (a reload picks it up once it has held
+    /// for a look, or at once with [`Self::sighup`]).
+    #[allow(dead_code)]
+    pub fn rewrite_config(&self, config: &str) {
+        let path = self.config_path();
+        let staged = path.with_extension("toml.new");
+        std::fs::write(&staged, config).expect("write the new config");
+        std::fs::rename(&staged, &path).expect("replace the config");
+    }
+
+    /// Sends SIGHUP (reload the configuration).
+    #[allow(dead_code)]
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits until the log holds `needle` at least `times` times (bounded by
+    /// [`TIMEOUT`] and three configuration looks); returns the log.
+    #[allow(dead_code)]
+    pub async fn until_logged(&self, needle: &str, times: usize) -> String {
+        let deadline = std::time::Instant::now() + TIMEOUT + Duration::from_secs(3);
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never logged {needle:?} {times} time(s):\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The file the server logs to.
     pub fn log_path(&self) -> std::path::PathBuf {
         self.log_path.clone()

@@ -1,0 +1,347 @@
+//! What a new configuration changes, compared with the one in force: pure, so every rule of
+//! the reload is tested without a server. Apps are compared whole by id (a changed app is
+//! rebuilt; an unchanged one keeps its object, its webhooks and its counts), and each changed
+//! app's change is named by the parts of its block that differ. Keys that only take effect
+//! at start are named so that the operator is told they wait for a restart.
+
+use crate::config::{AppConfig, Config};
+
+/// The difference between the configuration in force and a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Apps only the new configuration has.
+    pub added: Vec<String>,
+    /// Apps only the old one has.
+    pub removed: Vec<String>,
+    /// Apps in both whose blocks differ, with the parts that do.
+    pub changed: Vec<(String, Vec<&'static str>)>,
+    /// Changed apps that the new configuration disables.
+    pub disabled: Vec<String>,
+    /// Changed keys that take effect only at start (kept as they are until a restart).
+    pub start_only: Vec<&'static str>,
+    /// Whether `[server] trusted_proxies` changed (applied at once).
+    pub trusted_proxies: bool,
+}
+
+impl Plan {
+    /// What going from `old` to `new` changes.
+    pub fn between(old: &Config, new: &Config) -> Plan {
+        let mut plan = Plan {
+            start_only: start_only_changes(old, new),
+            trusted_proxies: old.server.trusted_proxies != new.server.trusted_proxies,
+            ..Plan::default()
+        };
+        let old_app = |id: &str| old.apps.iter().find(|app| app.id.as_str() == id);
+        for app in &new.apps {
+            let id = app.id.as_str().to_owned();
+            match old_app(&id) {
+                None => plan.added.push(id),
+                Some(before) if before != app => {
+                    if before.enabled && !app.enabled {
+                        plan.disabled.push(id.clone());
+                    }
+                    plan.changed.push((id, changed_parts(before, app)));
+                }
+                Some(_) => {}
+            }
+        }
+        for app in &old.apps {
+            if !new.apps.iter().any(|kept| kept.id == app.id) {
+                plan.removed.push(app.id.as_str().to_owned());
+            }
+        }
+        plan
+    }
+
+    /// Whether the new configuration changes anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.start_only.is_empty()
+            && !self.trusted_proxies
+    }
+
+    /// Whether `app_id` keeps its app object (neither added, removed nor changed).
+    pub fn keeps(&self, app_id: &str) -> bool {
+        !self.added.iter().any(|id| id == app_id)
+            && !self.removed.iter().any(|id| id == app_id)
+            && !self.changed.iter().any(|(id, _)| id == app_id)
+    }
+
+    /// One line saying what changed, for the log and the activity log (ids and key names
+    /// only, never a value).
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let list = |ids: &[String]| ids.join(", ");
+        if !self.added.is_empty() {
+            parts.push(format!("apps added: {}", list(&self.added)));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("apps removed: {}", list(&self.removed)));
+        }
+        for (id, changed) in &self.changed {
+            parts.push(format!("app {id} changed ({})", changed.join(", ")));
+        }
+        if self.trusted_proxies {
+            parts.push("server.trusted_proxies changed".to_owned());
+        }
+        if !self.start_only.is_empty() {
+            parts.push(format!(
+                "not applied until a restart: {}",
+                self.start_only.join(", ")
+            ));
+        }
+        if parts.is_empty() {
+            "nothing changed".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// The parts of an app's block that differ (`settings`: the top-level keys not named).
+fn changed_parts(old: &AppConfig, new: &AppConfig) -> Vec<&'static str> {
+    let credentials = old.key != new.key
+        || old.secret != new.secret
+        || old.previous_credentials != new.previous_credentials
+        || old.rotation != new.rotation
+        || old.rotation_webhook != new.rotation_webhook;
+    let webhooks = old.webhooks != new.webhooks
+        || old.webhook_durable != new.webhook_durable
+        || old.webhook_signing != new.webhook_signing
+        || old.webhook_batch_window_ms != new.webhook_batch_window_ms
+        || old.webhook_batch_max_events != new.webhook_batch_max_events
+        || old.webhook_queue_size != new.webhook_queue_size
+        || old.webhook_vacate_delay_ms != new.webhook_vacate_delay_ms;
+    let parts = [
+        ("enabled", old.enabled != new.enabled),
+        ("credentials", credentials),
+        ("security", old.security != new.security),
+        ("limits", old.limits != new.limits),
+        ("tokens", old.tokens != new.tokens),
+        ("schemas", old.schemas != new.schemas),
+        ("webhooks", webhooks),
+    ];
+    let mut changed: Vec<&'static str> = parts
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect();
+    // Whatever else differs is one of the app's plain settings (limits on sizes, flags).
+    let mut rest_old = old.clone();
+    let rest_new = new;
+    rest_old.enabled = rest_new.enabled;
+    rest_old.key = rest_new.key.clone();
+    rest_old.secret = rest_new.secret.clone();
+    rest_old.previous_credentials = rest_new.previous_credentials.clone();
+    rest_old.rotation = rest_new.rotation;
+    rest_old.rotation_webhook = rest_new.rotation_webhook.clone();
+    rest_old.security = rest_new.security.clone();
+    rest_old.limits = rest_new.limits.clone();
+    rest_old.tokens = rest_new.tokens.clone();
+    rest_old.schemas = rest_new.schemas.clone();
+    rest_old.webhooks = rest_new.webhooks.clone();
+    rest_old.webhook_durable = rest_new.webhook_durable;
+    rest_old.webhook_signing = rest_new.webhook_signing;
+    rest_old.webhook_batch_window_ms = rest_new.webhook_batch_window_ms;
+    rest_old.webhook_batch_max_events = rest_new.webhook_batch_max_events;
+    rest_old.webhook_queue_size = rest_new.webhook_queue_size;
+    rest_old.webhook_vacate_delay_ms = rest_new.webhook_vacate_delay_ms;
+    if &rest_old != rest_new {
+        changed.push("settings");
+    }
+    changed
+}
+
+/// The keys that only take effect at start and differ between `old` and `new`.
+fn start_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.server, &new.server);
+    let tls_paths = |config: &Config| {
+        config
+            .server
+            .tls
+            .as_ref()
+            .map(|tls| (tls.cert.clone(), tls.key.clone()))
+    };
+    let client_listener = |config: &Config| {
+        config
+            .server
+            .tls
+            .as_ref()
+            .map(|tls| (tls.client_ca.clone(), tls.client_port))
+    };
+    let keys = [
+        ("environment", old.environment != new.environment),
+        ("log_format", old.log_format != new.log_format),
+        ("log_level", old.log_level != new.log_level),
+        ("server.host", a.host != b.host),
+        ("server.port", a.port != b.port),
+        ("server.workers", a.workers != b.workers),
+        (
+            "server.max_connections",
+            a.max_connections != b.max_connections,
+        ),
+        (
+            "server.max_frame_size",
+            a.max_frame_size != b.max_frame_size,
+        ),
+        ("server.pong_timeout", a.pong_timeout != b.pong_timeout),
+        (
+            "server.shutdown_timeout",
+            a.shutdown_timeout != b.shutdown_timeout,
+        ),
+        (
+            "server.outbound_queue_size",
+            a.outbound_queue_size != b.outbound_queue_size,
+        ),
+        (
+            "server.outbound_queue_bytes",
+            a.outbound_queue_bytes != b.outbound_queue_bytes,
+        ),
+        (
+            "server.max_request_size",
+            a.max_request_size != b.max_request_size,
+        ),
+        (
+            "server.request_body_timeout",
+            a.request_body_timeout != b.request_body_timeout,
+        ),
+        (
+            "server.max_pending_request_bytes",
+            a.max_pending_request_bytes != b.max_pending_request_bytes,
+        ),
+        (
+            "server.max_auth_timestamp_skew",
+            a.max_auth_timestamp_skew != b.max_auth_timestamp_skew,
+        ),
+        ("server.tls", tls_paths(old) != tls_paths(new)),
+        (
+            "server.tls.client_ca",
+            client_listener(old) != client_listener(new),
+        ),
+        ("metrics", old.metrics != new.metrics),
+        ("redis", old.redis != new.redis),
+        ("store", old.store != new.store),
+        ("geoip", old.geoip != new.geoip),
+    ];
+    keys.iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+port = 6001
+
+[[apps]]
+id = "1"
+key = "key-one"
+secret = "secret-one"
+
+[[apps]]
+id = "2"
+key = "key-two"
+secret = "secret-two"
+"#;
+
+    fn config(text: &str) -> Config {
+        Config::from_toml(text, Path::new("config.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing() {
+        let plan = Plan::between(&config(BASE), &config(BASE));
+        assert!(plan.is_empty(), "{plan:?}");
+        assert_eq!(plan.summary(), "nothing changed");
+        assert!(plan.keeps("1") && plan.keeps("2"));
+    }
+
+    #[test]
+    fn apps_added_removed_changed_and_disabled_are_told_apart() {
+        let new = BASE.replace("id = \"2\"", "id = \"3\"").replace(
+            "secret = \"secret-one\"",
+            "secret = \"secret-one\"\nenabled = false\nmax_event_size = 100",
+        );
+        let plan = Plan::between(&config(BASE), &config(&new));
+        assert_eq!(plan.added, ["3"]);
+        assert_eq!(plan.removed, ["2"]);
+        assert_eq!(
+            plan.changed,
+            [("1".to_owned(), vec!["enabled", "settings"])]
+        );
+        assert_eq!(plan.disabled, ["1"]);
+        assert!(!plan.keeps("1") && !plan.keeps("2") && !plan.keeps("3"));
+        assert_eq!(
+            plan.summary(),
+            "apps added: 3; apps removed: 2; app 1 changed (enabled, settings)"
+        );
+    }
+
+    #[test]
+    fn a_changed_part_is_named_and_no_value_is_shown() {
+        let new = BASE.replace(
+            "secret = \"secret-two\"",
+            "secret = \"another-secret\"\n[apps.limits]\nevents_per_second = 5\n[apps.security]\nallowed_origins = [\"https://a.example\"]",
+        );
+        let plan = Plan::between(&config(BASE), &config(&new));
+        assert_eq!(
+            plan.changed,
+            [("2".to_owned(), vec!["credentials", "security", "limits"])]
+        );
+        assert!(plan.keeps("1"));
+        assert!(!plan.summary().contains("another-secret"));
+    }
+
+    #[test]
+    fn moving_an_app_block_or_a_schema_entry_is_no_change() {
+        let swapped = r#"
+[server]
+port = 6001
+
+[[apps]]
+id = "2"
+key = "key-two"
+secret = "secret-two"
+
+[[apps]]
+id = "1"
+key = "key-one"
+secret = "secret-one"
+"#;
+        assert!(Plan::between(&config(BASE), &config(swapped)).is_empty());
+        let with_schema = |lead: &str| {
+            format!(
+                "{lead}{BASE}[[apps.schemas]]\nchannel_prefix = \"orders-\"\nschema = {{ type = \"object\" }}\n"
+            )
+        };
+        let plan = Plan::between(&config(&with_schema("")), &config(&with_schema("\n\n\n")));
+        assert!(plan.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn keys_read_only_at_start_are_named() {
+        let new = BASE.replace(
+            "port = 6001",
+            "port = 7001\nworkers = 2\ntrusted_proxies = [\"10.0.0.0/8\"]",
+        ) + "\n[metrics]\nport = 9700\n";
+        let plan = Plan::between(&config(BASE), &config(&new));
+        assert_eq!(
+            plan.start_only,
+            ["server.port", "server.workers", "metrics"]
+        );
+        assert!(plan.trusted_proxies);
+        assert!(plan.changed.is_empty());
+        assert!(
+            plan.summary()
+                .ends_with("not applied until a restart: server.port, server.workers, metrics")
+        );
+    }
+}
