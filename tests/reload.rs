@@ -9,7 +9,9 @@ mod common;
 
 use common::activity::until_stored;
 use common::http::{now, raw_request, signed_path_as, trigger};
-use common::webhooks::{OCCUPANCY, WebhookReceiver, occupied};
+use std::time::Duration;
+
+use common::webhooks::{OCCUPANCY, WebhookReceiver, occupied, unsubscribe};
 use common::{APP_ID, APP_KEY, APP_SECRET, Client, TestServer, sign};
 use relay::activity::EventKind;
 use serde_json::json;
@@ -92,7 +94,8 @@ async fn a_valid_change_takes_effect_and_every_connection_of_an_app_still_enable
     );
 
     let added = "\n[[apps]]\nid = \"444\"\nkey = \"key-444\"\nsecret = \"secret-444\"\n";
-    server.rewrite_config(&(three_apps("", "max_event_size = 100", "") + added));
+    let limited = "max_event_size = 100\nmax_channels_per_connection = 1";
+    server.rewrite_config(&(three_apps("", limited, "") + added));
     server.sighup();
     let log = server.until_logged("configuration reloaded", 1).await;
     assert!(
@@ -100,11 +103,18 @@ async fn a_valid_change_takes_effect_and_every_connection_of_an_app_still_enable
         "{log}"
     );
 
-    // The changed app's new limit holds, over the connection that was open before it.
+    // The changed app's new limits hold: on the API, and over the connection that was open
+    // before them (it is subscribed to one channel, its new most).
     assert_eq!(
         trigger_on(&server, "222", "secret-222", "news", &"x".repeat(200)).await,
         413
     );
+    changed
+        .send(json!({"event": "pusher:subscribe", "data": {"channel": "second"}}))
+        .await;
+    let refused = changed.recv_event("pusher:subscription_error").await;
+    assert_eq!(refused["channel"], "second", "{refused}");
+    changed.recv_event("pusher:error").await;
     still_receives(&server, &mut changed, "222", "secret-222", "news").await;
     still_receives(&server, &mut unaffected, APP_ID, APP_SECRET, "news").await;
     let mut new_app = subscribed(&server, "key-444", "fresh").await;
@@ -295,4 +305,48 @@ async fn keys_read_only_at_start_are_named_and_kept() {
         .await;
     assert_eq!(client.recv().await["event"], "pusher:pong");
     still_receives(&server, &mut client, APP_ID, APP_SECRET, "news").await;
+}
+
+#[tokio::test]
+async fn a_reload_that_leaves_an_app_s_webhooks_alone_keeps_their_delays() {
+    let mut receiver = WebhookReceiver::start().await;
+    let url = receiver.url();
+    let webhook = |extra: &str| {
+        format!(
+            "webhook_vacate_delay_ms = 1500\n{extra}\n[[apps.webhooks]]\nurl = \"{url}\"\n{OCCUPANCY}\n"
+        )
+    };
+    let server = TestServer::start_with(&three_apps(&webhook(""), "", ""));
+    let mut client = subscribed(&server, APP_KEY, "news").await;
+    receiver.expect_event(occupied("news")).await;
+    unsubscribe(&mut client, "news").await;
+    // The vacate is delayed; a reload that changes another key of the app comes first.
+    server.rewrite_config(&three_apps(&webhook("max_event_size = 1000"), "", ""));
+    server.sighup();
+    server.until_logged("configuration reloaded", 1).await;
+    client.subscribe("news").await;
+    // Back within the delay: neither vacated nor occupied again, as without a reload.
+    receiver.expect_nothing_within(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_changed_webhook_url_takes_the_events_from_then_on() {
+    let mut before = WebhookReceiver::start().await;
+    let mut after = WebhookReceiver::start().await;
+    let webhook = |url: String| format!("[[apps.webhooks]]\nurl = \"{url}\"\n{OCCUPANCY}\n");
+    let server = TestServer::start_with(&three_apps(&webhook(before.url()), "", ""));
+    let mut client = subscribed(&server, APP_KEY, "first").await;
+    before.expect_event(occupied("first")).await;
+    server.rewrite_config(&three_apps(&webhook(after.url()), "", ""));
+    server.sighup();
+    let log = server.until_logged("configuration reloaded", 1).await;
+    assert!(
+        log.contains(&format!("app {APP_ID} changed (webhooks)")),
+        "{log}"
+    );
+    client.subscribe("second").await;
+    after.expect_event(occupied("second")).await;
+    before
+        .expect_nothing_within(Duration::from_millis(500))
+        .await;
 }

@@ -15,8 +15,8 @@ impl Guard {
     /// Whether a client at `address` is banned from `app_id` for repeated authentication
     /// failures (an unknown address never is).
     pub fn check_ban(&self, app_id: &str, address: Option<IpAddr>) -> Result<(), Banned> {
-        let app = self.app(app_id);
-        let bans = app.as_ref().and_then(|app| app.bans.as_ref());
+        let rules = self.rules.load();
+        let bans = rules.apps.get(app_id).and_then(|app| app.bans.as_ref());
         let checked = match (bans, address) {
             (Some(bans), Some(address)) => bans.check(ClientKey::of(address), Instant::now()),
             _ => Ok(()),
@@ -158,8 +158,11 @@ impl Guard {
 
     /// Whether `app_id` is locked down (`auto_lockdown`).
     pub fn locked_down(&self, app_id: &str) -> bool {
-        self.app(app_id)
-            .and_then(|app| app.lockdown.clone())
+        self.rules
+            .load()
+            .apps
+            .get(app_id)
+            .and_then(|app| app.lockdown.as_ref())
             .is_some_and(|rule| rule.is_locked())
     }
 

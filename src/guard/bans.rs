@@ -56,7 +56,8 @@ struct Record {
 /// One app's failure counts and bans.
 #[derive(Debug)]
 pub struct Bans {
-    rule: BanRule,
+    /// A reload may change it; the records stay.
+    rule: std::sync::RwLock<BanRule>,
     records: Mutex<Records>,
 }
 
@@ -73,14 +74,25 @@ impl Bans {
     /// No failures yet.
     pub fn new(rule: BanRule) -> Self {
         Bans {
-            rule,
+            rule: std::sync::RwLock::new(rule),
             records: Mutex::new(Records::default()),
         }
     }
 
     /// The rule these records follow.
     pub fn rule(&self) -> BanRule {
-        self.rule
+        *self
+            .rule
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Follows `rule` from now on (a reload); the failures counted and the bans made stay.
+    pub fn set_rule(&self, rule: BanRule) {
+        *self
+            .rule
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = rule;
     }
 
     /// Whether `client` is banned at `now`.
@@ -100,7 +112,7 @@ impl Bans {
 
     /// Counts a failure of `client` at `now`; the ban's length if this one bans it.
     pub fn failed(&self, client: ClientKey, now: Instant) -> Option<Duration> {
-        let rule = self.rule;
+        let rule = self.rule();
         let mut records = self.lock();
         let record = records.record_of(client, &rule, now);
         if record.banned_until.is_some_and(|until| until > now) {
@@ -153,7 +165,7 @@ impl Bans {
         if until <= now {
             return;
         }
-        let rule = self.rule;
+        let rule = self.rule();
         let mut records = self.lock();
         let record = records.record_of(client, &rule, now);
         if record.banned_until.is_none_or(|banned| banned < until) {

@@ -4,14 +4,15 @@
 //! checking detector lists, opening the country database for a first geo rule) and returns
 //! the new rules; [`Guard::commit`] swaps them in whole, with the tokens and the daily quotas.
 //!
-//! What counts is carried over from the rules in force wherever its part of the app's
-//! configuration is unchanged: an app's limiter (its buckets) when `[apps.limits]` is the
-//! same, its brute-force records and bans when the ban rule is, its lockdown state whenever
-//! it still has `auto_lockdown` (so a reload never lifts a lockdown the store decided). A
-//! daily quota's count is never reset: its object lives as long as the process, shared with
-//! the hub that counts into it, and a reload only changes its limit. A limiter or ban rule
-//! that did change starts empty (bans already in the store are adopted again at the next
-//! sync).
+//! What counts is carried over from the rules in force. An app's limiter (its rate buckets)
+//! is kept when `[apps.limits]` is unchanged; a changed one starts with full buckets but
+//! counts the connections already open per address. Its brute-force records and bans are
+//! kept whatever the ban rule becomes (a new rule applies to them from the commit on). Its
+//! lockdown state and daily quota live as long as the process (a reload sets their settings,
+//! never their state; the quota is shared with the hub that counts into it), so a reload
+//! never lifts a lockdown the store decided nor gives a day's messages back. Apps a reload
+//! removes keep their rules until the registry no longer has them ([`Guard::forget_apps`]), so
+//! no request to them is ever judged without rules.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -36,8 +37,20 @@ pub struct NewRules {
     tokens: TokenEntries,
     /// Each app's daily quota with its new limit.
     quotas: Vec<(String, Arc<DailyQuota>, NonZeroU32)>,
+    /// Each `auto_lockdown` app's state with its new `lockdown_closes_connections`.
+    lockdowns: Vec<(String, Arc<LockdownRule>, bool)>,
+    /// Each banning app's records with their new rule.
+    ban_rules: Vec<(Arc<Bans>, BanRule)>,
     /// The country database, when this configuration opened it.
     opened_database: Option<Arc<GeoDatabase>>,
+}
+
+/// What [`Guard::prepare`] gathers while it builds each app's rules, applied at the commit.
+#[derive(Debug, Default)]
+struct Settings {
+    quotas: Vec<(String, Arc<DailyQuota>, NonZeroU32)>,
+    lockdowns: Vec<(String, Arc<LockdownRule>, bool)>,
+    ban_rules: Vec<(Arc<Bans>, BanRule)>,
 }
 
 impl Guard {
@@ -57,7 +70,7 @@ impl Guard {
         let current = self.rules.load();
         let (database, opened_database) = self.geo_database_for(config)?;
         let mut apps = HashMap::new();
-        let mut quotas = Vec::new();
+        let mut settings = Settings::default();
         let no_rules = SecurityConfig::default();
         for app in &config.apps {
             let id = app.id.as_str().to_owned();
@@ -73,18 +86,25 @@ impl Guard {
             }
             let security = app.security.as_ref().unwrap_or(&no_rules);
             let previous = current.apps.get(&id).map(Arc::as_ref);
-            let mut guard =
-                AppGuard::new(security, database.as_ref(), previous).map_err(|error| {
-                    GuardError::Detectors {
-                        app: id.clone(),
-                        error,
-                    }
-                })?;
-            guard.limits = self.limiter_for(app, previous, &mut quotas);
+            let mut guard = AppGuard::new(security, database.as_ref()).map_err(|error| {
+                GuardError::Detectors {
+                    app: id.clone(),
+                    error,
+                }
+            })?;
+            guard.lockdown = self.lockdown_rule(&id, security, &mut settings);
+            guard.bans = ban_records(security, previous, &mut settings);
+            guard.limits = self.limiter_for(app, previous, &mut settings);
             guard.limits_config = app.limits.clone();
             guard.cluster_limits = app.limits.as_ref().map(ClusterLimits::from_config);
             guard.schemas = schemas;
             apps.insert(id, Arc::new(guard));
+        }
+        // Until the registry no longer has them (see `forget_apps`).
+        for (id, rules) in &current.apps {
+            if !config.apps.iter().any(|app| app.id.as_str() == id) {
+                apps.insert(id.clone(), rules.clone());
+            }
         }
         Ok(NewRules {
             rules: Rules {
@@ -92,9 +112,27 @@ impl Guard {
                 apps,
             },
             tokens: self.tokens.prepare(config),
-            quotas,
+            quotas: settings.quotas,
+            lockdowns: settings.lockdowns,
+            ban_rules: settings.ban_rules,
             opened_database,
         })
+    }
+
+    /// Drops the rules of apps a reload removed, once the registry no longer has them.
+    pub fn forget_apps(&self, removed: &[String]) {
+        if removed.is_empty() {
+            return;
+        }
+        self.rules.rcu(|current| Rules {
+            default_proxies: current.default_proxies.clone(),
+            apps: current
+                .apps
+                .iter()
+                .filter(|(id, _)| !removed.contains(id))
+                .map(|(id, rules)| (id.clone(), rules.clone()))
+                .collect(),
+        });
     }
 
     /// Puts `new` in force: every request and handshake from now on is judged by it.
@@ -102,6 +140,16 @@ impl Guard {
         for (app_id, quota, per_day) in new.quotas {
             quota.set_per_day(per_day);
             self.daily_quotas.insert(&app_id, quota);
+        }
+        for (app_id, rule, closes) in new.lockdowns {
+            rule.set_closes_connections(closes);
+            self.lockdowns
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .insert(app_id, rule);
+        }
+        for (bans, rule) in new.ban_rules {
+            bans.set_rule(rule);
         }
         if let Some(database) = new.opened_database {
             *self
@@ -146,7 +194,7 @@ impl Guard {
         &self,
         app: &AppConfig,
         previous: Option<&AppGuard>,
-        quotas: &mut Vec<(String, Arc<DailyQuota>, NonZeroU32)>,
+        settings: &mut Settings,
     ) -> Option<Arc<dyn Limiter>> {
         let config = app.limits.as_ref()?;
         let id = app.id.as_str();
@@ -155,7 +203,9 @@ impl Guard {
                 .daily_quotas
                 .get(id)
                 .unwrap_or_else(|| Arc::new(DailyQuota::new(per_day, SystemTime::now())));
-            quotas.push((id.to_owned(), quota.clone(), per_day));
+            settings
+                .quotas
+                .push((id.to_owned(), quota.clone(), per_day));
             quota
         });
         if let Some(previous) = previous
@@ -163,7 +213,11 @@ impl Guard {
         {
             return previous.limits.clone();
         }
-        let limiter = LocalLimiter::from_config(config)?;
+        let previous_open = previous
+            .and_then(|app| app.limits.as_ref())
+            .and_then(|limits| limits.open_connections());
+        let limiter =
+            LocalLimiter::from_config(config)?.counting_open_connections_of(previous_open);
         let limiter = match quota {
             Some(quota) => limiter.counting_into(quota),
             None => limiter,
@@ -173,12 +227,10 @@ impl Guard {
 }
 
 impl AppGuard {
-    /// The rules of `security`, with the lockdown state and ban records of `previous` (the
-    /// app's rules in force) where they still apply.
+    /// The rules of `security` (the limits, schemas, lockdown and bans are set apart).
     fn new(
         security: &SecurityConfig,
         database: Option<&Arc<GeoDatabase>>,
-        previous: Option<&AppGuard>,
     ) -> Result<Self, super::DetectorListError> {
         let has_mtls = security.mtls_required || !security.mtls_fingerprints.is_empty();
         Ok(AppGuard {
@@ -202,36 +254,46 @@ impl AppGuard {
             limits: None,
             limits_config: None,
             schemas: None,
-            lockdown: lockdown_rule(security, previous),
-            bans: ban_records(security, previous),
+            lockdown: None,
+            bans: None,
             cluster_limits: None,
         })
     }
 }
 
-/// `auto_lockdown`'s state: the one in force, or a new one locked as it was.
-fn lockdown_rule(
-    security: &SecurityConfig,
-    previous: Option<&AppGuard>,
-) -> Option<Arc<LockdownRule>> {
-    if !security.auto_lockdown {
-        return None;
-    }
-    let closes = security.lockdown_closes_connections;
-    let previous = previous.and_then(|app| app.lockdown.as_ref());
-    match previous {
-        Some(rule) if rule.closes_connections() == closes => Some(rule.clone()),
-        Some(rule) => {
-            let fresh = LockdownRule::new(closes);
-            fresh.set(rule.is_locked());
-            Some(Arc::new(fresh))
+impl Guard {
+    /// The app's `auto_lockdown` state: the one it has had since it first had the rule.
+    fn lockdown_rule(
+        &self,
+        app_id: &str,
+        security: &SecurityConfig,
+        settings: &mut Settings,
+    ) -> Option<Arc<LockdownRule>> {
+        if !security.auto_lockdown {
+            return None;
         }
-        None => Some(Arc::new(LockdownRule::new(closes))),
+        let closes = security.lockdown_closes_connections;
+        let rule = self
+            .lockdowns
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(app_id)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(LockdownRule::new(closes)));
+        settings
+            .lockdowns
+            .push((app_id.to_owned(), rule.clone(), closes));
+        Some(rule)
     }
 }
 
-/// The brute-force records: those in force when the rule is unchanged, otherwise none yet.
-fn ban_records(security: &SecurityConfig, previous: Option<&AppGuard>) -> Option<Arc<Bans>> {
+/// The brute-force records: those in force (under the new rule from the commit on), or new
+/// ones for an app that starts banning.
+fn ban_records(
+    security: &SecurityConfig,
+    previous: Option<&AppGuard>,
+    settings: &mut Settings,
+) -> Option<Arc<Bans>> {
     let after_failures = security.ban_after_failures?;
     let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
     let rule = BanRule {
@@ -241,7 +303,10 @@ fn ban_records(security: &SecurityConfig, previous: Option<&AppGuard>) -> Option
         longest_ban: security.ban_max_time.map_or(minutes(24 * 60), |d| d.0),
     };
     match previous.and_then(|app| app.bans.as_ref()) {
-        Some(bans) if bans.rule() == rule => Some(bans.clone()),
-        _ => Some(Arc::new(Bans::new(rule))),
+        Some(bans) => {
+            settings.ban_rules.push((bans.clone(), rule));
+            Some(bans.clone())
+        }
+        None => Some(Arc::new(Bans::new(rule))),
     }
 }

@@ -79,7 +79,8 @@ impl Guard {
     /// Admits a client event to `app_id` unless today's messages have reached
     /// `daily_messages`.
     pub fn limit_client_event(&self, app_id: &str) -> Result<(), Limited> {
-        let limited = match self.app(app_id).and_then(|app| app.limits.clone()) {
+        let rules = self.rules.load();
+        let limited = match rules.apps.get(app_id).and_then(|app| app.limits.as_ref()) {
             Some(limits) => limits.check_daily(SystemTime::now()),
             None => Ok(()),
         };

@@ -156,6 +156,8 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// The count of messages delivered that the hub adds to and the sync flushes, for an app
     /// with `daily_messages`.
     fn daily_quota(&self) -> Option<&Arc<DailyQuota>>;
+    /// The count of open connections per address, for an app with `connections_per_ip`.
+    fn open_connections(&self) -> Option<&OpenConnections>;
 }
 
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -280,6 +282,15 @@ impl<C: Clock + Clone + Send + Sync> LocalLimiter<C> {
         any.then_some(limiter)
     }
 
+    /// The same limits, counting the open connections `previous` counts (the app's limiter
+    /// before a reload), if both limit them.
+    pub fn counting_open_connections_of(mut self, previous: Option<&OpenConnections>) -> Self {
+        if let (Some(open), Some(previous)) = (&self.open_per_address, previous) {
+            self.open_per_address = Some(previous.sharing(open.most()));
+        }
+        self
+    }
+
     /// The same limits, counting delivered messages into `quota` (the app's, which outlives
     /// any one limiter) instead of a quota of their own.
     pub fn counting_into(mut self, quota: Arc<DailyQuota>) -> Self {
@@ -395,6 +406,10 @@ where
             Some(daily) => daily.check(now),
             None => Ok(()),
         }
+    }
+
+    fn open_connections(&self) -> Option<&OpenConnections> {
+        self.open_per_address.as_ref()
     }
 
     fn daily_quota(&self) -> Option<&Arc<DailyQuota>> {

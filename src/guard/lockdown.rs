@@ -21,25 +21,35 @@ pub const CRITICAL_EVENTS_TO_LOCK: u64 = 3;
 /// How far back they are counted.
 pub const LOCKDOWN_LOOKBACK: Duration = Duration::from_secs(3600);
 
-/// One app's lockdown state.
+/// One app's lockdown state. It lives as long as the process (a reload keeps it, so a
+/// lockdown the store decided holds across any change of the app's configuration).
 #[derive(Debug)]
 pub(super) struct LockdownRule {
     locked: AtomicBool,
-    /// Cancelled when a lockdown begins; `None` unless `lockdown_closes_connections`.
-    closing: Option<Mutex<CancellationToken>>,
+    /// `lockdown_closes_connections` (a reload may change it).
+    closes: AtomicBool,
+    /// Cancelled when a lockdown begins; handed to connections only while `closes`.
+    closing: Mutex<CancellationToken>,
 }
 
 impl LockdownRule {
     pub fn new(closes_connections: bool) -> Self {
         LockdownRule {
             locked: AtomicBool::new(false),
-            closing: closes_connections.then(|| Mutex::new(CancellationToken::new())),
+            closes: AtomicBool::new(closes_connections),
+            closing: Mutex::new(CancellationToken::new()),
         }
     }
 
     /// Whether a lockdown ends the app's open connections.
     pub fn closes_connections(&self) -> bool {
-        self.closing.is_some()
+        self.closes.load(Ordering::Acquire)
+    }
+
+    /// Sets `lockdown_closes_connections` (a reload). Connections admitted before take the
+    /// new setting when they take the reloaded app.
+    pub fn set_closes_connections(&self, closes: bool) {
+        self.closes.store(closes, Ordering::Release);
     }
 
     pub fn is_locked(&self) -> bool {
@@ -52,10 +62,10 @@ impl LockdownRule {
     /// cleared (so no connection admitted after the lift takes the cancelled one). Both under
     /// the token's lock, so two changes cannot interleave.
     pub fn set(&self, locked: bool) -> bool {
-        let Some(closing) = &self.closing else {
-            return self.locked.swap(locked, Ordering::AcqRel) != locked;
-        };
-        let mut token = closing.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut token = self
+            .closing
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if self.locked.load(Ordering::Acquire) == locked {
             return false;
         }
@@ -71,12 +81,11 @@ impl LockdownRule {
 
     /// The token a new connection holds (to be taken before the lockdown is checked).
     pub fn closing_signal(&self) -> Option<CancellationToken> {
-        self.closing.as_ref().map(|closing| {
-            closing
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .clone()
-        })
+        let token = self
+            .closing
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        self.closes_connections().then(|| token.clone())
     }
 }
 

@@ -146,6 +146,8 @@ pub struct Guard {
     rules: ArcSwap<Rules>,
     /// The country database, opened for the first geo rule and kept for the process's life.
     geo_database: std::sync::Mutex<Option<Arc<GeoDatabase>>>,
+    /// Every app's `auto_lockdown` state since it first had the rule (reloads keep it).
+    lockdowns: std::sync::Mutex<HashMap<String, Arc<LockdownRule>>>,
     /// The apps' API tokens.
     pub tokens: TokenRegistry,
     /// The security events waiting for the state store.
@@ -338,5 +340,7 @@ impl MtlsRule {
     }
 }
 
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,20 @@ impl OpenConnections {
         }
     }
 
+    /// At most `most` at once per address, counting the connections `self` counts (a reload
+    /// that changed the app's limits: its open connections are still open).
+    pub fn sharing(&self, most: u32) -> Self {
+        OpenConnections {
+            most,
+            open: self.open.clone(),
+        }
+    }
+
+    /// The most connections per address.
+    pub fn most(&self) -> u32 {
+        self.most
+    }
+
     /// A place for one more connection from `address`, or the refusal (try again in a second:
     /// a place frees when any of that address's connections ends).
     pub fn try_open(&self, address: IpAddr) -> Result<AddressSlot, Limited> {

@@ -68,6 +68,33 @@ impl TokenEntry {
             && self.expires_at == other.expires_at
     }
 
+    /// The uses not yet flushed, taken.
+    fn take_pending(&self) -> PendingUse {
+        std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Adds `taken` (uses counted by an entry this one replaced) to the unflushed uses.
+    fn add_pending(&self, taken: PendingUse) {
+        let mut pending = lock(&self.pending);
+        pending.count += taken.count;
+        if pending.last.is_none() {
+            pending.last = taken.last;
+        }
+    }
+
+    /// The uses not yet flushed, taken, as the store records them (`None`: none).
+    fn take_use(&self) -> Option<TokenUse> {
+        let taken = self.take_pending();
+        let (last_used, last_address) = taken.last?;
+        Some(TokenUse {
+            app_id: self.app_id.clone(),
+            name: self.name.clone(),
+            count: taken.count,
+            last_used,
+            last_address,
+        })
+    }
+
     /// Counts one authenticated request from `address` at `now`.
     pub fn record_use(&self, address: Option<IpAddr>, now: SystemTime) {
         let mut pending = self
@@ -79,6 +106,10 @@ impl TokenEntry {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// Every app's tokens.
 #[derive(Debug, Default)]
 pub struct TokenRegistry {
@@ -87,6 +118,8 @@ pub struct TokenRegistry {
     revoked: ArcSwap<HashSet<TokenHash>>,
     /// Tokens revoked here (seen in a payload) and not yet written to the store.
     leaked: Mutex<Vec<(TokenHash, RevokedToken)>>,
+    /// Uses of tokens a reload removed, not yet flushed.
+    removed_uses: Mutex<Vec<TokenUse>>,
 }
 
 /// The tokens one configuration names, by hash and by app and name.
@@ -130,10 +163,21 @@ impl TokenRegistry {
         entries
     }
 
-    /// Puts `entries` in force. The revoked set stays (it is by hash, and the next sync
-    /// reads the store's again).
+    /// Puts `entries` in force. A token whose entry was rebuilt (its scopes or expiry
+    /// changed) keeps its unflushed uses, and those of removed tokens wait for the next flush.
+    /// The revoked set stays (it is by hash, and the next sync reads the store's again).
     pub fn commit(&self, entries: TokenEntries) {
-        self.entries.store(Arc::new(entries));
+        let replaced = self.entries.swap(Arc::new(entries));
+        let current = self.entries.load();
+        let mut removed = Vec::new();
+        for (hash, old) in &replaced.by_hash {
+            match current.by_hash.get(hash) {
+                Some(new) if Arc::ptr_eq(new, old) => {}
+                Some(new) => new.add_pending(old.take_pending()),
+                None => removed.extend(old.take_use()),
+            }
+        }
+        lock(&self.removed_uses).extend(removed);
     }
 
     /// Whether any app has a token.
@@ -246,26 +290,15 @@ impl TokenRegistry {
 
     /// The uses since the last call, for the store.
     pub fn take_uses(&self) -> Vec<TokenUse> {
-        self.entries
-            .load()
-            .by_hash
-            .values()
-            .filter_map(|entry| {
-                let mut pending = entry
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner());
-                let taken = std::mem::take(&mut *pending);
-                let (last_used, last_address) = taken.last?;
-                Some(TokenUse {
-                    app_id: entry.app_id.clone(),
-                    name: entry.name.clone(),
-                    count: taken.count,
-                    last_used,
-                    last_address,
-                })
-            })
-            .collect()
+        let mut uses = std::mem::take(&mut *lock(&self.removed_uses));
+        uses.extend(
+            self.entries
+                .load()
+                .by_hash
+                .values()
+                .filter_map(|entry| entry.take_use()),
+        );
+        uses
     }
 }
 

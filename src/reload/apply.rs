@@ -14,6 +14,7 @@ use crate::apps::{App, AppRegistry, rotation};
 use crate::config::{AppConfig, Config};
 use crate::guard::NewRules;
 use crate::state::ServerState;
+use crate::store::RevokedToken;
 use crate::webhooks::RunningWebhooks;
 
 /// A new configuration, checked and built, not yet in force.
@@ -21,7 +22,11 @@ pub struct Prepared {
     config: Config,
     plan: Plan,
     rules: NewRules,
-    registry: AppRegistry,
+    /// The apps, indexed by their keys at the commit (a rotation meanwhile may add a key).
+    apps: Vec<Arc<App>>,
+    /// The store's revoked tokens (a token the new file names under a revoked name is
+    /// refused from the commit on, not from the next sync), if there is a store.
+    revoked: Option<Vec<RevokedToken>>,
 }
 
 /// Reads and checks the file at `source` against `current` (the configuration in force) and
@@ -34,9 +39,14 @@ pub fn prepare(
     let config = source.load()?;
     let plan = Plan::between(current, &config);
     let rules = state.guard.prepare(&config)?;
-    let stored = match state.store() {
+    let store = state.store();
+    let stored = match &store {
         Some(store) if !plan.added.is_empty() || !plan.changed.is_empty() => store.credentials()?,
         _ => Vec::new(),
+    };
+    let revoked = match &store {
+        Some(store) => Some(store.revoked_tokens()?),
+        None => None,
     };
     let in_force = state.apps.load();
     let now = SystemTime::now();
@@ -56,12 +66,13 @@ pub fn prepare(
             }
         }
     });
-    let registry = AppRegistry::indexed(apps.collect::<Vec<_>>());
+    let apps = apps.collect();
     Ok(Prepared {
         config,
         plan,
         rules,
-        registry,
+        apps,
+        revoked,
     })
 }
 
@@ -76,12 +87,17 @@ pub fn commit(
         config,
         plan,
         rules,
-        registry,
+        apps,
+        revoked,
     } = prepared;
     for secret in config.secret_values() {
         crate::logging::redaction::know(secret);
     }
     state.guard.commit(rules);
+    if let Some(revoked) = revoked {
+        state.guard.tokens.set_revoked(&revoked);
+    }
+    let registry = AppRegistry::indexed(apps);
     for app in &config.apps {
         if let Some(quota) = state.guard.daily_quotas.get(app.id.as_str()) {
             state.hub.count_deliveries_into(app.id.as_str(), &quota);
@@ -98,6 +114,8 @@ pub fn commit(
             old.retired().cancel();
         }
     }
+    // Only now: until the registry had lost them, their requests were judged by their rules.
+    state.guard.forget_apps(&plan.removed);
     let summary = plan.summary();
     info!(trigger, "configuration reloaded: {summary}");
     if !plan.start_only.is_empty() {
@@ -155,9 +173,10 @@ fn concerned(config: &Config, plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// The webhook sinks of `config`: an app the reload keeps keeps its sink and workers; a
-/// changed or added one gets new ones (started now), a removed one none. An old sink dropped
-/// here ends its workers once they have sent what they hold.
+/// The webhook sinks of `config`: an app whose webhooks the reload leaves alone keeps its
+/// sink and workers (their delays and batches in progress; they sign as the registry's app);
+/// one whose webhooks changed, or an added one, gets new ones (started now), a removed one
+/// none. An old sink dropped here ends its workers once they have sent what they hold.
 fn swap_webhooks(
     state: &ServerState,
     webhooks: &RunningWebhooks,
@@ -170,7 +189,7 @@ fn swap_webhooks(
     for app_config in &config.apps {
         let id = app_config.id.as_str();
         let old_sink = current.get(id);
-        if plan.keeps(id) {
+        if !plan.rebuilds_webhooks(id) {
             if let Some(sink) = old_sink {
                 sinks.insert(id.to_owned(), sink.clone());
             }

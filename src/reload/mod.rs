@@ -14,11 +14,13 @@
 //! overrides laid over it), its plan computed ([`Plan`]), the guard's rules built (schemas
 //! read and compiled), the new apps made and the state store's rotated pairs laid over
 //! them. Any failure refuses the whole file: one log line per problem, and the configuration
-//! in force stays. [`apply::commit`] then swaps, in order, the guard's rules, the daily
-//! quotas, the webhook sinks (starting a changed or added app's workers, while the old ones
-//! send what they hold and end) and the app registry; apps the new file no longer has as
-//! they were are retired ([`App::retired`](crate::apps::App::retired)): their connections
-//! take the new app of the same id, or are closed with 4003 when it is gone or disabled.
+//! in force stays. [`apply::commit`] then swaps, in order, the guard's rules (a removed
+//! app's kept until the registry has lost it), the daily quotas, the webhook sinks (an app
+//! whose webhook keys changed gets new workers, while the old ones send what they hold and
+//! end) and the app registry; apps the new file no longer has as they were are retired
+//! ([`App::retired`](crate::apps::App::retired)): their connections take the new app of the
+//! same id, or are closed with 4003 when it is gone or disabled; last, the removed apps'
+//! rules go.
 //! Keys that only take effect at start (listeners, workers, `[redis]`, `[store]`,
 //! `[metrics]`, `[geoip]`, the TLS paths, logging) are kept and named in a warning. Each
 //! reload, accepted or refused, is recorded in the activity log of every app it concerns.

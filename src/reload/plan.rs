@@ -69,6 +69,16 @@ impl Plan {
             && !self.changed.iter().any(|(id, _)| id == app_id)
     }
 
+    /// Whether `app_id`'s webhooks are to be built anew: it is added, or its webhook keys
+    /// changed.
+    pub fn rebuilds_webhooks(&self, app_id: &str) -> bool {
+        self.added.iter().any(|id| id == app_id)
+            || self
+                .changed
+                .iter()
+                .any(|(id, parts)| id == app_id && parts.contains(&"webhooks"))
+    }
+
     /// One line saying what changed, for the log and the activity log (ids and key names
     /// only, never a value).
     pub fn summary(&self) -> String {

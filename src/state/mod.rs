@@ -64,8 +64,8 @@ pub struct ServerSettings {
 
 /// Everything the request handlers share.
 pub struct ServerState {
-    /// The hosted apps.
-    pub apps: Apps,
+    /// The hosted apps (shared with the webhook deliveries, which sign as the registry's app).
+    pub apps: Arc<Apps>,
     /// Cluster fan-out and cluster-wide state: the only door to subscriptions (this node's
     /// are in the hub the adapter was built on).
     pub adapter: Arc<dyn Adapter>,
@@ -108,7 +108,7 @@ impl ServerState {
         } else {
             store::open_existing(config)?
         };
-        let apps = Apps::new(AppRegistry::from_config(config));
+        let apps = Arc::new(Apps::new(AppRegistry::from_config(config)));
         let mut sinks = HashMap::new();
         let mut workers = WebhookTasks::default();
         // A cluster keeps every app's accepted batches (a survivor delivers a dead node's);
@@ -126,6 +126,7 @@ impl ServerState {
         let webhook_wiring = WebhookWiring::new(
             journal.as_ref().map(|(journal, _, _)| journal.clone()),
             clustered,
+            apps.clone(),
         );
         for app_config in &config.apps {
             let Some(app) = apps.by_id(app_config.id.as_str()) else {

@@ -22,7 +22,7 @@ use super::client::{Outgoing, SendError, WebhookClient};
 use super::journal::Journal;
 use super::schedule::{AfterFailure, Schedule, Ticket};
 use super::{Endpoint, WebhookBatch, WebhookStats, count_drop, now_ms};
-use crate::apps::App;
+use crate::apps::{App, Apps};
 
 /// Why one attempt failed; for the log only (no URL: its path or query may hold a token).
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,9 @@ enum AttemptError {
 /// Delivers one endpoint's batches.
 pub struct Delivery {
     app: Arc<App>,
+    /// The registry, whose app of this id signs (a reload may have replaced `app`, whose
+    /// keyring then no longer follows rotations); `app` signs once the registry has none.
+    registry: Option<Arc<Apps>>,
     endpoint: Arc<Endpoint>,
     stats: Arc<WebhookStats>,
     /// Most batches held at once: waiting, in flight or backing off.
@@ -57,11 +60,18 @@ impl Delivery {
     ) -> Self {
         Delivery {
             app,
+            registry: None,
             endpoint,
             stats,
             capacity,
             journal: None,
         }
+    }
+
+    /// Signs with the pairs of `registry`'s app of the same id.
+    pub fn signing_through(mut self, registry: Arc<Apps>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// Keeps the batches it accepts in `journal` until they are delivered or given up, as
@@ -182,7 +192,12 @@ impl Delivery {
     /// 300 s); the id stays the batch's.
     fn sign(&self, batch: &WebhookBatch) -> Outgoing {
         let body = batch.body(now_ms());
-        let signed = self.app.sign_webhook(body.as_bytes(), SystemTime::now());
+        let current = self
+            .registry
+            .as_ref()
+            .and_then(|registry| registry.by_id(&self.app.id));
+        let signer = current.as_ref().unwrap_or(&self.app);
+        let signed = signer.sign_webhook(body.as_bytes(), SystemTime::now());
         Outgoing {
             body: Bytes::from(body),
             key: signed.key,

@@ -343,13 +343,15 @@ impl RunningWebhooks {
 /// The sink and tasks for `app`'s `[[apps.webhooks]]`; `None` when it has no endpoints. With
 /// a `journal`, the deliveries keep what they accept in it, and their queues are added to
 /// `redelivery` (for batches claimed from a dead process). With `replacing` (the app's sink
-/// before a reload), the counters go on from its.
+/// before a reload), the counters go on from its. With a `registry`, the registry's app of
+/// the same id signs (see [`delivery::Delivery::signing_through`]).
 pub fn for_app(
     app: &Arc<App>,
     config: &AppConfig,
     journal: Option<&Arc<Journal>>,
     redelivery: &Redelivery,
     replacing: Option<&WebhookSink>,
+    registry: Option<&Arc<crate::apps::Apps>>,
 ) -> Option<(WebhookSink, WebhookWorkers)> {
     if config.webhooks.is_empty() {
         return None;
@@ -370,6 +372,9 @@ pub fn for_app(
             stats.clone(),
             config.webhook_queue_size,
         );
+        if let Some(registry) = registry {
+            delivery = delivery.signing_through(registry.clone());
+        }
         if let Some(journal) = journal {
             delivery = delivery.journaled(journal.clone(), index);
             redelivery.add(&app.id, index, queue.clone(), endpoint.retry_for);

@@ -7,25 +7,29 @@
 use std::sync::Arc;
 
 use super::{Journal, Redelivery, WebhookSink, WebhookWorkers};
-use crate::apps::App;
+use crate::apps::{App, Apps};
 use crate::config::AppConfig;
 
-/// The journal and redelivery queues every app's webhooks are built with.
-#[derive(Debug, Clone, Default)]
+/// The journal and redelivery queues every app's webhooks are built with, and the registry
+/// whose apps sign them.
+#[derive(Debug, Clone)]
 pub struct WebhookWiring {
     journal: Option<Arc<Journal>>,
     redelivery: Redelivery,
     clustered: bool,
+    registry: Arc<Apps>,
 }
 
 impl WebhookWiring {
     /// Builds with `journal` (when the process keeps one) for apps that journal; `clustered`:
-    /// every app with endpoints does (a survivor delivers a dead node's batches).
-    pub fn new(journal: Option<Arc<Journal>>, clustered: bool) -> Self {
+    /// every app with endpoints does (a survivor delivers a dead node's batches). Webhooks
+    /// are signed by `registry`'s app of their app's id.
+    pub fn new(journal: Option<Arc<Journal>>, clustered: bool, registry: Arc<Apps>) -> Self {
         WebhookWiring {
             journal,
             redelivery: Redelivery::default(),
             clustered,
+            registry,
         }
     }
 
@@ -56,6 +60,7 @@ impl WebhookWiring {
     ) -> Option<(WebhookSink, WebhookWorkers)> {
         self.redelivery.remove_app(&app.id);
         let journal = self.journal.as_ref().filter(|_| self.journals(config));
-        super::for_app(app, config, journal, &self.redelivery, replacing)
+        let registry = Some(&self.registry);
+        super::for_app(app, config, journal, &self.redelivery, replacing, registry)
     }
 }

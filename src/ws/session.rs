@@ -125,13 +125,7 @@ async fn drive<R: SocketReader, W: SocketWriter>(
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
     // With `lockdown_closes_connections`, cancelled when the app is locked down.
-    let locked_down = async {
-        match &lockdown {
-            Some(token) => token.cancelled().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(locked_down);
+    let mut locked_down = std::pin::pin!(closed_by(lockdown));
     let signals = connection.outbox_signals();
     let end_requested = signals.end_requested();
     tokio::pin!(end_requested);
@@ -214,6 +208,14 @@ async fn drive<R: SocketReader, W: SocketWriter>(
             match state.apps.by_id(&connection.app.id) {
                 Some(app) if app.enabled => {
                     retired.set(app.retired().clone().cancelled_owned());
+                    // The lockdown rule may have changed (a locked app that now closes its
+                    // connections hands out a cancelled token: this one ends next turn).
+                    locked_down.set(closed_by(state.guard.lockdown_signal(&app.id)));
+                    if auth_deadline.is_none() && !connection.is_authorized() {
+                        auth_deadline = app
+                            .user_authentication_timeout
+                            .map(|timeout| Box::pin(sleep(timeout)));
+                    }
                     connection.adopt(app);
                 }
                 Some(_) => break Ending::AppUnavailable(super::APP_DISABLED),
@@ -237,6 +239,14 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         },
     };
     (connection, ending)
+}
+
+/// Waits until `token` is cancelled (forever when there is none).
+async fn closed_by(token: Option<CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled_owned().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for `deadline` (forever when there is none).
