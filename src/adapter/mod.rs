@@ -98,6 +98,14 @@ impl ConnectionSlot {
             share: None,
         }
     }
+
+    /// Registers the connection's outbox with this node's hub (see
+    /// [`crate::hub::Hub::app_changed`]).
+    pub fn watch(&mut self, socket: crate::protocol::SocketId, outbox: crate::hub::Outbox) {
+        if let Some(local) = &mut self.local {
+            local.watch(socket, outbox);
+        }
+    }
 }
 
 impl std::fmt::Debug for ConnectionSlot {

@@ -16,10 +16,10 @@ pub mod rotation;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
-use tokio_util::sync::CancellationToken;
 
 pub use keyring::{Keyring, Matched, Mismatch, NoMatch, Pair, PreviousPair, Secret};
 pub use pair_uses::{CredentialUse, ExpiredUse, PairUses, Via};
@@ -85,10 +85,10 @@ pub struct App {
     pub rotation_webhook: Option<WebhookUrl>,
     /// Shared with the app that replaces this one at a reload, so no use is lost.
     pair_uses: Arc<PairUses>,
-    /// Cancelled when a configuration reload replaces or removes this app: its connections
-    /// then take the registry's app of the same id, or close with 4003 when there is none
-    /// (or it is disabled).
-    retired: CancellationToken,
+    /// Set when a configuration reload replaces or removes this app: its connections then
+    /// take the registry's app of the same id, or close with 4003 when there is none (or it
+    /// is disabled). The hub tells the open ones; one admitted meanwhile looks here.
+    retired: AtomicBool,
     /// Disabled apps refuse connections (4003).
     pub enabled: bool,
     /// Whether `client-*` events are accepted.
@@ -136,7 +136,7 @@ impl App {
             rotation: config.rotation,
             rotation_webhook: config.rotation_webhook.clone(),
             pair_uses: Arc::default(),
-            retired: CancellationToken::new(),
+            retired: AtomicBool::new(false),
             enabled: config.enabled,
             enable_client_messages: config.enable_client_messages,
             enable_subscription_count: config.enable_subscription_count,
@@ -172,9 +172,14 @@ impl App {
         }
     }
 
-    /// Cancelled once a reload has replaced or removed this app.
-    pub fn retired(&self) -> &CancellationToken {
-        &self.retired
+    /// Whether a reload has replaced or removed this app.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Marks this app replaced or removed (before its connections are told).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
     }
 
     /// The app's pairs now.

@@ -67,6 +67,17 @@ impl Hub {
         }
     }
 
+    /// Tells every connection of `app_id` on this node that a reload replaced or removed its
+    /// app ([`EndRequest::AppChanged`]); each takes the registry's app again.
+    pub fn app_changed(&self, app_id: &str) {
+        let Some(app) = read(&self.apps).get(app_id).cloned() else {
+            return;
+        };
+        for outbox in lock(&app.open).values() {
+            outbox.request_end(EndRequest::AppChanged);
+        }
+    }
+
     /// Forgets the apps `keep` says no to that have no connection left here (a reload
     /// removed them), so their channels and counters stop being reported; returns how many
     /// such apps still have connections.
@@ -118,6 +129,8 @@ impl Hub {
 pub struct AppChannels {
     channels: RwLock<HashMap<ChannelName, HashMap<SocketId, Outbox>>>,
     connections: AtomicUsize,
+    /// Every open connection's outbox (registered by its slot), so a reload can reach them.
+    open: std::sync::Mutex<HashMap<SocketId, Outbox>>,
     cache: ChannelCache,
     count_throttle: Arc<CountThrottle>,
     users: SignedInUsers,
@@ -136,14 +149,26 @@ pub struct ChannelCounts {
     pub presence_subscriptions: usize,
 }
 
-/// A counted connection; dropping it frees the slot.
+/// A counted connection; dropping it frees the slot (and forgets its outbox).
 #[derive(Debug)]
 pub struct ConnectionSlot {
     app: Arc<AppChannels>,
+    socket: Option<SocketId>,
+}
+
+impl ConnectionSlot {
+    /// Registers the connection's `outbox`, so that [`Hub::app_changed`] reaches it.
+    pub fn watch(&mut self, socket: SocketId, outbox: Outbox) {
+        lock(&self.app.open).insert(socket, outbox);
+        self.socket = Some(socket);
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        if let Some(socket) = self.socket {
+            lock(&self.app.open).remove(&socket);
+        }
         self.app.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -157,7 +182,10 @@ impl AppChannels {
                 (n < limit).then_some(n + 1)
             })
             .ok()?;
-        Some(ConnectionSlot { app: self.clone() })
+        Some(ConnectionSlot {
+            app: self.clone(),
+            socket: None,
+        })
     }
 
     /// The last events of this app's cache channels.
@@ -346,6 +374,12 @@ fn push_to_each(
 
 /// Locks for reading; a poisoned lock only means another thread panicked mid-update of plain
 /// maps, which stay structurally valid, so the data is still used.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -112,6 +112,10 @@ pub enum EndRequest {
     Overflow,
     /// The backend terminated the connection's user.
     Terminated,
+    /// Not an end: a configuration reload replaced or removed the connection's app, so its
+    /// task takes the registry's app again (or ends when there is none); taken back with
+    /// [`OutboxSignals::clear_app_changed`]. Either end above wins over it.
+    AppChanged,
 }
 
 #[derive(Debug)]
@@ -190,11 +194,11 @@ impl Outbox {
 
     /// Asks the connection's task to close the connection. A termination wins over an
     /// overflow (so a terminated client is not told to reconnect); otherwise the first reason
-    /// stands.
+    /// stands (an app change, which ends nothing, gives way to either).
     pub fn request_end(&self, reason: EndRequest) {
         let mut queue = self.shared.lock();
         let replace = match queue.end_request {
-            None => true,
+            None | Some(EndRequest::AppChanged) => true,
             Some(EndRequest::Overflow) => reason == EndRequest::Terminated,
             Some(EndRequest::Terminated) => false,
         };
@@ -286,6 +290,15 @@ impl OutboxSignals {
                 return reason;
             }
             self.shared.end_requested.notified().await;
+        }
+    }
+
+    /// Takes back an [`EndRequest::AppChanged`] once the task has acted on it (a real end
+    /// request stays).
+    pub fn clear_app_changed(&self) {
+        let mut queue = self.shared.lock();
+        if queue.end_request == Some(EndRequest::AppChanged) {
+            queue.end_request = None;
         }
     }
 }

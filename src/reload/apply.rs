@@ -111,7 +111,8 @@ pub fn commit(
             .by_id(&old.id)
             .is_some_and(|new| Arc::ptr_eq(new, old));
         if !kept {
-            old.retired().cancel();
+            old.retire();
+            state.hub.app_changed(&old.id);
         }
     }
     // Only now: until the registry had lost them, their requests were judged by their rules.

@@ -18,9 +18,11 @@
 //! app's kept until the registry has lost it), the daily quotas, the webhook sinks (an app
 //! whose webhook keys changed gets new workers, while the old ones send what they hold and
 //! end) and the app registry; apps the new file no longer has as they were are retired
-//! ([`App::retired`](crate::apps::App::retired)): their connections take the new app of the
-//! same id, or are closed with 4003 when it is gone or disabled; last, the removed apps'
-//! rules go.
+//! ([`App::retire`](crate::apps::App::retire)) and their connections told through their
+//! outboxes ([`Hub::app_changed`](crate::hub::Hub::app_changed): no connection waits on a
+//! signal of its own, which would cost every delivery a poll); each takes the new app of the
+//! same id, or is closed with 4003 when it is gone or disabled; last, the removed apps' rules
+//! go.
 //! Keys that only take effect at start (listeners, workers, `[redis]`, `[store]`,
 //! `[metrics]`, `[geoip]`, the TLS paths, logging) are kept and named in a warning. Each
 //! reload, accepted or refused, is recorded in the activity log of every app it concerns.

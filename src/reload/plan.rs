@@ -164,6 +164,13 @@ fn changed_parts(old: &AppConfig, new: &AppConfig) -> Vec<&'static str> {
     changed
 }
 
+/// `("server.<field>", whether it differs)` for each named field of two `[server]` tables.
+macro_rules! server_keys_changed {
+    ($a:ident, $b:ident: $($field:ident),*) => {
+        [$((concat!("server.", stringify!($field)), $a.$field != $b.$field)),*]
+    };
+}
+
 /// The keys that only take effect at start and differ between `old` and `new`.
 fn start_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.server, &new.server);
@@ -181,50 +188,23 @@ fn start_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             .as_ref()
             .map(|tls| (tls.client_ca.clone(), tls.client_port))
     };
-    let keys = [
-        ("environment", old.environment != new.environment),
-        ("log_format", old.log_format != new.log_format),
-        ("log_level", old.log_level != new.log_level),
-        ("server.host", a.host != b.host),
-        ("server.port", a.port != b.port),
-        ("server.workers", a.workers != b.workers),
-        (
-            "server.max_connections",
-            a.max_connections != b.max_connections,
-        ),
-        (
-            "server.max_frame_size",
-            a.max_frame_size != b.max_frame_size,
-        ),
-        ("server.pong_timeout", a.pong_timeout != b.pong_timeout),
-        (
-            "server.shutdown_timeout",
-            a.shutdown_timeout != b.shutdown_timeout,
-        ),
-        (
-            "server.outbound_queue_size",
-            a.outbound_queue_size != b.outbound_queue_size,
-        ),
-        (
-            "server.outbound_queue_bytes",
-            a.outbound_queue_bytes != b.outbound_queue_bytes,
-        ),
-        (
-            "server.max_request_size",
-            a.max_request_size != b.max_request_size,
-        ),
-        (
-            "server.request_body_timeout",
-            a.request_body_timeout != b.request_body_timeout,
-        ),
-        (
-            "server.max_pending_request_bytes",
-            a.max_pending_request_bytes != b.max_pending_request_bytes,
-        ),
-        (
-            "server.max_auth_timestamp_skew",
-            a.max_auth_timestamp_skew != b.max_auth_timestamp_skew,
-        ),
+    let server = server_keys_changed!(
+        a,
+        b: host,
+        port,
+        workers,
+        max_connections,
+        max_frame_size,
+        pong_timeout,
+        shutdown_timeout,
+        outbound_queue_size,
+        outbound_queue_bytes,
+        max_request_size,
+        request_body_timeout,
+        max_pending_request_bytes,
+        max_auth_timestamp_skew
+    );
+    let rest = [
         ("server.tls", tls_paths(old) != tls_paths(new)),
         (
             "server.tls.client_ca",
@@ -235,6 +215,12 @@ fn start_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("store", old.store != new.store),
         ("geoip", old.geoip != new.geoip),
     ];
+    let top = [
+        ("environment", old.environment != new.environment),
+        ("log_format", old.log_format != new.log_format),
+        ("log_level", old.log_level != new.log_level),
+    ];
+    let keys: Vec<(&'static str, bool)> = top.into_iter().chain(server).chain(rest).collect();
     keys.iter()
         .filter(|(_, differs)| *differs)
         .map(|(name, _)| *name)

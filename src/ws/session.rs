@@ -54,6 +54,8 @@ pub(super) async fn run<T: Transport>(
     let mut inbound = InboundMessages::new(read_half, early_bytes, max_message_size);
     let mut outbound = OutboundWriter::new(write_half, writer, response_head);
     let connection = Connection::new(state, admitted.app, admitted.address, owner);
+    let mut slot = admitted.slot;
+    slot.watch(connection.socket_id, connection.outbox().clone());
     let established =
         frames::connection_established(connection.socket_id, connection.app.activity_timeout);
     let (mut connection, ending) = match connection.send(established) {
@@ -66,7 +68,7 @@ pub(super) async fn run<T: Transport>(
     connection.leave_all().await;
     let client_gone = matches!(ending, Ending::ClientGone);
     connection.finish(ending);
-    drop(admitted.slot);
+    drop(slot);
     drop(admitted.node_slot);
     drop(admitted.address_slot);
     if !client_gone {
@@ -127,8 +129,10 @@ async fn drive<R: SocketReader, W: SocketWriter>(
     // With `lockdown_closes_connections`, cancelled when the app is locked down.
     let mut locked_down = std::pin::pin!(closed_by(lockdown));
     let signals = connection.outbox_signals();
-    let end_requested = signals.end_requested();
-    tokio::pin!(end_requested);
+    let mut end_requested = std::pin::pin!(signals.end_requested());
+    // Set when a reload replaced or removed the app (told through the outbox, or seen here
+    // for a connection admitted just before); acted on while no handler runs.
+    let mut app_changed = connection.app.is_retired();
     // Keep-alive pings are queued through this handle, so they need not wait for a handler.
     let pings = connection.outbox().clone();
     let mut keepalive = KeepAlive::new(
@@ -144,9 +148,6 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         .app
         .user_authentication_timeout
         .map(|timeout| Box::pin(sleep(timeout)));
-    // Cancelled when a reload replaces or removes the app; acted on while no handler runs.
-    let mut retired = std::pin::pin!(connection.app.retired().clone().cancelled_owned());
-    let mut app_retired = false;
     // The connection while no handler runs; the handler that holds it otherwise.
     let mut idle = Some(connection);
     let handler = OptionFuture::default();
@@ -159,14 +160,14 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         let step = tokio::select! {
             () = &mut shutdown => Err(Ending::Pusher(CloseCode::ReconnectImmediately)),
             () = &mut locked_down => Err(Ending::AppUnavailable(super::LOCKED_DOWN)),
-            () = &mut retired, if !app_retired => {
-                app_retired = true;
-                Ok(())
-            }
-            reason = &mut end_requested => Err(Ending::Pusher(match reason {
-                EndRequest::Overflow => CloseCode::OverCapacity,
-                EndRequest::Terminated => CloseCode::Unauthorized,
-            })),
+            reason = &mut end_requested, if !app_changed => match reason {
+                EndRequest::Overflow => Err(Ending::Pusher(CloseCode::OverCapacity)),
+                EndRequest::Terminated => Err(Ending::Pusher(CloseCode::Unauthorized)),
+                EndRequest::AppChanged => {
+                    app_changed = true;
+                    Ok(())
+                }
+            },
             () = expire(&mut auth_deadline), if auth_deadline.is_some() => {
                 auth_deadline = None;
                 auth_due = true;
@@ -203,11 +204,12 @@ async fn drive<R: SocketReader, W: SocketWriter>(
         if let Err(ending) = step {
             break ending;
         }
-        if app_retired && let Some(connection) = &mut idle {
-            app_retired = false;
+        if app_changed && let Some(connection) = &mut idle {
+            app_changed = false;
+            signals.clear_app_changed();
+            end_requested.set(signals.end_requested());
             match state.apps.by_id(&connection.app.id) {
                 Some(app) if app.enabled => {
-                    retired.set(app.retired().clone().cancelled_owned());
                     // The lockdown rule may have changed (a locked app that now closes its
                     // connections hands out a cancelled token: this one ends next turn).
                     locked_down.set(closed_by(state.guard.lockdown_signal(&app.id)));
