@@ -76,13 +76,14 @@ pub fn prepare(
     })
 }
 
-/// Puts `prepared` in force and says so; returns its configuration (now the one in force).
+/// Puts `prepared` in force and says so; returns its configuration (now the one in force)
+/// and whether it removed an app.
 pub fn commit(
     state: &ServerState,
     webhooks: &RunningWebhooks,
     prepared: Prepared,
     trigger: &str,
-) -> Config {
+) -> (Config, bool) {
     let Prepared {
         config,
         plan,
@@ -138,7 +139,8 @@ pub fn commit(
             .guard
             .record(&app_id, EventKind::ConfigReloaded, None, message.clone());
     }
-    config
+    let removed_any = !plan.removed.is_empty();
+    (config, removed_any)
 }
 
 /// Says that a new configuration was refused, and why, in the log (one line per problem) and

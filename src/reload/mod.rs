@@ -210,9 +210,10 @@ impl Reloader {
                 .unwrap_or(Err(ReloadError::Task));
         match prepared {
             Ok(prepared) => {
-                let config = apply::commit(&self.state, &self.webhooks, prepared, trigger);
+                let (config, removed_any) =
+                    apply::commit(&self.state, &self.webhooks, prepared, trigger);
                 self.current = config;
-                self.forgetting = true;
+                self.forgetting |= removed_any;
                 self.forget_removed_apps();
             }
             Err(error) => {
