@@ -34,6 +34,8 @@
 
 pub mod activity;
 pub mod adapter;
+pub mod admin_cli;
+pub mod admins;
 pub mod apps;
 pub mod config;
 pub mod guard;

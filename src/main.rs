@@ -42,6 +42,23 @@ enum Command {
     /// Make new app credentials.
     #[command(subcommand)]
     App(AppCommand),
+    /// Manage the browser console's admins.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Print an [[admins]] block for a new admin, reading the password from stdin, with a new
+    /// TOTP secret (as an environment line) and its otpauth:// URI for an authenticator app.
+    Add {
+        /// The name the admin signs in with.
+        #[arg(long)]
+        name: String,
+        /// viewer (sees) or admin (sees and acts).
+        #[arg(long, default_value = "viewer", value_parser = ["viewer", "admin"])]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +220,7 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Some(Command::Admin(AdminCommand::Add { name, role })) => add_admin(&name, &role),
         Some(Command::Secret) => {
             println!("{}", relay::secrets_cli::secret());
             ExitCode::SUCCESS
@@ -414,6 +432,39 @@ fn create_token(
                 path.display()
             );
             eprintln!("{}", created.block);
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+/// `relay admin add`: the password from stdin (a prompt on stderr when it is a terminal; the
+/// typing is not hidden, so pipe it in where that matters), the block and the secrets out.
+fn add_admin(name: &str, role: &str) -> ExitCode {
+    use std::io::{BufRead, IsTerminal, Write};
+    let role = if role == "admin" {
+        relay::config::AdminRole::Admin
+    } else {
+        relay::config::AdminRole::Viewer
+    };
+    if std::io::stdin().is_terminal() {
+        eprint!("Password for {name}: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut password = String::new();
+    if let Err(error) = std::io::stdin().lock().read_line(&mut password) {
+        return fail(&format!("cannot read the password from stdin: {error}"));
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    match relay::admin_cli::add(name, role, password) {
+        Ok(added) => {
+            println!("{}", added.block);
+            println!("{}", added.environment);
+            println!("{}", added.provisioning_uri);
+            eprintln!(
+                "relay: add the block to config.toml, the {} line to the server's environment (or .env), and open the otpauth:// URI in an authenticator app; the secret is shown only this once",
+                added.environment.split('=').next().unwrap_or("TOTP")
+            );
             ExitCode::SUCCESS
         }
         Err(error) => fail(&error),

@@ -7,6 +7,7 @@
 //! ([`interpolate`]), and [`validate`] checks what types cannot (duplicates, empty secrets,
 //! ranges), reporting every problem on its own line.
 
+mod admins;
 mod credentials;
 mod hygiene;
 mod interpolate;
@@ -21,6 +22,7 @@ mod webhook;
 
 use std::path::{Path, PathBuf};
 
+pub use admins::{AdminConfig, AdminRole};
 pub use credentials::{
     ConfigDuration, PreviousCredentials, RotationConfig, WebhookSigning, format_duration,
     parse_duration,
@@ -145,6 +147,10 @@ impl Config {
             }
         }
         values.extend(self.redis.as_ref().and_then(RedisConfig::password));
+        for admin in &self.admins {
+            values.push(admin.password_hash.as_str());
+            values.extend(admin.totp_secret.as_ref().map(ConfigString::as_str));
+        }
         values
     }
 

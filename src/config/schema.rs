@@ -40,6 +40,12 @@ pub struct Config {
     /// `[store]`: where state that outlives the process is kept.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The browser console's accounts.
+    #[serde(default)]
+    pub admins: Vec<super::AdminConfig>,
+    /// Whether every admin must have a second factor (`totp_secret`).
+    #[serde(default)]
+    pub require_2fa: bool,
     /// The folder of the configuration file, which relative paths in it are relative to.
     #[serde(skip)]
     pub config_dir: std::path::PathBuf,

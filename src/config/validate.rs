@@ -153,6 +153,7 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
         problems.push("no [[apps]] configured; add at least one".to_owned());
     }
     problems.extend(overlong_durations(config));
+    problems.extend(super::admins::problems(config));
     let mut ids = HashSet::new();
     // Each key names one app: a previous pair may share its own app's keys, not another's.
     let mut key_owners: HashMap<&str, usize> = HashMap::new();

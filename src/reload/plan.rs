@@ -21,6 +21,8 @@ pub struct Plan {
     pub start_only: Vec<&'static str>,
     /// Whether `[server] trusted_proxies` changed (applied at once).
     pub trusted_proxies: bool,
+    /// Whether `[[admins]]` or `require_2fa` changed (the console's accounts).
+    pub admins: bool,
 }
 
 impl Plan {
@@ -29,6 +31,7 @@ impl Plan {
         let mut plan = Plan {
             start_only: start_only_changes(old, new),
             trusted_proxies: old.server.trusted_proxies != new.server.trusted_proxies,
+            admins: old.admins != new.admins || old.require_2fa != new.require_2fa,
             ..Plan::default()
         };
         let old_app = |id: &str| old.apps.iter().find(|app| app.id.as_str() == id);
@@ -60,6 +63,7 @@ impl Plan {
             && self.changed.is_empty()
             && self.start_only.is_empty()
             && !self.trusted_proxies
+            && !self.admins
     }
 
     /// Whether `app_id` keeps its app object (neither added, removed nor changed).
@@ -95,6 +99,9 @@ impl Plan {
         }
         if self.trusted_proxies {
             parts.push("server.trusted_proxies changed".to_owned());
+        }
+        if self.admins {
+            parts.push("admins changed".to_owned());
         }
         if !self.start_only.is_empty() {
             parts.push(format!(
