@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::http::api;
 use common::redis::RedisServer;
-use common::webhooks::{WebhookReceiver, unsubscribe};
+use common::webhooks::{Received, WebhookReceiver, unsubscribe};
 use common::{Client, TestServer, decode_data, default_config};
 use serde_json::{Value, json};
 
@@ -209,10 +209,10 @@ async fn a_killed_nodes_members_are_removed_and_announced_by_a_survivor() {
     let doomed = start_node(&redis, &app, NODE_TIMEOUT);
     let mut alice = Client::connect(&a).await;
     alice.join_presence(ROOM, &member("alice")).await;
-    receiver.expect_event(added("alice")).await;
+    let mut delivered = vec![receiver.expect_event(added("alice")).await];
     let mut carol = Client::connect(&doomed).await;
     carol.join_presence(ROOM, &member("carol")).await;
-    receiver.expect_event(added("carol")).await;
+    delivered.push(receiver.expect_event(added("carol")).await);
     assert_eq!(member_event(&mut alice).await.1, "carol");
 
     let status = Command::new("kill")
@@ -237,11 +237,19 @@ async fn a_killed_nodes_members_are_removed_and_announced_by_a_survivor() {
         "presence clean-up: member_removed {} ms after kill -9 (node_timeout {NODE_TIMEOUT} s)",
         killed.elapsed().as_millis()
     );
-    receiver.expect_event(removed("carol")).await;
+    delivered.push(receiver.expect_event(removed("carol")).await);
     assert_eq!(users_on(&a).await, set(&["alice"]));
-    receiver
-        .expect_nothing_within(Duration::from_millis(1500))
-        .await;
+    // Nothing new. A batch the killed node had delivered but not yet marked done in its
+    // journal may come again from the survivor (delivery is at least once), with its id.
+    let id = |received: &Received| received.headers["x-relay-webhook-id"].clone();
+    let known: Vec<String> = delivered.iter().map(id).collect();
+    while let Some(again) = receiver.next_within(Duration::from_millis(1500)).await {
+        assert!(
+            known.contains(&id(&again)),
+            "unexpected webhook: {}",
+            again.body
+        );
+    }
 }
 
 #[tokio::test]
