@@ -117,55 +117,52 @@ impl Plan {
     }
 }
 
-/// The parts of an app's block that differ (`settings`: the top-level keys not named).
+/// A named part of an app's block, with how to take that part from another block.
+type Part = (&'static str, fn(&mut AppConfig, &AppConfig));
+
+/// The parts a change is named by, in the order they are named; whatever else differs is one
+/// of the app's plain `settings` (sizes, flags).
+const PARTS: [Part; 7] = [
+    ("enabled", |to, from| to.enabled = from.enabled),
+    ("credentials", |to, from| {
+        to.key = from.key.clone();
+        to.secret = from.secret.clone();
+        to.previous_credentials = from.previous_credentials.clone();
+        to.rotation = from.rotation;
+        to.rotation_webhook = from.rotation_webhook.clone();
+    }),
+    ("security", |to, from| to.security = from.security.clone()),
+    ("limits", |to, from| to.limits = from.limits.clone()),
+    ("tokens", |to, from| to.tokens = from.tokens.clone()),
+    ("schemas", |to, from| to.schemas = from.schemas.clone()),
+    ("webhooks", |to, from| {
+        to.webhooks = from.webhooks.clone();
+        to.webhook_durable = from.webhook_durable;
+        to.webhook_signing = from.webhook_signing;
+        to.webhook_batch_window_ms = from.webhook_batch_window_ms;
+        to.webhook_batch_max_events = from.webhook_batch_max_events;
+        to.webhook_queue_size = from.webhook_queue_size;
+        to.webhook_vacate_delay_ms = from.webhook_vacate_delay_ms;
+    }),
+];
+
+/// The parts of an app's block that differ: each part whose taking from `new` changes `old`,
+/// and `settings` when `old` with every part taken is still not `new`.
 fn changed_parts(old: &AppConfig, new: &AppConfig) -> Vec<&'static str> {
-    let credentials = old.key != new.key
-        || old.secret != new.secret
-        || old.previous_credentials != new.previous_credentials
-        || old.rotation != new.rotation
-        || old.rotation_webhook != new.rotation_webhook;
-    let webhooks = old.webhooks != new.webhooks
-        || old.webhook_durable != new.webhook_durable
-        || old.webhook_signing != new.webhook_signing
-        || old.webhook_batch_window_ms != new.webhook_batch_window_ms
-        || old.webhook_batch_max_events != new.webhook_batch_max_events
-        || old.webhook_queue_size != new.webhook_queue_size
-        || old.webhook_vacate_delay_ms != new.webhook_vacate_delay_ms;
-    let parts = [
-        ("enabled", old.enabled != new.enabled),
-        ("credentials", credentials),
-        ("security", old.security != new.security),
-        ("limits", old.limits != new.limits),
-        ("tokens", old.tokens != new.tokens),
-        ("schemas", old.schemas != new.schemas),
-        ("webhooks", webhooks),
-    ];
-    let mut changed: Vec<&'static str> = parts
+    let mut changed: Vec<&'static str> = PARTS
         .iter()
-        .filter(|(_, differs)| *differs)
+        .filter(|(_, take)| {
+            let mut probe = old.clone();
+            take(&mut probe, new);
+            probe != *old
+        })
         .map(|(name, _)| *name)
         .collect();
-    // Whatever else differs is one of the app's plain settings (limits on sizes, flags).
-    let mut rest_old = old.clone();
-    let rest_new = new;
-    rest_old.enabled = rest_new.enabled;
-    rest_old.key = rest_new.key.clone();
-    rest_old.secret = rest_new.secret.clone();
-    rest_old.previous_credentials = rest_new.previous_credentials.clone();
-    rest_old.rotation = rest_new.rotation;
-    rest_old.rotation_webhook = rest_new.rotation_webhook.clone();
-    rest_old.security = rest_new.security.clone();
-    rest_old.limits = rest_new.limits.clone();
-    rest_old.tokens = rest_new.tokens.clone();
-    rest_old.schemas = rest_new.schemas.clone();
-    rest_old.webhooks = rest_new.webhooks.clone();
-    rest_old.webhook_durable = rest_new.webhook_durable;
-    rest_old.webhook_signing = rest_new.webhook_signing;
-    rest_old.webhook_batch_window_ms = rest_new.webhook_batch_window_ms;
-    rest_old.webhook_batch_max_events = rest_new.webhook_batch_max_events;
-    rest_old.webhook_queue_size = rest_new.webhook_queue_size;
-    rest_old.webhook_vacate_delay_ms = rest_new.webhook_vacate_delay_ms;
-    if &rest_old != rest_new {
+    let mut rest = old.clone();
+    for (_, take) in PARTS {
+        take(&mut rest, new);
+    }
+    if rest != *new {
         changed.push("settings");
     }
     changed
