@@ -153,9 +153,6 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// Refuses a publish at `now` once the messages delivered today (UTC) have reached
     /// `daily_messages`.
     fn check_daily(&self, now: SystemTime) -> Result<(), Limited>;
-    /// The count of messages delivered that the hub adds to and the sync flushes, for an app
-    /// with `daily_messages`.
-    fn daily_quota(&self) -> Option<&Arc<DailyQuota>>;
     /// The count of open connections per address, for an app with `connections_per_ip`.
     fn open_connections(&self) -> Option<&OpenConnections>;
 }
@@ -410,10 +407,6 @@ where
 
     fn open_connections(&self) -> Option<&OpenConnections> {
         self.open_per_address.as_ref()
-    }
-
-    fn daily_quota(&self) -> Option<&Arc<DailyQuota>> {
-        self.daily.as_ref()
     }
 }
 

@@ -198,11 +198,6 @@ impl WebhookSinks {
         self.0.store(Arc::new(by_app));
     }
 
-    /// The sink of `app_id`, if it has endpoints.
-    pub fn of(&self, app_id: &str) -> Option<WebhookSink> {
-        self.0.load().get(app_id).cloned()
-    }
-
     /// Every app's sink, by app id.
     pub fn all(&self) -> Arc<HashMap<String, WebhookSink>> {
         self.0.load_full()
