@@ -28,7 +28,7 @@ use crate::config::{AppConfig, Config};
 use crate::guard::{Guard, GuardError};
 use crate::hub::{Hub, OutboxLimits};
 use crate::store::{self, Store, StoreError};
-use crate::webhooks::{Journal, WebhookSinks, WebhookTasks, WebhookWiring};
+use crate::webhooks::{self, Journal, WebhookSinks, WebhookTasks, WebhookWiring};
 
 /// Why the shared state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -114,8 +114,7 @@ impl ServerState {
         // A cluster keeps every app's accepted batches (a survivor delivers a dead node's);
         // one node those of apps with `webhook_durable`.
         let clustered = config.redis.is_some();
-        let journaled =
-            |app: &AppConfig| !app.webhooks.is_empty() && (clustered || app.webhook_durable);
+        let journaled = |app: &AppConfig| webhooks::journaled(app, clustered);
         let journal = match &store {
             Some(store) if config.apps.iter().any(journaled) => {
                 let (journal, writer) = Journal::new();

@@ -56,7 +56,7 @@ pub use event::WebhookEvent;
 pub use journal::{Journal, JournalWriter, Redelivery};
 pub use lifecycle::{CACHE_MISS_DEDUP_WINDOW, Lifecycle};
 pub use notice::{NoticeError, RotationNotice};
-pub use wiring::WebhookWiring;
+pub use wiring::{WebhookWiring, journaled};
 
 /// Events waiting for an app's dispatcher. It never waits on the network, so this only fills
 /// if the main thread stalls.

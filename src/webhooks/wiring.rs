@@ -10,6 +10,12 @@ use super::{Journal, Redelivery, WebhookSink, WebhookWorkers};
 use crate::apps::{App, Apps};
 use crate::config::AppConfig;
 
+/// Whether an app's accepted batches are journaled: it has endpoints and is in a cluster
+/// (`clustered`: a survivor delivers a dead node's batches) or has `webhook_durable`.
+pub fn journaled(config: &AppConfig, clustered: bool) -> bool {
+    !config.webhooks.is_empty() && (clustered || config.webhook_durable)
+}
+
 /// The journal and redelivery queues every app's webhooks are built with, and the registry
 /// whose apps sign them.
 #[derive(Debug, Clone)]
@@ -40,7 +46,7 @@ impl WebhookWiring {
 
     /// Whether `config`'s accepted batches are to be journaled.
     pub fn journals(&self, config: &AppConfig) -> bool {
-        !config.webhooks.is_empty() && (self.clustered || config.webhook_durable)
+        journaled(config, self.clustered)
     }
 
     /// Whether `config` wants its batches journaled and this process has no journal to keep
