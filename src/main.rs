@@ -297,7 +297,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match Config::load(&args.config) {
+    // Read as every reload reads it: the file, then the command line's overrides.
+    let source = relay::reload::ConfigSource {
+        path: args.config.clone(),
+        host: args.host,
+        port: args.port,
+    };
+    let config = match source.load() {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
@@ -306,12 +312,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         relay::logging::redaction::know(secret);
     }
     print_warnings(&config);
-    let source = relay::reload::ConfigSource {
-        path: args.config.clone(),
-        host: args.host,
-        port: args.port,
-    };
-    source.apply_overrides(&mut config);
     raise_open_file_limit();
     match actix_web::rt::System::new().block_on(relay::server::serve(config, source)) {
         Ok(()) => ExitCode::SUCCESS,

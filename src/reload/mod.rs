@@ -83,18 +83,13 @@ impl ConfigSource {
     /// The file read as at start, with the overrides.
     pub fn load(&self) -> Result<Config, ConfigError> {
         let mut config = Config::load(&self.path)?;
-        self.apply_overrides(&mut config);
-        Ok(config)
-    }
-
-    /// Lays the command line's overrides over `config`.
-    pub fn apply_overrides(&self, config: &mut Config) {
         if let Some(host) = &self.host {
             config.server.host = ConfigString::from(host.as_str());
         }
         if let Some(port) = self.port {
             config.server.port = port;
         }
+        Ok(config)
     }
 }
 
